@@ -1,0 +1,168 @@
+"""The ordered byte key-value engine interface every storage backend implements.
+
+Engines know nothing about versions, instances or datatypes: they store opaque byte keys
+and values, ordered by **unsigned lexicographic byte order** (``b"\\x7f" < b"\\x80"``).
+Version semantics live one layer up, in :mod:`dvidpy.versioned`.
+
+Conventions shared by every engine (checked by :mod:`storage.testing`):
+
+* ``get`` of a missing key returns ``None``; an empty value ``b""`` is a real value.
+* ``delete`` of a missing key is not an error.
+* Ranges are ``[start, end)``: start inclusive, end exclusive, ``end=None`` unbounded.
+* ``scan`` yields ``(key, value)`` pairs in key order (descending with ``reverse=True``);
+  with ``keys_only=True`` the value is ``b""`` and engines avoid reading values.
+* A :class:`WriteBatch` applies its operations in order on ``commit()`` (the last operation
+  on a key wins). Engines with ``atomic_batches = True`` apply all or nothing; others
+  (GCS) may apply a prefix of the batch if they fail midway.
+* Engines are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+def prefix_successor(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key starting with ``prefix``.
+
+    Returns ``None`` when no such key exists (``prefix`` is empty or all ``0xFF``), meaning
+    "unbounded".
+    """
+    p = prefix.rstrip(b"\xff")
+    if not p:
+        return None
+    return p[:-1] + bytes([p[-1] + 1])
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Half-open key range ``[start, end)``; ``end=None`` means no upper bound."""
+
+    start: bytes = b""
+    end: bytes | None = None
+
+    @classmethod
+    def prefix(cls, p: bytes) -> KeyRange:
+        """All keys that start with ``p`` (the whole key space for ``p == b""``)."""
+        return cls(p, prefix_successor(p))
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes | bytearray):
+            return False
+        return key >= self.start and (self.end is None or key < self.end)
+
+    def is_empty(self) -> bool:
+        """True when no key can fall in the range."""
+        return self.end is not None and self.end <= self.start
+
+
+class WriteBatch(ABC):
+    """Collects puts and deletes; ``commit()`` applies them.
+
+    Used as a context manager, the batch commits on a clean exit and is discarded when the
+    block raises. Committing twice is an error.
+    """
+
+    @abstractmethod
+    def put(self, key: bytes, value: bytes) -> None:
+        """Queue a put."""
+
+    @abstractmethod
+    def delete(self, key: bytes) -> None:
+        """Queue a delete (a missing key is fine)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Apply the queued operations in order (atomically iff the engine says so)."""
+
+    def __len__(self) -> int:  # number of queued operations, where the engine knows it
+        return 0
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+
+
+class KVEngine(ABC):
+    """An ordered byte key-value store.
+
+    Subclasses set the class attributes, implement the abstract methods and may override the
+    concrete defaults (``get_many``, ``delete_range``) with faster native versions.
+    """
+
+    name: ClassVar[str]
+    #: True when a committed batch is applied all-or-nothing.
+    atomic_batches: ClassVar[bool] = True
+    #: True when data survives ``close()`` and re-``open()`` of the same location.
+    persistent: ClassVar[bool] = True
+
+    @classmethod
+    @abstractmethod
+    def open(cls, location: str, **options: Any) -> KVEngine:
+        """Open (creating if needed) the store at ``location`` (a path, bucket, ...)."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored under ``key``, or ``None``."""
+
+    @abstractmethod
+    def put(self, key: bytes, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+
+    @abstractmethod
+    def delete(self, key: bytes) -> None:
+        """Remove ``key``; no error when it is missing."""
+
+    @abstractmethod
+    def scan(
+        self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` for keys in ``rng`` in (reverse) unsigned byte order.
+
+        The iterator sees a consistent snapshot where the engine supports one (LevelDB,
+        RocksDB, memory); GCS lists lazily page by page. Callers should exhaust or close
+        the iterator promptly.
+        """
+
+    @abstractmethod
+    def batch(self) -> WriteBatch:
+        """A new, empty write batch."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release resources. Further calls are undefined."""
+
+    # ----- concrete defaults -------------------------------------------------------------
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values for ``keys`` in the same order (``None`` for missing keys)."""
+        return [self.get(k) for k in keys]
+
+    def delete_range(self, rng: KeyRange) -> int:
+        """Delete every key in ``rng``; returns how many keys were deleted."""
+        n = 0
+        wb = self.batch()
+        for k, _ in self.scan(rng, keys_only=True):
+            wb.delete(k)
+            n += 1
+            if n % 10_000 == 0:
+                wb.commit()
+                wb = self.batch()
+        wb.commit()
+        return n
+
+    def describe(self) -> str:
+        """Human-readable description, shown as ``KVStore`` in instance info."""
+        return self.name
+
+    def __enter__(self) -> KVEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
