@@ -1,0 +1,303 @@
+"""keyvalue: a versioned store of byte values under string keys (dvid-api.md §12).
+
+Endpoints, under ``/api/node/{uuid}/{data}/``:
+
+``GET key/{key}[?byte_start=a&byte_end=b]``
+    The value (``application/octet-stream``); 404 when missing. ``byte_start``/``byte_end``
+    select an inclusive byte range (both required). A ``Range: bytes=...`` header gives
+    206 with ``Content-Range`` (416 when unsatisfiable; a malformed header is ignored).
+``HEAD key/{key}``
+    200 when present, 404 when not.
+``POST key/{key}``
+    Stores the raw body. ``DELETE key/{key}`` hides the key from this version on
+    (tombstone); deleting a missing key is fine.
+``GET keys`` / ``GET keyrange/{k1}/{k2}``
+    Sorted JSON arrays of keys (the range is inclusive at both ends).
+``GET keyrangevalues/{k1}/{k2}[?json=true[&check=true]|tar=true|jsontar=true]``
+    Values in the inclusive range, streamed: protobuf ``KeyValues`` (default), a JSON object
+    whose values are the stored JSON inserted verbatim (empty value → ``{}``), or a tar file.
+``GET keyvalues[?json=true|tar=true|jsontar=true]``
+    Batch read. Default: the body is protobuf ``Keys`` and the answer protobuf
+    ``KeyValues`` in request order (keys, then key ranges; missing keys with empty values).
+    With json/tar/jsontar the body is a JSON array of keys or of
+    ``{"key": k, "byte_start": a, "byte_end": b}`` objects.
+``POST keyvalues``
+    Body: protobuf ``KeyValues``; stores every pair in one atomic batch.
+
+Keys are non-empty, cannot contain ``/`` (the URL is split on it) or NUL (the storage
+terminator). Unversioned instances (``versioned=false``) resolve every UUID to the repo
+root and are writable on committed nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from starlette.responses import Response, StreamingResponse
+
+from datatypes import protos
+from dvidpy.codec import CodecError, deserialize, serialize
+from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
+from dvidpy.errors import BadRequest, NotFound
+from dvidpy.keys import tkey
+from dvidpy.versioned import VersionedCtx
+
+KEY_CLASS = 177
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def encode_key(key: str) -> bytes:
+    """TKey of a keyvalue key: class 177, key bytes, 0x00 terminator."""
+    if not key:
+        raise BadRequest("keyvalue keys must be non-empty")
+    raw = key.encode()
+    if b"\x00" in raw:
+        raise BadRequest("keyvalue keys can't contain NUL characters")
+    if "/" in key:
+        raise BadRequest(f"keyvalue keys can't contain '/': {key!r}")
+    return tkey(KEY_CLASS, raw + b"\x00")
+
+
+def decode_key(tk: bytes) -> str:
+    """Inverse of :func:`encode_key`."""
+    return tk[2:-1].decode()
+
+
+def key_arg(call: Call) -> str:
+    """The key named in ``key/{key}``; a key with a ``/`` arrives split and is refused."""
+    key = call.arg(0, "key")
+    if len(call.args) > 1:
+        raise BadRequest(f"keyvalue keys can't contain '/': {'/'.join(call.args)!r}")
+    return key
+
+
+def tar_entry(name: str, data: bytes) -> bytes:
+    """One tar member (header, data, padding) with mode 0755, as DVID writes them."""
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    ti.mode = 0o755
+    ti.mtime = int(time.time())
+    pad = (-len(data)) % tarfile.BLOCKSIZE
+    return ti.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * pad
+
+
+TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+@register_datatype
+class KeyValue(Datatype):
+    """The keyvalue datatype."""
+
+    type_name = "keyvalue"
+    type_url = "github.com/janelia-flyem/dvid/datatype/keyvalue"
+    type_version = "0.2"
+    help_text = __doc__ or ""
+    default_compression = "none"
+    tkey_classes = {KEY_CLASS: "keyvalue key (key bytes + 0x00) -> value"}
+
+    # ----- storage ----------------------------------------------------------------------
+
+    def _encode(self, value: bytes) -> bytes:
+        return serialize(value, self.meta.compression, self.meta.checksum == "crc32")
+
+    def _decode(self, stored: bytes) -> bytes:
+        try:
+            return deserialize(stored)
+        except CodecError as e:
+            raise BadRequest(f"stored value of {self.meta.name!r} is corrupt: {e}") from None
+
+    def get_value(self, ctx: VersionedCtx, key: str) -> bytes | None:
+        """The value of ``key`` at ``ctx`` or None."""
+        raw = self.store.get(ctx, encode_key(key))
+        return None if raw is None else self._decode(raw)
+
+    def put_value(self, ctx: VersionedCtx, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` at ``ctx``."""
+        self.store.put(ctx, encode_key(key), self._encode(value))
+
+    def _range(self, ctx: VersionedCtx, k1: str, k2: str,
+               keys_only: bool = False) -> Iterator[tuple[str, bytes]]:
+        start = encode_key(k1)
+        end = encode_key(k2) + b"\x00"  # inclusive upper bound
+        if end <= start:
+            return
+        for tk, v in self.store.scan(ctx, start, end, keys_only=keys_only):
+            yield decode_key(tk), (b"" if keys_only else self._decode(v))
+
+    def _all(self, ctx: VersionedCtx, keys_only: bool = False) -> Iterator[tuple[str, bytes]]:
+        for tk, v in self.store.scan_prefix(ctx, bytes((KEY_CLASS, 1)), keys_only=keys_only):
+            yield decode_key(tk), (b"" if keys_only else self._decode(v))
+
+    # ----- single keys ------------------------------------------------------------------
+
+    @endpoint(("GET", "HEAD"), "key")
+    def _get_key(self, call: Call) -> Response:
+        key = key_arg(call)
+        value = self.get_value(call.ctx, key)
+        if value is None:
+            raise NotFound(f"key {key!r} not found in {self.meta.name!r}")
+        headers = {"Accept-Ranges": "bytes"}
+        if call.method == "HEAD":
+            return Response(b"", headers=headers, media_type="application/octet-stream")
+        bs, be = call.query.get("byte_start"), call.query.get("byte_end")
+        if bs is not None or be is not None:
+            if bs is None or be is None:
+                raise BadRequest("byte_start and byte_end must be given together")
+            a, b = _int(bs, "byte_start"), _int(be, "byte_end")
+            if a < 0 or b < a or a >= len(value):
+                raise BadRequest(f"bad byte range {a}-{b} for value of {len(value)} bytes")
+            return Response(value[a:b + 1], headers=headers,
+                            media_type="application/octet-stream")
+        rng = call.headers.get("range")
+        if rng:
+            m = _RANGE_RE.match(rng.strip())
+            if m and (m.group(1) or m.group(2)):
+                n = len(value)
+                if m.group(1):
+                    a = int(m.group(1))
+                    b = min(int(m.group(2)), n - 1) if m.group(2) else n - 1
+                else:
+                    a, b = max(0, n - int(m.group(2))), n - 1
+                if a >= n or b < a:
+                    return Response(b"", status_code=416,
+                                    headers={"Content-Range": f"bytes */{n}"})
+                headers["Content-Range"] = f"bytes {a}-{b}/{n}"
+                return Response(value[a:b + 1], status_code=206, headers=headers,
+                                media_type="application/octet-stream")
+        return Response(value, headers=headers, media_type="application/octet-stream")
+
+    @endpoint("POST", "key")
+    def _post_key(self, call: Call) -> Response:
+        key = key_arg(call)
+        self.put_value(call.ctx, key, call.body)
+        return Response(b"")
+
+    @endpoint("DELETE", "key")
+    def _delete_key(self, call: Call) -> Response:
+        key = key_arg(call)
+        self.store.delete(call.ctx, encode_key(key))
+        return Response(b"")
+
+    # ----- listings ---------------------------------------------------------------------
+
+    @endpoint("GET", "keys")
+    def _keys(self, call: Call) -> Any:
+        return [k for k, _ in self._all(call.ctx, keys_only=True)]
+
+    @endpoint("GET", "keyrange")
+    def _keyrange(self, call: Call) -> Any:
+        k1, k2 = call.arg(0, "first key"), call.arg(1, "last key")
+        return [k for k, _ in self._range(call.ctx, k1, k2, keys_only=True)]
+
+    @endpoint("GET", "keyrangevalues")
+    def _keyrangevalues(self, call: Call) -> Response:
+        k1, k2 = call.arg(0, "first key"), call.arg(1, "last key")
+        encode_key(k1), encode_key(k2)
+        pairs = self._range(call.ctx, k1, k2)
+        return self._respond_pairs(call, pairs)
+
+    def _respond_pairs(self, call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
+        if call.flag("json"):
+            body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
+            return Response(body, media_type="application/json")
+        if call.flag("tar") or call.flag("jsontar"):
+            def tar() -> Iterator[bytes]:
+                for k, v in pairs:
+                    yield tar_entry(k, v)
+                yield TAR_END
+
+            return StreamingResponse(tar(), media_type="application/tar")
+
+        def pb() -> Iterator[bytes]:
+            # A repeated field's entries concatenate: each chunk is a valid KeyValues.
+            for k, v in pairs:
+                yield protos.KeyValues(kvs=[protos.KeyValue(key=k, value=v)]).SerializeToString()
+
+        return StreamingResponse(pb(), media_type="application/octet-stream")
+
+    # ----- batches ----------------------------------------------------------------------
+
+    @endpoint("GET", "keyvalues")
+    def _get_keyvalues(self, call: Call) -> Response:
+        ctx = call.ctx
+        wants: list[tuple[str, int | None, int | None]] = []
+        if call.flag("json") or call.flag("tar") or call.flag("jsontar"):
+            body = call.json()
+            if not isinstance(body, list):
+                raise BadRequest("keyvalues expects a JSON array of keys")
+            for item in body:
+                if isinstance(item, str):
+                    wants.append((item, None, None))
+                elif isinstance(item, dict) and isinstance(item.get("key"), str):
+                    a, b = item.get("byte_start"), item.get("byte_end")
+                    if (a is not None and not isinstance(a, int)) or \
+                            (b is not None and not isinstance(b, int)):
+                        raise BadRequest("byte_start/byte_end must be integers")
+                    wants.append((item["key"], a, b))
+                else:
+                    raise BadRequest(f"bad keyvalues request item {item!r}")
+        else:
+            msg = protos.Keys()
+            try:
+                msg.ParseFromString(call.body)
+            except DecodeError as e:
+                raise BadRequest(f"malformed protobuf Keys body: {e}") from None
+            wants.extend((k, None, None) for k in msg.keys)
+            for kr in msg.key_ranges:
+                wants.append((kr.key, kr.byte_start, kr.byte_end or None))
+        for k, _, _ in wants:
+            encode_key(k)
+
+        def pairs() -> Iterator[tuple[str, bytes]]:
+            for k, a, b in wants:
+                v = self.get_value(ctx, k)
+                if v is None:
+                    yield k, b""
+                    continue
+                if a is not None or b is not None:
+                    start = a or 0
+                    v = v[start:] if b is None else v[start:b + 1]
+                yield k, v
+
+        if call.flag("json"):
+            body_out = _json_object(pairs(), check=False)
+            return Response(body_out, media_type="application/json")
+        return self._respond_pairs(call, pairs())
+
+    @endpoint("POST", "keyvalues")
+    def _post_keyvalues(self, call: Call) -> Response:
+        msg = protos.KeyValues()
+        try:
+            msg.ParseFromString(call.body)
+        except DecodeError as e:
+            raise BadRequest(f"malformed protobuf KeyValues body: {e}") from None
+        items = [(encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]
+        self.store.put_many(call.ctx, items)
+        return Response(b"")
+
+
+def _int(s: str, name: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise BadRequest(f"{name}={s!r} is not an integer") from None
+
+
+def _json_object(pairs: Iterable[tuple[str, bytes]], check: bool) -> bytes:
+    parts = []
+    for k, v in pairs:
+        if not v:
+            v = b"{}"
+        elif check:
+            try:
+                json.loads(v)
+            except ValueError:
+                raise BadRequest(f"value of key {k!r} is not valid JSON") from None
+        parts.append(json.dumps(k).encode() + b":" + v)
+    return b"{" + b",".join(parts) + b"}"

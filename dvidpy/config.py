@@ -1,0 +1,174 @@
+"""Server configuration: a TOML file in DVID's shape (dvid-api.md §16.2).
+
+Example::
+
+    [server]
+    httpAddress = "127.0.0.1:8000"
+    note = "lab server"
+    corsDomains = ["*"]
+    rwmode = ""                     # "readonly" | "fullwrite"
+    maxRequestBytes = 4294967296    # bodies / responses larger than this get 413 / 400
+
+    [store.raid6]
+    engine = "leveldb"              # leveldb | rocksdb | gcs | memory (basholeveldb, gbucket too)
+    path = "/data/dbs/leveldb"
+    [store.fast]
+    engine = "rocksdb"
+    path = "/ssd/rocks"
+    [store.cloud]
+    engine = "gcs"
+    bucket = "my-bucket/prefix"
+    endpoint = "http://127.0.0.1:9023"   # optional, e.g. an emulator
+
+    [backend.default]                # required unless exactly one store exists
+    store = "raid6"
+    [backend.metadata]               # optional; defaults to the default store
+    store = "raid6"
+    [backend.labelmap]               # by datatype name
+    store = "fast"
+    [backend."segmentation:28841c8277e044a7b187dda03e18da13"]   # by instance name:root UUID
+    store = "fast"
+    [backend."2ff3197a5a9844be9a905b38d12d41ca"]                # by data UUID
+    store = "cloud"
+    [backend."type=meshes"]                                      # by instance tag key=value
+    store = "cloud"
+
+Store precedence for an instance (first match wins): data UUID, ``name:rootUUID``, tag
+``key=value``, datatype name, ``default``. Relative paths are relative to the TOML file.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENGINE_ALIASES = {"basholeveldb": "leveldb", "gbucket": "gcs", "badger": "leveldb"}
+DEFAULT_MAX_REQUEST = 4 << 30
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid."""
+
+
+@dataclass
+class StoreSpec:
+    """One ``[store.NAME]`` table: an engine name and its options."""
+
+    alias: str
+    engine: str
+    location: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """Everything the server reads from its configuration."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    note: str = ""
+    cors_domains: list[str] = field(default_factory=lambda: ["*"])
+    rwmode: str = ""
+    max_request_bytes: int = DEFAULT_MAX_REQUEST
+    stores: dict[str, StoreSpec] = field(default_factory=dict)
+    backend: dict[str, str] = field(default_factory=dict)  # rule -> store alias
+    toml_path: str = ""
+
+    @classmethod
+    def default(cls, data_dir: str = "dvid-data") -> Settings:
+        """LevelDB under ``data_dir``: the embedded default of ``dvidpy serve``."""
+        s = cls()
+        s.stores["default"] = StoreSpec("default", "leveldb", str(Path(data_dir).resolve()))
+        s.backend["default"] = "default"
+        return s
+
+    @classmethod
+    def memory(cls) -> Settings:
+        """Everything in memory (tests, throwaway servers)."""
+        s = cls()
+        s.stores["default"] = StoreSpec("default", "memory", "")
+        s.backend["default"] = "default"
+        return s
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Settings:
+        """Parse a TOML file; raises :class:`ConfigError` with a clear message."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config {p}: {e}") from e
+        return cls.from_dict(data, base_dir=p.resolve().parent, toml_path=str(p.resolve()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: Path | None = None,
+                  toml_path: str = "") -> Settings:
+        """Build settings from parsed TOML."""
+        base_dir = base_dir or Path.cwd()
+        s = cls(toml_path=toml_path)
+        server = data.get("server", {})
+        addr = str(server.get("httpAddress", "127.0.0.1:8000"))
+        host, _, port = addr.rpartition(":")
+        s.host = host or "127.0.0.1"
+        try:
+            s.port = int(port)
+        except ValueError as e:
+            raise ConfigError(f"bad [server] httpAddress {addr!r}") from e
+        s.note = str(server.get("note", ""))
+        s.cors_domains = list(server.get("corsDomains", ["*"]))
+        s.rwmode = str(server.get("rwmode", ""))
+        if s.rwmode not in ("", "readonly", "fullwrite"):
+            raise ConfigError(f"bad [server] rwmode {s.rwmode!r}")
+        s.max_request_bytes = int(server.get("maxRequestBytes", DEFAULT_MAX_REQUEST))
+        for alias, spec in data.get("store", {}).items():
+            if not isinstance(spec, dict) or "engine" not in spec:
+                raise ConfigError(f"[store.{alias}] needs an engine")
+            opts = dict(spec)
+            engine = str(opts.pop("engine"))
+            engine = ENGINE_ALIASES.get(engine, engine)
+            loc = str(opts.pop("path", opts.pop("bucket", "")))
+            if engine in ("leveldb", "rocksdb"):
+                if not loc:
+                    raise ConfigError(f"[store.{alias}] engine {engine} needs a path")
+                loc = str((base_dir / loc).resolve())
+            s.stores[alias] = StoreSpec(alias, engine, loc, opts)
+        if not s.stores:
+            raise ConfigError("the config defines no [store.NAME] table")
+        for rule, spec in data.get("backend", {}).items():
+            store = spec.get("store") if isinstance(spec, dict) else None
+            if store is None:
+                continue
+            if store not in s.stores:
+                raise ConfigError(f"[backend.{rule}] names unknown store {store!r}")
+            s.backend[str(rule)] = str(store)
+        if "default" not in s.backend:
+            if len(s.stores) != 1:
+                raise ConfigError("several stores are defined but no [backend.default]")
+            s.backend["default"] = next(iter(s.stores))
+        return s
+
+    def store_for_instance(self, typename: str, name: str, root_uuid: str, data_uuid: str,
+                           tags: dict[str, str]) -> str:
+        """The store alias an instance lives in, by DVID's precedence rules."""
+        b = self.backend
+        if data_uuid in b:
+            return b[data_uuid]
+        if f"{name}:{root_uuid}" in b:
+            return b[f"{name}:{root_uuid}"]
+        for k, v in tags.items():
+            if f"{k}={v}" in b:
+                return b[f"{k}={v}"]
+        if typename in b:
+            return b[typename]
+        return b["default"]
+
+    def metadata_store(self) -> str:
+        """Alias of the store holding repos, DAGs and counters."""
+        return self.backend.get("metadata", self.backend["default"])

@@ -1,0 +1,390 @@
+"""The datatype plugin interface: what a datatype declares and how requests reach it.
+
+A datatype is one :class:`Datatype` subclass; each data instance is one object of it. The
+class declares its type name/URL/version, its creation settings (``parse_settings``), its
+endpoints (``@endpoint`` on methods), which requests mutate data (by default every POST,
+PUT and DELETE; ``not_mutations`` lists exceptions such as ROI ``POST ptquery``), and its
+TKey classes (``tkey_classes``, for documentation and the uniqueness test).
+
+Requests under ``/api/node/{uuid}/{data}/{keyword}/...`` arrive as a :class:`Call`. The
+server resolves the UUID and instance, rejects mutations on locked nodes (unless the
+instance is unversioned), then calls :meth:`Datatype.handle`, which dispatches on
+``(method, keyword)``. Handlers return a Starlette ``Response`` (or a JSON-able value,
+sent as ``application/json``) and raise :class:`~dvidpy.errors.DvidError` for bad input.
+
+Built-in datatypes register with :func:`register_datatype` when :mod:`datatypes` is
+imported; third-party packages add an entry point in the ``dvidpy.datatypes`` group whose
+value is the class.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from starlette.responses import JSONResponse, Response
+
+from dvidpy.errors import BadRequest, NotFound
+from dvidpy.keys import tkey
+from dvidpy.versioned import VersionedCtx, VersionedStore
+
+if TYPE_CHECKING:
+    from dvidpy.repo import Repo, RepoManager
+
+COMPRESSION_NAMES = {
+    "none": "No compression",
+    "snappy": "Go Snappy compression",
+    "gzip": "gzip compression",
+    "lz4": "LZ4 compression",
+    "jpeg": "jpeg compression",
+}
+TRUE_STRINGS = ("true", "on")
+
+
+@dataclass
+class InstanceMeta:
+    """Persistent description of one data instance."""
+
+    name: str
+    typename: str
+    data_uuid: str
+    instance_id: int
+    repo_uuid: str  # version where it was created (DVID's RepoUUID)
+    root_uuid: str
+    versioned: bool = True
+    compression: str = "lz4"
+    compression_level: int = -1
+    checksum: str = "none"
+    tags: dict[str, str] = field(default_factory=dict)
+    syncs: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    store: str = "default"
+
+    def to_json(self) -> dict[str, Any]:
+        """Persisted form."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> InstanceMeta:
+        """Inverse of :meth:`to_json`."""
+        return cls(**d)
+
+
+@dataclass
+class Call:
+    """One request to a data instance, already resolved to a version."""
+
+    method: str
+    keyword: str
+    args: list[str]
+    query: Mapping[str, str]
+    body: bytes
+    ctx: VersionedCtx
+    headers: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    def json(self) -> Any:
+        """The body parsed as JSON; :class:`BadRequest` when malformed."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadRequest(f"malformed JSON body ({e}) ({self.path})") from None
+
+    def flag(self, name: str) -> bool:
+        """True when query parameter ``name`` is ``true`` or ``on`` (DVID's rule)."""
+        return self.query.get(name, "").lower() in TRUE_STRINGS
+
+    def arg(self, i: int, what: str) -> str:
+        """Path segment ``i`` after the keyword; :class:`BadRequest` naming ``what``."""
+        if i >= len(self.args) or self.args[i] == "":
+            raise BadRequest(f"missing {what} in request ({self.path})")
+        return self.args[i]
+
+    def int_query(self, name: str, default: int) -> int:
+        """Integer query parameter with a default; :class:`BadRequest` when not an int."""
+        v = self.query.get(name)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise BadRequest(f"query parameter {name}={v!r} is not an integer") from None
+
+
+Handler = Callable[["Datatype", Call], Any]
+
+
+def endpoint(methods: str | tuple[str, ...], keyword: str) -> Callable[[Handler], Handler]:
+    """Declare a handler for ``methods`` (e.g. ``"GET"`` or ``("GET", "HEAD")``) of
+    ``keyword`` (the first path segment after the instance name)."""
+    ms = (methods,) if isinstance(methods, str) else methods
+
+    def deco(fn: Handler) -> Handler:
+        routes = getattr(fn, "_dvid_routes", [])
+        routes.extend((m.upper(), keyword) for m in ms)
+        fn._dvid_routes = routes  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    """Compact JSON response (DVID emits no extra whitespace)."""
+    return Response(
+        json.dumps(obj, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+class Datatype:
+    """Base of every datatype; one object per data instance."""
+
+    type_name: ClassVar[str] = ""
+    type_url: ClassVar[str] = ""
+    type_version: ClassVar[str] = ""
+    help_text: ClassVar[str] = ""
+    default_compression: ClassVar[str] = "lz4"
+    #: (method, keyword) pairs that are not mutations although their method says so.
+    not_mutations: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+    #: class byte -> description of the TKey class (1 is reserved for properties).
+    tkey_classes: ClassVar[dict[int, str]] = {}
+    _routes: ClassVar[dict[tuple[str, str], Handler]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        routes: dict[tuple[str, str], Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                for r in getattr(attr, "_dvid_routes", ()):
+                    routes[r] = attr
+        cls._routes = routes
+
+    def __init__(self, meta: InstanceMeta, store: VersionedStore, repo: Repo,
+                 manager: RepoManager) -> None:
+        self.meta = meta
+        self.store = store
+        self.repo = repo
+        self.manager = manager
+
+    # ----- creation and description ---------------------------------------------------
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        """Validate type-specific creation settings (lower-cased keys, string values) and
+        return the persisted ``meta.config``. Unknown settings are ignored, as DVID does."""
+        return {}
+
+    def on_create(self) -> None:
+        """Called once after the instance is created (before it is persisted)."""
+
+    def update_settings(self, settings: Mapping[str, str]) -> None:
+        """``POST info``: change settings after creation (default: not supported)."""
+        raise BadRequest(f"instance {self.meta.name!r} does not accept settings changes")
+
+    def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """The ``Extended`` member of ``info`` at ``ctx`` (None: master HEAD)."""
+        return {}
+
+    def compression_string(self) -> str:
+        """DVID's ``Base.Compression`` text, e.g. ``"LZ4 compression, level -1"``."""
+        name = COMPRESSION_NAMES.get(self.meta.compression, self.meta.compression)
+        return f"{name}, level {self.meta.compression_level}"
+
+    def base_info(self) -> dict[str, Any]:
+        """The ``Base`` member of ``info`` (same fields for every datatype)."""
+        m = self.meta
+        return {
+            "TypeName": self.type_name,
+            "TypeURL": self.type_url,
+            "TypeVersion": self.type_version,
+            "DataUUID": m.data_uuid,
+            "Name": m.name,
+            "RepoUUID": m.repo_uuid,
+            "Compression": self.compression_string(),
+            "Checksum": "CRC32 checksum" if m.checksum == "crc32" else "No checksum",
+            "Syncs": list(m.syncs),
+            "Versioned": m.versioned,
+            "KVStore": self.manager.store_description(m.store),
+            "LogStore": self.manager.store_description(m.store),
+            "Tags": dict(m.tags) if m.tags else None,
+        }
+
+    def info(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """``GET info`` JSON: ``Base`` and ``Extended``."""
+        return {"Base": self.base_info(), "Extended": self.extended(ctx)}
+
+    # ----- dispatch ----------------------------------------------------------------------
+
+    def is_mutation(self, method: str, keyword: str) -> bool:
+        """Whether a request changes data (rejected on locked nodes of versioned data)."""
+        if (method, keyword) in self.not_mutations:
+            return False
+        return method in ("POST", "PUT", "DELETE")
+
+    def handle(self, call: Call) -> Response:
+        """Run the handler for ``call``; 400 for an unknown keyword or method."""
+        fn = self._routes.get((call.method, call.keyword))
+        if fn is None and call.method == "HEAD":
+            fn = self._routes.get(("GET", call.keyword))
+        if fn is None:
+            if any(k == call.keyword for _, k in self._routes):
+                raise BadRequest(
+                    f"{call.method} not supported on endpoint {call.keyword!r} of "
+                    f"{self.type_name} instance {self.meta.name!r}"
+                )
+            raise BadRequest(
+                f"unknown endpoint {call.keyword!r} for {self.type_name} instance "
+                f"{self.meta.name!r} ({call.path})"
+            )
+        out = fn(self, call)
+        if isinstance(out, Response):
+            return out
+        return json_response(out)
+
+    def save_meta(self) -> None:
+        """Persist changes to ``self.meta``."""
+        self.manager.save_repo(self.repo)
+
+    # ----- properties stored per version (extents, ...) ----------------------------------
+
+    def get_property(self, ctx: VersionedCtx, name: str) -> Any:
+        """A JSON property stored per version (resolved like any key), or None."""
+        raw = self.store.get(ctx, tkey(1, name.encode() + b"\x00"))
+        return None if raw is None else json.loads(raw)
+
+    def put_property(self, ctx: VersionedCtx, name: str, value: Any) -> None:
+        """Store a JSON property at the context's version."""
+        self.store.put(ctx, tkey(1, name.encode() + b"\x00"), json.dumps(value).encode())
+
+    # ----- endpoints every datatype has -------------------------------------------------
+
+    @endpoint("GET", "info")
+    def _get_info(self, call: Call) -> Any:
+        return self.info(call.ctx)
+
+    @endpoint("POST", "info")
+    def _post_info(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict):
+            raise BadRequest("POST info expects a JSON object of settings")
+        settings = {}
+        for k, v in body.items():
+            if not isinstance(v, str):
+                raise BadRequest(f"Setting for {k!r} was not a string")
+            settings[k.lower()] = v
+        self.update_settings(settings)
+        self.save_meta()
+        return Response(f"Updated settings of {self.meta.name}\n", media_type="text/plain")
+
+    @endpoint("GET", "help")
+    def _help(self, call: Call) -> Response:
+        return Response(self.help_text or self.type_name, media_type="text/plain")
+
+    @endpoint("GET", "tags")
+    def _get_tags(self, call: Call) -> Any:
+        return {"Tags": dict(self.meta.tags) if self.meta.tags else None}
+
+    @endpoint("POST", "tags")
+    def _post_tags(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+            raise BadRequest("POST tags expects a JSON object of string values")
+        if call.flag("replace"):
+            self.meta.tags = dict(body)
+        else:
+            self.meta.tags.update(body)
+        self.save_meta()
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("POST", "sync")
+    def _post_sync(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict) or not isinstance(body.get("sync"), str):
+            raise BadRequest('POST sync expects {"sync": "name1,name2"}')
+        names = [n.strip() for n in body["sync"].split(",") if n.strip()]
+        for n in names:
+            if n not in self.repo.instances:
+                raise BadRequest(f"can't sync {self.meta.name!r} to unknown instance {n!r}")
+            if n == self.meta.name:
+                raise BadRequest("an instance can't sync to itself")
+        self.check_syncs(names)
+        if call.flag("replace"):
+            self.meta.syncs = names
+        else:
+            self.meta.syncs.extend(n for n in names if n not in self.meta.syncs)
+        self.save_meta()
+        return Response(b"", media_type="text/plain")
+
+    def check_syncs(self, names: list[str]) -> None:
+        """Reject sync targets this datatype cannot follow (default: accept none)."""
+        if names:
+            raise BadRequest(f"{self.type_name} instances do not support syncs")
+
+    # Per-instance blobstore (not versioned; allowed on locked nodes like DVID).
+    @endpoint("POST", "blobstore")
+    def _post_blob(self, call: Call) -> Any:
+        ref = base64.urlsafe_b64encode(hashlib.blake2b(call.body, digest_size=16).digest())
+        ref_s = ref.decode().rstrip("=")
+        self.manager.put_blob(self.meta, ref_s, call.body)
+        return {"reference": ref_s}
+
+    @endpoint("GET", "blobstore")
+    def _get_blob(self, call: Call) -> Response:
+        ref = call.arg(0, "blob reference")
+        data = self.manager.get_blob(self.meta, ref)
+        if data is None:
+            raise NotFound(f"no blob with reference {ref!r} in {self.meta.name!r}")
+        return Response(data, media_type="application/octet-stream")
+
+
+_DATATYPES: dict[str, type[Datatype]] = {}
+
+
+def register_datatype(cls: type[Datatype]) -> type[Datatype]:
+    """Class decorator: make ``cls`` creatable under ``cls.type_name``."""
+    if not cls.type_name:
+        raise ValueError(f"{cls.__name__} has no type_name")
+    _DATATYPES[cls.type_name] = cls
+    return cls
+
+
+def datatype_class(name: str) -> type[Datatype]:
+    """The datatype registered as ``name`` (entry points consulted on a miss)."""
+    if name not in _DATATYPES:
+        for ep in entry_points(group="dvidpy.datatypes"):
+            if ep.name == name:
+                register_datatype(ep.load())
+    try:
+        return _DATATYPES[name]
+    except KeyError:
+        raise BadRequest(f"unknown datatype {name!r}") from None
+
+
+def datatypes() -> dict[str, type[Datatype]]:
+    """All registered datatypes by name (built-ins plus loaded entry points)."""
+    for ep in entry_points(group="dvidpy.datatypes"):
+        if ep.name not in _DATATYPES:
+            try:
+                register_datatype(ep.load())
+            except Exception:  # a broken plugin must not take the server down
+                continue
+    return dict(_DATATYPES)
+
+
+__all__ = [
+    "Call",
+    "Datatype",
+    "InstanceMeta",
+    "JSONResponse",
+    "datatype_class",
+    "datatypes",
+    "endpoint",
+    "json_response",
+    "register_datatype",
+]

@@ -1,0 +1,420 @@
+"""Repos, their DAGs and data instances, and the manager that persists and resolves them.
+
+The :class:`RepoManager` owns every repo on a server. It resolves UUID strings
+(dvid-api.md §2.2: unique case-sensitive prefixes across all repos, ``PREFIX:BRANCH`` for a
+branch HEAD, ``~N`` for the N-th ancestor along that branch), creates instances on the
+store chosen by the configuration, hands out VersionIDs, InstanceIDs and mutation ids, and
+persists all of it as JSON records in the metadata store (keyspace ``0x00``) after every
+change, so a restart finds everything again without replaying history.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import uuid as uuidlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dvidpy.config import Settings
+from dvidpy.dag import UUID_RE, Node, VersionDAG, log_line, timestamp
+from dvidpy.datatype import Datatype, InstanceMeta, datatype_class
+from dvidpy.errors import BadRequest, LockedNodeError
+from dvidpy.keys import meta_key
+from dvidpy.versioned import VersionedCtx, VersionedStore
+from storage import KeyRange, KVEngine, open_engine
+
+RESERVED_NAMES = frozenset({"log", "branch", "note", "commit", "newversion", "status", "tag"})
+BLOB_PREFIX = b"\x02"
+MUTATION_STRIDE = 1000
+
+
+def new_uuid() -> str:
+    """A random 32-hex UUID, as DVID generates."""
+    return uuidlib.uuid4().hex
+
+
+@dataclass
+class Repo:
+    """A repo: its DAG, its data instances and descriptive fields."""
+
+    root: str
+    dag: VersionDAG
+    alias: str = ""
+    description: str = ""
+    log: list[str] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, Datatype] = field(default_factory=dict)
+    created: str = field(default_factory=timestamp)
+    updated: str = field(default_factory=timestamp)
+    mutation_id: int = 0
+    saved_mutation_id: int = 0
+
+    def to_meta(self) -> dict[str, Any]:
+        """Persisted form (instances as metadata only)."""
+        return {
+            "root": self.root,
+            "alias": self.alias,
+            "description": self.description,
+            "log": self.log,
+            "properties": self.properties,
+            "created": self.created,
+            "updated": self.updated,
+            "dag": self.dag.to_json(),
+            "instances": [d.meta.to_json() for d in self.instances.values()],
+            "saved_mutation_id": self.saved_mutation_id,
+        }
+
+
+class RepoManager:
+    """All repos of a server, persisted in the metadata engine."""
+
+    def __init__(self, settings: Settings, engines: Mapping[str, KVEngine] | None = None) -> None:
+        self.settings = settings
+        self.engines: dict[str, KVEngine] = dict(engines or {})
+        for alias, spec in settings.stores.items():
+            if alias not in self.engines:
+                self.engines[alias] = open_engine(spec.engine, spec.location, **spec.options)
+        self.stores = {a: VersionedStore(e) for a, e in self.engines.items()}
+        self.meta_engine = self.engines[settings.metadata_store()]
+        self.lock = threading.RLock()
+        self.repos: dict[str, Repo] = {}
+        self._uuids: list[str] = []  # sorted, every node UUID of every repo
+        self._by_uuid: dict[str, tuple[Repo, Node]] = {}
+        self._by_data_uuid: dict[str, Datatype] = {}
+        counters = self._get_json(meta_key("counters")) or {}
+        self.next_version = int(counters.get("version", 1))
+        self.next_instance = int(counters.get("instance", 1))
+        self._load()
+
+    # ----- persistence ------------------------------------------------------------------
+
+    def _get_json(self, key: bytes) -> Any:
+        raw = self.meta_engine.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def _load(self) -> None:
+        for _k, raw in self.meta_engine.scan(KeyRange.prefix(meta_key("repo/"))):
+            d = json.loads(raw)
+            dag = VersionDAG.from_json(d["dag"])
+            repo = Repo(root=d["root"], dag=dag, alias=d["alias"],
+                        description=d["description"], log=d["log"],
+                        properties=d["properties"], created=d["created"],
+                        updated=d["updated"])
+            mut = self._get_json(meta_key(f"mutid/{repo.root}"))
+            repo.saved_mutation_id = int(mut or d.get("saved_mutation_id", 0))
+            # Mutation ids are persisted in strides; restart above the saved ceiling.
+            repo.mutation_id = repo.saved_mutation_id
+            self._index_repo(repo)
+            for m in d["instances"]:
+                self._attach_instance(repo, InstanceMeta.from_json(m))
+
+    def save_repo(self, repo: Repo) -> None:
+        """Write ``repo`` and the server counters to the metadata store."""
+        with self.lock:
+            repo.updated = timestamp()
+            wb = self.meta_engine.batch()
+            wb.put(meta_key(f"repo/{repo.root}"), json.dumps(repo.to_meta()).encode())
+            wb.put(meta_key("counters"), json.dumps(
+                {"version": self.next_version, "instance": self.next_instance}).encode())
+            wb.commit()
+
+    def _index_repo(self, repo: Repo) -> None:
+        self.repos[repo.root] = repo
+        for n in repo.dag.nodes.values():
+            self._index_node(repo, n)
+
+    def _index_node(self, repo: Repo, node: Node) -> None:
+        self._by_uuid[node.uuid] = (repo, node)
+        bisect.insort(self._uuids, node.uuid)
+
+    def _attach_instance(self, repo: Repo, meta: InstanceMeta) -> Datatype:
+        cls = datatype_class(meta.typename)
+        if meta.store not in self.stores:
+            raise BadRequest(f"instance {meta.name!r} lives in unknown store {meta.store!r}")
+        inst = cls(meta, self.stores[meta.store], repo, self)
+        repo.instances[meta.name] = inst
+        self._by_data_uuid[meta.data_uuid] = inst
+        return inst
+
+    def close(self) -> None:
+        """Close every engine."""
+        for e in self.engines.values():
+            e.close()
+
+    def store_description(self, alias: str) -> str:
+        """Human-readable description of a store (``KVStore`` in instance info)."""
+        spec = self.settings.stores.get(alias)
+        if spec is None:
+            return alias
+        return f"{spec.engine} @ {spec.location}" if spec.location else spec.engine
+
+    # ----- resolution -------------------------------------------------------------------
+
+    def resolve(self, spec: str) -> tuple[Repo, Node]:
+        """Resolve ``PREFIX``, ``PREFIX:BRANCH`` or ``PREFIX:BRANCH~N`` to a node."""
+        prefix, sep, branch = spec.partition(":")
+        back = 0
+        if "~" in (branch if sep else prefix):
+            if sep:
+                branch, _, n = branch.partition("~")
+            else:
+                prefix, _, n = prefix.partition("~")
+            try:
+                back = int(n)
+            except ValueError:
+                raise BadRequest(f"bad ancestor count in version {spec!r}") from None
+            if back < 0:
+                raise BadRequest(f"bad ancestor count in version {spec!r}")
+        with self.lock:
+            if prefix == "":
+                if not sep:
+                    raise BadRequest("empty UUID")
+                if len(self.repos) != 1:
+                    raise BadRequest(
+                        f"version {spec!r} names no UUID and the server has "
+                        f"{len(self.repos)} repos"
+                    )
+                repo = next(iter(self.repos.values()))
+                node = repo.dag.root
+            else:
+                i = bisect.bisect_left(self._uuids, prefix)
+                matches = []
+                while i < len(self._uuids) and self._uuids[i].startswith(prefix):
+                    matches.append(self._uuids[i])
+                    i += 1
+                    if len(matches) > 1:
+                        break
+                if not matches:
+                    raise BadRequest(f"could not find UUID with partial match to {prefix!r}")
+                if len(matches) > 1:
+                    raise BadRequest(f"more than one UUID matches {prefix!r}")
+                repo, node = self._by_uuid[matches[0]]
+            if sep:
+                node = repo.dag.branch_leaf(branch)
+                for _ in range(back):
+                    if not node.parents:
+                        raise BadRequest(f"version {spec!r} goes back past the root")
+                    node = repo.dag.node(node.parents[0])
+            elif back:
+                for _ in range(back):
+                    if not node.parents:
+                        raise BadRequest(f"version {spec!r} goes back past the root")
+                    node = repo.dag.node(node.parents[0])
+            return repo, node
+
+    def instance(self, repo: Repo, name: str) -> Datatype:
+        """Instance ``name`` of ``repo``; 400 when unknown (DVID's status)."""
+        inst = repo.instances.get(name)
+        if inst is None:
+            raise BadRequest(f"no data instance named {name!r} in repo {repo.root}")
+        return inst
+
+    def context(self, inst: Datatype, node: Node, user: str = "", app: str = "") -> VersionedCtx:
+        """The versioned context for reading/writing ``inst`` at ``node``."""
+        dag = inst.repo.dag
+        version = node.version if inst.meta.versioned else dag.root_version
+        return VersionedCtx(
+            instance_id=inst.meta.instance_id,
+            version=version,
+            ancestry=dag.ancestry(version),
+            node=node,
+            versioned=inst.meta.versioned,
+            is_ancestor=dag.is_ancestor,
+            user=user,
+            app=app,
+        )
+
+    # ----- repos and versions -----------------------------------------------------------
+
+    def _check_new_uuid(self, u: str | None) -> str:
+        if u is None or u == "":
+            return new_uuid()
+        if not isinstance(u, str) or not UUID_RE.match(u):
+            raise BadRequest(f"UUID {u!r} is not 32 lowercase hexadecimal characters")
+        if u in self._by_uuid:
+            raise BadRequest(f"UUID {u} already exists on this server")
+        return u
+
+    def create_repo(self, alias: str = "", description: str = "",
+                    root: str | None = None) -> Repo:
+        """A new repo with one open root node on ``master``."""
+        with self.lock:
+            uuid = self._check_new_uuid(root)
+            node = Node(uuid=uuid, version=self.next_version)
+            self.next_version += 1
+            repo = Repo(root=uuid, dag=VersionDAG(node), alias=alias, description=description)
+            self._index_repo(repo)
+            self.save_repo(repo)
+            return repo
+
+    def commit(self, repo: Repo, node: Node, note: str = "", log: list[str] | None = None) -> None:
+        """Lock ``node``."""
+        with self.lock:
+            repo.dag.commit(node, note, log or ())
+            self.save_repo(repo)
+
+    def new_version(self, repo: Repo, parent: Node, note: str = "",
+                    uuid: str | None = None) -> Node:
+        """Child of ``parent`` on its branch."""
+        with self.lock:
+            u = self._check_new_uuid(uuid)
+            child = repo.dag.new_version(parent, u, self.next_version, note)
+            self.next_version += 1
+            self._index_node(repo, child)
+            self.save_repo(repo)
+            return child
+
+    def new_branch(self, repo: Repo, parent: Node, name: str, note: str = "",
+                   uuid: str | None = None) -> Node:
+        """Child of ``parent`` starting branch ``name``."""
+        with self.lock:
+            u = self._check_new_uuid(uuid)
+            child = repo.dag.new_branch(parent, name, u, self.next_version, note)
+            self.next_version += 1
+            self._index_node(repo, child)
+            self.save_repo(repo)
+            return child
+
+    def merge(self, repo: Repo, parents: list[Node], note: str = "") -> Node:
+        """A conflict-free merge node of ``parents`` (all in ``repo``)."""
+        with self.lock:
+            child = repo.dag.merge(parents, new_uuid(), self.next_version, note)
+            self.next_version += 1
+            self._index_node(repo, child)
+            self.save_repo(repo)
+            return child
+
+    def next_mutation_id(self, repo: Repo) -> int:
+        """A new repo-wide mutation id, strictly increasing across restarts."""
+        with self.lock:
+            repo.mutation_id += 1
+            if repo.mutation_id > repo.saved_mutation_id:
+                repo.saved_mutation_id = repo.mutation_id + MUTATION_STRIDE
+                self.meta_engine.put(meta_key(f"mutid/{repo.root}"),
+                                     str(repo.saved_mutation_id).encode())
+            return repo.mutation_id
+
+    # ----- instances --------------------------------------------------------------------
+
+    def new_instance(self, repo: Repo, node: Node, body: Mapping[str, Any]) -> Datatype:
+        """Create an instance from a ``POST /api/repo/{uuid}/instance`` body.
+
+        Keys are case-insensitive and values must be strings (``versioned`` may also be a
+        JSON boolean), as in DVID.
+        """
+        settings: dict[str, str] = {}
+        for k, v in body.items():
+            if k.lower() == "versioned" and isinstance(v, bool):
+                v = "true" if v else "false"
+            if not isinstance(v, str):
+                raise BadRequest(f"Setting for {k!r} was not a string")
+            settings[k.lower()] = v
+        typename = settings.get("typename", "")
+        name = settings.get("dataname", "")
+        if not typename:
+            raise BadRequest("instance creation needs a 'typename'")
+        if not name:
+            raise BadRequest("instance creation needs a 'dataname'")
+        if name in RESERVED_NAMES or "/" in name:
+            raise BadRequest(f"{name!r} can't be used as a data instance name")
+        if node.locked:
+            raise LockedNodeError(
+                f"can't add instance {name!r}: node {node.uuid} is committed (locked)"
+            )
+        cls = datatype_class(typename)
+        versioned = settings.get("versioned", "true").lower() not in ("false", "0")
+        compression, level = _parse_compression(
+            settings.get("compression", cls.default_compression), typename)
+        checksum = settings.get("checksum", "none").lower()
+        if checksum not in ("none", "crc32"):
+            raise BadRequest(f"unknown Checksum {checksum!r} (none or crc32)")
+        tags = _parse_tags(settings.get("tags", ""))
+        config = cls.parse_settings(settings)
+        with self.lock:
+            if name in repo.instances:
+                raise BadRequest(f"data instance {name!r} already exists in repo {repo.root}")
+            data_uuid = new_uuid()
+            store = self.settings.store_for_instance(typename, name, repo.root, data_uuid, tags)
+            meta = InstanceMeta(
+                name=name, typename=typename, data_uuid=data_uuid,
+                instance_id=self.next_instance, repo_uuid=node.uuid, root_uuid=repo.root,
+                versioned=versioned, compression=compression, compression_level=level,
+                checksum=checksum, tags=tags, config=config, store=store,
+            )
+            self.next_instance += 1
+            inst = self._attach_instance(repo, meta)
+            inst.on_create()
+            repo.log.append(log_line(
+                f"New data instance {name!r} of type {typename!r} with config {settings}"))
+            self.save_repo(repo)
+            return inst
+
+    # ----- blobs ------------------------------------------------------------------------
+
+    def put_blob(self, meta: InstanceMeta, ref: str, data: bytes) -> None:
+        """Store an unversioned blob of an instance."""
+        self.engines[meta.store].put(BLOB_PREFIX + meta.data_uuid.encode() + ref.encode(), data)
+
+    def get_blob(self, meta: InstanceMeta, ref: str) -> bytes | None:
+        """A stored blob, or None."""
+        return self.engines[meta.store].get(BLOB_PREFIX + meta.data_uuid.encode() + ref.encode())
+
+    # ----- JSON views -------------------------------------------------------------------
+
+    def repo_info(self, repo: Repo) -> dict[str, Any]:
+        """``GET /api/repo/{uuid}/info`` JSON."""
+        try:
+            head = repo.dag.branch_leaf("")
+        except BadRequest:
+            head = repo.dag.root
+        insts = {}
+        for name, inst in repo.instances.items():
+            insts[name] = inst.info(self.context(inst, head))
+        return {
+            "Root": repo.root,
+            "Alias": repo.alias,
+            "Description": repo.description,
+            "Log": list(repo.log),
+            "Properties": repo.properties,
+            "DataInstances": insts,
+            "DAG": repo.dag.to_json(),
+            "MutationID": repo.mutation_id,
+            "SavedMutationID": repo.saved_mutation_id,
+            "Created": repo.created,
+            "Updated": repo.updated,
+        }
+
+
+def _parse_compression(spec: str, typename: str) -> tuple[str, int]:
+    s = spec.strip().lower()
+    name, _, lvl = s.partition(":")
+    if name not in ("none", "snappy", "lz4", "gzip", "jpeg"):
+        raise BadRequest(f"unknown Compression {spec!r} (none, lz4, gzip, gzip:N, jpeg)")
+    if name == "jpeg" and lvl:
+        raise BadRequest("Compression 'jpeg:N' is not accepted; use 'jpeg'")
+    if name == "jpeg" and typename != "uint8blk":
+        raise BadRequest("jpeg compression is only for uint8blk instances")
+    level = -1
+    if lvl:
+        try:
+            level = int(lvl)
+        except ValueError:
+            raise BadRequest(f"bad compression level in {spec!r}") from None
+        if name == "gzip" and not 1 <= level <= 9:
+            raise BadRequest("gzip level must be 1..9")
+    return name, level
+
+
+def _parse_tags(s: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for part in s.split(","):
+        if not part.strip():
+            continue
+        k, eq, v = part.partition("=")
+        if not eq:
+            raise BadRequest(f"bad tag {part!r}: tags are 'key=value' pairs")
+        tags[k.strip()] = v.strip()
+    return tags

@@ -1,0 +1,283 @@
+"""Copy-on-write versioned storage on top of any ordered byte engine.
+
+Every write at version V stores ``data_key(iid, tkey, V)`` and removes V's tombstone for that
+TKey; every delete removes V's value and writes a tombstone. Ancestors are never touched.
+A read at V resolves among the stored revisions of a TKey (dvid-api.md §3.2):
+
+* **linear ancestry** (no merge node between V and the root): the nearest ancestor with a
+  revision wins; a tombstone there means "not found". VersionIDs are assigned in creation
+  order, so along a chain the nearest ancestor is the one with the largest VersionID ≤ V,
+  which lets a read walk one *reverse* scan from V and stop at the first ancestor.
+* **merge nodes**: among the revisions at ancestors of V, drop every revision that is an
+  ancestor of another such revision (it was superseded on that path). If one survives, it
+  wins. If several survive, the non-tombstone ones decide: none → not found, exactly one
+  → it, more than one → :class:`~dvidpy.errors.Conflict` (DVID's "conflict-free merge"
+  promise broken; resolve it with a new version).
+
+Unversioned instances read and write everything at the repo root version and are writable
+whatever the lock state of the requested node. Writes to a locked node of a versioned
+instance raise :class:`~dvidpy.errors.LockedNodeError` here as well as at the HTTP layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from dvidpy.dag import Ancestry, Node
+from dvidpy.errors import Conflict, LockedNodeError
+from dvidpy.keys import (
+    MARK_TOMBSTONE,
+    SUFFIX_LEN,
+    data_key,
+    instance_prefix,
+)
+from storage.base import KeyRange, KVEngine, WriteBatch
+
+_LO = b"\x00\x00\x00\x00"
+
+
+@dataclass
+class VersionedCtx:
+    """Where a request reads and writes: one instance at one resolved version.
+
+    ``version`` is the version keys are written at (the root version for unversioned
+    instances); ``node`` is the node the client named (its lock state decides writes);
+    ``is_ancestor(a, b)`` answers DAG questions for merge resolution.
+    """
+
+    instance_id: int
+    version: int
+    ancestry: Ancestry
+    node: Node
+    versioned: bool = True
+    is_ancestor: Callable[[int, int], bool] = field(default=lambda a, b: a == b)
+    user: str = ""
+    app: str = ""
+    #: server ``rwmode = "fullwrite"``: writes allowed on committed nodes
+    allow_locked: bool = False
+
+    def check_writable(self) -> None:
+        """Raise :class:`LockedNodeError` when writes are not allowed at this context."""
+        if self.versioned and self.node.locked and not self.allow_locked:
+            raise LockedNodeError(
+                f"Cannot write to locked node {self.node.uuid}: it has been committed"
+            )
+
+
+def _version_of(key: bytes) -> int:
+    return int.from_bytes(key[-SUFFIX_LEN:-1], "big")
+
+
+class VersionedStore:
+    """Versioned reads and writes of TKeys for instances stored in one engine."""
+
+    def __init__(self, engine: KVEngine) -> None:
+        self.engine = engine
+
+    # ----- resolution -------------------------------------------------------------------
+
+    @staticmethod
+    def _resolve(ctx: VersionedCtx, revs: Sequence[tuple[int, bool]]) -> tuple[int, bool] | None:
+        """Pick the winning ``(version, is_tombstone)`` among revisions of one TKey."""
+        pos = ctx.ancestry.pos
+        cands = [r for r in revs if r[0] in pos]
+        if not cands:
+            return None
+        if ctx.ancestry.linear or len(cands) == 1:
+            return min(cands, key=lambda r: pos[r[0]])
+        maximal = [
+            c for c in cands
+            if not any(d[0] != c[0] and ctx.is_ancestor(c[0], d[0]) for d in cands)
+        ]
+        if len(maximal) == 1:
+            return maximal[0]
+        live = [m for m in maximal if not m[1]]
+        if not live:
+            return maximal[0]
+        if len(live) > 1:
+            raise Conflict(
+                "conflicting revisions at versions "
+                f"{sorted(m[0] for m in live)} reach merge version {ctx.version}"
+            )
+        return live[0]
+
+    # ----- point reads ------------------------------------------------------------------
+
+    def get_with_version(self, ctx: VersionedCtx, tk: bytes) -> tuple[bytes | None, int | None]:
+        """``(value, version it was written at)``; ``(None, None)`` when absent/deleted."""
+        eng = self.engine
+        v = ctx.version
+        val = eng.get(data_key(ctx.instance_id, tk, v))
+        if val is not None:
+            return val, v
+        base = instance_prefix(ctx.instance_id) + tk
+        if ctx.ancestry.linear:
+            # Reverse scan from V (tombstone at V included) towards version 0; the first
+            # revision at an ancestor wins.
+            rng = KeyRange(base + _LO, base + v.to_bytes(4, "big") + b"\xff")
+            pos = ctx.ancestry.pos
+            for k, value in eng.scan(rng, reverse=True):
+                kv = _version_of(k)
+                if kv in pos:
+                    if k[-1] == MARK_TOMBSTONE:
+                        return None, None
+                    return value, kv
+            return None, None
+        revs = [
+            (_version_of(k), k[-1] == MARK_TOMBSTONE)
+            for k, _ in eng.scan(KeyRange.prefix(base), keys_only=True)
+        ]
+        win = self._resolve(ctx, revs)
+        if win is None or win[1]:
+            return None, None
+        return eng.get(data_key(ctx.instance_id, tk, win[0])), win[0]
+
+    def get(self, ctx: VersionedCtx, tk: bytes) -> bytes | None:
+        """Value of ``tk`` visible at ``ctx`` (``None`` if absent or deleted)."""
+        return self.get_with_version(ctx, tk)[0]
+
+    def exists(self, ctx: VersionedCtx, tk: bytes) -> bool:
+        """True when ``tk`` has a visible value at ``ctx``."""
+        return self.get_with_version(ctx, tk)[1] is not None
+
+    def get_many(self, ctx: VersionedCtx, tks: Sequence[bytes]) -> list[bytes | None]:
+        """Values of ``tks`` in order. Uses the engine's batched get for the common case of
+        keys written at the read version, then resolves the rest one by one."""
+        direct = self.engine.get_many([data_key(ctx.instance_id, t, ctx.version) for t in tks])
+        return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks)]
+
+    # ----- range reads ------------------------------------------------------------------
+
+    def scan(
+        self,
+        ctx: VersionedCtx,
+        start: bytes,
+        end: bytes | None,
+        *,
+        keys_only: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Visible ``(tkey, value)`` pairs with ``start <= tkey < end`` in TKey order.
+
+        ``end=None`` scans to the end of the instance. With ``keys_only`` values are
+        ``b""``. One engine scan; revisions of each TKey are adjacent and resolved together.
+        """
+        pre = instance_prefix(ctx.instance_id)
+        rng = KeyRange(pre + start, pre + end if end is not None else KeyRange.prefix(pre).end)
+        plen = len(pre)
+        pos = ctx.ancestry.pos
+        linear = ctx.ancestry.linear
+        cur: bytes | None = None
+        revs: list[tuple[int, bool]] = []
+        vals: dict[int, bytes] = {}
+        best = -1  # linear fast path: best position so far (smaller = nearer)
+        best_rev: tuple[int, bool] | None = None
+
+        def emit() -> tuple[bytes, bytes] | None:
+            win = best_rev if linear else self._resolve(ctx, revs)
+            if win is None or win[1]:
+                return None
+            return cur, vals.get(win[0], b"")  # type: ignore[return-value]
+
+        for k, value in self.engine.scan(rng, keys_only=keys_only):
+            tk = k[plen:-SUFFIX_LEN]
+            if tk != cur:
+                if cur is not None:
+                    out = emit()
+                    if out is not None:
+                        yield out
+                cur, revs, vals, best, best_rev = tk, [], {}, -1, None
+            ver = int.from_bytes(k[-SUFFIX_LEN:-1], "big")
+            p = pos.get(ver)
+            if p is None:
+                continue
+            rev = (ver, k[-1] == MARK_TOMBSTONE)
+            if linear:
+                if best_rev is None or p < best:
+                    best, best_rev = p, rev
+                    vals = {ver: value}
+            else:
+                revs.append(rev)
+                vals[ver] = value
+        if cur is not None:
+            out = emit()
+            if out is not None:
+                yield out
+
+    def scan_prefix(
+        self, ctx: VersionedCtx, tkey_prefix: bytes, *, keys_only: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Visible pairs whose TKey starts with ``tkey_prefix``."""
+        end = KeyRange.prefix(tkey_prefix).end
+        return self.scan(ctx, tkey_prefix, end, keys_only=keys_only)
+
+    # ----- writes -----------------------------------------------------------------------
+
+    def batch(self, ctx: VersionedCtx) -> VersionedBatch:
+        """A batch of versioned puts/deletes at ``ctx`` (checked writable now)."""
+        ctx.check_writable()
+        return VersionedBatch(ctx, self.engine.batch())
+
+    def put(self, ctx: VersionedCtx, tk: bytes, value: bytes) -> None:
+        """Write ``value`` for ``tk`` at the context's version."""
+        with self.batch(ctx) as b:
+            b.put(tk, value)
+
+    def delete(self, ctx: VersionedCtx, tk: bytes) -> None:
+        """Hide ``tk`` from the context's version and its descendants (tombstone)."""
+        with self.batch(ctx) as b:
+            b.delete(tk)
+
+    def put_many(self, ctx: VersionedCtx, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Write many pairs in one batch."""
+        with self.batch(ctx) as b:
+            for tk, v in items:
+                b.put(tk, v)
+
+    def delete_range(self, ctx: VersionedCtx, start: bytes, end: bytes | None) -> int:
+        """Tombstone every TKey visible in ``[start, end)``; returns how many."""
+        keys = [tk for tk, _ in self.scan(ctx, start, end, keys_only=True)]
+        with self.batch(ctx) as b:
+            for tk in keys:
+                b.delete(tk)
+        return len(keys)
+
+    def delete_all(self, instance_id: int) -> int:
+        """Physically remove every key of an instance at every version."""
+        return self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
+
+
+class VersionedBatch:
+    """Put/delete at one version, applied by ``commit()`` (atomically iff the engine is)."""
+
+    def __init__(self, ctx: VersionedCtx, wb: WriteBatch) -> None:
+        self.ctx = ctx
+        self.wb = wb
+        self.n = 0
+
+    def put(self, tk: bytes, value: bytes) -> None:
+        """Queue a write of ``tk``."""
+        c = self.ctx
+        self.wb.put(data_key(c.instance_id, tk, c.version), value)
+        if c.versioned:
+            self.wb.delete(data_key(c.instance_id, tk, c.version, tombstone=True))
+        self.n += 1
+
+    def delete(self, tk: bytes) -> None:
+        """Queue a delete of ``tk`` (a tombstone, or a physical delete when unversioned)."""
+        c = self.ctx
+        self.wb.delete(data_key(c.instance_id, tk, c.version))
+        if c.versioned and c.ancestry.order[1:]:
+            self.wb.put(data_key(c.instance_id, tk, c.version, tombstone=True), b"")
+        self.n += 1
+
+    def commit(self) -> None:
+        """Apply the queued operations."""
+        self.wb.commit()
+
+    def __enter__(self) -> VersionedBatch:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.commit()

@@ -1,0 +1,159 @@
+"""Property test: the versioned store against a plain model over random DAGs.
+
+The model keeps ``{(version, tkey): value | TOMB}`` and answers reads from the networkx
+graph directly (ancestor sets, maximal revisions), independently of the DAG's cached
+ancestry and the store's reverse-scan shortcut. Random programs branch, commit, make new
+versions, merge, put and delete; after every step every key is read at every node, and a
+full scan is compared too. It runs on the memory and LevelDB engines.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from dvidpy.dag import Node, VersionDAG
+from dvidpy.errors import Conflict
+from dvidpy.keys import tkey
+from dvidpy.versioned import VersionedCtx, VersionedStore
+from storage import open_engine
+
+TOMB = object()
+# TKeys obeying the layout invariant (terminated payloads), with prefix relations between
+# payloads ("a" / "ab") so adjacent-key grouping is exercised.
+TKEYS = [tkey(177, p + b"\x00") for p in (b"a", b"ab", b"b", b"\xff", b"\x00\x01")]
+VALUES = st.binary(max_size=8)
+
+
+def model_read(graph: nx.DiGraph, writes: dict, version: int, tk: bytes) -> object:
+    """The visible value (bytes), None, or Conflict."""
+    anc = nx.ancestors(graph, version) | {version}
+    cands = {v for v in anc if (v, tk) in writes}
+    maximal = {c for c in cands if not any(c in nx.ancestors(graph, d) for d in cands - {c})}
+    if len(maximal) == 1:
+        w = writes[(next(iter(maximal)), tk)]
+        return None if w is TOMB else w
+    live = [writes[(m, tk)] for m in maximal if writes[(m, tk)] is not TOMB]
+    if not live:
+        return None
+    if len(live) > 1:
+        return Conflict
+    return live[0]
+
+
+def make_machine(engine_factory):  # noqa: ANN001, ANN201
+    class VersionedMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.engine = engine_factory()
+            self.store = VersionedStore(self.engine)
+            self.next_v = 2
+            self.dag = VersionDAG(Node(uuid="%032x" % 1, version=1))
+            self.graph = nx.DiGraph()
+            self.graph.add_node(1)
+            self.writes: dict = {}
+
+        def teardown(self) -> None:
+            self.engine.close()
+
+        def ctx(self, v: int) -> VersionedCtx:
+            return VersionedCtx(instance_id=7, version=v, ancestry=self.dag.ancestry(v),
+                                node=self.dag.node(v), is_ancestor=self.dag.is_ancestor)
+
+        def _new(self) -> tuple[str, int]:
+            v = self.next_v
+            self.next_v += 1
+            self.graph.add_node(v)
+            return "%032x" % v, v
+
+        def open_nodes(self) -> list[int]:
+            return sorted(v for v, n in self.dag.nodes.items() if not n.locked)
+
+        def locked_nodes(self) -> list[int]:
+            return sorted(v for v, n in self.dag.nodes.items() if n.locked)
+
+        @precondition(lambda self: self.open_nodes())
+        @rule(data=st.data(), tk=st.sampled_from(TKEYS), value=VALUES)
+        def put(self, data: st.DataObject, tk: bytes, value: bytes) -> None:
+            v = data.draw(st.sampled_from(self.open_nodes()))
+            self.store.put(self.ctx(v), tk, value)
+            self.writes[(v, tk)] = value
+
+        @precondition(lambda self: self.open_nodes())
+        @rule(data=st.data(), tk=st.sampled_from(TKEYS))
+        def delete(self, data: st.DataObject, tk: bytes) -> None:
+            v = data.draw(st.sampled_from(self.open_nodes()))
+            self.store.delete(self.ctx(v), tk)
+            self.writes[(v, tk)] = TOMB
+
+        @precondition(lambda self: self.open_nodes())
+        @rule(data=st.data())
+        def commit(self, data: st.DataObject) -> None:
+            v = data.draw(st.sampled_from(self.open_nodes()))
+            self.dag.commit(self.dag.node(v))
+
+        @precondition(lambda self: self.locked_nodes() and len(self.dag.nodes) < 12)
+        @rule(data=st.data())
+        def branch(self, data: st.DataObject) -> None:
+            p = data.draw(st.sampled_from(self.locked_nodes()))
+            u, v = self._new()
+            self.dag.new_branch(self.dag.node(p), f"b{v}", u, v)
+            self.graph.add_edge(p, v)
+
+        @precondition(lambda self: len(self.locked_nodes()) >= 2 and len(self.dag.nodes) < 12)
+        @rule(data=st.data())
+        def merge(self, data: st.DataObject) -> None:
+            ps = data.draw(st.lists(st.sampled_from(self.locked_nodes()), min_size=2,
+                                    max_size=3, unique=True))
+            u, v = self._new()
+            self.dag.merge([self.dag.node(p) for p in ps], u, v)
+            for p in ps:
+                self.graph.add_edge(p, v)
+
+        @invariant()
+        def reads_agree(self) -> None:
+            for v in self.dag.nodes:
+                ctx = self.ctx(v)
+                expect_scan = []
+                conflict = False
+                for tk in TKEYS:
+                    want = model_read(self.graph, self.writes, v, tk)
+                    if want is Conflict:
+                        conflict = True
+                        with pytest.raises(Conflict):
+                            self.store.get(ctx, tk)
+                        continue
+                    assert self.store.get(ctx, tk) == want, (v, tk)
+                    if want is not None:
+                        expect_scan.append((tk, want))
+                if conflict:
+                    with pytest.raises(Conflict):
+                        list(self.store.scan(ctx, b"", None))
+                else:
+                    assert list(self.store.scan(ctx, b"", None)) == sorted(expect_scan)
+                    keys = [k for k, _ in self.store.scan(ctx, b"", None, keys_only=True)]
+                    assert keys == [k for k, _ in sorted(expect_scan)]
+
+    return VersionedMachine
+
+
+SETTINGS = settings(max_examples=60, stateful_step_count=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_versioned_store_matches_model_memory() -> None:
+    machine = make_machine(lambda: open_engine("memory"))
+    SETTINGS(machine.TestCase).runTest()
+
+
+def test_versioned_store_matches_model_leveldb(tmp_path_factory: pytest.TempPathFactory) -> None:
+    counter = iter(range(10**6))
+
+    def factory():  # noqa: ANN202
+        return open_engine("leveldb", str(tmp_path_factory.mktemp(f"vs{next(counter)}")))
+
+    machine = make_machine(factory)
+    settings(SETTINGS, max_examples=25)(machine.TestCase).runTest()
