@@ -1,0 +1,48 @@
+"""DVID protobuf messages (proto3, package ``proto``), wire-compatible with DVID.
+
+keyvalue (spec §12): :class:`KeyValue`, :class:`KeyRange`, :class:`Keys`,
+:class:`KeyValues`. labelmap (spec §9.16.9-10): :class:`SVCount`, :class:`LabelIndex`,
+:class:`LabelIndices`, :class:`MappingOp`, :class:`MappingOps`.
+
+The schemas are in ``keyvalue.proto`` and ``labelmap.proto`` next to this file; the
+classes are built at import time from equivalent descriptors (see
+:mod:`datatypes.protos._schema` for why no protoc-generated code is used). They are
+ordinary protobuf message classes: ``SerializeToString()``, ``ParseFromString()``,
+``FromString()``, map fields as dicts (``idx.blocks[key].counts[sv] = n``), etc. They live
+in the private :data:`POOL`, not protobuf's default pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datatypes.protos._schema import build_classes
+
+POOL: Any
+_classes: dict[str, type]
+POOL, _classes = build_classes(__name__)
+
+KeyValue: Any = _classes["KeyValue"]
+KeyRange: Any = _classes["KeyRange"]
+Keys: Any = _classes["Keys"]
+KeyValues: Any = _classes["KeyValues"]
+SVCount: Any = _classes["SVCount"]
+LabelIndex: Any = _classes["LabelIndex"]
+LabelIndices: Any = _classes["LabelIndices"]
+MappingOp: Any = _classes["MappingOp"]
+MappingOps: Any = _classes["MappingOps"]
+
+del _classes
+
+__all__ = [
+    "POOL",
+    "KeyRange",
+    "KeyValue",
+    "KeyValues",
+    "Keys",
+    "LabelIndex",
+    "LabelIndices",
+    "MappingOp",
+    "MappingOps",
+    "SVCount",
+]
