@@ -31,13 +31,19 @@ import datatypes  # noqa: F401  (registers the built-in datatypes)
 from dvidpy import __version__
 from dvidpy.config import Settings
 from dvidpy.dag import Node, branch_name, log_line
-from dvidpy.datatype import Call, datatypes as registered_datatypes, json_response
+from dvidpy.datatype import Call, json_response
+from dvidpy.datatype import datatypes as registered_datatypes
 from dvidpy.errors import BadRequest, DvidError, LockedNodeError, TooLarge
 from dvidpy.repo import Repo, RepoManager
 
 log = logging.getLogger("dvidpy.access")
 NODE_ACTIONS = frozenset({"status", "commit", "newversion", "branch", "note", "log", "tag"})
 LOCK_EXEMPT = frozenset({"branch", "newversion", "tag"})
+LOAD_FIELDS = (
+    "file bytes read", "file bytes written", "key bytes read", "key bytes written",
+    "value bytes read", "value bytes written", "GET requests", "PUT requests",
+    "handlers active", "goroutines", "active CGo writes", "pending log messages",
+)
 
 
 # ----- middleware -----------------------------------------------------------------------
@@ -193,10 +199,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         return json_response({n: c.type_url for n, c in registered_datatypes().items()})
 
     async def load(request: Request) -> Response:
-        return json_response({k: 0 for k in (
-            "file bytes read", "file bytes written", "key bytes read", "key bytes written",
-            "value bytes read", "value bytes written", "GET requests", "PUT requests",
-            "handlers active", "goroutines", "active CGo writes", "pending log messages")})
+        return json_response(dict.fromkeys(LOAD_FIELDS, 0))
 
     async def help_page(request: Request) -> Response:
         items = "".join(

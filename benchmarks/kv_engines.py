@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dvidpy.dag import Node, VersionDAG  # noqa: E402
-from dvidpy.keys import data_key, tkey  # noqa: E402
-from dvidpy.versioned import VersionedCtx, VersionedStore  # noqa: E402
-from storage import KVEngine, open_engine  # noqa: E402
+from dvidpy.dag import Node, VersionDAG
+from dvidpy.keys import data_key, tkey
+from dvidpy.versioned import VersionedCtx, VersionedStore
+from storage import KVEngine, open_engine
 
 IID = 3
 
@@ -49,12 +49,12 @@ def rate(fn: Callable[[int], None], n: int, seconds: float) -> float:
 
 
 def chain(depth: int) -> tuple[VersionDAG, list[int]]:
-    dag = VersionDAG(Node(uuid="%032x" % 1, version=1))
+    dag = VersionDAG(Node(uuid=f"{1:032x}", version=1))
     vs = [1]
     for v in range(2, depth + 2):
         parent = dag.node(vs[-1])
         dag.commit(parent)
-        dag.new_version(parent, "%032x" % v, v)
+        dag.new_version(parent, f"{v:032x}", v)
         vs.append(v)
     return dag, vs
 
@@ -111,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="kvbench")
     stop_gcs = None
-    print(f"{'engine':8} {'value':>7} {'op':22} {'ops/s':>10} {'MB/s':>9} {'vs raw':>7}")  # noqa: T201
+    print(f"{'engine':8} {'value':>7} {'op':22} {'ops/s':>10} {'MB/s':>9} {'vs raw':>7}")
     for name in args.engines.split(","):
         for size in (100, 256 * 1024):
             n = 2000 if size == 100 else 200
@@ -128,7 +128,7 @@ def main() -> None:
             eng.close()
             for op, ops in res.items():
                 base = res["raw get"] if "get" in op else res["raw put"]
-                print(f"{name:8} {size:>7} {op:22} {ops:10.0f} {ops * size / 1e6:9.1f} "  # noqa: T201
+                print(f"{name:8} {size:>7} {op:22} {ops:10.0f} {ops * size / 1e6:9.1f} "
                       f"{ops / base:6.2f}x")
     if stop_gcs:
         stop_gcs()

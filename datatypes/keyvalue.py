@@ -45,7 +45,7 @@ from datatypes import protos
 from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
-from dvidpy.keys import tkey
+from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
 KEY_CLASS = 177
@@ -124,8 +124,8 @@ class KeyValue(Datatype):
     def _range(self, ctx: VersionedCtx, k1: str, k2: str,
                keys_only: bool = False) -> Iterator[tuple[str, bytes]]:
         start = encode_key(k1)
-        end = encode_key(k2) + b"\x00"  # inclusive upper bound
-        if end <= start:
+        end = prefix_successor(encode_key(k2))  # inclusive upper bound
+        if end is None or end <= start:
             return
         for tk, v in self.store.scan(ctx, start, end, keys_only=keys_only):
             yield decode_key(tk), (b"" if keys_only else self._decode(v))
@@ -249,8 +249,7 @@ class KeyValue(Datatype):
             except DecodeError as e:
                 raise BadRequest(f"malformed protobuf Keys body: {e}") from None
             wants.extend((k, None, None) for k in msg.keys)
-            for kr in msg.key_ranges:
-                wants.append((kr.key, kr.byte_start, kr.byte_end or None))
+            wants.extend((kr.key, kr.byte_start, kr.byte_end or None) for kr in msg.key_ranges)
         for k, _, _ in wants:
             encode_key(k)
 

@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             settings = Settings.default(args.data)
     except ConfigError as e:
-        print(f"dvidpy: {e}", file=sys.stderr)  # noqa: T201
+        print(f"dvidpy: {e}", file=sys.stderr)
         return 2
     if args.host:
         settings.host = args.host

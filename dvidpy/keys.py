@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import struct
 
+from storage.base import prefix_successor  # noqa: F401  (re-exported for datatypes)
+
 META_PREFIX = b"\x00"
 DATA_PREFIX = b"\x01"
 MARK_DATA = 0x03
 MARK_TOMBSTONE = 0x4F
 PROPERTY_CLASS = 1
+
+
 
 _U32 = struct.Struct(">I")
 #: bytes after the tkey in a data key: version (4) + marker (1)

@@ -145,7 +145,7 @@ class VersionedStore:
         """Values of ``tks`` in order. Uses the engine's batched get for the common case of
         keys written at the read version, then resolves the rest one by one."""
         direct = self.engine.get_many([data_key(ctx.instance_id, t, ctx.version) for t in tks])
-        return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks)]
+        return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks, strict=False)]
 
     # ----- range reads ------------------------------------------------------------------
 
@@ -159,7 +159,8 @@ class VersionedStore:
     ) -> Iterator[tuple[bytes, bytes]]:
         """Visible ``(tkey, value)`` pairs with ``start <= tkey < end`` in TKey order.
 
-        ``end=None`` scans to the end of the instance. With ``keys_only`` values are
+        ``end=None`` scans to the end of the instance; to include a TKey ``t`` as the last
+        one, pass ``end=storage.prefix_successor(t)``. With ``keys_only`` values are
         ``b""``. One engine scan; revisions of each TKey are adjacent and resolved together.
         """
         pre = instance_prefix(ctx.instance_id)

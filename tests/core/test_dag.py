@@ -117,7 +117,7 @@ def test_client_uuids_validated() -> None:
     assert len(repo.dag.nodes) == 1 and not repo.dag.root.children
 
 
-def test_mutation_ids_increase_across_restart(tmp_path) -> None:  # noqa: ANN001
+def test_mutation_ids_increase_across_restart(tmp_path) -> None:
     s = Settings.default(str(tmp_path / "db"))
     mgr = RepoManager(s)
     repo = mgr.create_repo()

@@ -44,14 +44,14 @@ def model_read(graph: nx.DiGraph, writes: dict, version: int, tk: bytes) -> obje
     return live[0]
 
 
-def make_machine(engine_factory):  # noqa: ANN001, ANN201
+def make_machine(engine_factory):
     class VersionedMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.engine = engine_factory()
             self.store = VersionedStore(self.engine)
             self.next_v = 2
-            self.dag = VersionDAG(Node(uuid="%032x" % 1, version=1))
+            self.dag = VersionDAG(Node(uuid=f"{1:032x}", version=1))
             self.graph = nx.DiGraph()
             self.graph.add_node(1)
             self.writes: dict = {}
@@ -67,7 +67,7 @@ def make_machine(engine_factory):  # noqa: ANN001, ANN201
             v = self.next_v
             self.next_v += 1
             self.graph.add_node(v)
-            return "%032x" % v, v
+            return f"{v:032x}", v
 
         def open_nodes(self) -> list[int]:
             return sorted(v for v, n in self.dag.nodes.items() if not n.locked)
@@ -102,6 +102,29 @@ def make_machine(engine_factory):  # noqa: ANN001, ANN201
             u, v = self._new()
             self.dag.new_branch(self.dag.node(p), f"b{v}", u, v)
             self.graph.add_edge(p, v)
+
+        @precondition(lambda self: self.locked_nodes() and len(self.dag.nodes) < 12)
+        @rule(data=st.data())
+        def newversion(self, data: st.DataObject) -> None:
+            free = [v for v in self.locked_nodes()
+                    if not any(self.dag.node(c).branch == self.dag.node(v).branch
+                               for c in self.dag.node(v).children)]
+            if not free:
+                return
+            p = data.draw(st.sampled_from(free))
+            u, v = self._new()
+            self.dag.new_version(self.dag.node(p), u, v)
+            self.graph.add_edge(p, v)
+
+        @rule(data=st.data(), tk=st.sampled_from(TKEYS))
+        def read_one(self, data: st.DataObject, tk: bytes) -> None:
+            v = data.draw(st.sampled_from(sorted(self.dag.nodes)))
+            want = model_read(self.graph, self.writes, v, tk)
+            if want is Conflict:
+                with pytest.raises(Conflict):
+                    self.store.get(self.ctx(v), tk)
+            else:
+                assert self.store.get(self.ctx(v), tk) == want
 
         @precondition(lambda self: len(self.locked_nodes()) >= 2 and len(self.dag.nodes) < 12)
         @rule(data=st.data())
@@ -146,14 +169,16 @@ SETTINGS = settings(max_examples=60, stateful_step_count=25, deadline=None,
 
 def test_versioned_store_matches_model_memory() -> None:
     machine = make_machine(lambda: open_engine("memory"))
-    SETTINGS(machine.TestCase).runTest()
+    machine.TestCase.settings = SETTINGS
+    machine.TestCase().runTest()
 
 
 def test_versioned_store_matches_model_leveldb(tmp_path_factory: pytest.TempPathFactory) -> None:
     counter = iter(range(10**6))
 
-    def factory():  # noqa: ANN202
+    def factory():
         return open_engine("leveldb", str(tmp_path_factory.mktemp(f"vs{next(counter)}")))
 
     machine = make_machine(factory)
-    settings(SETTINGS, max_examples=25)(machine.TestCase).runTest()
+    machine.TestCase.settings = settings(SETTINGS, max_examples=25)
+    machine.TestCase().runTest()

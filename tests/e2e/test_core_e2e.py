@@ -22,7 +22,7 @@ def new_instance(c: httpx.Client, uuid: str, typename: str, name: str, **extra: 
     assert r.status_code == 200, r.text
 
 
-def test_keyvalue_versions_lock_and_restart(server, client) -> None:  # noqa: ANN001
+def test_keyvalue_versions_lock_and_restart(server, client) -> None:
     c = client
     root = new_repo(c, alias="test", description="e2e")
     new_instance(c, root, "keyvalue", "kv")
@@ -78,7 +78,7 @@ def test_keyvalue_versions_lock_and_restart(server, client) -> None:  # noqa: AN
     assert len({i["Base"]["DataUUID"] for i in infos.values()}) == 3
 
 
-def test_keyvalue_batches_ranges_formats(client) -> None:  # noqa: ANN001
+def test_keyvalue_batches_ranges_formats(client) -> None:
     c = client
     root = new_repo(c)
     new_instance(c, root, "keyvalue", "kv", Compression="lz4")
@@ -95,10 +95,10 @@ def test_keyvalue_batches_ranges_formats(client) -> None:  # noqa: ANN001
     j = c.get(f"/api/node/{root}/kv/keyrangevalues/k00/k01?json=true").json()
     assert j == {"k00": {"n": 0}, "k01": {"n": 1}}
     # tar range values
-    tf = tarfile.open(fileobj=io.BytesIO(
-        c.get(f"/api/node/{root}/kv/keyrangevalues/k10/k11?tar=true").content))
-    assert {m.name: tf.extractfile(m).read() for m in tf.getmembers()} == {
-        "k10": vals["k10"], "k11": vals["k11"]}
+    with tarfile.open(fileobj=io.BytesIO(
+            c.get(f"/api/node/{root}/kv/keyrangevalues/k10/k11?tar=true").content)) as tf:
+        assert {m.name: tf.extractfile(m).read() for m in tf.getmembers()} == {
+            "k10": vals["k10"], "k11": vals["k11"]}
     # protobuf batch get in request order, missing keys empty, ranges after keys
     req = protos.Keys(keys=["k07", "missing", "k01"],
                       key_ranges=[protos.KeyRange(key="k02", byte_start=1, byte_end=3)])
@@ -123,7 +123,7 @@ def test_keyvalue_batches_ranges_formats(client) -> None:  # noqa: ANN001
     assert c.get(f"/api/node/{root}/kv/info").headers["access-control-allow-origin"] == "*"
 
 
-def test_bad_input_is_4xx_and_writes_nothing(client) -> None:  # noqa: ANN001
+def test_bad_input_is_4xx_and_writes_nothing(client) -> None:
     c = client
     root = new_repo(c, root="ab" + "0" * 30)
     other = new_repo(c, root="ab" + "1" * 30)
