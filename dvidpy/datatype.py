@@ -119,6 +119,20 @@ class Call:
 Handler = Callable[["Datatype", Call], Any]
 
 
+@dataclass
+class SyncEvent:
+    """A change published by one instance to the instances synced to it.
+
+    ``kind`` names the change (e.g. ``"merge"``, ``"cleave"``, ``"split"``,
+    ``"split-supervoxel"``, ``"block-ingested"``, ``"block-mutated"``,
+    ``"element-added"``); ``payload`` is kind-specific and documented by the publisher.
+    """
+
+    kind: str
+    payload: Any
+    mutation_id: int = 0
+
+
 def endpoint(methods: str | tuple[str, ...], keyword: str) -> Callable[[Handler], Handler]:
     """Declare a handler for ``methods`` (e.g. ``"GET"`` or ``("GET", "HEAD")``) of
     ``keyword`` (the first path segment after the instance name)."""
@@ -152,6 +166,10 @@ class Datatype:
     default_compression: ClassVar[str] = "lz4"
     #: (method, keyword) pairs that are not mutations although their method says so.
     not_mutations: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+    #: event kinds this datatype publishes to instances synced to it.
+    publishes: ClassVar[frozenset[str]] = frozenset()
+    #: typename of a sync source -> event kinds handled from it (checked by POST sync).
+    subscribes: ClassVar[dict[str, frozenset[str]]] = {}
     #: class byte -> description of the TKey class (1 is reserved for properties).
     tkey_classes: ClassVar[dict[int, str]] = {}
     _routes: ClassVar[dict[tuple[str, str], Handler]] = {}
@@ -322,9 +340,35 @@ class Datatype:
         return Response(b"", media_type="text/plain")
 
     def check_syncs(self, names: list[str]) -> None:
-        """Reject sync targets this datatype cannot follow (default: accept none)."""
-        if names:
-            raise BadRequest(f"{self.type_name} instances do not support syncs")
+        """Reject sync sources whose datatype this one cannot follow (400)."""
+        for n in names:
+            src = self.repo.instances[n]
+            if src.type_name not in self.subscribes:
+                raise BadRequest(
+                    f"{self.type_name} instance {self.meta.name!r} can't sync to "
+                    f"{src.type_name} instance {n!r}"
+                )
+
+    # ----- sync: synchronous publish/subscribe between instances -------------------------
+
+    def subscribers(self) -> list[Datatype]:
+        """Instances of the repo that sync to this one (their ``Syncs`` name it)."""
+        return [i for i in self.repo.instances.values() if self.meta.name in i.meta.syncs]
+
+    def publish(self, ctx: VersionedCtx, event: SyncEvent) -> None:
+        """Deliver ``event`` to every subscriber, in order, before returning.
+
+        Delivery is synchronous so a write returns only once synced views are consistent
+        at the same version; subscribers get a context for the same node.
+        """
+        for sub in self.subscribers():
+            if event.kind in sub.subscribes.get(self.type_name, frozenset()):
+                sub_ctx = self.manager.context(sub, ctx.node, ctx.user, ctx.app)
+                sub_ctx.allow_locked = ctx.allow_locked
+                sub.on_event(self, sub_ctx, event)
+
+    def on_event(self, source: Datatype, ctx: VersionedCtx, event: SyncEvent) -> None:
+        """Handle an event published by ``source`` (default: ignore)."""
 
     # Per-instance blobstore (not versioned; allowed on locked nodes like DVID).
     @endpoint("POST", "blobstore")
@@ -382,6 +426,7 @@ __all__ = [
     "Datatype",
     "InstanceMeta",
     "JSONResponse",
+    "SyncEvent",
     "datatype_class",
     "datatypes",
     "endpoint",
