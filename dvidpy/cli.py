@@ -3,6 +3,8 @@
 ``dvidpy serve``                      serve 127.0.0.1:8000 with LevelDB under ./dvid-data
 ``dvidpy serve --config dvid.toml``   serve with a DVID-style TOML configuration
 ``dvidpy serve --memory``             everything in memory (throwaway)
+``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
+``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 """
 
 from __future__ import annotations
@@ -42,6 +44,53 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfer(args: argparse.Namespace) -> int:
+    from dvidpy.transfer.cli import run_cli
+
+    return run_cli(args)
+
+
+def _downsample(args: argparse.Namespace) -> int:
+    """Build a uint8blk pyramid on a running server (``POST downres``), with progress."""
+    import time
+
+    import httpx
+    from tqdm import tqdm
+
+    base = args.server.rstrip("/")
+    if "://" not in base:
+        base = "http://" + base
+    url = f"{base}/api/node/{args.uuid}/{args.name}"
+    params: dict[str, str] = {}
+    if args.bbox:
+        params["bbox"] = args.bbox
+    if args.levels:
+        params["levels"] = str(args.levels)
+    if args.full:
+        params["full"] = "true"
+    with httpx.Client(timeout=600) as c:
+        r = c.post(f"{url}/downres", params=params)
+        if r.status_code >= 400:
+            print(f"dvidpy downsample: {r.status_code} {r.text.strip()}", file=sys.stderr)
+            return 1
+        bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
+        while True:
+            st = c.get(f"{url}/downres-status").json()
+            bar.total = st.get("BlocksTotal", 0)
+            bar.n = st.get("BlocksDone", 0)
+            bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
+            bar.refresh()
+            if st.get("State") != "running":
+                break
+            time.sleep(args.poll)
+        bar.close()
+    if st.get("State") == "error":
+        print(f"dvidpy downsample: failed: {st.get('Error')}", file=sys.stderr)
+        return 1
+    print(f"built {st.get('Levels')} level(s), {st.get('BlocksDone')} block(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="dvidpy", description=__doc__,
@@ -56,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port (default 8000)")
     s.add_argument("--quiet", action="store_true", help="no per-request log lines")
     s.set_defaults(func=_serve)
+    for cmd, who in (("push", "the source server sends"), ("pull", "the receiving server fetches")):
+        t = sub.add_parser(cmd, help=f"copy a repo between servers ({who})")
+        t.add_argument("src", metavar="SRC_URL", help="sending server, e.g. http://host:8000")
+        t.add_argument("uuid", metavar="UUID", help="a version of the repo (prefix ok)")
+        t.add_argument("dst", metavar="DST_URL", help="receiving server")
+        t.add_argument("--flatten", action="store_true",
+                       help="send only UUID's view as a new single-version repo")
+        t.add_argument("--data", help="only these instances (comma-separated)")
+        t.add_argument("--roi", help="spatial data only inside this roi instance")
+        t.add_argument("--from-dvid", action="store_true",
+                       help="(pull) read SRC through DVID's public HTTP API")
+        t.add_argument("--no-progress", action="store_true", help="no progress bar")
+        t.set_defaults(func=_transfer, command=cmd)
     return p
 
 

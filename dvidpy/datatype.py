@@ -237,6 +237,12 @@ class Datatype:
         """``GET info`` JSON: ``Base`` and ``Extended``."""
         return {"Base": self.base_info(), "Extended": self.extended(ctx)}
 
+    def tkey_voxel_box(self, tk: bytes) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """Voxel box ``((x0, y0, z0), (x1, y1, z1))`` (max exclusive) covered by the data
+        stored under TKey ``tk``, for spatial filters (``dvidpy push --roi``). ``None``: not
+        spatial (the default; also for a spatial type's non-block keys), always kept."""
+        return None
+
     # ----- dispatch ----------------------------------------------------------------------
 
     def is_mutation(self, method: str, keyword: str) -> bool:

@@ -21,20 +21,15 @@ instance raise :class:`~dvidpy.errors.LockedNodeError` here as well as at the HT
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dvidpy.dag import Ancestry, Node
 from dvidpy.errors import Conflict, LockedNodeError
-from dvidpy.keys import (
-    MARK_TOMBSTONE,
-    SUFFIX_LEN,
-    data_key,
-    instance_prefix,
-)
+from dvidpy.keys import MARK_TOMBSTONE, SUFFIX_LEN, instance_prefix, meta_key
 from storage.base import KeyRange, KVEngine, WriteBatch
-
-_LO = b"\x00\x00\x00\x00"
 
 
 @dataclass
@@ -56,6 +51,14 @@ class VersionedCtx:
     app: str = ""
     #: server ``rwmode = "fullwrite"``: writes allowed on committed nodes
     allow_locked: bool = False
+    #: ``0x01 | instance_id`` (precomputed)
+    prefix: bytes = field(init=False, repr=False)
+    #: ``version`` as 4 big-endian bytes (precomputed)
+    vbytes: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = instance_prefix(self.instance_id)
+        self.vbytes = self.version.to_bytes(4, "big")
 
     def check_writable(self) -> None:
         """Raise :class:`LockedNodeError` when writes are not allowed at this context."""
@@ -65,8 +68,29 @@ class VersionedCtx:
             )
 
 
+#: Above this many ancestors holding keys of an instance, point reads scan the key's
+#: revisions instead of probing each ancestor with a get.
+MAX_PROBES = 4
+
+
 def _version_of(key: bytes) -> int:
     return int.from_bytes(key[-SUFFIX_LEN:-1], "big")
+
+
+def _vset_key(instance_id: int) -> bytes:
+    return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
+
+
+@dataclass
+class _InstanceVersions:
+    """Versions holding data keys / tombstones of one instance, and cached probe lists."""
+
+    data: set[int]
+    tomb: set[int]
+    cands: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"d": sorted(self.data), "t": sorted(self.tomb)}).encode()
 
 
 class VersionedStore:
@@ -74,6 +98,8 @@ class VersionedStore:
 
     def __init__(self, engine: KVEngine) -> None:
         self.engine = engine
+        self._iv: dict[int, _InstanceVersions] = {}
+        self._iv_lock = threading.Lock()
 
     # ----- resolution -------------------------------------------------------------------
 
@@ -102,28 +128,77 @@ class VersionedStore:
             )
         return live[0]
 
+    # ----- which versions hold data of an instance ---------------------------------------
+
+    def _versions(self, iid: int) -> _InstanceVersions:
+        iv = self._iv.get(iid)
+        if iv is None:
+            with self._iv_lock:
+                iv = self._iv.get(iid)
+                if iv is None:
+                    raw = self.engine.get(_vset_key(iid))
+                    if raw is None:
+                        iv = self._scan_versions(iid)
+                    else:
+                        d = json.loads(raw)
+                        iv = _InstanceVersions(set(d["d"]), set(d["t"]))
+                    self._iv[iid] = iv
+        return iv
+
+    def _scan_versions(self, iid: int) -> _InstanceVersions:
+        iv = _InstanceVersions(set(), set())
+        for k, _ in self.engine.scan(KeyRange.prefix(instance_prefix(iid)), keys_only=True):
+            (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(_version_of(k))
+        return iv
+
+    def rebuild_versions(self, instance_id: int) -> None:
+        """Recompute which versions hold keys of an instance from the keys themselves.
+
+        Call after writing data keys behind the store's back (e.g. a repo transfer writing
+        raw engine keys); ordinary puts and deletes keep the index current by themselves.
+        """
+        with self._iv_lock:
+            iv = self._scan_versions(instance_id)
+            self.engine.put(_vset_key(instance_id), iv.to_json())
+            self._iv[instance_id] = iv
+
+    def _ancestor_candidates(self, ctx: VersionedCtx, iv: _InstanceVersions) -> tuple[int, ...]:
+        c = iv.cands.get(ctx.version)
+        if c is None:
+            data, tomb = iv.data, iv.tomb
+            c = tuple(v for v in ctx.ancestry.order[1:] if v in data or v in tomb)
+            iv.cands[ctx.version] = c
+        return c
+
     # ----- point reads ------------------------------------------------------------------
 
     def get_with_version(self, ctx: VersionedCtx, tk: bytes) -> tuple[bytes | None, int | None]:
-        """``(value, version it was written at)``; ``(None, None)`` when absent/deleted."""
+        """``(value, version it was written at)``; ``(None, None)`` when absent/deleted.
+
+        Linear ancestry: the read version's own key first, then point gets at the few
+        ancestors known to hold any key of this instance (nearest first), falling back to
+        one scan of the key's revisions when more than :data:`MAX_PROBES` ancestors do.
+        """
         eng = self.engine
-        v = ctx.version
-        val = eng.get(data_key(ctx.instance_id, tk, v))
+        base = ctx.prefix + tk
+        val = eng.get(base + ctx.vbytes + b"\x03")
         if val is not None:
-            return val, v
-        base = instance_prefix(ctx.instance_id) + tk
-        if ctx.ancestry.linear:
-            # Reverse scan from V (tombstone at V included) towards version 0; the first
-            # revision at an ancestor wins.
-            rng = KeyRange(base + _LO, base + v.to_bytes(4, "big") + b"\xff")
-            pos = ctx.ancestry.pos
-            for k, value in eng.scan(rng, reverse=True):
-                kv = _version_of(k)
-                if kv in pos:
-                    if k[-1] == MARK_TOMBSTONE:
-                        return None, None
-                    return value, kv
+            return val, ctx.version
+        iv = self._versions(ctx.instance_id)
+        if ctx.version in iv.tomb and eng.get(base + ctx.vbytes + b"\x4f") is not None:
             return None, None
+        if ctx.ancestry.linear:
+            cands = self._ancestor_candidates(ctx, iv)
+            if len(cands) <= MAX_PROBES:
+                tomb = iv.tomb
+                for v in cands:
+                    vb = v.to_bytes(4, "big")
+                    val = eng.get(base + vb + b"\x03")
+                    if val is not None:
+                        return val, v
+                    if v in tomb and eng.get(base + vb + b"\x4f") is not None:
+                        return None, None
+                return None, None
         revs = [
             (_version_of(k), k[-1] == MARK_TOMBSTONE)
             for k, _ in eng.scan(KeyRange.prefix(base), keys_only=True)
@@ -131,10 +206,13 @@ class VersionedStore:
         win = self._resolve(ctx, revs)
         if win is None or win[1]:
             return None, None
-        return eng.get(data_key(ctx.instance_id, tk, win[0])), win[0]
+        return eng.get(base + win[0].to_bytes(4, "big") + b"\x03"), win[0]
 
     def get(self, ctx: VersionedCtx, tk: bytes) -> bytes | None:
         """Value of ``tk`` visible at ``ctx`` (``None`` if absent or deleted)."""
+        val = self.engine.get(ctx.prefix + tk + ctx.vbytes + b"\x03")  # written at V
+        if val is not None:
+            return val
         return self.get_with_version(ctx, tk)[0]
 
     def exists(self, ctx: VersionedCtx, tk: bytes) -> bool:
@@ -144,7 +222,8 @@ class VersionedStore:
     def get_many(self, ctx: VersionedCtx, tks: Sequence[bytes]) -> list[bytes | None]:
         """Values of ``tks`` in order. Uses the engine's batched get for the common case of
         keys written at the read version, then resolves the rest one by one."""
-        direct = self.engine.get_many([data_key(ctx.instance_id, t, ctx.version) for t in tks])
+        suffix = ctx.vbytes + b"\x03"
+        direct = self.engine.get_many([ctx.prefix + t + suffix for t in tks])
         return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks, strict=False)]
 
     # ----- range reads ------------------------------------------------------------------
@@ -217,7 +296,7 @@ class VersionedStore:
     def batch(self, ctx: VersionedCtx) -> VersionedBatch:
         """A batch of versioned puts/deletes at ``ctx`` (checked writable now)."""
         ctx.check_writable()
-        return VersionedBatch(ctx, self.engine.batch())
+        return VersionedBatch(self, ctx, self.engine.batch())
 
     def put(self, ctx: VersionedCtx, tk: bytes, value: bytes) -> None:
         """Write ``value`` for ``tk`` at the context's version."""
@@ -245,36 +324,66 @@ class VersionedStore:
 
     def delete_all(self, instance_id: int) -> int:
         """Physically remove every key of an instance at every version."""
-        return self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
+        with self._iv_lock:
+            n = self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
+            self.engine.delete(_vset_key(instance_id))
+            self._iv.pop(instance_id, None)
+        return n
+
+    def _commit(self, wb: WriteBatch, iid: int, new_data: bool, new_tomb: bool,
+                version: int) -> None:
+        """Commit ``wb``, first recording a version that newly holds keys of ``iid``."""
+        if not (new_data or new_tomb):
+            wb.commit()
+            return
+        with self._iv_lock:
+            iv = self._iv[iid]
+            data = iv.data | {version} if new_data else iv.data
+            tomb = iv.tomb | {version} if new_tomb else iv.tomb
+            nxt = _InstanceVersions(set(data), set(tomb))
+            wb.put(_vset_key(iid), nxt.to_json())
+            wb.commit()
+            self._iv[iid] = nxt
 
 
 class VersionedBatch:
     """Put/delete at one version, applied by ``commit()`` (atomically iff the engine is)."""
 
-    def __init__(self, ctx: VersionedCtx, wb: WriteBatch) -> None:
+    def __init__(self, store: VersionedStore, ctx: VersionedCtx, wb: WriteBatch) -> None:
+        self.store = store
         self.ctx = ctx
         self.wb = wb
         self.n = 0
+        self._iv = store._versions(ctx.instance_id)
+        self._new_data = False
+        self._new_tomb = False
 
     def put(self, tk: bytes, value: bytes) -> None:
         """Queue a write of ``tk``."""
         c = self.ctx
-        self.wb.put(data_key(c.instance_id, tk, c.version), value)
-        if c.versioned:
-            self.wb.delete(data_key(c.instance_id, tk, c.version, tombstone=True))
+        base = c.prefix + tk + c.vbytes
+        self.wb.put(base + b"\x03", value)
+        if c.versioned and (self._new_tomb or c.version in self._iv.tomb):
+            self.wb.delete(base + b"\x4f")
+        if c.version not in self._iv.data:
+            self._new_data = True
         self.n += 1
 
     def delete(self, tk: bytes) -> None:
         """Queue a delete of ``tk`` (a tombstone, or a physical delete when unversioned)."""
         c = self.ctx
-        self.wb.delete(data_key(c.instance_id, tk, c.version))
+        base = c.prefix + tk + c.vbytes
+        self.wb.delete(base + b"\x03")
         if c.versioned and c.ancestry.order[1:]:
-            self.wb.put(data_key(c.instance_id, tk, c.version, tombstone=True), b"")
+            self.wb.put(base + b"\x4f", b"")
+            if c.version not in self._iv.tomb:
+                self._new_tomb = True
         self.n += 1
 
     def commit(self) -> None:
         """Apply the queued operations."""
-        self.wb.commit()
+        c = self.ctx
+        self.store._commit(self.wb, c.instance_id, self._new_data, self._new_tomb, c.version)
 
     def __enter__(self) -> VersionedBatch:
         return self

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from dvidpy import versioned
 from dvidpy.dag import Node, VersionDAG
 from dvidpy.errors import Conflict
 from dvidpy.keys import tkey
@@ -88,6 +89,31 @@ def make_machine(engine_factory):
             v = data.draw(st.sampled_from(self.open_nodes()))
             self.store.delete(self.ctx(v), tk)
             self.writes[(v, tk)] = TOMB
+
+        @precondition(lambda self: self.open_nodes())
+        @rule(
+            data=st.data(),
+            ops=st.lists(st.tuples(st.sampled_from(TKEYS), st.none() | VALUES), max_size=5),
+        )
+        def batch(self, data: st.DataObject, ops: list) -> None:
+            v = data.draw(st.sampled_from(self.open_nodes()))
+            with self.store.batch(self.ctx(v)) as b:
+                for tk, value in ops:
+                    if value is None:
+                        b.delete(tk)
+                        self.writes[(v, tk)] = TOMB
+                    else:
+                        b.put(tk, value)
+                        self.writes[(v, tk)] = value
+
+        @rule()
+        def reopen_store(self) -> None:
+            # a new store object must find the persisted version index
+            self.store = VersionedStore(self.engine)
+
+        @rule()
+        def rebuild_index(self) -> None:
+            self.store.rebuild_versions(7)
 
         @precondition(lambda self: self.open_nodes())
         @rule(data=st.data())
@@ -167,7 +193,10 @@ SETTINGS = settings(max_examples=60, stateful_step_count=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-def test_versioned_store_matches_model_memory() -> None:
+@pytest.mark.parametrize("probes", [0, 4, 100])
+def test_versioned_store_matches_model_memory(probes: int, monkeypatch) -> None:
+    """``probes`` forces the scan path (0), the default mix (4) or point gets only (100)."""
+    monkeypatch.setattr(versioned, "MAX_PROBES", probes)
     machine = make_machine(lambda: open_engine("memory"))
     machine.TestCase.settings = SETTINGS
     machine.TestCase().runTest()

@@ -1,0 +1,70 @@
+"""Repo push and pull between servers: full, flattened, instance- and ROI-filtered,
+resumable, atomically visible; plus import from any DVID through its public HTTP API.
+
+Protocol (HTTP, version 1; routes in :mod:`dvidpy.transfer.routes`)
+---------------------------------------------------------------------
+1. **Manifest.** The driver asks the source for the repo's manifest
+   (``POST /api/transfer/manifest``): root UUID, repo fields, every node (UUID, parents and
+   children as UUIDs, branch, note, log, lock, times; parents before children) and every
+   instance (name, type, data UUID, versioned, compression, checksum, tags, syncs, config,
+   ``included``). ``flatten`` reduces the DAG to the one chosen node as a locked root.
+2. **Plan.** The driver posts the manifest to the receiver (``POST
+   /api/transfer/receive``). The receiver refuses (409-style 400, nothing written) when a
+   manifest UUID or data UUID exists locally with a different history (other repo, other
+   parents, a diverged branch, another instance of that name). Otherwise it stages what it
+   lacks in one metadata write: new nodes get fresh local VersionIDs, new instances fresh
+   InstanceIDs (UUIDs are kept; numeric ids are always remapped). It answers with *groups*
+   ``(instance, [version UUIDs])`` it still needs - (instance, version) pairs it already
+   holds completely are left out, so re-pushing an unchanged repo moves nothing - and each
+   group's restart key from an earlier, interrupted attempt.
+3. **Stream.** For each group the driver opens ``POST /api/transfer/stream`` on the
+   source, which scans the instance's key range once and selects keys whose version
+   suffix is in the group (``flatten``: the versioned view at that version, rewritten to
+   the single root; ``roi``: spatial keys outside the ROI's blocks are dropped). Records
+   are ``klen|tkey|version-index|marker|vlen|value`` (tombstones included), where the
+   version index points into the group's UUID list; they travel in chunks of at most
+   ~8 MiB (bounded by the receiver's ``maxRequestBytes``) framed with a CRC32
+   (:mod:`dvidpy.transfer.protocol`) and end with an end frame.
+4. **Apply.** Each chunk is posted to ``POST /api/transfer/receive/{tid}/{gid}``; the
+   receiver checks the CRC and framing (a bad chunk is rejected whole), rewrites each key
+   to ``0x01|local iid|tkey|local version|marker``, commits it as one engine batch, then
+   records the group's progress (last TKey). The end frame marks the group done.
+5. **Finish.** ``POST /api/transfer/receive/{tid}/finish`` adds all staged nodes (locked)
+   and instances at once. Until then staged versions are invisible: not in
+   ``/api/repos/info``, not resolvable, their keys unreadable.
+
+Resuming: running the same push/pull again re-plans; unfinished groups restart at their
+last recorded TKey (replaying a chunk is harmless: records are exact puts). ``DELETE
+/api/transfer/receive/{tid}`` aborts and deletes staged data; a receiver over
+``[transfer] maxBytes`` (its TOML) or ``maxRequestBytes`` aborts by itself (413).
+
+Modules: :mod:`.protocol` (frames), :mod:`.sender` (manifest, record selection),
+:mod:`.receiver` (staging, apply, publish), :mod:`.client` (HTTP sources/sinks and the
+driver :func:`run_transfer`), :mod:`.routes` (HTTP routes and server-side jobs),
+:mod:`.dvid_import` (public-API importer).
+"""
+
+from dvidpy.transfer.client import (
+    HttpSink,
+    HttpSource,
+    LocalSink,
+    TransferError,
+    run_transfer,
+    speaks_transfer,
+)
+from dvidpy.transfer.receiver import Receiver
+from dvidpy.transfer.routes import transfer_routes
+from dvidpy.transfer.sender import LocalSource, build_manifest
+
+__all__ = [
+    "HttpSink",
+    "HttpSource",
+    "LocalSink",
+    "LocalSource",
+    "Receiver",
+    "TransferError",
+    "build_manifest",
+    "run_transfer",
+    "speaks_transfer",
+    "transfer_routes",
+]

@@ -1,0 +1,299 @@
+"""Driving a transfer: sources, sinks (local or over HTTP) and :func:`run_transfer`.
+
+A *source* has ``manifest(uuid, flatten=, data=, roi=)``, ``stream(req)`` (raw frames) and
+``count(req)`` (records a stream will carry, or None); a *sink* has ``begin(manifest)``,
+``put_chunk(tid, gid, frame)``, ``finish(tid)`` and ``abort(tid)``. The driver connects one
+of each, so a push runs inside the source server (local source, HTTP sink), a pull inside
+the receiving server (HTTP source, local sink), and tests can mix them freely.
+
+HTTP uses only the standard library (``http.client``) with keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from dvidpy.transfer.protocol import (
+    DEFAULT_MAX_CHUNK,
+    PROTOCOL_NAME,
+    ProtocolError,
+    read_frames,
+)
+
+
+class TransferError(Exception):
+    """A transfer failed; ``status`` is the HTTP status that caused it (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Http:
+    """A tiny keep-alive HTTP client for one server root such as ``http://host:port``."""
+
+    def __init__(self, base_url: str, timeout: float = 600.0) -> None:
+        u = urlsplit(base_url if "://" in base_url else "http://" + base_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise TransferError(f"bad server URL {base_url!r} (want http://host:port)")
+        self.base = f"{u.scheme}://{u.netloc}"
+        self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _new_conn(self) -> http.client.HTTPConnection:
+        cls = (http.client.HTTPSConnection if self.scheme == "https"
+               else http.client.HTTPConnection)
+        return cls(self.host, self.port, timeout=self.timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """``(status, body)``; reconnects once when a kept-alive connection went stale."""
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = self._new_conn()
+            try:
+                self._conn.request(method, path, body=body, headers=headers or {})
+                resp = self._conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp.status, data
+            except (http.client.RemoteDisconnected, BrokenPipeError,
+                    ConnectionResetError) as e:
+                self.close()
+                if attempt:
+                    raise TransferError(f"{self.base}: connection lost ({e})") from None
+            except OSError as e:
+                self.close()
+                raise TransferError(f"{self.base}: {e}") from None
+        raise AssertionError("unreachable")
+
+    def json(self, method: str, path: str, obj: Any = None) -> Any:
+        """Send JSON (when ``obj`` is not None), return the decoded JSON answer."""
+        body = None if obj is None else json.dumps(obj).encode()
+        hdr = {"Content-Type": "application/json"} if body is not None else {}
+        status, data = self.request(method, path, body, hdr)
+        if status >= 400:
+            raise TransferError(f"{self.base}{path}: {status} {data.decode(errors='replace')}",
+                                status)
+        return json.loads(data) if data.strip() else None
+
+    def stream(self, method: str, path: str, obj: Any) -> http.client.HTTPResponse:
+        """A streaming response on its own connection (the caller closes it)."""
+        conn = self._new_conn()
+        try:
+            conn.request(method, path, body=json.dumps(obj).encode(),
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+        except OSError as e:
+            conn.close()
+            raise TransferError(f"{self.base}: {e}") from None
+        if resp.status >= 400:
+            text = resp.read().decode(errors="replace")
+            conn.close()
+            raise TransferError(f"{self.base}{path}: {resp.status} {text}", resp.status)
+        return resp
+
+    def close(self) -> None:
+        """Drop the kept-alive connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def speaks_transfer(url: str) -> bool:
+    """True when the server at ``url`` answers the dvidpy transfer protocol probe."""
+    h = Http(url, timeout=30)
+    try:
+        status, data = h.request("GET", "/api/transfer/protocol")
+    finally:
+        h.close()
+    if status != 200:
+        return False
+    try:
+        return json.loads(data).get("protocol") == PROTOCOL_NAME
+    except ValueError:
+        return False
+
+
+class HttpSource:
+    """A dvidpy server sending over ``/api/transfer/manifest|count|stream``."""
+
+    def __init__(self, url: str) -> None:
+        self.http = Http(url)
+
+    def manifest(self, uuid: str, *, flatten: bool = False, data: list[str] | None = None,
+                 roi: str | None = None) -> dict[str, Any]:
+        """The source's manifest (see :func:`dvidpy.transfer.sender.build_manifest`)."""
+        return self.http.json("POST", "/api/transfer/manifest",
+                              {"uuid": uuid, "flatten": flatten, "data": data, "roi": roi})
+
+    def count(self, req: dict[str, Any]) -> int | None:
+        """Records the stream for ``req`` will carry."""
+        return int(self.http.json("POST", "/api/transfer/count", req)["records"])
+
+    def stream(self, req: dict[str, Any]) -> Iterator[bytes]:
+        """Raw frames; :class:`TransferError` when the stream is cut off."""
+        resp = self.http.stream("POST", "/api/transfer/stream", req)
+        try:
+            limit = max(int(req.get("max_chunk", DEFAULT_MAX_CHUNK)), 1 << 16) * 4 + (64 << 20)
+            yield from read_frames(resp, limit)  # type: ignore[arg-type]
+        except (ProtocolError, OSError, http.client.HTTPException) as e:
+            raise TransferError(f"stream from {self.http.base} broke: {e}") from None
+        finally:
+            resp.close()
+
+
+class HttpSink:
+    """A dvidpy server receiving over ``/api/transfer/receive``."""
+
+    def __init__(self, url: str) -> None:
+        self.http = Http(url)
+
+    def begin(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Send the manifest, get the plan."""
+        return self.http.json("POST", "/api/transfer/receive", manifest)
+
+    def put_chunk(self, tid: str, gid: int, frame: bytes) -> None:
+        """Post one frame (chunk or end marker)."""
+        path = f"/api/transfer/receive/{quote(tid)}/{gid}"
+        status, data = self.http.request("POST", path, frame,
+                                         {"Content-Type": "application/octet-stream"})
+        if status >= 400:
+            raise TransferError(f"{self.http.base}{path}: {status} "
+                                f"{data.decode(errors='replace')}", status)
+
+    def finish(self, tid: str) -> dict[str, Any]:
+        """Publish the received versions."""
+        return self.http.json("POST", f"/api/transfer/receive/{quote(tid)}/finish", {})
+
+    def abort(self, tid: str) -> None:
+        """Drop a pending transfer and its staged data."""
+        self.http.json("DELETE", f"/api/transfer/receive/{quote(tid)}")
+
+
+class LocalSink:
+    """The receiving side on this server's :class:`~dvidpy.transfer.receiver.Receiver`."""
+
+    def __init__(self, receiver: Any) -> None:
+        self.receiver = receiver
+
+    def begin(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        # docstring: see HttpSink
+        return self.receiver.begin(manifest)
+
+    def put_chunk(self, tid: str, gid: int, frame: bytes) -> None:
+        """Apply one frame."""
+        self.receiver.apply_chunk(tid, gid, frame)
+
+    def finish(self, tid: str) -> dict[str, Any]:
+        """Publish the received versions."""
+        return self.receiver.finish(tid)
+
+    def abort(self, tid: str) -> None:
+        """Drop a pending transfer and its staged data."""
+        self.receiver.abort(tid)
+
+
+_DONE = object()
+
+
+def _prefetch(it: Iterator[bytes], depth: int = 3) -> Iterator[bytes]:
+    """Run ``it`` in a thread, ``depth`` frames ahead (reading overlaps writing)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for x in it:
+                while not stop.is_set():
+                    try:
+                        q.put(x, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True, name="transfer-prefetch")
+    t.start()
+    try:
+        while True:
+            x = q.get()
+            if x is _DONE:
+                return
+            if isinstance(x, BaseException):
+                raise x
+            yield x
+    finally:
+        stop.set()
+        close = getattr(it, "close", None)
+        if close is not None and not t.is_alive():
+            close()
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def run_transfer(source: Any, sink: Any, uuid: str, *, flatten: bool = False,
+                 data: list[str] | None = None, roi: str | None = None,
+                 progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Copy what the sink lacks of the repo holding ``uuid`` from ``source`` to ``sink``.
+
+    Returns ``{"transfer", "groups", "records", "bytes", "seconds", "versions"}``.
+    ``progress`` is called with the same keys plus ``records_total`` (None when unknown)
+    after every chunk. Interrupted transfers resume on the next call: the sink's plan
+    carries each group's restart key. A sink answering 413 (over its limits) has already
+    dropped the staged data; other failures keep it for resuming.
+    """
+    t0 = time.monotonic()
+    m = source.manifest(uuid, flatten=flatten, data=data, roi=roi)
+    plan = sink.begin(m)
+    state: dict[str, Any] = {"transfer": plan["transfer"], "groups": len(plan["groups"]),
+                             "groups_done": 0, "records": 0, "bytes": 0,
+                             "records_total": None, "seconds": 0.0, "versions": []}
+    if plan["transfer"] is None:
+        state["seconds"] = time.monotonic() - t0
+        if progress:
+            progress(state)
+        return state
+    tid = plan["transfer"]
+    reqs = [(g["gid"], {
+        "uuid": m["uuid"], "instance": g["instance"], "versions": g["versions"],
+        "start": g["start"], "flatten": bool(m.get("flatten")), "roi": m.get("roi"),
+        "max_chunk": int(plan.get("max_chunk", DEFAULT_MAX_CHUNK)),
+    }) for g in plan["groups"]]
+    try:
+        counts = [source.count(r) for _, r in reqs]
+        state["records_total"] = None if None in counts else sum(counts)  # type: ignore[arg-type]
+    except TransferError:
+        state["records_total"] = None
+    if progress:
+        progress(state)
+    for gid, req in reqs:
+        for frame in _prefetch(source.stream(req)):
+            sink.put_chunk(tid, gid, frame)
+            state["bytes"] += len(frame)
+            state["records"] += int.from_bytes(frame[4:8], "big") if frame[:4] == b"DVXC" else 0
+            state["seconds"] = time.monotonic() - t0
+            if progress:
+                progress(state)
+        state["groups_done"] += 1
+    res = sink.finish(tid)
+    state["versions"] = res.get("versions", [])
+    state["seconds"] = time.monotonic() - t0
+    if progress:
+        progress(state)
+    return state
