@@ -118,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="(pull) read SRC through DVID's public HTTP API")
         t.add_argument("--no-progress", action="store_true", help="no progress bar")
         t.set_defaults(func=_transfer, command=cmd)
+    d = sub.add_parser("downsample", help="build a uint8blk 2x/4x/... pyramid on a server")
+    d.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
+    d.add_argument("uuid", help="version UUID (prefix or :branch)")
+    d.add_argument("name", help="uint8blk instance; levels go to NAME_1, NAME_2, ...")
+    d.add_argument("--bbox", help="x0,y0,z0,x1,y1,z1 voxel box (exclusive end); default: "
+                   "blocks written since the last downsample")
+    d.add_argument("--levels", type=int, help="number of levels (default: to one block)")
+    d.add_argument("--full", action="store_true", help="recompute from every stored block")
+    d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_downsample)
     return p
 
 

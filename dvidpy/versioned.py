@@ -179,11 +179,15 @@ class VersionedStore:
         ancestors known to hold any key of this instance (nearest first), falling back to
         one scan of the key's revisions when more than :data:`MAX_PROBES` ancestors do.
         """
-        eng = self.engine
         base = ctx.prefix + tk
-        val = eng.get(base + ctx.vbytes + b"\x03")
+        val = self.engine.get(base + ctx.vbytes + b"\x03")
         if val is not None:
             return val, ctx.version
+        return self._get_older(ctx, base)
+
+    def _get_older(self, ctx: VersionedCtx, base: bytes) -> tuple[bytes | None, int | None]:
+        """Resolve ``base`` (instance prefix + TKey) when the read version has no value."""
+        eng = self.engine
         iv = self._versions(ctx.instance_id)
         if ctx.version in iv.tomb and eng.get(base + ctx.vbytes + b"\x4f") is not None:
             return None, None
@@ -210,10 +214,11 @@ class VersionedStore:
 
     def get(self, ctx: VersionedCtx, tk: bytes) -> bytes | None:
         """Value of ``tk`` visible at ``ctx`` (``None`` if absent or deleted)."""
-        val = self.engine.get(ctx.prefix + tk + ctx.vbytes + b"\x03")  # written at V
+        base = ctx.prefix + tk
+        val = self.engine.get(base + ctx.vbytes + b"\x03")  # written at V
         if val is not None:
             return val
-        return self.get_with_version(ctx, tk)[0]
+        return self._get_older(ctx, base)[0]
 
     def exists(self, ctx: VersionedCtx, tk: bytes) -> bool:
         """True when ``tk`` has a visible value at ``ctx``."""
