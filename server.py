@@ -35,6 +35,7 @@ from dvidpy.datatype import Call, json_response
 from dvidpy.datatype import datatypes as registered_datatypes
 from dvidpy.errors import BadRequest, DvidError, LockedNodeError, TooLarge
 from dvidpy.repo import Repo, RepoManager
+from dvidpy.transfer.routes import transfer_routes
 
 log = logging.getLogger("dvidpy.access")
 NODE_ACTIONS = frozenset({"status", "commit", "newversion", "branch", "note", "log", "tag"})
@@ -403,6 +404,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         Route("/api/repo/{uuid}/log", guard(repo_log), methods=["GET", "POST"]),
         Route("/api/repo/{uuid}/branch-versions/{branch}", guard(branch_versions)),
         Route("/api/repo/{uuid}/merge", guard(repo_merge), methods=["POST"]),
+        *transfer_routes(mgr, settings),
         Route("/api/node/{rest:path}", node_dispatch,
               methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     ]

@@ -97,7 +97,6 @@ class KeyValue(Datatype):
     type_name = "keyvalue"
     type_url = "github.com/janelia-flyem/dvid/datatype/keyvalue"
     type_version = "0.2"
-    help_text = __doc__ or ""
     default_compression = "none"
     tkey_classes = {KEY_CLASS: "keyvalue key (key bytes + 0x00) -> value"}
 

@@ -38,7 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except Exception as e:  # engines that cannot open: say why instead of a traceback
+        print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
+        return 2
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30)
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -182,6 +183,9 @@ class Datatype:
                 for r in getattr(attr, "_dvid_routes", ()):
                     routes[r] = attr
         cls._routes = routes
+        if not cls.__dict__.get("help_text"):
+            module = sys.modules.get(cls.__module__)
+            cls.help_text = (module.__doc__ if module else None) or cls.__doc__ or ""
 
     def __init__(self, meta: InstanceMeta, store: VersionedStore, repo: Repo,
                  manager: RepoManager) -> None:
@@ -247,8 +251,8 @@ class Datatype:
 
     def is_mutation(self, method: str, keyword: str) -> bool:
         """Whether a request changes data (rejected on locked nodes of versioned data)."""
-        if (method, keyword) in self.not_mutations:
-            return False
+        if (method, keyword) in self.not_mutations or keyword == "blobstore":
+            return False  # DVID serves blobstore before its locked-node check
         return method in ("POST", "PUT", "DELETE")
 
     def handle(self, call: Call) -> Response:
