@@ -98,7 +98,8 @@ class KeyValue(Datatype):
     type_url = "github.com/janelia-flyem/dvid/datatype/keyvalue"
     type_version = "0.2"
     default_compression = "none"
-    tkey_classes = {KEY_CLASS: "keyvalue key (key bytes + 0x00) -> value"}
+    tkey_classes = {KEY_CLASS: "keyvalue key (key bytes + 0x00) -> value",
+                    254: "mutation log: version + mutation id -> JSON record"}
 
     # ----- storage ----------------------------------------------------------------------
 
@@ -174,13 +175,17 @@ class KeyValue(Datatype):
     @endpoint("POST", "key")
     def _post_key(self, call: Call) -> Response:
         key = key_arg(call)
-        self.put_value(call.ctx, key, call.body)
+        with self.store.batch(call.ctx) as b:
+            b.put(encode_key(key), self._encode(call.body))
+            self.log_mutation(call.ctx, "postkv", {"Key": key, "Bytes": len(call.body)}, b)
         return Response(b"")
 
     @endpoint("DELETE", "key")
     def _delete_key(self, call: Call) -> Response:
         key = key_arg(call)
-        self.store.delete(call.ctx, encode_key(key))
+        with self.store.batch(call.ctx) as b:
+            b.delete(encode_key(key))
+            self.log_mutation(call.ctx, "delete", {"Key": key}, b)
         return Response(b"")
 
     # ----- listings ---------------------------------------------------------------------
@@ -275,8 +280,11 @@ class KeyValue(Datatype):
             msg.ParseFromString(call.body)
         except DecodeError as e:
             raise BadRequest(f"malformed protobuf KeyValues body: {e}") from None
-        items = [(encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]
-        self.store.put_many(call.ctx, items)
+        items = [(kv.key, encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]
+        with self.store.batch(call.ctx) as b:
+            for key, tk, value in items:
+                b.put(tk, value)
+                self.log_mutation(call.ctx, "postkv", {"Key": key, "Bytes": len(value)}, b)
         return Response(b"")
 
 

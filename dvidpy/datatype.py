@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.responses import JSONResponse, Response
 
+from dvidpy.dag import timestamp
 from dvidpy.errors import BadRequest, NotFound
 from dvidpy.keys import tkey
-from dvidpy.versioned import VersionedCtx, VersionedStore
+from dvidpy.versioned import VersionedBatch, VersionedCtx, VersionedStore
 
 if TYPE_CHECKING:
     from dvidpy.repo import Repo, RepoManager
@@ -45,6 +46,8 @@ COMPRESSION_NAMES = {
     "jpeg": "jpeg compression",
 }
 TRUE_STRINGS = ("true", "on")
+#: TKey class of every datatype's mutation log: version (4 B) + mutation id (8 B).
+MUTLOG_CLASS = 254
 
 
 @dataclass
@@ -289,6 +292,39 @@ class Datatype:
     def put_property(self, ctx: VersionedCtx, name: str, value: Any) -> None:
         """Store a JSON property at the context's version."""
         self.store.put(ctx, tkey(1, name.encode() + b"\x00"), json.dumps(value).encode())
+
+    # ----- mutation log (append-only, per version) ---------------------------------------
+
+    def log_mutation(self, ctx: VersionedCtx, action: str, fields: dict[str, Any],
+                     batch: VersionedBatch | None = None, mutation_id: int | None = None) -> int:
+        """Append a JSON record to this instance's mutation log at the context's version.
+
+        The record carries ``Action``, ``MutationID``, ``UUID``, ``User`` (``u=``), ``App``
+        (``app=``) and ``Timestamp`` plus ``fields``. Pass the ``batch`` that writes the data
+        so the record lands atomically with it. Returns the record's mutation id (a new
+        repo-wide id unless ``mutation_id`` is given). Records are keyed by version and
+        mutation id, so ``GET mutations`` at a version lists that version's records only.
+        """
+        mid = mutation_id if mutation_id is not None else self.manager.next_mutation_id(
+            self.repo)
+        rec = {"Action": action, "MutationID": mid, "UUID": ctx.node.uuid, "User": ctx.user,
+               "App": ctx.app, "Timestamp": timestamp(), **fields}
+        tk = tkey(MUTLOG_CLASS, ctx.vbytes + mid.to_bytes(8, "big"))
+        raw = json.dumps(rec, separators=(",", ":")).encode()
+        if batch is not None:
+            batch.put(tk, raw)
+        else:
+            self.store.put(ctx, tk, raw)
+        return mid
+
+    def mutations(self, ctx: VersionedCtx) -> list[dict[str, Any]]:
+        """This version's mutation records in mutation-id order."""
+        pre = tkey(MUTLOG_CLASS, ctx.vbytes)
+        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
+
+    @endpoint("GET", "mutations")
+    def _get_mutations(self, call: Call) -> Any:
+        return self.mutations(call.ctx)
 
     # ----- endpoints every datatype has -------------------------------------------------
 

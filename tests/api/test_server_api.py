@@ -156,3 +156,20 @@ def test_tkey_classes_unique_and_property_class_reserved() -> None:
     for name, cls in datatypes().items():
         assert 1 not in cls.tkey_classes, name
         assert all(0 <= k <= 255 for k in cls.tkey_classes), name
+
+
+def test_keyvalue_mutation_log_per_version(c: TestClient) -> None:
+    root = make_repo(c)
+    c.post(f"/api/repo/{root}/instance", json={"typename": "keyvalue", "dataname": "kv"})
+    c.post(f"/api/node/{root}/kv/key/a?u=alice&app=test", content=b"12345")
+    c.post(f"/api/node/{root}/kv/key/b", content=b"x")
+    c.post(f"/api/node/{root}/commit", json={})
+    child = c.post(f"/api/node/{root}/newversion", json={}).json()["child"]
+    c.delete(f"/api/node/{child}/kv/key/a?u=bob")
+    recs = c.get(f"/api/node/{root}/kv/mutations").json()
+    assert [(r["Action"], r["Key"]) for r in recs] == [("postkv", "a"), ("postkv", "b")]
+    assert recs[0]["User"] == "alice" and recs[0]["App"] == "test" and recs[0]["Bytes"] == 5
+    assert recs[0]["MutationID"] < recs[1]["MutationID"] and recs[0]["UUID"] == root
+    crecs = c.get(f"/api/node/{child}/kv/mutations").json()
+    assert [(r["Action"], r["Key"], r["User"]) for r in crecs] == [("delete", "a", "bob")]
+    assert crecs[0]["MutationID"] > recs[1]["MutationID"]
