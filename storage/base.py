@@ -6,6 +6,7 @@ Version semantics live one layer up, in :mod:`dvidpy.versioned`.
 
 Conventions shared by every engine (checked by :mod:`storage.testing`):
 
+* Keys are non-empty byte strings (the GCS engine rejects ``b""``); values may be empty.
 * ``get`` of a missing key returns ``None``; an empty value ``b""`` is a real value.
 * ``delete`` of a missing key is not an error.
 * Ranges are ``[start, end)``: start inclusive, end exclusive, ``end=None`` unbounded.
@@ -13,8 +14,9 @@ Conventions shared by every engine (checked by :mod:`storage.testing`):
   with ``keys_only=True`` the value is ``b""`` and engines avoid reading values.
 * A :class:`WriteBatch` applies its operations in order on ``commit()`` (the last operation
   on a key wins). Engines with ``atomic_batches = True`` apply all or nothing; others
-  (GCS) may apply a prefix of the batch if they fail midway.
-* Engines are safe to call from several threads at once.
+  (GCS) may apply part of the batch if they fail midway. Nothing is applied before
+  ``commit()``.
+* Engines are safe to call from several threads at once. ``close()`` may be called twice.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class WriteBatch(ABC):
     """Collects puts and deletes; ``commit()`` applies them.
 
     Used as a context manager, the batch commits on a clean exit and is discarded when the
-    block raises. Committing twice is an error.
+    block raises. Committing twice raises ``RuntimeError``.
     """
 
     @abstractmethod
@@ -136,7 +138,7 @@ class KVEngine(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release resources. Further calls are undefined."""
+        """Release resources. Calling ``close()`` again is a no-op; other calls are undefined."""
 
     # ----- concrete defaults -------------------------------------------------------------
 

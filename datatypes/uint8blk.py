@@ -1,0 +1,1016 @@
+"""uint8blk: versioned 8-bit grayscale volumes stored in blocks (dvid-api.md §8).
+
+Creation settings (strings): ``BlockSize`` ``"x,y,z"`` (default ``32,32,32``; each 1..1024
+and at most 2**24 voxels per block), ``VoxelSize`` (``"8,8,8"``), ``VoxelUnits``
+(``"nanometers"`` or three names), ``Compression`` (``jpeg``, ``lz4`` (default), ``gzip``,
+``gzip:N``, ``none``), ``Background`` (0..255, value of unwritten voxels), ``MinPoint`` /
+``MaxPoint`` (initial extents). JPEG blocks are stored as one grayscale JPEG of width
+``bx`` and height ``by*bz`` (neuroglancer's layout), quality ``JpegQuality`` (default 85).
+
+Endpoints, under ``/api/node/{uuid}/{data}/``:
+
+``GET info`` / ``POST info``
+    §8.1 JSON; extents (``MinPoint``/``MaxPoint``/``MinIndex``/``MaxIndex``) are kept per
+    version and grow on writes (``null`` until something is written). ``POST info``
+    accepts ``VoxelSize``, ``VoxelUnits``, ``Background``.
+``POST extents``
+    ``{"MinPoint": [x,y,z], "MaxPoint": [x,y,z]}`` replaces the extents at this version.
+``POST resolution`` / ``GET metadata`` / ``GET rawkey?x=&y=&z=``
+    Voxel size ``[rx,ry,rz]``; §8.2 metadata JSON; hex TKey of a block.
+``GET raw|isotropic/{dims}/{size}/{offset}[/{format}][?roi=NAME&attenuation=N]``
+    ``dims`` ``0_1_2`` -> raw uint8 ZYX bytes (streamed one block-row of blocks at a
+    time), or with format ``jpg``/``jpeg[:Q]`` one JPEG ``nx`` wide and ``ny*nz`` high.
+    ``0_1``/``xy``, ``0_2``/``xz``, ``1_2``/``yz`` -> a 2-D ``png`` (default),
+    ``jpg[:Q]`` (default quality 80), ``tif`` or ``bmp`` image (XZ/YZ images have Z as
+    rows). Any box: unaligned, negative. Unwritten voxels read as ``Background``.
+    ``roi=NAME`` masks with an roi instance of the repo: outside voxels become 0, or with
+    ``attenuation=N`` (1..7) are shifted right by N bits (DVID: ``v >> N``).
+    ``isotropic`` 2-D slices stretch the second image axis by the ratio of voxel sizes
+    (nearest neighbour) so pixels are square; ``isotropic`` 3-D equals ``raw``.
+``POST raw/0_1_2/{size}/{offset}[?roi=NAME]``
+    Body exactly ``nx*ny*nz`` bytes. Block-aligned boxes are written whole; unaligned
+    ones read-modify-write their edge blocks (per-block striped locks make concurrent
+    writers safe). With ``roi=`` only voxels inside the ROI change. One atomic batch.
+``GET subvolblocks/{size}/{offset}[?compression=jpeg|uncompressed]``
+    Block-aligned box (else 400); §8.5 records in ZYX order, missing blocks omitted.
+    Default payload is the stored payload (JPEG file / ``u32 len`` + LZ4 block / gzip
+    stream / raw); ``jpeg`` requires JPEG storage; ``uncompressed`` is raw ZYX bytes.
+``GET specificblocks?blocks=x,y,z,...[&compression=...&prefetch=true]``
+    Same records for listed blocks in request order; ``prefetch=true`` returns nothing.
+``GET blocks/{x_y_z}/{spanX}`` / ``POST blocks/{x_y_z}/{spanX}``
+    ``spanX`` whole blocks along X, uncompressed and concatenated (Background for missing).
+``POST downres[?levels=N&bbox=x0_y0_z0/x1_y1_z1...&full=true&wait=true]``
+    Our extension: build the 2x,4x,... pyramid into instances ``NAME_1``, ``NAME_2``...
+    (created when missing with the same block size/compression). Each level voxel is the
+    2x2x2 mean of the level above rounded half up (``(sum+4)//8``); missing source blocks
+    count as Background; a parent block with no source block at all is not written.
+    Default: only blocks written since the last downres at this version (dirty blocks);
+    ``full=true``: every stored block; ``bbox=x0,y0,z0,x1,y1,z1`` (voxels, exclusive end):
+    every stored block in the box (dirty markers untouched). ``levels`` defaults to the
+    count that shrinks the extents to one block. Runs in a background thread and answers
+    the job status at once; ``wait=true`` answers when done.
+``GET downres-status``
+    ``{"State": "idle|running|done|error", "Level", "Levels", "BlocksDone",
+    "BlocksTotal", "Error", "DirtyBlocks"}`` (``DirtyBlocks`` at the requested version).
+
+Size limits: any request whose voxel count is over the server's ``max_request_bytes`` is
+refused with 413 before any work; 3-D JPEG answers are limited to 256 MiB.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from starlette.responses import Response, StreamingResponse
+
+from datatypes.common import imagecodec
+from datatypes.common.blockstream import encode_header
+from datatypes.common.downsample import downsample_mean2
+from datatypes.common.geometry import (
+    INT32_MAX,
+    INT32_MIN,
+    Box,
+    block_range,
+    iter_block_pieces,
+    parse_block_list,
+    parse_dims,
+    parse_size,
+    parse_xyz,
+    plane_size_to_3d,
+)
+from datatypes.roi import find_roi
+from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_frame
+from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
+from dvidpy.errors import BadRequest, DvidError, TooLarge
+from dvidpy.keys import prefix_successor, tkey
+from dvidpy.versioned import VersionedCtx
+
+BLOCK_CLASS = 23
+DIRTY_CLASS = 24
+DEFAULT_BLOCK_SIZE = (32, 32, 32)
+DEFAULT_JPEG_QUALITY = 85
+MAX_JPEG_VOLUME = 256 << 20
+N_STRIPES = 256
+_EXTENTS = "extents"
+_STREAM_PIECE = 4 << 20
+_SMALL_SUBVOL = 64  # block count below which subvolblocks answers without streaming
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """Process-wide pool for block encoding (one thread per CPU)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                       thread_name_prefix="uint8blk-encode")
+        return _POOL
+
+
+# ----- keys ---------------------------------------------------------------------------
+
+
+def block_tkey(x: int, y: int, z: int, cls: int = BLOCK_CLASS) -> bytes:
+    """TKey of block ``(x, y, z)``: class, 0x01, ZYX as big-endian ``coord - INT32_MIN``."""
+    return tkey(cls, ((z - INT32_MIN) << 64 | (y - INT32_MIN) << 32 | (x - INT32_MIN))
+                .to_bytes(12, "big"))
+
+
+def block_tkeys(coords: np.ndarray, cls: int = BLOCK_CLASS) -> list[bytes]:
+    """Vectorized :func:`block_tkey` for an ``(N, 3)`` x,y,z array."""
+    c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+    raw = (c[:, ::-1] - INT32_MIN).astype(">u4").tobytes()
+    head = bytes((cls, 1))
+    return [head + raw[i:i + 12] for i in range(0, len(raw), 12)]
+
+
+def decode_block_tkey(tk: bytes) -> tuple[int, int, int]:
+    """Inverse of :func:`block_tkey` -> ``(x, y, z)``."""
+    v = int.from_bytes(tk[2:14], "big")
+    mask = (1 << 32) - 1
+    return ((v & mask) + INT32_MIN, ((v >> 32) & mask) + INT32_MIN, (v >> 64) + INT32_MIN)
+
+
+# ----- settings -----------------------------------------------------------------------
+
+
+def _ints(text: str, what: str, n: int = 3) -> list[int]:
+    parts = [p.strip() for p in text.replace("_", ",").split(",")]
+    if len(parts) == 1 and n == 3:
+        parts = parts * 3
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}: expected {n} comma-separated integers") from None
+    if len(vals) != n:
+        raise BadRequest(f"bad {what} {text!r}: expected {n} integers")
+    return vals
+
+
+def _floats(text: str, what: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts = parts * 3
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}: expected 3 comma-separated numbers") from None
+    if len(vals) != 3 or not all(v > 0 and np.isfinite(v) for v in vals):
+        raise BadRequest(f"bad {what} {text!r}: expected 3 positive numbers")
+    return vals
+
+
+def _units(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3 or not all(parts):
+        raise BadRequest(f"bad VoxelUnits {text!r}: one name or three comma-separated names")
+    return parts
+
+
+def _background(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255") from None
+    if not 0 <= v <= 255:
+        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255")
+    return v
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else v
+
+
+def _parse_format(fmt: str) -> tuple[str, int]:
+    """``png``/``jpg:80``/... -> (kind, quality)."""
+    f = fmt.lower()
+    name, _, q = f.partition(":")
+    if name in ("jpg", "jpeg"):
+        if q:
+            try:
+                qual = int(q)
+            except ValueError:
+                raise BadRequest(f"bad JPEG quality in format {fmt!r}") from None
+            if not 1 <= qual <= 100:
+                raise BadRequest(f"JPEG quality must be 1..100, got {qual}")
+        else:
+            qual = imagecodec.DEFAULT_JPEG_QUALITY
+        return "jpeg", qual
+    if q:
+        raise BadRequest(f"unknown image format {fmt!r}")
+    if name in ("", "png"):
+        return "png", 0
+    if name in ("tif", "tiff"):
+        return "tiff", 0
+    if name == "bmp":
+        return "bmp", 0
+    raise BadRequest(f"unknown image format {fmt!r} (png, jpg[:quality], tif, bmp)")
+
+
+def _coords_ok(*points: Sequence[int]) -> None:
+    for p in points:
+        for v in p:
+            if not INT32_MIN <= v <= INT32_MAX:
+                raise BadRequest(f"coordinate {v} is outside the int32 range")
+
+
+@register_datatype
+class Uint8Blk(Datatype):
+    """The uint8blk datatype."""
+
+    type_name = "uint8blk"
+    type_url = "github.com/janelia-flyem/dvid/datatype/imageblk/uint8.go"
+    type_version = "0.2"
+    help_text = __doc__ or ""
+    default_compression = "lz4"
+    tkey_classes = {
+        BLOCK_CLASS: "block ZYX (3 x u32be of coord - INT32_MIN) -> framed block",
+        DIRTY_CLASS: "block ZYX -> b'' (written since the last downres at this version)",
+    }
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._stripes = [threading.Lock() for _ in range(N_STRIPES)]
+        self._commit_lock = threading.Lock()
+        self._job_lock = threading.Lock()
+        self._job: dict[str, Any] = {"State": "idle", "Level": 0, "Levels": 0,
+                                     "BlocksDone": 0, "BlocksTotal": 0, "Error": ""}
+
+    # ----- settings ---------------------------------------------------------------------
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        """Validate BlockSize, VoxelSize, VoxelUnits, Background, MinPoint/MaxPoint."""
+        cfg: dict[str, Any] = {}
+        bs = _ints(settings["blocksize"], "BlockSize") if settings.get("blocksize") \
+            else list(DEFAULT_BLOCK_SIZE)
+        if not all(1 <= b <= 1024 for b in bs) or bs[0] * bs[1] * bs[2] > (1 << 24):
+            raise BadRequest(f"bad BlockSize {bs}: each 1..1024, at most 2**24 voxels")
+        if settings.get("compression", "").lower().startswith("jpeg") and bs[1] * bs[2] > 65535:
+            raise BadRequest(f"BlockSize {bs} too tall for a JPEG block (by*bz > 65535)")
+        cfg["BlockSize"] = bs
+        cfg["VoxelSize"] = _floats(settings.get("voxelsize", "8,8,8"), "VoxelSize")
+        cfg["VoxelUnits"] = _units(settings.get("voxelunits", "nanometers"))
+        cfg["Background"] = _background(settings.get("background", "0"))
+        q = settings.get("jpegquality", str(DEFAULT_JPEG_QUALITY))
+        try:
+            qv = int(q)
+        except ValueError:
+            qv = -1
+        if not 1 <= qv <= 100:
+            raise BadRequest(f"bad JpegQuality {q!r}: 1..100")
+        cfg["JpegQuality"] = qv
+        mn, mx = settings.get("minpoint"), settings.get("maxpoint")
+        if mn or mx:
+            if not (mn and mx):
+                raise BadRequest("MinPoint and MaxPoint must be given together")
+            lo, hi = _ints(mn, "MinPoint"), _ints(mx, "MaxPoint")
+            _coords_ok(lo, hi)
+            if any(a > b for a, b in zip(lo, hi, strict=True)):
+                raise BadRequest(f"MinPoint {lo} is not <= MaxPoint {hi}")
+            cfg["Extents"] = {"MinPoint": lo, "MaxPoint": hi}
+        return cfg
+
+    def update_settings(self, settings: Mapping[str, str]) -> None:
+        """``POST info``: VoxelSize, VoxelUnits, Background."""
+        cfg = dict(self.meta.config)
+        if "voxelsize" in settings:
+            cfg["VoxelSize"] = _floats(settings["voxelsize"], "VoxelSize")
+        if "voxelunits" in settings:
+            cfg["VoxelUnits"] = _units(settings["voxelunits"])
+        if "background" in settings:
+            cfg["Background"] = _background(settings["background"])
+        self.meta.config = cfg
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """(bx, by, bz)."""
+        b = self.meta.config["BlockSize"]
+        return (int(b[0]), int(b[1]), int(b[2]))
+
+    @property
+    def bshape(self) -> tuple[int, int, int]:
+        """Block array shape (bz, by, bx)."""
+        bx, by, bz = self.block_size
+        return (bz, by, bx)
+
+    @property
+    def background(self) -> int:
+        """Value of unwritten voxels."""
+        return int(self.meta.config.get("Background", 0))
+
+    @property
+    def is_jpeg(self) -> bool:
+        """Blocks stored as JPEG."""
+        return self.meta.compression == "jpeg"
+
+    def compression_string(self) -> str:
+        """``jpeg compression, level {bx}`` for JPEG (DVID's quirk), else the default."""
+        if self.is_jpeg:
+            return f"jpeg compression, level {self.block_size[0]}"
+        return super().compression_string()
+
+    # ----- extents ----------------------------------------------------------------------
+
+    def extents_at(self, ctx: VersionedCtx | None) -> dict[str, list[int]] | None:
+        """``{"MinPoint", "MaxPoint"}`` (inclusive voxels) at ``ctx`` or None."""
+        ext = self.get_property(ctx, _EXTENTS) if ctx is not None else None
+        if ext is None:
+            ext = self.meta.config.get("Extents")
+        return ext
+
+    @staticmethod
+    def _grow(ext: dict[str, list[int]] | None, lo: Sequence[int],
+              hi: Sequence[int]) -> dict[str, list[int]]:
+        if ext is None:
+            return {"MinPoint": [int(v) for v in lo], "MaxPoint": [int(v) for v in hi]}
+        return {"MinPoint": [min(a, int(b)) for a, b in zip(ext["MinPoint"], lo, strict=True)],
+                "MaxPoint": [max(a, int(b)) for a, b in zip(ext["MaxPoint"], hi, strict=True)]}
+
+    def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """§8.1 ``Extended``."""
+        cfg = self.meta.config
+        ext = self.extents_at(ctx)
+        bs = self.block_size
+        if ext is None:
+            mn = mx = mni = mxi = None
+        else:
+            mn, mx = ext["MinPoint"], ext["MaxPoint"]
+            mni = [p // b for p, b in zip(mn, bs, strict=True)]
+            mxi = [p // b for p, b in zip(mx, bs, strict=True)]
+        return {
+            "Values": [{"DataType": "uint8", "Label": "uint8"}],
+            "Interpolable": True,
+            "BlockSize": list(bs),
+            "VoxelSize": [_num(v) for v in cfg["VoxelSize"]],
+            "VoxelUnits": list(cfg["VoxelUnits"]),
+            "MinPoint": mn,
+            "MaxPoint": mx,
+            "MinIndex": mni,
+            "MaxIndex": mxi,
+            "Background": self.background,
+            "GridStore": "",
+            "ScaleLevel": int(cfg.get("ScaleLevel", 0)),
+        }
+
+    def info(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """``Base``, ``Extended`` and top-level ``Extents``."""
+        ext = self.extended(ctx)
+        return {"Base": self.base_info(), "Extended": ext,
+                "Extents": {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}}
+
+    # ----- block codec ------------------------------------------------------------------
+
+    def encode_block(self, block: np.ndarray) -> bytes:
+        """Framed stored value of a ``(bz, by, bx)`` uint8 block."""
+        arr = np.ascontiguousarray(block, dtype=np.uint8)
+        crc = self.meta.checksum == "crc32"
+        if self.is_jpeg:
+            q = int(self.meta.config.get("JpegQuality", DEFAULT_JPEG_QUALITY))
+            return serialize(imagecodec.encode_jpeg_block(arr, q), "jpeg", crc)
+        return serialize(memoryview(arr.reshape(-1)), self.meta.compression, crc,
+                         gzip_level=self.meta.compression_level)
+
+    def decode_block(self, raw: bytes) -> np.ndarray:
+        """``(bz, by, bx)`` uint8 array of a stored value (400 when corrupt)."""
+        try:
+            code, payload = split_frame(raw)
+            if code == COMP_JPEG:
+                return imagecodec.decode_jpeg_block(payload, self.block_size)
+            data = deserialize(raw)
+            return np.frombuffer(data, dtype=np.uint8).reshape(self.bshape)
+        except (CodecError, ValueError) as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    # ----- reading ----------------------------------------------------------------------
+
+    def iter_row(self, ctx: VersionedCtx, x0: int, x1: int, y: int, z: int,
+                 ) -> Iterator[tuple[int, bytes]]:
+        """Stored ``(x, value)`` of blocks ``x0..x1`` (inclusive) of row ``(y, z)``."""
+        start = block_tkey(x0, y, z)
+        end = prefix_successor(block_tkey(x1, y, z))
+        for tk, v in self.store.scan(ctx, start, end):
+            yield decode_block_tkey(tk)[0], v
+
+    def read_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
+                 ) -> np.ndarray:
+        """``(nz, ny, nx)`` uint8 voxels of a box (Background where unwritten)."""
+        o, s = tuple(offset), tuple(size)
+        bx, by, bz = self.block_size
+        out = np.full((s[2], s[1], s[0]), self.background, dtype=np.uint8)
+        if min(s) <= 0:
+            return out
+        lo, hi = block_range(o, s, self.block_size)
+        for cz in range(lo[2], hi[2] + 1):
+            z0, z1 = max(o[2], cz * bz), min(o[2] + s[2], (cz + 1) * bz)
+            for cy in range(lo[1], hi[1] + 1):
+                y0, y1 = max(o[1], cy * by), min(o[1] + s[1], (cy + 1) * by)
+                for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz):
+                    x0, x1 = max(o[0], cx * bx), min(o[0] + s[0], (cx + 1) * bx)
+                    blk = self.decode_block(raw)
+                    out[z0 - o[2]:z1 - o[2], y0 - o[1]:y1 - o[1], x0 - o[0]:x1 - o[0]] = \
+                        blk[z0 - cz * bz:z1 - cz * bz, y0 - cy * by:y1 - cy * by,
+                            x0 - cx * bx:x1 - cx * bx]
+        return out
+
+    def _roi_filter(self, call: Call) -> Any:
+        """A function ``(vol, offset) -> vol`` applying ``roi=``/``attenuation=``, or None."""
+        name = call.query.get("roi", "")
+        if not name:
+            return None
+        roi = find_roi(self.repo, name)
+        att = call.int_query("attenuation", 0)
+        if not 0 <= att <= 7:
+            raise BadRequest(f"attenuation must be 0..7, got {att}")
+        ctx = call.ctx
+
+        def apply(vol: np.ndarray, offset: Sequence[int]) -> np.ndarray:
+            size = (vol.shape[2], vol.shape[1], vol.shape[0])
+            m = roi.mask(ctx, offset, size).view(bool)
+            if att:
+                return np.where(m, vol, vol >> att).astype(np.uint8)
+            return np.where(m, vol, 0).astype(np.uint8)
+
+        return apply
+
+    def _check_volume(self, n: int) -> None:
+        limit = self.manager.settings.max_request_bytes
+        if n > limit:
+            raise TooLarge(f"request for {n} voxels is over the server limit of {limit} bytes")
+
+    def _parse_geometry(self, call: Call) -> tuple[tuple[int, ...], tuple[int, int, int],
+                                                   tuple[int, int, int], str]:
+        try:
+            dims = parse_dims(call.arg(0, "dims"))
+            size = parse_size(call.arg(1, "size"), len(dims))
+            offset = parse_xyz(call.arg(2, "offset"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        size3 = plane_size_to_3d(dims, size)
+        end = [o + s - 1 for o, s in zip(offset, size3, strict=True)]
+        _coords_ok(end)
+        fmt = call.args[3] if len(call.args) > 3 else ""
+        if len(call.args) > 4:
+            raise BadRequest(f"unexpected path segments after format ({call.path})")
+        return dims, size3, offset, fmt
+
+    @endpoint(("GET", "HEAD"), "raw")
+    def _get_raw(self, call: Call) -> Response:
+        return self._get_voxels(call, isotropic=False)
+
+    @endpoint(("GET", "HEAD"), "isotropic")
+    def _get_iso(self, call: Call) -> Response:
+        return self._get_voxels(call, isotropic=True)
+
+    def _get_voxels(self, call: Call, isotropic: bool) -> Response:
+        dims, size, offset, fmt = self._parse_geometry(call)
+        n = size[0] * size[1] * size[2]
+        self._check_volume(n)
+        filt = self._roi_filter(call)
+        ctx = call.ctx
+        if len(dims) == 3:
+            if fmt:
+                kind, q = _parse_format(fmt)
+                if kind != "jpeg":
+                    raise BadRequest(f"3-D raw supports only the jpg format, not {fmt!r}")
+                if n > MAX_JPEG_VOLUME:
+                    raise TooLarge(f"3-D JPEG answers are limited to {MAX_JPEG_VOLUME} voxels")
+                if size[1] * size[2] > 65535 or size[0] > 65535:
+                    raise BadRequest("3-D JPEG image would exceed 65535 pixels a side")
+                vol = self.read_box(ctx, offset, size)
+                if filt:
+                    vol = filt(vol, offset)
+                img = imagecodec.encode_jpeg(vol.reshape(size[2] * size[1], size[0]), q)
+                return Response(img, media_type="image/jpeg")
+            return StreamingResponse(self._stream_box(ctx, offset, size, filt),
+                                     media_type="application/octet-stream",
+                                     headers={"Content-Length": str(n)})
+        kind, q = _parse_format(fmt)
+        vol = self.read_box(ctx, offset, size)
+        if filt:
+            vol = filt(vol, offset)
+        if dims == (0, 1):
+            img = vol[0]
+        elif dims == (0, 2):
+            img = vol[:, 0, :]
+        else:
+            img = vol[:, :, 0]
+        if isotropic:
+            res = self.meta.config["VoxelSize"]
+            ra, rb = float(res[dims[0]]), float(res[dims[1]])
+            if ra != rb:
+                h = img.shape[0]
+                newh = max(1, round(h * rb / ra))
+                rows = np.minimum((np.arange(newh) * ra / rb).astype(np.int64), h - 1)
+                img = img[rows]
+        img = np.ascontiguousarray(img)
+        try:
+            if kind == "jpeg":
+                return Response(imagecodec.encode_jpeg(img, q), media_type="image/jpeg")
+            if kind == "png":
+                return Response(imagecodec.encode_png(img), media_type="image/png")
+        except ValueError as e:
+            raise BadRequest(f"cannot encode image: {e}") from None
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format=kind.upper())
+        return Response(buf.getvalue(), media_type=f"image/{kind}")
+
+    def _stream_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
+                    filt: Any) -> Iterator[bytes]:
+        """Z-slabs one block-layer thick, each at most ``bz * ny * nx`` bytes."""
+        bz = self.block_size[2]
+        z, zend = offset[2], offset[2] + size[2]
+        while z < zend:
+            z1 = min(zend, (z // bz + 1) * bz)
+            o = (offset[0], offset[1], z)
+            s = (size[0], size[1], z1 - z)
+            slab = self.read_box(ctx, o, s)
+            if filt:
+                slab = filt(slab, o)
+            flat = memoryview(slab.reshape(-1))
+            # Hand the slab to the server in <= 4 MiB views (zero-copy) so the transport
+            # never buffers a whole slab next to the one being built.
+            for i in range(0, len(flat), _STREAM_PIECE):
+                yield flat[i:i + _STREAM_PIECE]
+            del flat, slab
+            z = z1
+
+    # ----- writing ----------------------------------------------------------------------
+
+    def _stripe_ids(self, coords: np.ndarray) -> list[int]:
+        c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        h = (c[:, 0] * 73856093) ^ (c[:, 1] * 19349663) ^ (c[:, 2] * 83492791)
+        return sorted(set((h % N_STRIPES).tolist()))
+
+    class _Locked:
+        def __init__(self, locks: list[threading.Lock]) -> None:
+            self.locks = locks
+
+        def __enter__(self) -> None:
+            for lk in self.locks:
+                lk.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            for lk in reversed(self.locks):
+                lk.release()
+
+    def lock_blocks(self, coords: np.ndarray) -> Uint8Blk._Locked:
+        """Context manager holding the stripe locks of ``coords`` (sorted: no deadlock)."""
+        return self._Locked([self._stripes[i] for i in self._stripe_ids(coords)])
+
+    def store_blocks(self, ctx: VersionedCtx, coords: np.ndarray, values: Sequence[bytes],
+                     mark_dirty: bool = True,
+                     grow: tuple[Sequence[int], Sequence[int]] | None = None) -> None:
+        """Write encoded blocks, dirty markers and grown extents in one batch.
+
+        ``grow`` is the inclusive (lo, hi) voxel box to add to the extents (default: the
+        blocks' bounds).
+        """
+        c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        if len(c) == 0:
+            return
+        if grow is None:
+            bs = np.asarray(self.block_size)
+            grow = ((c.min(axis=0) * bs).tolist(), ((c.max(axis=0) + 1) * bs - 1).tolist())
+        keys = block_tkeys(c)
+        dkeys = block_tkeys(c, DIRTY_CLASS) if mark_dirty else []
+        with self._commit_lock:
+            ext = self._grow(self.extents_at(ctx), grow[0], grow[1])
+            with self.store.batch(ctx) as b:
+                for k, v in zip(keys, values, strict=True):
+                    b.put(k, v)
+                for k in dkeys:
+                    b.put(k, b"")
+                b.put(tkey(1, _EXTENTS.encode() + b"\x00"),
+                      f'{{"MinPoint":{ext["MinPoint"]},"MaxPoint":{ext["MaxPoint"]}}}'.encode())
+
+    def write_box(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
+                  mask: np.ndarray | None = None) -> None:
+        """Write a ``(nz, ny, nx)`` volume at ``offset`` (any alignment) atomically.
+
+        Edge blocks are read-modify-written under their stripe locks. With ``mask`` (same
+        shape, bool) only masked voxels change.
+        """
+        ctx.check_writable()
+        size = (vol.shape[2], vol.shape[1], vol.shape[0])
+        pieces = list(iter_block_pieces(offset, size, self.block_size))
+        if not pieces:
+            return
+        coords = np.array([p.coord for p in pieces], dtype=np.int64)
+        _coords_ok(coords.min(axis=0).tolist(), coords.max(axis=0).tolist())
+        need_old = [i for i, p in enumerate(pieces) if not p.full or mask is not None]
+        with self.lock_blocks(coords):
+            old: dict[int, bytes | None] = {}
+            if need_old:
+                got = self.store.get_many(ctx, block_tkeys(coords[need_old]))
+                old = dict(zip(need_old, got, strict=True))
+            def build(i: int) -> bytes:
+                p = pieces[i]
+                if i not in old:
+                    return self.encode_block(vol[p.volume_slices])
+                raw = old[i]
+                blk = (np.full(self.bshape, self.background, np.uint8) if raw is None
+                       else self.decode_block(raw).copy())
+                if mask is None:
+                    blk[p.block_slices] = vol[p.volume_slices]
+                else:
+                    sub = blk[p.block_slices]
+                    m = mask[p.volume_slices]
+                    sub[m] = vol[p.volume_slices][m]
+                return self.encode_block(blk)
+
+            # Copy + LZ4/JPEG/gzip release the GIL: encode big writes on all cores.
+            if len(pieces) >= 8:
+                values = list(_encode_pool().map(build, range(len(pieces))))
+            else:
+                values = [build(i) for i in range(len(pieces))]
+            hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
+            self.store_blocks(ctx, coords, values, grow=(list(offset), hi))
+
+    @endpoint("POST", "raw")
+    def _post_raw(self, call: Call) -> Response:
+        dims, size, offset, fmt = self._parse_geometry(call)
+        if dims != (0, 1, 2):
+            raise BadRequest("POST raw accepts only 3-D data (0_1_2)")
+        if fmt:
+            raise BadRequest(f"POST raw takes raw bytes only, not format {fmt!r}")
+        n = size[0] * size[1] * size[2]
+        self._check_volume(n)
+        if len(call.body) != n:
+            raise BadRequest(f"POST raw body has {len(call.body)} bytes; size {size} needs {n}")
+        vol = np.frombuffer(call.body, dtype=np.uint8).reshape(size[2], size[1], size[0])
+        mask = None
+        if call.query.get("roi"):
+            roi = find_roi(self.repo, call.query["roi"])
+            mask = roi.mask(call.ctx, offset, size).view(bool)
+        self.write_box(call.ctx, offset, vol, mask)
+        return Response(b"")
+
+    # ----- block endpoints --------------------------------------------------------------
+
+    def _payload_mode(self, call: Call) -> str:
+        comp = call.query.get("compression", "")
+        if comp not in ("", "jpeg", "uncompressed"):
+            raise BadRequest(f"unknown compression {comp!r} (jpeg or uncompressed)")
+        if comp == "jpeg" and not self.is_jpeg:
+            raise BadRequest(f"instance {self.meta.name!r} is not stored as JPEG "
+                             f"({self.meta.compression}); use compression=uncompressed")
+        return comp
+
+    def _payload(self, raw: bytes, mode: str) -> bytes | memoryview:
+        if mode == "uncompressed":
+            return memoryview(self.decode_block(raw).reshape(-1))
+        try:
+            return split_frame(raw)[1]
+        except CodecError as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    @endpoint(("GET", "HEAD"), "subvolblocks")
+    def _subvolblocks(self, call: Call) -> Response:
+        try:
+            size = parse_size(call.arg(0, "size"), 3)
+            offset = parse_xyz(call.arg(1, "offset"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        bs = self.block_size
+        if any(o % b or s % b for o, s, b in zip(offset, size, bs, strict=True)):
+            raise BadRequest(f"subvolblocks size {size} and offset {offset} must be "
+                             f"multiples of the block size {bs}")
+        _coords_ok([o + s - 1 for o, s in zip(offset, size, strict=True)])
+        self._check_volume(size[0] * size[1] * size[2])
+        mode = self._payload_mode(call)
+        lo, hi = block_range(offset, size, bs)
+        ctx = call.ctx
+        nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
+
+        def gen() -> Iterator[bytes | memoryview]:
+            for cz in range(lo[2], hi[2] + 1):
+                for cy in range(lo[1], hi[1] + 1):
+                    for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz):
+                        p = self._payload(raw, mode)
+                        yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes)
+                                            else p.nbytes)
+                        yield p
+
+        if nblocks <= _SMALL_SUBVOL:
+            return Response(b"".join(gen()), media_type="application/octet-stream")
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    @endpoint(("GET", "HEAD"), "specificblocks")
+    def _specificblocks(self, call: Call) -> Response:
+        try:
+            coords = parse_block_list(call.query.get("blocks", ""))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        mode = self._payload_mode(call)
+        if call.flag("prefetch"):
+            return Response(b"", media_type="application/octet-stream")
+        ctx = call.ctx
+        keys = block_tkeys(coords)
+
+        def gen() -> Iterator[bytes | memoryview]:
+            for i in range(0, len(keys), 256):
+                vals = self.store.get_many(ctx, keys[i:i + 256])
+                for (cx, cy, cz), raw in zip(coords[i:i + 256].tolist(), vals, strict=True):
+                    if raw is None:
+                        continue
+                    p = self._payload(raw, mode)
+                    yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
+                    yield p
+
+        if len(keys) <= _SMALL_SUBVOL:
+            return Response(b"".join(gen()), media_type="application/octet-stream")
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    def _span_args(self, call: Call) -> tuple[tuple[int, int, int], int]:
+        try:
+            start = parse_xyz(call.arg(0, "block coordinate"))
+            span = int(call.arg(1, "spanX"))
+        except ValueError as e:
+            raise BadRequest(f"bad blocks request: {e}") from None
+        if span < 1:
+            raise BadRequest(f"spanX must be >= 1, got {span}")
+        _coords_ok([start[0] + span - 1])
+        bx, by, bz = self.block_size
+        self._check_volume(span * bx * by * bz)
+        return start, span
+
+    @endpoint(("GET", "HEAD"), "blocks")
+    def _get_blocks(self, call: Call) -> Response:
+        (x, y, z), span = self._span_args(call)
+        out = np.full((span, *self.bshape), self.background, dtype=np.uint8)
+        for cx, raw in self.iter_row(call.ctx, x, x + span - 1, y, z):
+            out[cx - x] = self.decode_block(raw)
+        return Response(out.tobytes(), media_type="application/octet-stream")
+
+    @endpoint("POST", "blocks")
+    def _post_blocks(self, call: Call) -> Response:
+        (x, y, z), span = self._span_args(call)
+        bx, by, bz = self.block_size
+        nb = bx * by * bz
+        if len(call.body) != span * nb:
+            raise BadRequest(f"POST blocks body has {len(call.body)} bytes; {span} blocks "
+                             f"of {bx}x{by}x{bz} need {span * nb}")
+        arr = np.frombuffer(call.body, dtype=np.uint8).reshape(span, *self.bshape)
+        coords = np.array([[x + i, y, z] for i in range(span)], dtype=np.int64)
+        values = [self.encode_block(arr[i]) for i in range(span)]
+        with self.lock_blocks(coords):
+            self.store_blocks(call.ctx, coords, values)
+        return Response(b"")
+
+    # ----- metadata endpoints -----------------------------------------------------------
+
+    @endpoint("POST", "extents")
+    def _post_extents(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict):
+            raise BadRequest('POST extents expects {"MinPoint": [x,y,z], "MaxPoint": [x,y,z]}')
+        pts = []
+        for k in ("MinPoint", "MaxPoint"):
+            v = body.get(k)
+            if not (isinstance(v, list) and len(v) == 3
+                    and all(isinstance(c, int) and not isinstance(c, bool) for c in v)):
+                raise BadRequest(f"POST extents: {k} must be a list of 3 integers")
+            pts.append(v)
+        _coords_ok(*pts)
+        if any(a > b for a, b in zip(pts[0], pts[1], strict=True)):
+            raise BadRequest(f"MinPoint {pts[0]} is not <= MaxPoint {pts[1]}")
+        with self._commit_lock:
+            self.put_property(call.ctx, _EXTENTS, {"MinPoint": pts[0], "MaxPoint": pts[1]})
+        return Response(b"")
+
+    @endpoint("POST", "resolution")
+    def _post_resolution(self, call: Call) -> Response:
+        body = call.json()
+        if not (isinstance(body, list) and len(body) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in body)):
+            raise BadRequest("POST resolution expects [rx, ry, rz] positive numbers")
+        self.meta.config = {**self.meta.config, "VoxelSize": [float(v) for v in body]}
+        self.save_meta()
+        return Response(b"")
+
+    @endpoint("GET", "metadata")
+    def _metadata(self, call: Call) -> Response:
+        ext = self.extended(call.ctx)
+        axes = []
+        for i, lab in enumerate("XYZ"):
+            mn = ext["MinPoint"][i] if ext["MinPoint"] else 0
+            mx = ext["MaxPoint"][i] if ext["MaxPoint"] else -1
+            axes.append({"Label": lab, "Resolution": ext["VoxelSize"][i],
+                         "Units": ext["VoxelUnits"][i], "Size": mx - mn + 1, "Offset": mn})
+        body = json.dumps({"Axes": axes, "Properties": ext}, separators=(",", ":"))
+        return Response(body.encode(), media_type="application/vnd.dvid-nd-data+json")
+
+    @endpoint("GET", "rawkey")
+    def _rawkey(self, call: Call) -> Response:
+        try:
+            x, y, z = (int(call.query[k]) for k in "xyz")
+        except (KeyError, ValueError):
+            raise BadRequest("rawkey needs integer x, y and z query parameters") from None
+        _coords_ok([x, y, z])
+        return Response(block_tkey(x, y, z).hex(), media_type="text/plain")
+
+    # ----- pyramid ----------------------------------------------------------------------
+
+    def _level_instance(self, ctx: VersionedCtx, k: int) -> Uint8Blk:
+        name = f"{self.meta.name}_{k}"
+        inst = self.repo.instances.get(name)
+        if inst is None:
+            cfg = self.meta.config
+            comp = self.meta.compression
+            if comp == "gzip" and self.meta.compression_level > 0:
+                comp = f"gzip:{self.meta.compression_level}"
+            body = {
+                "typename": "uint8blk", "dataname": name,
+                "blocksize": ",".join(map(str, self.block_size)),
+                "compression": comp,
+                "voxelsize": ",".join(repr(float(v) * 2 ** k) for v in cfg["VoxelSize"]),
+                "voxelunits": ",".join(cfg["VoxelUnits"]),
+                "background": str(self.background),
+                "jpegquality": str(cfg.get("JpegQuality", DEFAULT_JPEG_QUALITY)),
+                "versioned": "true" if self.meta.versioned else "false",
+            }
+            inst = self.manager.new_instance(self.repo, ctx.node, body)
+            inst.meta.config["ScaleLevel"] = k
+            inst.save_meta()
+        if not isinstance(inst, Uint8Blk) or inst.block_size != self.block_size:
+            raise BadRequest(f"pyramid level instance {name!r} exists but is not a uint8blk "
+                             f"with block size {self.block_size}")
+        return inst
+
+    def _scan_coords(self, ctx: VersionedCtx, cls: int) -> np.ndarray:
+        pre = bytes((cls, 1))
+        ks = [tk for tk, _ in self.store.scan_prefix(ctx, pre, keys_only=True)]
+        if not ks:
+            return np.zeros((0, 3), dtype=np.int64)
+        raw = np.frombuffer(b"".join(k[2:14] for k in ks), dtype=">u4").reshape(-1, 3)
+        zyx = raw.astype(np.int64) + INT32_MIN
+        return np.ascontiguousarray(zyx[:, ::-1])
+
+    def _set_job(self, **kw: Any) -> None:
+        with self._job_lock:
+            self._job.update(kw)
+
+    def downres_status(self, ctx: VersionedCtx | None = None) -> dict[str, Any]:
+        """Copy of the current/last job status (plus dirty count at ``ctx``)."""
+        with self._job_lock:
+            st = dict(self._job)
+        if ctx is not None:
+            st["DirtyBlocks"] = len(self._scan_coords(ctx, DIRTY_CLASS))
+        return st
+
+    def run_downres(self, ctx: VersionedCtx, levels: int | None = None,
+                    bbox: Box | None = None, full: bool = False) -> None:
+        """Build pyramid levels (see the module doc); updates the job status as it goes."""
+        bs = np.asarray(self.block_size, dtype=np.int64)
+        if bbox is not None:
+            seed = self._scan_coords(ctx, BLOCK_CLASS)
+            lo, hi = block_range(bbox.offset, bbox.size, self.block_size)
+            sel = np.all((seed >= np.asarray(lo)) & (seed <= np.asarray(hi)), axis=1)
+            seed = seed[sel]
+            cleared = np.zeros((0, 3), dtype=np.int64)
+        else:
+            with self._commit_lock:
+                cleared = self._scan_coords(ctx, DIRTY_CLASS)
+                with self.store.batch(ctx) as b:
+                    for k in block_tkeys(cleared, DIRTY_CLASS):
+                        b.delete(k)
+            seed = self._scan_coords(ctx, BLOCK_CLASS) if full else cleared
+        try:
+            ext = self.extents_at(ctx)
+            if levels is None:
+                if ext is None:
+                    levels = 1
+                else:
+                    span = (np.asarray(ext["MaxPoint"]) // bs - np.asarray(ext["MinPoint"]) // bs
+                            + 1).max()
+                    levels = max(1, int(np.ceil(np.log2(max(int(span), 1)))))
+            sets = []
+            cur = seed
+            for _ in range(levels):
+                cur = np.unique(np.floor_divide(cur, 2), axis=0) if len(cur) else cur
+                sets.append(cur)
+            total = int(sum(len(s) for s in sets))
+            self._set_job(Levels=levels, BlocksTotal=total, BlocksDone=0, Level=0)
+            src: Uint8Blk = self
+            src_ctx = ctx
+            done = 0
+            offs = np.array([[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)],
+                            dtype=np.int64)
+            bz, by, bx = self.bshape
+            for k in range(1, levels + 1):
+                dst = self._level_instance(ctx, k)
+                dst_ctx = self.manager.context(dst, ctx.node, ctx.user, ctx.app)
+                dst_ctx.allow_locked = ctx.allow_locked
+                self._set_job(Level=k)
+                parents = sets[k - 1]
+                for i in range(0, len(parents), 64):
+                    chunk = parents[i:i + 64]
+                    kids = (chunk[:, None, :] * 2 + offs[None]).reshape(-1, 3)
+                    raws = src.store.get_many(src_ctx, block_tkeys(kids))
+                    have = np.array([r is not None for r in raws]).reshape(len(chunk), 8)
+                    keep = have.any(axis=1)
+                    if keep.any():
+                        arr = np.full((len(chunk), 2 * bz, 2 * by, 2 * bx), src.background,
+                                      dtype=np.uint8)
+                        for j, raw in enumerate(raws):
+                            if raw is None:
+                                continue
+                            p, q = divmod(j, 8)
+                            ox, oy, oz = offs[q]
+                            arr[p, oz * bz:(oz + 1) * bz, oy * by:(oy + 1) * by,
+                                ox * bx:(ox + 1) * bx] = src.decode_block(raw)
+                        down = downsample_mean2(arr[keep])
+                        pc = chunk[keep]
+                        vals = [dst.encode_block(down[j]) for j in range(len(pc))]
+                        with dst.lock_blocks(pc):
+                            dst.store_blocks(dst_ctx, pc, vals, mark_dirty=False)
+                    done += len(chunk)
+                    self._set_job(BlocksDone=done)
+                if ext is not None:
+                    f = 2 ** k
+                    lvl = {"MinPoint": [v // f for v in ext["MinPoint"]],
+                           "MaxPoint": [v // f for v in ext["MaxPoint"]]}
+                    with dst._commit_lock:
+                        cur_ext = dst.extents_at(dst_ctx)
+                        if cur_ext is not None:
+                            lvl = self._grow(cur_ext, lvl["MinPoint"], lvl["MaxPoint"]) \
+                                if bbox is not None else lvl
+                        dst.put_property(dst_ctx, _EXTENTS, lvl)
+                src, src_ctx = dst, dst_ctx
+        except BaseException:
+            if len(cleared):
+                with self._commit_lock, self.store.batch(ctx) as b:
+                    for kk in block_tkeys(cleared, DIRTY_CLASS):
+                        b.put(kk, b"")
+            raise
+
+    def _job_thread(self, ctx: VersionedCtx, levels: int | None, bbox: Box | None,
+                    full: bool) -> None:
+        try:
+            self.run_downres(ctx, levels, bbox, full)
+            self._set_job(State="done", Finished=time.time())
+        except DvidError as e:
+            self._set_job(State="error", Error=str(e), Finished=time.time())
+        except Exception as e:  # background job: report, never crash the server
+            self._set_job(State="error", Error=repr(e), Finished=time.time())
+
+    @endpoint("POST", "downres")
+    def _post_downres(self, call: Call) -> Response:
+        ctx = call.ctx
+        ctx.check_writable()
+        levels = None
+        if call.query.get("levels"):
+            levels = call.int_query("levels", 0)
+            if not 1 <= levels <= 31:
+                raise BadRequest(f"levels must be 1..31, got {levels}")
+        bbox = None
+        if call.query.get("bbox"):
+            v = _ints(call.query["bbox"], "bbox", 6)
+            _coords_ok(v)
+            bbox = Box.from_bounds(v[:3], v[3:])
+            if bbox.is_empty:
+                raise BadRequest(f"bbox {v} is empty (x0,y0,z0,x1,y1,z1 with x1 > x0 ...)")
+        with self._job_lock:
+            if self._job.get("State") == "running":
+                raise BadRequest(f"a downres of {self.meta.name!r} is already running")
+            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
+                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
+                         "Started": time.time(), "UUID": ctx.node.uuid}
+        full = call.flag("full")
+        if call.flag("wait"):
+            self._job_thread(ctx, levels, bbox, full)
+            st = self.downres_status()
+            if st["State"] == "error":
+                raise BadRequest(f"downres failed: {st['Error']}")
+            return Response(_json(st), media_type="application/json")
+        t = threading.Thread(target=self._job_thread, args=(ctx, levels, bbox, full),
+                             name=f"downres-{self.meta.name}", daemon=True)
+        t.start()
+        return Response(_json(self.downres_status()), status_code=202,
+                        media_type="application/json")
+
+    @endpoint("GET", "downres-status")
+    def _get_downres_status(self, call: Call) -> Response:
+        return Response(_json(self.downres_status(call.ctx)), media_type="application/json")
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+__all__ = ["Uint8Blk", "block_tkey", "block_tkeys", "decode_block_tkey"]

@@ -1,0 +1,352 @@
+"""Google Cloud Storage engine: one object per key.
+
+``GCSEngine.open("bucket")`` or ``GCSEngine.open("bucket/some/prefix")`` (a leading
+``gs://`` is accepted). The object for key ``k`` is named ``prefix + k.hex()`` where
+``prefix`` is the path after the bucket with a ``/`` appended (``"some/prefix/"``), or empty.
+Lowercase hex keeps unsigned byte order and prefix relations between keys, so a key range
+is a range of object names. The bucket is created on open if it does not exist.
+
+Options (unknown names raise TypeError):
+
+* ``client``: an existing :class:`google.cloud.gcs.Client` (used as is, not closed).
+* ``project``: project for a new client and for bucket creation.
+* ``endpoint``: API endpoint such as ``http://127.0.0.1:9023`` for an emulator; the new
+  client then uses anonymous credentials. Defaults to ``$STORAGE_EMULATOR_HOST`` if set.
+* ``threads`` (default 16): worker threads for parallel ``get_many``, scan value fetches,
+  batch commits and ``delete_range``.
+* ``create_bucket`` (default True): create a missing bucket on open.
+
+Semantics and costs, where they differ from the embedded engines:
+
+* **Batches are not atomic** (``atomic_batches = False``). ``commit`` keeps only the last
+  operation per key and applies those in parallel; if one fails, an arbitrary subset of
+  the others may already be applied. Nothing is written before ``commit``.
+* **Scans are not snapshots.** Names are listed lazily page by page (``list_blobs`` with
+  ``prefix``/``start_offset``/``end_offset``; results are also filtered client-side, so
+  servers that ignore the offsets still give exact results), then values are fetched in
+  parallel, one page of names at a time, preserving order. A key deleted between listing
+  and fetching is skipped; a key written during the scan may or may not appear.
+* **Reverse scans list the whole range first** (GCS lists only in ascending order), so
+  they need O(range) memory and one full listing before the first result.
+* ``delete_range`` lists then deletes in parallel; it returns the number of objects this
+  call actually deleted.
+* Keys must be non-empty and at most ``(1024 - len(prefix)) / 2`` bytes long (GCS object
+  names are limited to 1024 bytes). Objects under the prefix whose names are not lowercase
+  hex (for example nested "folders") are ignored.
+* Values are stored as ``application/octet-stream`` without content encoding and read
+  with ``raw_download=True``, so they round-trip byte for byte (including ``b""``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Any
+
+from google.api_core.exceptions import Conflict, Forbidden, NotFound
+from google.cloud import storage as gcs
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from storage.base import KeyRange, KVEngine, WriteBatch
+from storage.registry import register_engine
+
+_OPTIONS = {"client", "project", "endpoint", "threads", "create_bucket"}
+_HEX = frozenset("0123456789abcdef")
+_LIST_PAGE = 1000  # GCS's maximum page size for objects.list
+_CONTENT_TYPE = "application/octet-stream"
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = min(len(a), len(b))
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), n)
+    return a[:n]
+
+
+class GCSWriteBatch(WriteBatch):
+    """Collects operations; ``commit`` applies the last one per key, in parallel.
+
+    Not atomic: see the module docstring.
+    """
+
+    def __init__(self, engine: GCSEngine) -> None:
+        self._engine = engine
+        self._ops: dict[bytes, bytes | None] = {}
+        self._n = 0
+        self._done = False
+
+    def _check(self) -> None:
+        if self._done:
+            raise RuntimeError("write batch already committed")
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._check()
+        key = bytes(key)
+        self._engine._name(key)  # validate now rather than at commit
+        self._ops.pop(key, None)  # keep insertion order = order of last operation
+        self._ops[key] = bytes(value)
+        self._n += 1
+
+    def delete(self, key: bytes) -> None:
+        self._check()
+        key = bytes(key)
+        self._engine._name(key)
+        self._ops.pop(key, None)
+        self._ops[key] = None
+        self._n += 1
+
+    def commit(self) -> None:
+        """Apply the queued operations (not atomically); ``RuntimeError`` if called twice."""
+        self._check()
+        self._done = True
+        ops, self._ops = self._ops, {}
+        self._engine._apply(ops.items())
+
+    def __len__(self) -> int:
+        return self._n
+
+
+@register_engine
+class GCSEngine(KVEngine):
+    """Ordered key-value store on a GCS bucket (optionally under a name prefix)."""
+
+    name = "gcs"
+    atomic_batches = False
+    persistent = True
+
+    def __init__(
+        self,
+        client: gcs.Client,
+        bucket: gcs.Bucket,
+        prefix: str,
+        *,
+        threads: int = 16,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.bucket_name: str = bucket.name
+        self.prefix = prefix
+        self._max_key = (1024 - len(prefix.encode())) // 2
+        self._threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gcs-kv")
+        self._owns_client = owns_client
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, location: str, **options: Any) -> GCSEngine:
+        """Open ``bucket`` or ``bucket/prefix`` (see the module docstring for options).
+
+        Raises ValueError for an empty bucket name and TypeError for unknown options.
+        """
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise TypeError(f"unknown gcs options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+        loc = location.removeprefix("gs://").strip("/")
+        bucket_name, _, path = loc.partition("/")
+        if not bucket_name:
+            raise ValueError(f"gcs location needs a bucket name: {location!r}")
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        threads = int(options.get("threads", 16))
+        project = options.get("project")
+
+        client = options.get("client")
+        owns = client is None
+        if client is None:
+            client = _make_client(project, options.get("endpoint"), threads)
+        try:
+            if options.get("create_bucket", True):
+                _ensure_bucket(client, bucket_name, project)
+        except BaseException:
+            if owns:
+                client.close()
+            raise
+        return cls(client, client.bucket(bucket_name), prefix, threads=threads, owns_client=owns)
+
+    # ----- naming --------------------------------------------------------------------------
+
+    def _name(self, key: bytes) -> str:
+        if not key:
+            raise ValueError("the gcs engine cannot store the empty key")
+        if len(key) > self._max_key:
+            raise ValueError(f"key of {len(key)} bytes is too long for gcs (max {self._max_key})")
+        return self.prefix + key.hex()
+
+    def _key(self, name: str) -> bytes | None:
+        """The key for an object name under the prefix, or None if it is not one of ours."""
+        rest = name[len(self.prefix) :]
+        if not rest or len(rest) % 2 or not _HEX.issuperset(rest):
+            return None
+        return bytes.fromhex(rest)
+
+    # ----- single-object operations ---------------------------------------------------------
+
+    def _get_name(self, name: str) -> bytes | None:
+        try:
+            return self._bucket.blob(name).download_as_bytes(raw_download=True)
+        except NotFound:
+            return None
+
+    def _put_name(self, name: str, value: bytes) -> None:
+        self._bucket.blob(name).upload_from_string(
+            value, content_type=_CONTENT_TYPE, retry=DEFAULT_RETRY
+        )
+
+    def _delete_name(self, name: str) -> bool:
+        try:
+            self._bucket.delete_blob(name, retry=DEFAULT_RETRY)
+        except NotFound:
+            return False
+        return True
+
+    # ----- KVEngine ------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value, or ``None`` when the object does not exist."""
+        return self._get_name(self._name(key))
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values for ``keys`` in order, fetched in parallel (not a snapshot)."""
+        names = [self._name(k) for k in keys]
+        if len(names) < 2:
+            return [self._get_name(n) for n in names]
+        return list(self._pool.map(self._get_name, names))
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Upload ``value`` as the object for ``key`` (replacing it)."""
+        self._put_name(self._name(key), bytes(value))
+
+    def delete(self, key: bytes) -> None:
+        """Delete the object for ``key``; a missing object is not an error."""
+        self._delete_name(self._name(key))
+
+    def _list(self, rng: KeyRange) -> Iterator[tuple[bytes, str]]:
+        """``(key, object name)`` for keys in ``rng`` in ascending order, listed lazily."""
+        start = self.prefix + rng.start.hex()
+        end = None if rng.end is None else self.prefix + rng.end.hex()
+        # Every name in [start, end) shares the common prefix of start and end.
+        list_prefix = self.prefix if end is None else _common_prefix(start, end)
+        blobs = self._client.list_blobs(
+            self._bucket,
+            prefix=list_prefix or None,
+            start_offset=start or None,
+            end_offset=end,
+            fields="items(name),nextPageToken",
+            page_size=_LIST_PAGE,
+        )
+        for blob in blobs:
+            name = blob.name
+            if name < start or (end is not None and name >= end):
+                continue  # the server ignored the offsets (as some emulators do)
+            key = self._key(name)
+            if key is not None:
+                yield key, name
+
+    def scan(
+        self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` in ``rng``; lazy, not a snapshot (see module docstring).
+
+        An empty or inverted range yields nothing. Reverse scans list the whole range
+        before yielding.
+        """
+        if rng.is_empty():
+            return iter(())
+        listed: Iterable[tuple[bytes, str]] = self._list(rng)
+        if reverse:
+            listed = list(listed)
+            listed.reverse()
+        if keys_only:
+            return ((k, b"") for k, _ in listed)
+        return self._with_values(iter(listed))
+
+    def _with_values(self, listed: Iterator[tuple[bytes, str]]) -> Iterator[tuple[bytes, bytes]]:
+        page = max(64, 4 * self._threads)
+        while chunk := list(islice(listed, page)):
+            values = list(self._pool.map(self._get_name, [n for _, n in chunk]))
+            for (key, _), value in zip(chunk, values, strict=True):
+                if value is not None:  # deleted since it was listed
+                    yield key, value
+
+    def delete_range(self, rng: KeyRange) -> int:
+        """Delete every object in ``rng`` (in parallel); returns how many this call deleted."""
+        if rng.is_empty():
+            return 0
+        n = 0
+        listed = self._list(rng)
+        while chunk := [name for _, name in islice(listed, _LIST_PAGE)]:
+            n += sum(self._pool.map(self._delete_name, chunk))
+        return n
+
+    def _apply(self, ops: Iterable[tuple[bytes, bytes | None]]) -> None:
+        def one(op: tuple[bytes, bytes | None]) -> None:
+            key, value = op
+            if value is None:
+                self._delete_name(self._name(key))
+            else:
+                self._put_name(self._name(key), value)
+
+        ops = list(ops)
+        if len(ops) == 1:
+            one(ops[0])
+        else:
+            for _ in self._pool.map(one, ops):  # re-raises the first failure
+                pass
+
+    def batch(self) -> GCSWriteBatch:
+        """A new (non-atomic) write batch."""
+        return GCSWriteBatch(self)
+
+    def close(self) -> None:
+        """Stop the worker threads and close the client if this engine created it.
+
+        Idempotent.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True)
+        if self._owns_client:
+            self._client.close()
+
+    def describe(self) -> str:
+        return f"gcs://{self.bucket_name}/{self.prefix}"
+
+
+def _ensure_bucket(client: gcs.Client, name: str, project: str | None) -> None:
+    try:
+        if client.lookup_bucket(name) is not None:
+            return
+    except Forbidden:  # may read/write objects but not bucket metadata: assume it exists
+        return
+    try:
+        client.create_bucket(name, project=project)
+    except Conflict:  # created concurrently
+        pass
+
+
+def _make_client(project: str | None, endpoint: str | None, threads: int) -> gcs.Client:
+    endpoint = endpoint or os.environ.get("STORAGE_EMULATOR_HOST") or None
+    if endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        if "://" not in endpoint:
+            endpoint = "http://" + endpoint
+        client = gcs.Client(
+            project=project or "dvidpy",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+    else:
+        client = gcs.Client(project=project)
+    # One HTTP connection per worker thread (requests' default pool keeps only 10).
+    from requests.adapters import HTTPAdapter
+
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, threads + 2))
+    client._http.mount("https://", adapter)
+    client._http.mount("http://", adapter)
+    return client

@@ -1,0 +1,74 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# pytest puts ``tests/`` on sys.path (rootdir-less conftest, "prepend" import mode). Without
+# the repository root also on sys.path (the ``pytest`` console script does not add the
+# working directory), ``import storage`` / ``import datatypes`` would find the test folders
+# ``tests/storage`` / ``tests/datatypes`` as namespace packages before the editable-install
+# finder is consulted. With the root on sys.path the real, regular packages always win.
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+# Detailed assertion messages for the conformance suite shipped inside the package.
+pytest.register_assert_rewrite("storage.testing")
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """Endpoint URL (``http://127.0.0.1:<port>``) of an in-memory GCS emulator.
+
+    One ``gcp-storage-emulator`` process serves the whole session. ``STORAGE_EMULATOR_HOST``
+    is set to the endpoint while it runs, so Google clients (and child processes started
+    with the inherited environment) talk to it. Give each test its own bucket
+    (see ``gcs_bucket``) and keep the object count small: the emulator re-serialises all
+    object metadata on every write.
+    """
+    from storage.testing import gcs_emulator as run_emulator
+
+    with run_emulator() as endpoint:
+        old = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+        try:
+            yield endpoint
+        finally:
+            if old is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator: str) -> Iterator[str]:
+    """Name of a fresh, empty bucket on the session emulator, removed after the test.
+
+    Soft delete is disabled on it, so deleted objects do not linger in the emulator.
+    """
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": gcs_emulator},
+    )
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    bucket = client.create_bucket(name)
+    bucket.soft_delete_policy.retention_duration_seconds = 0
+    bucket.patch()
+    try:
+        yield name
+    finally:
+        for blob in client.list_blobs(name):
+            blob.delete()
+        bucket.delete()
+        client.close()
