@@ -1,5 +1,5 @@
 """Built-in datatypes. Importing this package registers them (DVID's blank imports)."""
 
-from datatypes import keyvalue
+from datatypes import keyvalue, roi, uint8blk
 
-__all__ = ["keyvalue"]
+__all__ = ["keyvalue", "roi", "uint8blk"]
