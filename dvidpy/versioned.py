@@ -162,6 +162,22 @@ class VersionedStore:
             self.engine.put(_vset_key(instance_id), iv.to_json())
             self._iv[instance_id] = iv
 
+    def add_versions(self, instance_id: int, versions: Iterable[int]) -> None:
+        """Record that ``versions`` may hold keys (values or tombstones) of an instance.
+
+        For writers that bypass the store (repo transfers writing raw engine keys). A
+        superset is harmless: it only costs a few extra point probes on reads.
+        """
+        vs = set(versions)
+        iv = self._versions(instance_id)
+        if vs <= iv.data and vs <= iv.tomb:
+            return
+        with self._iv_lock:
+            iv = self._iv[instance_id]
+            nxt = _InstanceVersions(iv.data | vs, iv.tomb | vs)
+            self.engine.put(_vset_key(instance_id), nxt.to_json())
+            self._iv[instance_id] = nxt
+
     def _ancestor_candidates(self, ctx: VersionedCtx, iv: _InstanceVersions) -> tuple[int, ...]:
         c = iv.cands.get(ctx.version)
         if c is None:

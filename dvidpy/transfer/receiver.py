@@ -467,6 +467,13 @@ class Receiver:
                 missing.get(d, set()).discard(u)
             for d, u in partial:
                 missing.setdefault(d, set()).add(u)
+            # Keys were written behind the versioned stores' backs: tell them which versions
+            # now hold data, so point reads probe those versions.
+            for inst in repo.instances.values():
+                d = inst.meta.data_uuid
+                got = {vid[u] for dd, u in sent | partial if dd == d and u in vid}
+                if got:
+                    inst.store.add_versions(inst.meta.instance_id, got)
             nrec = sum(self._prog(tid, g["gid"])["records"] for g in rec["groups"])
             repo.log.append(log_line(
                 f"received {len(new_nodes)} version(s) and {len(rec['instances'])} new "
