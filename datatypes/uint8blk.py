@@ -483,7 +483,7 @@ class Uint8Blk(Datatype):
         filt = self._roi_filter(call)
         ctx = call.ctx
         if len(dims) == 3:
-            if fmt:
+            if fmt and fmt != "octet-stream":  # DVID's name for the default 3-D format
                 kind, q = _parse_format(fmt)
                 if kind != "jpeg":
                     raise BadRequest(f"3-D raw supports only the jpg format, not {fmt!r}")

@@ -100,6 +100,10 @@ def test_unaligned_write_read_roundtrip(client, repo, comp) -> None:
     # far away: all background
     r = client.get(raw_url(base, (3, 3, 3), (1000, 1000, -1000)))
     assert r.content == bytes([7]) * 27
+    # "octet-stream" is DVID's name for the default 3-D format (intern asks for it)
+    r = client.get(raw_url(base, size, off) + "/octet-stream")
+    assert r.status_code == 200 and np.array_equal(
+        np.frombuffer(r.content, np.uint8).reshape(size[::-1]), got)
 
 
 def test_info_extents_and_post_extents(client, repo) -> None:
