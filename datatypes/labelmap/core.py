@@ -1,0 +1,514 @@
+"""State and shared machinery of a labelmap instance (no HTTP endpoints here).
+
+:class:`LabelmapCore` holds the settings, the block store, label-index maintenance,
+label allocation, the mutation log, downres and event publishing. The endpoint mixins in
+:mod:`datatypes.labelmap.reads` and :mod:`datatypes.labelmap.writes` build on it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from datatypes import protos
+from datatypes.labelmap import layout as L
+from datatypes.labelmap.block_codec import decode_block, encode_block
+from datatypes.labelmap.downres import downres_octants
+from datatypes.labelmap.mapping import MappingCache
+from dvidpy.codec import CodecError
+from dvidpy.datatype import Call, Datatype, SyncEvent
+from dvidpy.errors import BadRequest, NotFound
+from dvidpy.keys import data_key, instance_prefix, tkey
+from dvidpy.versioned import VersionedBatch, VersionedCtx
+from storage.base import KeyRange
+
+U64_MAX = 2**64 - 1
+MAX_SCALE = 20
+
+
+def _parse_triple(text: str, what: str, cast: type = int) -> list[Any]:
+    parts = [p.strip() for p in text.replace("_", ",").split(",") if p.strip()]
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise BadRequest(f"{what} must have 3 comma-separated values, got {text!r}")
+    try:
+        return [cast(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}") from None
+
+
+def parse_label(text: str, what: str = "label", allow_zero: bool = False) -> int:
+    """A uint64 label from a URL segment; 400 when malformed or (by default) zero."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}: not an unsigned integer") from None
+    if not 0 <= v <= U64_MAX:
+        raise BadRequest(f"{what} {v} is outside the uint64 range")
+    if v == 0 and not allow_zero:
+        raise BadRequest(f"{what} 0 is background and not allowed here")
+    return v
+
+
+def label_list_json(body: Any, what: str = "labels") -> list[int]:
+    """Validate a JSON array of uint64 labels."""
+    if not isinstance(body, list):
+        raise BadRequest(f"expected a JSON array of {what}")
+    for v in body:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= U64_MAX:
+            raise BadRequest(f"bad entry {v!r} in {what}: must be uint64 integers")
+    return body
+
+
+class LabelmapCore(Datatype):
+    """Shared state of labelmap instances (see the package docstring for the design)."""
+
+    default_compression = "gzip"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.lock = threading.RLock()  # serializes writes and edits of this instance
+        self.mapping = MappingCache(self.store)
+        self._repo_max: int | None = None
+        self._next_label: int | None = None
+        self._pending_repo_max = 0
+        self._pending_next: int | None = None
+
+    # ----- settings ---------------------------------------------------------------------
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        """BlockSize (multiples of 16, ≤ 1024), VoxelSize, VoxelUnits, IndexedLabels,
+        MaxDownresLevel (0..20)."""
+        cfg: dict[str, Any] = {
+            "block_size": [64, 64, 64], "voxel_size": [8.0, 8.0, 8.0],
+            "voxel_units": ["nanometers"] * 3, "indexed": True, "max_scale": 0,
+        }
+        cls._apply_settings(cfg, settings, creating=True)
+        return cfg
+
+    @staticmethod
+    def _apply_settings(cfg: dict[str, Any], s: Mapping[str, str], creating: bool) -> None:
+        if "blocksize" in s:
+            if not creating:
+                raise BadRequest("BlockSize can't be changed after creation")
+            bs = _parse_triple(s["blocksize"], "BlockSize")
+            if any(b <= 0 or b % 16 or b > 1024 for b in bs):
+                raise BadRequest(f"BlockSize {bs}: each must be a multiple of 16, <= 1024")
+            cfg["block_size"] = bs
+        if "voxelsize" in s:
+            vs = _parse_triple(s["voxelsize"], "VoxelSize", float)
+            if any(v <= 0 for v in vs):
+                raise BadRequest("VoxelSize must be positive")
+            cfg["voxel_size"] = vs
+        if "voxelunits" in s:
+            cfg["voxel_units"] = _parse_triple(s["voxelunits"], "VoxelUnits", str)
+        if "indexedlabels" in s:
+            cfg["indexed"] = s["indexedlabels"].strip().lower() not in ("false", "0", "off")
+        if "maxdownreslevel" in s:
+            try:
+                lvl = int(s["maxdownreslevel"])
+            except ValueError:
+                raise BadRequest(f"bad MaxDownresLevel {s['maxdownreslevel']!r}") from None
+            if not 0 <= lvl <= MAX_SCALE:
+                raise BadRequest(f"MaxDownresLevel must be 0..{MAX_SCALE}")
+            cfg["max_scale"] = lvl
+
+    def on_create(self) -> None:
+        # Blocks are always stored gzip-wrapped so compression=blocks passes them through.
+        self.meta.compression = "gzip"
+
+    def update_settings(self, settings: Mapping[str, str]) -> None:
+        self._apply_settings(self.meta.config, settings, creating=False)
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """(bx, by, bz) voxels."""
+        b = self.meta.config["block_size"]
+        return (int(b[0]), int(b[1]), int(b[2]))
+
+    @property
+    def block_shape(self) -> tuple[int, int, int]:
+        """(bz, by, bx) array shape of a block."""
+        bx, by, bz = self.block_size
+        return (bz, by, bx)
+
+    @property
+    def max_scale(self) -> int:
+        return int(self.meta.config["max_scale"])
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.meta.config["indexed"])
+
+    def require_indexed(self, what: str) -> None:
+        if not self.indexed:
+            raise BadRequest(f"{what} requires IndexedLabels=true on {self.meta.name!r}")
+
+    def scale_arg(self, call: Call) -> int:
+        """``scale`` query parameter; 400 outside 0..MaxDownresLevel."""
+        s = call.int_query("scale", 0)
+        if not 0 <= s <= self.max_scale:
+            raise BadRequest(f"scale {s} is outside 0..MaxDownresLevel ({self.max_scale}) of "
+                             f"{self.meta.name!r}")
+        return s
+
+    # ----- info -------------------------------------------------------------------------
+
+    def extents(self, ctx: VersionedCtx) -> tuple[list[int], list[int]] | None:
+        ext = self.get_property(ctx, "extents")
+        return None if ext is None else (ext[0], ext[1])
+
+    def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        cfg = self.meta.config
+        ext = self.extents(ctx) if ctx is not None else None
+        bs = self.block_size
+        minp, maxp = ext if ext else (None, None)
+        mini = [minp[i] // bs[i] for i in range(3)] if minp else None
+        maxi = [maxp[i] // bs[i] for i in range(3)] if maxp else None
+        return {
+            "Values": [{"DataType": "uint64", "Label": "labelmap"}],
+            "Interpolable": False,
+            "BlockSize": list(bs),
+            "VoxelSize": cfg["voxel_size"],
+            "VoxelUnits": cfg["voxel_units"],
+            "MinPoint": minp,
+            "MaxPoint": maxp,
+            "MinIndex": mini,
+            "MaxIndex": maxi,
+            "Background": 0,
+            "GridStore": "",
+            "ScaleLevel": 0,
+            "MaxLabel": self.max_labels_by_version(),
+            "MaxRepoLabel": self.repo_max_label(),
+            "NextLabel": self.next_label_counter(),
+            "IndexedLabels": self.indexed,
+            "MaxDownresLevel": self.max_scale,
+        }
+
+    def info(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        out = super().info(ctx)
+        ext = out["Extended"]
+        out["Extents"] = {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}
+        return out
+
+    # ----- counters ---------------------------------------------------------------------
+
+    def _counter(self, name: str) -> int:
+        raw = self.store.engine.get(data_key(self.meta.instance_id, L.counter_tkey(name), 0))
+        return 0 if raw is None else int.from_bytes(raw, "little")
+
+    def repo_max_label(self) -> int:
+        if self._repo_max is None:
+            self._repo_max = self._counter("maxrepolabel")
+        return self._repo_max
+
+    def next_label_counter(self) -> int:
+        if self._next_label is None:
+            self._next_label = self._counter("nextlabel")
+        return self._next_label
+
+    def max_labels_by_version(self) -> dict[str, int]:
+        """``{VersionID: max label}`` for every version that recorded one."""
+        base = instance_prefix(self.meta.instance_id) + tkey(L.MAXLABEL_CLASS, b"")
+        out = {}
+        for k, v in self.store.engine.scan(KeyRange.prefix(base)):
+            if k[-1] != 0x03:
+                continue
+            out[str(int.from_bytes(k[-5:-1], "big"))] = int.from_bytes(v, "little")
+        return out
+
+    def version_max_label(self, ctx: VersionedCtx) -> int | None:
+        raw = self.store.get(ctx, tkey(L.MAXLABEL_CLASS, b""))
+        return None if raw is None else int.from_bytes(raw, "little")
+
+    def note_labels(self, ctx: VersionedCtx, b: VersionedBatch, top: int) -> None:
+        """Raise the version and repo max labels to ``top`` within batch ``b``."""
+        if top <= 0:
+            return
+        cur = self.version_max_label(ctx)
+        if cur is None or top > cur:
+            b.put(tkey(L.MAXLABEL_CLASS, b""), top.to_bytes(8, "little"))
+        if top > self.repo_max_label():
+            b.wb.put(data_key(self.meta.instance_id, L.counter_tkey("maxrepolabel"), 0),
+                     top.to_bytes(8, "little"))
+            self._pending_repo_max = max(self._pending_repo_max, top)
+
+    def allocate(self, ctx: VersionedCtx, b: VersionedBatch, n: int) -> int:
+        """Reserve ``n`` new label ids within batch ``b``; returns the first. Call
+        :meth:`finish_batch` after the batch commits."""
+        nxt = self._pending_next if self._pending_next is not None else \
+            self.next_label_counter()
+        if nxt:
+            start = nxt
+            new_next = nxt + n
+            b.wb.put(data_key(self.meta.instance_id, L.counter_tkey("nextlabel"), 0),
+                     new_next.to_bytes(8, "little"))
+            self._pending_next = new_next
+        else:
+            start = max(self.repo_max_label(), self._pending_repo_max) + 1
+        if start + n - 1 > U64_MAX:
+            raise BadRequest("label ids exhausted")
+        self.note_labels(ctx, b, start + n - 1)
+        return start
+
+    def finish_batch(self) -> None:
+        """Publish in-memory counter changes recorded during a committed batch."""
+        pm = self._pending_repo_max
+        if pm and pm > self.repo_max_label():
+            self._repo_max = pm
+        self._pending_repo_max = 0
+        pn = self._pending_next
+        if pn is not None:
+            self._next_label = pn
+        self._pending_next = None
+
+    def abort_batch(self) -> None:
+        self._pending_repo_max = 0
+        self._pending_next = None
+
+    # ----- blocks -----------------------------------------------------------------------
+
+    def block_values(self, ctx: VersionedCtx, scale: int,
+                     coords: np.ndarray) -> list[bytes | None]:
+        """Stored values of the blocks at ``coords`` ((N, 3) x, y, z) of ``scale``."""
+        return self.store.get_many(
+            ctx, [L.block_tkey(scale, int(x), int(y), int(z)) for x, y, z in coords.tolist()])
+
+    def serialization(self, ctx: VersionedCtx, value: bytes, mapped: bool) -> bytes:
+        """The block serialization of a stored value, with bodies when ``mapped``."""
+        try:
+            ser = L.gunzip_value(value)
+        except CodecError as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+        if mapped:
+            labels = L.label_list(ser)
+            bodies = self.mapping.map_array(ctx, labels)
+            if not np.array_equal(bodies, labels):
+                ser = L.relabel_serialization(ser, bodies)
+        return ser
+
+    def decode_value(self, ctx: VersionedCtx, value: bytes, mapped: bool) -> np.ndarray:
+        """(bz, by, bx) uint64 voxels of a stored block (bodies when ``mapped``)."""
+        ser = self.serialization(ctx, value, mapped)
+        try:
+            return decode_block(ser, self.block_shape)
+        except ValueError as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    def encode_value(self, arr: np.ndarray) -> bytes:
+        """Stored value of a (bz, by, bx) supervoxel block."""
+        lvl = self.meta.compression_level
+        return L.frame_gzip_payload(L.gzip_payload(encode_block(arr), lvl if lvl > 0 else 1),
+                                    self.meta.checksum == "crc32")
+
+    def read_blocks(self, ctx: VersionedCtx, scale: int, coords: np.ndarray,
+                    mapped: bool) -> dict[tuple[int, int, int], np.ndarray]:
+        """Decoded existing blocks among ``coords``."""
+        out = {}
+        for c, v in zip(coords.tolist(), self.block_values(ctx, scale, coords), strict=True):
+            if v is not None:
+                out[tuple(c)] = self.decode_value(ctx, v, mapped)
+        return out
+
+    # ----- label indices ----------------------------------------------------------------
+
+    def get_index(self, ctx: VersionedCtx, label: int) -> Any:
+        """The LabelIndex protobuf of body ``label`` at ``ctx`` or None."""
+        raw = self.store.get(ctx, L.index_tkey(label))
+        if raw is None:
+            return None
+        try:
+            return L.parse_index(raw)
+        except Exception as e:
+            raise BadRequest(f"stored label index of {label} is corrupt: {e}") from None
+
+    def require_index(self, ctx: VersionedCtx, label: int) -> Any:
+        idx = self.get_index(ctx, label)
+        if idx is None or not len(idx.blocks):
+            raise NotFound(f"label {label} not found in {self.meta.name!r}")
+        return idx
+
+    def index_for(self, ctx: VersionedCtx, label: int, supervoxels: bool) -> Any:
+        """Index of a body, or (supervoxels=True) of one supervoxel filtered from its
+        body's index; None when absent."""
+        if not supervoxels:
+            return self.get_index(ctx, label)
+        body = self.mapping.lookup(ctx, [label])[label]
+        if body == 0:
+            return None
+        idx = self.get_index(ctx, body)
+        if idx is None:
+            return None
+        out = protos.LabelIndex(label=label, last_mutid=idx.last_mutid,
+                                last_mod_time=idx.last_mod_time,
+                                last_mod_user=idx.last_mod_user,
+                                last_mod_app=idx.last_mod_app)
+        for bk, svc in idx.blocks.items():
+            c = svc.counts.get(label)
+            if c:
+                out.blocks[bk].counts[label] = c
+        return out if len(out.blocks) else None
+
+    def put_index(self, ctx: VersionedCtx, b: VersionedBatch, idx: Any, mutid: int) -> None:
+        """Write (or delete, when it has no blocks) a body's index in batch ``b``."""
+        if not len(idx.blocks):
+            b.delete(L.index_tkey(idx.label))
+            return
+        idx.last_mutid = mutid
+        idx.last_mod_time = L.rfc3339_now()
+        idx.last_mod_user = ctx.user
+        idx.last_mod_app = ctx.app
+        b.put(L.index_tkey(idx.label), L.serialize_index(idx))
+
+    @staticmethod
+    def label_counts(arr: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Non-zero labels of a block and their voxel counts (sorted by label)."""
+        if arr is None:
+            z = np.zeros(0, dtype=np.uint64)
+            return z, z.copy()
+        flat = arr.ravel()
+        if flat[0] == flat[-1] and (flat == flat[0]).all():
+            if flat[0] == 0:
+                z = np.zeros(0, dtype=np.uint64)
+                return z, z.copy()
+            return flat[:1].astype(np.uint64), np.array([flat.size], dtype=np.uint64)
+        u, c = np.unique(flat, return_counts=True)
+        keep = u != 0
+        return u[keep], c[keep].astype(np.uint64)
+
+    def index_block_changes(
+        self, ctx: VersionedCtx, b: VersionedBatch,
+        changes: Iterable[tuple[tuple[int, int, int], np.ndarray | None, np.ndarray | None]],
+        mutid: int,
+    ) -> set[int]:
+        """Update label indices for scale-0 blocks replaced ``old → new``; returns bodies
+        whose index changed. Work is per (block, label) pair, never per voxel."""
+        bks, svs, cnts = [], [], []
+        for coord, old, new in changes:
+            so, co = self.label_counts(old)
+            sn, cn = self.label_counts(new)
+            u = np.union1d(so, sn)
+            if u.size == 0:
+                continue
+            oc = np.zeros(u.size, dtype=np.uint64)
+            nc = np.zeros(u.size, dtype=np.uint64)
+            oc[np.searchsorted(u, so)] = co
+            nc[np.searchsorted(u, sn)] = cn
+            ch = oc != nc
+            if not ch.any():
+                continue
+            bks.append(np.full(int(ch.sum()), L.block_key(*coord), dtype=np.uint64))
+            svs.append(u[ch])
+            cnts.append(nc[ch])
+        if not bks:
+            return set()
+        bk = np.concatenate(bks)
+        sv = np.concatenate(svs)
+        cn = np.concatenate(cnts)
+        return self.apply_index_rows(ctx, b, bk, sv, cn, mutid)
+
+    def apply_index_rows(self, ctx: VersionedCtx, b: VersionedBatch, bk: np.ndarray,
+                         sv: np.ndarray, cn: np.ndarray, mutid: int,
+                         bodies: np.ndarray | None = None) -> set[int]:
+        """Set index counts ``(block key, sv) = count`` (0 removes) grouped by body."""
+        if bodies is None:
+            bodies = self.mapping.map_array(ctx, sv)
+        order = np.argsort(bodies, kind="stable")
+        bodies, bk, sv, cn = bodies[order], bk[order], sv[order], cn[order]
+        ub, starts = np.unique(bodies, return_index=True)
+        ends = np.append(starts[1:], bodies.size)
+        touched = set()
+        for body, s, e in zip(ub.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if body == 0:
+                continue
+            idx = self.get_index(ctx, body) or protos.LabelIndex(label=body)
+            blocks = idx.blocks
+            for k, v, c in zip(bk[s:e].tolist(), sv[s:e].tolist(), cn[s:e].tolist(),
+                               strict=True):
+                if c:
+                    blocks[k].counts[v] = c
+                elif k in blocks:
+                    counts = blocks[k].counts
+                    if v in counts:
+                        del counts[v]
+                    if not len(counts):
+                        del blocks[k]
+            self.put_index(ctx, b, idx, mutid)
+            touched.add(body)
+        return touched
+
+    # ----- extents ----------------------------------------------------------------------
+
+    def grow_extents(self, ctx: VersionedCtx, b: VersionedBatch, lo: Sequence[int],
+                     hi: Sequence[int]) -> None:
+        """Union the scale-0 voxel box [lo, hi] (inclusive) into this version's extents."""
+        ext = self.extents(ctx)
+        if ext is not None:
+            lo = [min(a, c) for a, c in zip(ext[0], lo, strict=True)]
+            hi = [max(a, c) for a, c in zip(ext[1], hi, strict=True)]
+            if [list(ext[0]), list(ext[1])] == [list(lo), list(hi)]:
+                return
+        b.put(tkey(1, b"extents\x00"), json.dumps([list(lo), list(hi)]).encode())
+
+    # ----- mutation log and events ------------------------------------------------------
+
+    def log_mutation(self, ctx: VersionedCtx, b: VersionedBatch, mutid: int,
+                     record: dict[str, Any]) -> dict[str, Any]:
+        """Append a completed-mutation record (``GET mutations``) in batch ``b``."""
+        rec = {**record, "UUID": ctx.node.uuid, "MutationID": mutid,
+               "Timestamp": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+        if ctx.user:
+            rec["User"] = ctx.user
+        if ctx.app:
+            rec["App"] = ctx.app
+        b.put(L.mutlog_tkey(ctx.version, mutid), json.dumps(rec).encode())
+        return rec
+
+    def mutation_records(self, ctx: VersionedCtx) -> list[dict[str, Any]]:
+        pre = tkey(L.MUTLOG_CLASS, ctx.version.to_bytes(4, "big"))
+        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
+
+    def emit(self, ctx: VersionedCtx, kind: str, payload: dict[str, Any], mutid: int) -> None:
+        """Publish a :class:`SyncEvent` to synced instances."""
+        self.publish(ctx, SyncEvent(kind, payload, mutid))
+
+    # ----- multiscale -------------------------------------------------------------------
+
+    def downres(self, ctx: VersionedCtx, scale0: Mapping[tuple[int, int, int], np.ndarray],
+                ) -> dict[tuple[int, tuple[int, int, int]], np.ndarray]:
+        """Recompute every lower-scale block above the given changed scale-0 blocks.
+
+        ``scale0`` maps block coords to their new (supervoxel) contents; unchanged
+        siblings are read from storage. Returns ``{(scale, coord): block}`` for scales
+        1..MaxDownresLevel.
+        """
+        out: dict[tuple[int, tuple[int, int, int]], np.ndarray] = {}
+        level: dict[tuple[int, int, int], np.ndarray] = dict(scale0)
+        for s in range(1, self.max_scale + 1):
+            parents = sorted({(x >> 1, y >> 1, z >> 1) for x, y, z in level})
+            need = []
+            for px, py, pz in parents:
+                for i in range(8):
+                    c = (2 * px + (i & 1), 2 * py + ((i >> 1) & 1), 2 * pz + ((i >> 2) & 1))
+                    if c not in level:
+                        need.append(c)
+            if need:
+                stored = self.read_blocks(ctx, s - 1, np.array(need, dtype=np.int64), False)
+                level.update(stored)
+            nxt = {}
+            for px, py, pz in parents:
+                octs = []
+                for i in range(8):
+                    c = (2 * px + (i & 1), 2 * py + ((i >> 1) & 1), 2 * pz + ((i >> 2) & 1))
+                    octs.append(level.get(c))
+                nxt[(px, py, pz)] = downres_octants(octs)
+                out[(s, (px, py, pz))] = nxt[(px, py, pz)]
+            level = nxt
+        return out

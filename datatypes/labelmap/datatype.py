@@ -1,0 +1,90 @@
+"""labelmap: versioned 64-bit segmentation with a supervoxel → body mapping (dvid-api.md §9).
+
+Creation settings (strings): ``BlockSize`` ("64,64,64"; multiples of 16), ``VoxelSize``,
+``VoxelUnits``, ``IndexedLabels`` ("true"), ``MaxDownresLevel`` ("0"). Blocks are always
+stored gzip-wrapped. ``POST info`` changes VoxelSize/VoxelUnits/MaxDownresLevel/IndexedLabels.
+
+Endpoints under ``/api/node/{uuid}/{data}/`` (``supervoxels=true`` means ids are raw
+supervoxels instead of mapped bodies; ``scale`` must be 0..MaxDownresLevel, else 400):
+
+Voxels and blocks
+    ``GET raw|isotropic/0_1_2/{nx_ny_nz}/{x_y_z}[?scale&supervoxels&compression=]``
+    compression none/lz4/gzip/google/googlegzip; uint64 LE ZYX (lz4 = one raw LZ4
+    block; googlegzip adds ``Content-Encoding: gzip``; google* need
+    sizes that are multiples of 8). Unwritten voxels are 0.
+    ``POST raw/0_1_2/{size}/{offset}[?compression=lz4|gzip]`` block-aligned supervoxel
+    ids; updates indices, extents, max label and all lower scales.
+    ``GET blocks/{size}/{offset}[?scale&supervoxels&compression=]`` block stream (§8.5);
+    payload: lz4 (default) / gzip / uncompressed uint64 arrays or ``blocks`` (gzip of the
+    DVID label block). ``GET specificblocks?blocks=x,y,z,...`` same, default ``blocks``.
+    ``POST blocks[?scale&downres=true&noindexing=true]`` gzip'd DVID label blocks.
+Point and index queries
+    ``GET label/{x_y_z}`` → ``{"Label": id}``; ``GET labels`` body ``[[x,y,z],...]``.
+    ``GET size/{label}`` (404 unknown), ``GET sizes`` body ``[l,...]`` (0 unknown),
+    ``GET supervoxels/{label}``, ``GET supervoxel-sizes/{label}``, ``GET lastmod/{label}``,
+    ``GET sparsevol-size/{label}``, ``GET listlabels[?start&number&sizes=true]``.
+    Label 0 → 400 everywhere a label is named in the path.
+Sparse volumes
+    ``GET|HEAD sparsevol/{label}[?format=rles|srles|blocks&scale&supervoxels&minx..maxz]``
+    (404 when nothing; HEAD 200/204); ``GET sparsevol-coarse/{label}`` (block coords).
+Labels and mapping
+    ``GET maxlabel`` (400 "No maximum label" when none), ``POST maxlabel/{N}``,
+    ``GET nextlabel``, ``POST nextlabel/{count}`` → ``{"start","end"}``.
+    ``GET mapping`` body ``[sv,...]`` → bodies (0 unknown/retired; ``nolookup=true``
+    skips the index check); ``GET mappings[?format=binary]``; ``POST mappings``
+    (protobuf MappingOps). ``GET|POST index/{label}``, ``GET|POST indices`` (protobuf).
+Edits (each gets a MutationID, a ``GET mutations`` record and a sync event)
+    ``POST merge`` body ``[target, merged...]`` → ``{"MutationID"}``; mapping and
+    indices only. Target must exist, merged labels must exist, target may not be merged.
+    ``POST cleave/{label}`` body ``[sv,...]`` → ``{"CleavedLabel","MutationID"}``; all
+    supervoxels must belong to the label and at least one must remain.
+    ``POST split-supervoxel/{sv}[?split=&remain=&downres=false]`` body legacy RLE (all
+    voxels must lie in the supervoxel) → ``{"SplitSupervoxel","RemainSupervoxel",
+    "MutationID"}``; the old supervoxel id is retired (maps to 0).
+    ``POST split/{label}`` body legacy RLE (strict subset of the body) →
+    ``{"label": new body, "MutationID"}``; supervoxels entirely inside move to the new
+    body, partially covered ones are split into new split/remain supervoxels.
+    ``GET mutations`` → this version's completed-mutation records.
+
+Sync events (``SyncEvent.kind`` → ``payload``; arrays are supervoxel ids, coords x,y,z):
+
+* ``block-ingested`` / ``block-mutated``: ``{"scale": 0, "blocks": [{"coord", "prev"
+  (None for ingested), "data"}]}`` (``prev``/``data`` are (bz, by, bx) uint64 arrays).
+* ``merge``: ``{"target", "merged": [...], "supervoxels": {label: [svs]},
+  "block_keys": [...]}`` (label-index block keys).
+* ``cleave``: ``{"orig", "cleaved", "supervoxels": [...], "block_keys": [...]}``.
+* ``split-supervoxel``: ``{"supervoxel", "body", "split", "remain", "blocks": [coords]}``.
+* ``split``: ``{"target", "new", "whole": [svs moved], "svsplits": {sv: (split,
+  remain)}, "blocks": [rewritten coords]}``.
+"""
+
+from __future__ import annotations
+
+from datatypes.labelmap import layout as L
+from datatypes.labelmap.reads import ReadsMixin
+from datatypes.labelmap.writes import WritesMixin
+from dvidpy.datatype import register_datatype
+
+
+@register_datatype
+class Labelmap(WritesMixin, ReadsMixin):
+    """The labelmap datatype."""
+
+    type_name = "labelmap"
+    type_url = "github.com/janelia-flyem/dvid/datatype/labelmap"
+    type_version = "0.1"
+    help_text = __doc__ or ""
+    default_compression = "gzip"
+    publishes = frozenset({"block-ingested", "block-mutated", "merge", "cleave",
+                           "split", "split-supervoxel"})
+    tkey_classes = {
+        L.BLOCK_CLASS: "label block: scale + ZYX block coord -> gzip'd DVID label block",
+        L.INDEX_CLASS: "label index: body (u64 BE) -> LabelIndex protobuf (lz4)",
+        L.MAPPING_CLASS: "mapping: supervoxel (u64 BE) -> body (u64 LE, 0 = retired)",
+        L.MAXLABEL_CLASS: "per-version max label",
+        L.COUNTER_CLASS: "repo-wide counters at version 0 (maxrepolabel, nextlabel)",
+        L.MUTLOG_CLASS: "mutation log: version + mutation id -> JSON record",
+    }
+
+
+__all__ = ["Labelmap"]

@@ -1,0 +1,530 @@
+"""Read-only labelmap endpoints: voxels, blocks, point queries, index-derived queries,
+sparse volumes, mapping and mutation-log reads.
+
+Everything is validated before the first byte of a streamed response is sent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from starlette.responses import Response, StreamingResponse
+
+from datatypes import protos
+from datatypes.common.blockstream import encode_header
+from datatypes.common.geometry import (
+    blocks_in_box,
+    extract_subvolume,
+    is_block_aligned,
+    parse_block_list,
+    parse_size,
+    parse_xyz,
+)
+from datatypes.labelmap import layout as L
+from datatypes.labelmap.core import LabelmapCore, label_list_json, parse_label
+from datatypes.labelmap.ngseg import encode_compressed_segmentation
+from datatypes.labelmap.rle import (
+    encode_binary_blocks,
+    encode_rles,
+    encode_sparsevol_coarse,
+    encode_srles,
+    mask_to_spans,
+)
+from dvidpy.codec import CodecError, lz4_compress
+from dvidpy.datatype import Call, endpoint
+from dvidpy.errors import BadRequest, NotFound, TooLarge
+from dvidpy.versioned import VersionedCtx
+
+OCTET = "application/octet-stream"
+MAX_READ_VOXELS = 1 << 28
+CHUNK_BLOCKS = 64
+I32 = 2**31
+
+
+def _bounds(call: Call) -> tuple[list[int], list[int]] | None:
+    """Inclusive voxel bounds from minx..maxz (missing sides unbounded); None if none."""
+    names = ("minx", "miny", "minz", "maxx", "maxy", "maxz")
+    if not any(n in call.query for n in names):
+        return None
+    lo = [call.int_query(n, -I32) for n in names[:3]]
+    hi = [call.int_query(n, I32 - 1) for n in names[3:]]
+    return lo, hi
+
+
+def _json_points(body: Any) -> np.ndarray:
+    if not isinstance(body, list):
+        raise BadRequest("expected a JSON array of [x, y, z] points")
+    for p in body:
+        if (not isinstance(p, list) or len(p) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool)
+                           and -I32 <= v < I32 for v in p)):
+            raise BadRequest(f"bad point {p!r}: expected [x, y, z] int32 coordinates")
+    return np.array(body, dtype=np.int64).reshape(-1, 3)
+
+
+class ReadsMixin(LabelmapCore):
+    """GET endpoints of labelmap."""
+
+    # ----- voxels -----------------------------------------------------------------------
+
+    def read_subvolume(self, ctx: VersionedCtx, scale: int, offset: tuple[int, int, int],
+                       size: tuple[int, int, int], mapped: bool) -> np.ndarray:
+        """(nz, ny, nx) uint64 labels of a box at ``scale`` (0 where unwritten)."""
+        bs = self.block_size
+        coords = blocks_in_box(offset, size, bs)
+        blocks = self.read_blocks(ctx, scale, coords, mapped)
+        return extract_subvolume(blocks, offset, size, bs, dtype=np.uint64)
+
+    def _geometry(self, call: Call, first: int = 1) -> tuple[tuple[int, int, int],
+                                                           tuple[int, int, int]]:
+        try:
+            size = parse_size(call.arg(first, "size"))
+            offset = parse_xyz(call.arg(first + 1, "offset"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        n = size[0] * size[1] * size[2]
+        if n > MAX_READ_VOXELS:
+            raise TooLarge(f"request of {n} voxels exceeds the limit of {MAX_READ_VOXELS}")
+        return (size[0], size[1], size[2]), offset
+
+    @endpoint(("GET", "HEAD"), "raw")
+    def _get_raw(self, call: Call) -> Response:
+        dims = call.arg(0, "dims")
+        if dims not in ("0_1_2", "xyz"):
+            raise BadRequest(f"labelmap only serves 3-D (0_1_2) raw volumes, not {dims!r}")
+        size, offset = self._geometry(call)
+        scale = self.scale_arg(call)
+        comp = call.query.get("compression", "")
+        if comp not in ("", "lz4", "gzip", "google", "googlegzip"):
+            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, google, googlegzip)")
+        if comp.startswith("google") and any(s % 8 for s in size):
+            raise BadRequest(f"compression={comp} needs sizes that are multiples of 8")
+        vol = self.read_subvolume(call.ctx, scale, offset, size, not call.flag("supervoxels"))
+        headers = {}
+        if comp == "":
+            data: bytes = vol.astype("<u8", copy=False).tobytes()
+        elif comp == "lz4":
+            data = lz4_compress(vol.astype("<u8", copy=False).tobytes())
+        elif comp == "gzip":
+            data = gzip.compress(vol.astype("<u8", copy=False).tobytes(), 1, mtime=0)
+        else:
+            data = encode_compressed_segmentation(vol)
+            if comp == "googlegzip":
+                data = gzip.compress(data, 1, mtime=0)
+                headers["Content-Encoding"] = "gzip"
+        return Response(data, media_type=OCTET, headers=headers)
+
+    _get_isotropic = endpoint(("GET", "HEAD"), "isotropic")(
+        lambda self, call: self._get_raw(call))
+
+    # ----- blocks -----------------------------------------------------------------------
+
+    def _block_payload(self, ctx: VersionedCtx, value: bytes, comp: str,
+                       mapped: bool) -> bytes | memoryview:
+        if comp == "blocks":
+            try:
+                gz = L.stored_payload(value)
+                if not mapped:
+                    return gz
+                labels = L.label_list_from_payload(gz)
+            except CodecError as e:
+                raise BadRequest(f"stored block is corrupt: {e}") from None
+            bodies = self.mapping.map_array(ctx, labels)
+            if np.array_equal(bodies, labels):
+                return gz
+            ser = L.relabel_serialization(L.gunzip_value(value), bodies)
+            return L.gzip_payload(ser, 1)
+        raw = self.decode_value(ctx, value, mapped).astype("<u8", copy=False).tobytes()
+        if comp in ("", "lz4"):
+            return lz4_compress(raw)
+        if comp == "gzip":
+            return gzip.compress(raw, 1, mtime=0)
+        return raw
+
+    def _stream_blocks(self, ctx: VersionedCtx, scale: int, coords: np.ndarray, comp: str,
+                       mapped: bool) -> Iterator[bytes | memoryview]:
+        for i in range(0, coords.shape[0], CHUNK_BLOCKS):
+            chunk = coords[i:i + CHUNK_BLOCKS]
+            parts: list[bytes | memoryview] = []
+            for (x, y, z), v in zip(chunk.tolist(), self.block_values(ctx, scale, chunk),
+                                    strict=True):
+                if v is None:
+                    continue
+                p = self._block_payload(ctx, v, comp, mapped)
+                parts.append(encode_header(x, y, z, len(p)))
+                parts.append(p)
+            if parts:
+                yield b"".join(parts)
+
+    def _check_block_comp(self, comp: str) -> None:
+        if comp not in ("", "lz4", "gzip", "uncompressed", "blocks"):
+            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, uncompressed, blocks)")
+
+    @endpoint("GET", "blocks")
+    def _get_blocks(self, call: Call) -> Response:
+        size, offset = self._geometry(call, 0)
+        scale = self.scale_arg(call)
+        comp = call.query.get("compression", "")
+        self._check_block_comp(comp)
+        bs = self.block_size
+        if not is_block_aligned(offset, size, bs):
+            raise BadRequest(f"blocks request {size} at {offset} must be block-aligned ({bs})")
+        coords = blocks_in_box(offset, size, bs)
+        return StreamingResponse(
+            self._stream_blocks(call.ctx, scale, coords, comp, not call.flag("supervoxels")),
+            media_type=OCTET)
+
+    @endpoint("GET", "specificblocks")
+    def _get_specificblocks(self, call: Call) -> Response:
+        scale = self.scale_arg(call)
+        comp = call.query.get("compression", "blocks") or "blocks"
+        self._check_block_comp(comp)
+        try:
+            coords = parse_block_list(call.query.get("blocks", ""))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if call.flag("prefetch"):
+            return Response(b"", media_type=OCTET)
+        return StreamingResponse(
+            self._stream_blocks(call.ctx, scale, coords, comp, not call.flag("supervoxels")),
+            media_type=OCTET)
+
+    # ----- point queries ----------------------------------------------------------------
+
+    def labels_at(self, ctx: VersionedCtx, pts: np.ndarray, scale: int,
+                  mapped: bool) -> np.ndarray:
+        """Labels at (N, 3) x, y, z points of ``scale``; one block read per distinct block."""
+        out = np.zeros(pts.shape[0], dtype=np.uint64)
+        if pts.shape[0] == 0:
+            return out
+        bs = np.array(self.block_size, dtype=np.int64)
+        bc = pts // bs
+        ub, inv = np.unique(bc, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        blocks = self.read_blocks(ctx, scale, ub, False)
+        local = pts - bc * bs
+        for i, c in enumerate(ub.tolist()):
+            arr = blocks.get(tuple(c))
+            if arr is None:
+                continue
+            sel = inv == i
+            lp = local[sel]
+            out[sel] = arr[lp[:, 2], lp[:, 1], lp[:, 0]]
+        if mapped:
+            out = self.mapping.map_array(ctx, out)
+        return out
+
+    def _check_hash(self, call: Call) -> None:
+        h = call.query.get("hash")
+        if h and hashlib.md5(call.body).hexdigest() != h.lower():
+            raise BadRequest("request body does not match the given hash (body dropped?)")
+
+    @endpoint("GET", "label")
+    def _get_label(self, call: Call) -> Any:
+        try:
+            p = parse_xyz(call.arg(0, "point"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        scale = self.scale_arg(call)
+        v = self.labels_at(call.ctx, np.array([p], dtype=np.int64), scale,
+                           not call.flag("supervoxels"))
+        return {"Label": int(v[0])}
+
+    @endpoint("GET", "labels")
+    def _get_labels(self, call: Call) -> Any:
+        self._check_hash(call)
+        pts = _json_points(call.json())
+        scale = self.scale_arg(call)
+        return self.labels_at(call.ctx, pts, scale, not call.flag("supervoxels")).tolist()
+
+    # ----- index-derived queries ----------------------------------------------------------
+
+    def _idx(self, call: Call) -> tuple[int, Any]:
+        label = parse_label(call.arg(0, "label"))
+        idx = self.index_for(call.ctx, label, call.flag("supervoxels"))
+        if idx is None or not len(idx.blocks):
+            raise NotFound(f"label {label} not found in {self.meta.name!r}")
+        return label, idx
+
+    @endpoint("GET", "size")
+    def _get_size(self, call: Call) -> Any:
+        _, idx = self._idx(call)
+        return {"voxels": int(L.index_arrays(idx)[2].sum())}
+
+    @endpoint("GET", "sizes")
+    def _get_sizes(self, call: Call) -> Any:
+        self._check_hash(call)
+        labels = label_list_json(call.json())
+        sv = call.flag("supervoxels")
+        out = []
+        for lab in labels:
+            idx = self.index_for(call.ctx, lab, sv) if lab else None
+            out.append(0 if idx is None else int(L.index_arrays(idx)[2].sum()))
+        return out
+
+    @endpoint("GET", "supervoxels")
+    def _get_supervoxels(self, call: Call) -> Any:
+        _, idx = self._idx(call)
+        return np.unique(L.index_arrays(idx)[1]).tolist()
+
+    @endpoint("GET", "supervoxel-sizes")
+    def _get_sv_sizes(self, call: Call) -> Any:
+        _, idx = self._idx(call)
+        _, sv, cn = L.index_arrays(idx)
+        u, inv = np.unique(sv, return_inverse=True)
+        tot = np.zeros(u.size, dtype=np.uint64)
+        np.add.at(tot, inv, cn)
+        return {"supervoxels": u.tolist(), "sizes": tot.tolist()}
+
+    @endpoint("GET", "lastmod")
+    def _get_lastmod(self, call: Call) -> Any:
+        _, idx = self._idx(call)
+        return {"mutation id": idx.last_mutid, "last mod user": idx.last_mod_user,
+                "last mod app": idx.last_mod_app, "last mod time": idx.last_mod_time}
+
+    @endpoint("GET", "sparsevol-size")
+    def _get_sparsevol_size(self, call: Call) -> Any:
+        _, idx = self._idx(call)
+        c = L.index_block_coords(idx)
+        bs = np.array(self.block_size)
+        return {"voxels": int(L.index_arrays(idx)[2].sum()), "numblocks": int(c.shape[0]),
+                "minvoxel": (c.min(axis=0) * bs).tolist(),
+                "maxvoxel": ((c.max(axis=0) + 1) * bs - 1).tolist()}
+
+    @endpoint(("GET", "HEAD"), "sparsevol-coarse")
+    def _get_sparsevol_coarse(self, call: Call) -> Response:
+        label, idx = self._idx(call)
+        c = L.index_block_coords(idx)
+        bnd = _bounds(call)
+        if bnd is not None:
+            bs = np.array(self.block_size)
+            lo = np.floor_divide(np.array(bnd[0]), bs)
+            hi = np.floor_divide(np.array(bnd[1]), bs)
+            c = c[((c >= lo) & (c <= hi)).all(axis=1)]
+        if c.shape[0] == 0:
+            raise NotFound(f"label {label} has no blocks within the bounds")
+        return Response(encode_sparsevol_coarse(c), media_type=OCTET)
+
+    def sparse_blocks(self, ctx: VersionedCtx, idx: Any, scale: int,
+                      bounds: tuple[list[int], list[int]] | None,
+                      ) -> Iterator[tuple[tuple[int, int, int], np.ndarray]]:
+        """Yield ``(block offset xyz, mask)`` per block at ``scale`` holding the index's
+        supervoxels (masks clipped to ``bounds``; empty masks skipped)."""
+        bk, svs, cn = L.index_arrays(idx)
+        all_svs = np.unique(svs)
+        bs = np.array(self.block_size, dtype=np.int64)
+        nvox = int(np.prod(bs))
+        if scale == 0:
+            order = np.argsort(bk, kind="stable")
+            bk, svs, cn = bk[order], svs[order], cn[order]
+            ukeys, starts = np.unique(bk, return_index=True)
+            ends = np.append(starts[1:], bk.size)
+            from datatypes.labelmap.rle import decode_block_coords
+            coords = decode_block_coords(ukeys).astype(np.int64)
+            per_block = {tuple(c): (svs[s:e], int(cn[s:e].sum()))
+                         for c, s, e in zip(coords.tolist(), starts.tolist(), ends.tolist(),
+                                            strict=True)}
+        else:
+            c0 = L.index_block_coords(idx)
+            coords = np.unique(c0 >> scale, axis=0)
+            per_block = {}
+        if bounds is not None:
+            lo = np.floor_divide(np.array(bounds[0]), bs)
+            hi = np.floor_divide(np.array(bounds[1]), bs)
+            coords = coords[((coords >= lo) & (coords <= hi)).all(axis=1)]
+        if coords.shape[0] == 0:
+            return
+        coords = coords[np.lexsort((coords[:, 0], coords[:, 1], coords[:, 2]))]
+        for i in range(0, coords.shape[0], CHUNK_BLOCKS):
+            chunk = coords[i:i + CHUNK_BLOCKS]
+            vals = self.block_values(ctx, scale, chunk)
+            for c, v in zip(chunk.tolist(), vals, strict=True):
+                if v is None:
+                    continue
+                c = tuple(c)
+                off = np.array(c) * bs
+                pb = per_block.get(c)
+                if pb is not None and pb[1] == nvox:
+                    mask = np.ones(self.block_shape, dtype=bool)
+                else:
+                    arr = self.decode_value(ctx, v, False)
+                    want = pb[0] if pb is not None else all_svs
+                    mask = arr == want[0] if want.size == 1 else np.isin(arr, want)
+                if bounds is not None:
+                    lo = np.clip(np.array(bounds[0]) - off, 0, bs)
+                    hi = np.clip(np.array(bounds[1]) + 1 - off, 0, bs)
+                    clip = np.zeros_like(mask)
+                    clip[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = True
+                    mask &= clip
+                if mask.any():
+                    yield (int(off[0]), int(off[1]), int(off[2])), mask
+
+    @endpoint(("GET", "HEAD"), "sparsevol")
+    def _get_sparsevol(self, call: Call) -> Response:
+        self.require_indexed("sparsevol")
+        label = parse_label(call.arg(0, "label"))
+        scale = self.scale_arg(call)
+        fmt = call.query.get("format", "rles") or "rles"
+        if fmt not in ("rles", "srles", "blocks"):
+            raise BadRequest(f"unknown sparsevol format {fmt!r} (rles, srles, blocks)")
+        comp = call.query.get("compression", "")
+        if comp not in ("", "lz4", "gzip"):
+            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip)")
+        bounds = _bounds(call)
+        idx = self.index_for(call.ctx, label, call.flag("supervoxels"))
+        if call.method == "HEAD":
+            if idx is None or not len(idx.blocks):
+                return Response(b"", status_code=204)
+            if bounds is not None:
+                c = L.index_block_coords(idx)
+                bs = np.array(self.block_size)
+                lo = np.floor_divide(np.array(bounds[0]), bs)
+                hi = np.floor_divide(np.array(bounds[1]), bs)
+                if not ((c >= lo) & (c <= hi)).all(axis=1).any():
+                    return Response(b"", status_code=204)
+            return Response(b"", status_code=200)
+        if idx is None or not len(idx.blocks):
+            raise NotFound(f"label {label} not found in {self.meta.name!r}")
+        blocks = self.sparse_blocks(call.ctx, idx, scale, bounds)
+        if fmt == "blocks":
+            data = encode_binary_blocks(label, blocks)
+            if not data:
+                raise NotFound(f"label {label} has no voxels within the bounds")
+            return Response(data, media_type=OCTET)
+        spans = [mask_to_spans(m, off) for off, m in blocks]
+        if not spans:
+            raise NotFound(f"label {label} has no voxels within the bounds")
+        allspans = np.concatenate(spans)
+        data = encode_srles(allspans) if fmt == "srles" else encode_rles(allspans)
+        if comp == "lz4":
+            data = lz4_compress(data)
+        elif comp == "gzip":
+            data = gzip.compress(data, 1, mtime=0)
+        return Response(data, media_type=OCTET)
+
+    @endpoint("GET", "listlabels")
+    def _get_listlabels(self, call: Call) -> Response:
+        start = call.int_query("start", 0)
+        number = call.int_query("number", 10_000_000)
+        if not 0 <= start < 2**64 or not 0 < number <= 10_000_000:
+            raise BadRequest("listlabels needs 0 <= start < 2^64 and 0 < number <= 10000000")
+        sizes = call.flag("sizes")
+        ctx = call.ctx
+        end = L.index_tkey(0)[:2] + b"\xff" * 9
+
+        def gen() -> Iterator[bytes]:
+            buf = []
+            scan = self.store.scan(ctx, L.index_tkey(start), end, keys_only=not sizes)
+            for n, (tk, v) in enumerate(scan, 1):
+                lab = int.from_bytes(tk[2:10], "big")
+                if sizes:
+                    buf.append(struct.pack("<QQ", lab,
+                                           int(L.index_arrays(L.parse_index(v))[2].sum())))
+                else:
+                    buf.append(struct.pack("<Q", lab))
+                if len(buf) >= 8192:
+                    yield b"".join(buf)
+                    buf = []
+                if n >= number:
+                    break
+            if buf:
+                yield b"".join(buf)
+
+        return StreamingResponse(gen(), media_type=OCTET)
+
+    # ----- labels, mapping, indices ------------------------------------------------------
+
+    @endpoint("GET", "maxlabel")
+    def _get_maxlabel(self, call: Call) -> Any:
+        self.require_indexed("maxlabel")
+        v = self.version_max_label(call.ctx)
+        if v is None:
+            raise BadRequest(f"No maximum label found for {self.meta.name!r} at "
+                             f"{call.ctx.node.uuid}")
+        return {"maxlabel": v}
+
+    @endpoint("GET", "nextlabel")
+    def _get_nextlabel(self, call: Call) -> Any:
+        self.require_indexed("nextlabel")
+        nxt = self.next_label_counter()
+        return {"nextlabel": nxt if nxt else self.repo_max_label() + 1}
+
+    @endpoint("GET", "mapping")
+    def _get_mapping(self, call: Call) -> Any:
+        self._check_hash(call)
+        svs = label_list_json(call.json(), "supervoxels")
+        ctx = call.ctx
+        m = self.mapping.lookup(ctx, svs)
+        out = [m[s] for s in svs]
+        if not call.flag("nolookup"):
+            by_body: dict[int, set[int]] = {}
+            for s, b in zip(svs, out, strict=True):
+                if b:
+                    by_body.setdefault(b, set()).add(s)
+            present: set[int] = set()
+            for b, want in by_body.items():
+                idx = self.get_index(ctx, b)
+                if idx is not None:
+                    present.update(want & set(L.index_arrays(idx)[1].tolist()))
+            out = [b if s in present else 0 for s, b in zip(svs, out, strict=True)]
+        return out
+
+    @endpoint("GET", "mappings")
+    def _get_mappings(self, call: Call) -> Response:
+        binary = call.query.get("format", "") == "binary"
+        ctx = call.ctx
+        pre = L.mapping_tkey(0)[:2]
+
+        def gen() -> Iterator[bytes]:
+            buf = []
+            for tk, v in self.store.scan_prefix(ctx, pre):
+                sv = int.from_bytes(tk[2:10], "big")
+                body = int.from_bytes(v, "little")
+                if body == 0 or body == sv:
+                    continue
+                buf.append(struct.pack("<QQ", sv, body) if binary
+                           else f"{sv} {body}\n".encode())
+                if len(buf) >= 8192:
+                    yield b"".join(buf)
+                    buf = []
+            if buf:
+                yield b"".join(buf)
+
+        return StreamingResponse(gen(), media_type=OCTET if binary else "text/plain")
+
+    @endpoint("GET", "index")
+    def _get_index(self, call: Call) -> Any:
+        label = parse_label(call.arg(0, "label"))
+        if "mutid" in call.query:
+            raise NotFound("label indices before a given mutation are not kept")
+        idx = self.get_index(call.ctx, label)
+        if idx is None or not len(idx.blocks):
+            raise NotFound(f"label {label} has no index in {self.meta.name!r}")
+        if call.flag("metadata-only"):
+            return {"num_voxels": int(L.index_arrays(idx)[2].sum()),
+                    "last_mutid": idx.last_mutid, "last_mod_time": idx.last_mod_time,
+                    "last_mod_user": idx.last_mod_user, "last_mod_app": idx.last_mod_app}
+        return Response(idx.SerializeToString(), media_type=OCTET)
+
+    @endpoint("GET", "indices")
+    def _get_indices(self, call: Call) -> Response:
+        labels = label_list_json(call.json())
+        if len(labels) > 50_000:
+            raise BadRequest("at most 50,000 labels per indices request")
+        out = protos.LabelIndices()
+        for lab in labels:
+            idx = self.get_index(call.ctx, lab) if lab else None
+            if idx is None:
+                out.indices.add(label=lab)
+            else:
+                out.indices.append(idx)
+        return Response(out.SerializeToString(), media_type=OCTET)
+
+    @endpoint("GET", "mutations")
+    def _get_mutations(self, call: Call) -> Any:
+        return self.mutation_records(call.ctx)
