@@ -130,11 +130,18 @@ class RepoManager:
         self._by_uuid[node.uuid] = (repo, node)
         bisect.insort(self._uuids, node.uuid)
 
-    def _attach_instance(self, repo: Repo, meta: InstanceMeta) -> Datatype:
+    def _attach_instance(self, repo: Repo, meta: InstanceMeta,
+                         syncs: list[str] | None = None) -> Datatype:
         cls = datatype_class(meta.typename)
         if meta.store not in self.stores:
             raise BadRequest(f"instance {meta.name!r} lives in unknown store {meta.store!r}")
         inst = cls(meta, self.stores[meta.store], repo, self)
+        if syncs:  # creation setting "sync": validated before anything is attached
+            for n in syncs:
+                if n not in repo.instances:
+                    raise BadRequest(f"can't sync {meta.name!r} to unknown instance {n!r}")
+            inst.check_syncs(syncs)
+            meta.syncs = list(syncs)
         repo.instances[meta.name] = inst
         self._by_data_uuid[meta.data_uuid] = inst
         return inst
@@ -344,8 +351,9 @@ class RepoManager:
                 versioned=versioned, compression=compression, compression_level=level,
                 checksum=checksum, tags=tags, config=config, store=store,
             )
+            syncs = [n.strip() for n in settings.get("sync", "").split(",") if n.strip()]
+            inst = self._attach_instance(repo, meta, syncs)
             self.next_instance += 1
-            inst = self._attach_instance(repo, meta)
             inst.on_create()
             repo.log.append(log_line(
                 f"New data instance {name!r} of type {typename!r} with config {settings}"))
