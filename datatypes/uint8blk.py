@@ -373,6 +373,16 @@ class Uint8Blk(Datatype):
         return {"Base": self.base_info(), "Extended": ext,
                 "Extents": {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}}
 
+    def tkey_voxel_box(self, tk: bytes) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """Voxel box (max exclusive) of a block TKey; ``None`` for every other key
+        (properties such as extents, dirty markers, the mutation log), which are then
+        always kept by spatial filters."""
+        if len(tk) != 14 or tk[0] != BLOCK_CLASS:
+            return None
+        x, y, z = decode_block_tkey(tk)
+        bx, by, bz = self.block_size
+        return (x * bx, y * by, z * bz), ((x + 1) * bx, (y + 1) * by, (z + 1) * bz)
+
     # ----- block codec ------------------------------------------------------------------
 
     def encode_block(self, block: np.ndarray) -> bytes:

@@ -29,6 +29,11 @@ Protocol (HTTP, version 1; routes in :mod:`dvidpy.transfer.routes`)
    receiver checks the CRC and framing (a bad chunk is rejected whole), rewrites each key
    to ``0x01|local iid|tkey|local version|marker``, commits it as one engine batch, then
    records the group's progress (last TKey). The end frame marks the group done.
+   With ``roi``, instances whose datatype has a spatial
+   :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box` hook (uint8blk, labelmap) arrive
+   partial: the receiver records those (instance, version) pairs as *missing* (``GET
+   /api/transfer/missing/{uuid}``) and the next push without ROI sends them whole.
+   Other instances, and the roi instance itself, always arrive whole.
 5. **Finish.** ``POST /api/transfer/receive/{tid}/finish`` adds all staged nodes (locked)
    and instances at once. Until then staged versions are invisible: not in
    ``/api/repos/info``, not resolvable, their keys unreadable.

@@ -31,7 +31,7 @@ from typing import Any
 
 from dvidpy.config import Settings
 from dvidpy.dag import UUID_RE, Node, VersionDAG, log_line, timestamp
-from dvidpy.datatype import InstanceMeta, datatype_class
+from dvidpy.datatype import Datatype, InstanceMeta, datatype_class
 from dvidpy.errors import BadRequest, Conflict, DvidError, NotFound, TooLarge
 from dvidpy.keys import MARK_DATA, MARK_TOMBSTONE, SUFFIX_LEN, instance_prefix, meta_key, u32be
 from dvidpy.repo import Repo, RepoManager
@@ -65,6 +65,20 @@ def _prog_key(tid: str, gid: int) -> bytes:
 
 def _missing_key(root: str) -> bytes:
     return meta_key(f"xfer/missing/{root}")
+
+
+def _roi_filtered(m: dict[str, Any], im: dict[str, Any]) -> bool:
+    """Whether the sender drops some of instance ``im``'s keys for the manifest's ROI.
+
+    True for datatypes with a spatial :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box`
+    hook (the received versions are then recorded as *missing*, so a later push without
+    ROI completes them); False without ROI, for the ROI instance itself and for
+    non-spatial datatypes, which always arrive whole.
+    """
+    if not m.get("roi") or im["name"] == m["roi"]:
+        return False
+    cls = datatype_class(im["typename"])
+    return getattr(cls, "tkey_voxel_box", None) is not Datatype.tkey_voxel_box
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -231,16 +245,17 @@ class Receiver:
                 have_missing = set(missing.get(d, ()))
                 want = [n["UUID"] for n in nodes
                         if (inst is None or n["UUID"] not in local.dag.by_uuid  # type: ignore[union-attr]
-                            or n["UUID"] in have_missing or m.get("roi"))
+                            or n["UUID"] in have_missing)
                         and (d, n["UUID"]) not in covered]
                 if not want:
                     continue
+                partial = _roi_filtered(m, im)
                 batches = [[u] for u in want] if m.get("split_versions") else [want]
                 for vs in batches:
                     rec["groups"].append({
                         "gid": len(rec["groups"]), "data_uuid": d, "name": im["name"],
                         "versions": vs, "local_versions": [local_version(u) for u in vs],
-                        "iid": iid, "store": store, "partial": bool(m.get("roi")),
+                        "iid": iid, "store": store, "partial": partial,
                     })
                     changed = True
             if not changed and not rec["nodes"] and not rec["groups"]:
@@ -529,6 +544,20 @@ class Receiver:
                 "records": sum(p["records"] for p in progs),
                 "bytes": sum(p["bytes"] for p in progs),
                 "staged_versions": [n["UUID"] for n in rec["nodes"]]}
+
+    def missing_report(self, uuid: str) -> dict[str, list[str]]:
+        """``{instance name: [version UUIDs]}``: versions of the repo holding ``uuid`` whose
+        data of that instance arrived incomplete (ROI-filtered) or not at all (``data=``
+        filter). Empty when every received version is complete; a later push without
+        the filters fills the gaps and clears them. 400 for an unknown UUID."""
+        with self.mgr.lock:
+            repo, _ = self.mgr.resolve(uuid)
+            names = {i.meta.data_uuid: n for n, i in repo.instances.items()}
+            out: dict[str, list[str]] = {}
+            for d, vs in self._missing(repo.root).items():
+                if vs:
+                    out[names.get(d, d)] = sorted(vs)
+            return out
 
 
 __all__ = ["DvidError", "Receiver", "transfer_limit", "validate_manifest"]

@@ -22,6 +22,9 @@ Jobs (what ``dvidpy push`` / ``dvidpy pull`` start and watch):
 ``POST /api/transfer/pull``  ``{"uuid", "src", "flatten", "data", "roi", "from_dvid"}``:
     this server receives from ``src``; ``from_dvid`` (or a source that does not answer
     the protocol probe) imports through DVID's public HTTP API instead.
+``GET  /api/transfer/missing/{uuid}``  ``{instance: [version UUIDs]}`` received
+    incomplete (ROI- or ``data``-filtered) in the repo holding ``uuid``; a later push
+    without filters completes and clears them.
 ``GET  /api/transfer/jobs``  every job; ``GET /api/transfer/{id}``: one job's state
     (``state`` running|done|failed, ``error``, ``records``, ``records_total``, ``bytes``,
     ``seconds``, ...).
@@ -213,7 +216,9 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         dst = body.get("dst")
         if not isinstance(dst, str) or not dst:
             raise BadRequest("'dst' (the receiving server's URL) is required")
-        await run_in_threadpool(mgr.resolve, o["uuid"])  # 400 now for unknown UUIDs
+        # 400 now (not a failed job) for unknown UUIDs, instance names or ROI
+        await run_in_threadpool(source.manifest, o["uuid"], flatten=o["flatten"],
+                                data=o["data"], roi=o["roi"])
         job = start_job("push", {**o, "dst": dst}, source, HttpSink(dst))
         return json_response({"id": job.id})
 
@@ -236,6 +241,10 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
                         LocalSink(receiver))
         return json_response({"id": job.id})
 
+    async def missing(request: Request) -> Response:
+        return json_response(await run_in_threadpool(receiver.missing_report,
+                                                     request.path_params["uuid"]))
+
     async def list_jobs(request: Request) -> Response:
         return json_response([j.to_json() for j in jobs.values()])
 
@@ -257,6 +266,7 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         Route("/api/transfer/receive/{tid}", guard(receive_tid), methods=["GET", "DELETE"]),
         Route("/api/transfer/push", guard(push), methods=["POST"]),
         Route("/api/transfer/pull", guard(pull), methods=["POST"]),
+        Route("/api/transfer/missing/{uuid}", guard(missing)),
         Route("/api/transfer/jobs", guard(list_jobs)),
         Route("/api/transfer/{jid}", guard(job_info)),
     ]

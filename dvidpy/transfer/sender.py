@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dvidpy.datatype import Datatype
 from dvidpy.errors import BadRequest
 from dvidpy.keys import SUFFIX_LEN, instance_prefix, u32be
 from dvidpy.repo import Repo, RepoManager
@@ -38,8 +39,9 @@ def build_manifest(mgr: RepoManager, uuid: str, *, flatten: bool = False,
     ``uuid`` resolves to, as a parentless, childless master root. ``data`` restricts the
     instances that are sent (unknown names: 400); every instance of the repo is still
     listed, with ``included`` false for filtered ones, so a receiver knows what it lacks.
-    ``roi`` names an roi instance of the repo (400 when absent); spatial data is then
-    limited to its blocks.
+    ``roi`` names an roi instance of the repo (400 when absent or not an roi); keys
+    whose :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box` touches none of its blocks are
+    then left out, at every version, using the ROI as it is at ``uuid``.
     """
     with mgr.lock:
         repo, node = mgr.resolve(uuid)
@@ -92,9 +94,11 @@ def _roi_filter(mgr: RepoManager, repo: Repo, inst: Any, roi: str,
     :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box` hook is missing or answers ``None``
     for every key. Non-spatial keys of spatial datatypes (properties, indices) are kept.
     """
-    hook = getattr(inst, "tkey_voxel_box", None)
+    if getattr(type(inst), "tkey_voxel_box", None) in (None, Datatype.tkey_voxel_box):
+        return None  # not spatial: every key is kept
+    hook = inst.tkey_voxel_box
     r = repo.instances.get(roi)
-    if hook is None or r is None or r is inst:
+    if r is None or r is inst:
         return None
     _, node = mgr.resolve(uuid)
     spans = r.spans_at(mgr.context(r, node))
