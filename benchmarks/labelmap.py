@@ -9,12 +9,31 @@ Run ``python benchmarks/labelmap.py``. Prints:
 * ``sparsevol-coarse`` latency of a 1,000-block body,
 * ``specificblocks?compression=blocks`` blocks/s for 1,000 blocks (mapped and
   ``supervoxels=true``).
+
+Server figures (``--server``; a real ``dvidpy serve`` process on LevelDB, over HTTP):
+
+* merge / cleave latency (median of 15, interleaved) on a ~10^7-voxel body made of ~900 supervoxels
+  whose blocks are all mixed, and on ~10^4-voxel bodies; large/small ratios,
+* ``sparsevol`` (rles) of that 10^7-voxel body with mixed blocks, in voxels/s,
+* ``sparsevol-coarse`` of a 1,000-block body and ``specificblocks`` blocks/s (1,000 blocks),
+* (``--startup``) startup with a mapping of ``--mapping-size`` (default 10^7) supervoxels
+  written through ``POST mappings``: seconds from spawning the restarted server to its
+  first correct ``mapping`` and ``label`` answers, and VmRSS / VmHWM from /proc.
+
+``python benchmarks/labelmap.py [--inproc] [--server] [--startup] [--mapping-size N]``
+(no flag: all three).
 """
 
 from __future__ import annotations
 
+import argparse
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lz4.block
@@ -23,13 +42,16 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 from starlette.testclient import TestClient
 
 from benchmarks.labelmap_codec import run_benchmark
+from datatypes import protos
 from dvidpy.config import Settings
 from server import create_app
 
 BIG = 2**33
+BIG2 = 2**40
 
 
 def _t(fn, n: int = 3) -> float:
@@ -41,7 +63,8 @@ def _t(fn, n: int = 3) -> float:
     return best
 
 
-def main() -> None:
+def run_inprocess() -> None:
+    """The in-process figures (memory engine)."""
     codec = run_benchmark(label_counts=(100,), repeats=1, min_time=0.1)
     for k, v in codec.items():
         print(f"codec {k}: encode_vs_lz4={v['encode_vs_lz4']:.2f} "
@@ -104,6 +127,263 @@ def main() -> None:
     for q in ("", "&supervoxels=true"):
         t_sb = _t(lambda q=q: c.get(f"{sb}/specificblocks?blocks={blocks}&compression=blocks{q}"))
         print(f"specificblocks 1000 blocks{q or ' (mapped)'}: {1000 / t_sb:.0f} blocks/s")
+
+
+
+# ----- real server process on LevelDB --------------------------------------------------
+
+class Server:
+    """A ``dvidpy serve`` child process on a LevelDB folder."""
+
+    def __init__(self, data: Path, log: Path) -> None:
+        self.data, self.log = data, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            self.port = sk.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> float:
+        """Start the process; returns its spawn time (perf_counter)."""
+        cmd = [sys.executable, "-m", "dvidpy.cli", "serve", "--quiet", "--host", "127.0.0.1",
+               "--port", str(self.port), "--data", str(self.data)]
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"),  # noqa: SIM115
+                                     stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parents[1])
+        return t0
+
+    def wait(self, probe: Callable[[], bool], timeout: float = 120) -> float:
+        """Poll ``probe`` until it succeeds; returns the perf_counter time of success."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            try:
+                if probe():
+                    return time.perf_counter()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError("server did not answer in time")
+
+    def start(self) -> None:
+        self.spawn()
+        self.wait(lambda: httpx.get(self.url + "/api/heartbeat", timeout=1).status_code == 200)
+
+    def memory(self) -> dict[str, int]:
+        """VmRSS / VmHWM (KiB) of the server process."""
+        assert self.proc is not None
+        out = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _median_ms(fns: list[Callable[[], object]]) -> float:
+    times = []
+    for fn in fns:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _mixed_volume() -> tuple[np.ndarray, list[int], list[int]]:
+    """256³ supervoxel volume of ~1,400 grid cells (20 x 24 x 28 voxels, not aligned to
+    64³ blocks); a random 60 % of the cells form the large body (~10^7 voxels, every
+    block mixed). Returns (volume z,y,x; body supervoxels; other supervoxels)."""
+    z, y, x = np.ogrid[:256, :256, :256]
+    cell = (z // 20) * 10_000 + (y // 24) * 100 + (x // 28)
+    ids, inv = np.unique(cell, return_inverse=True)
+    vol = (BIG + inv.reshape(256, 256, 256)).astype(np.uint64)
+    rng = np.random.default_rng(5)
+    inbody = rng.random(ids.size) < 0.6
+    svs = (BIG + np.arange(ids.size)).tolist()
+    return vol, [s for s, b in zip(svs, inbody, strict=True) if b], \
+        [s for s, b in zip(svs, inbody, strict=True) if not b]
+
+
+def run_server(tmp: Path) -> None:
+    """Merge/cleave/sparsevol/coarse/specificblocks through a real server on LevelDB."""
+    srv = Server(tmp / "lat", tmp / "lat.log")
+    srv.start()
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=600)
+        root = c.post("/api/repos", json={}).json()["root"]
+        c.post(f"/api/repo/{root}/instance", json={"typename": "labelmap", "dataname": "seg"})
+        c.post(f"/api/repo/{root}/instance", json={"typename": "labelmap",
+                                                   "dataname": "small",
+                                                   "BlockSize": "16,16,16"})
+        base = f"/api/node/{root}/seg"
+        vol, body_svs, rest = _mixed_volume()
+        t0 = time.perf_counter()
+        for z0 in range(0, 256, 64):  # 4 POSTs of 64 x 256 x 256
+            r = c.post(f"{base}/raw/0_1_2/256_256_64/0_0_{z0}",
+                       content=vol[z0:z0 + 64].tobytes())
+            assert r.status_code == 200, r.text
+        print(f"[server] POST raw 16.8M voxels (4 requests): {time.perf_counter() - t0:.1f} s")
+        # small bodies: 2 x 2 x 2 cubes of 22³ = 10,648 voxels in one block at x = 256
+        small = np.zeros((64, 64, 64), dtype=np.uint64)
+        smalls = []
+        for i in range(8):
+            zz, yy, xx = (i >> 2) & 1, (i >> 1) & 1, i & 1
+            small[zz * 32:zz * 32 + 22, yy * 32:yy * 32 + 22, xx * 32:xx * 32 + 22] = \
+                BIG2 + i
+            smalls.append(BIG2 + i)
+        assert c.post(f"{base}/raw/0_1_2/64_64_64/256_0_0",
+                      content=small.tobytes()).status_code == 200
+        target = body_svs[0]
+        t0 = time.perf_counter()
+        r = c.post(f"{base}/merge", json=[target, *body_svs[1:]])
+        assert r.status_code == 200, r.text
+        t_form = time.perf_counter() - t0
+        size = c.get(f"{base}/size/{target}").json()["voxels"]
+        print(f"[server] forming the large body: merge of {len(body_svs)} supervoxels "
+              f"({size} voxels) {t_form * 1e3:.0f} ms")
+        def ok(r: httpx.Response) -> httpx.Response:
+            assert r.status_code == 200, r.text
+            return r
+
+        # Interleave large and small edits (15 rounds, medians) after letting LevelDB's
+        # background compaction of the ingest settle, so both see the same conditions.
+        time.sleep(3)
+        tl_m, tl_c, ts_m, ts_c = [], [], [], []
+        cur = {sv: sv for sv in smalls}
+        for i in range(15):
+            s = rest[i]  # merge one more neighbour cell into the large body, cleave it out
+            tl_m.append(_median_ms([lambda s=s: ok(c.post(f"{base}/merge", json=[target, s]))]))
+            tl_c.append(_median_ms([lambda s=s: ok(c.post(f"{base}/cleave/{target}",
+                                                          json=[s]))]))
+            # two ~10^4-voxel bodies merged, then cleaved apart (the cleaved supervoxel
+            # gets a new body id, which a later round merges again)
+            a, b = smalls[(2 * i) % 8], smalls[(2 * i + 1) % 8]
+            ts_m.append(_median_ms([lambda a=a, b=b: ok(c.post(
+                f"{base}/merge", json=[cur[a], cur[b]]))]))
+            out: dict = {}
+            ts_c.append(_median_ms([lambda a=a, b=b, out=out: out.update(ok(c.post(
+                f"{base}/cleave/{cur[a]}", json=[b])).json())]))
+            cur[b] = out["CleavedLabel"]
+        t_ml, t_cl = statistics.median(tl_m), statistics.median(tl_c)
+        t_msm, t_csm = statistics.median(ts_m), statistics.median(ts_c)
+        print(f"[server] merge  large={t_ml:.1f} ms small={t_msm:.1f} ms "
+              f"ratio={t_ml / t_msm:.2f}  (target: ratio <= 2, large < 50 ms)")
+        print(f"[server] cleave large={t_cl:.1f} ms small={t_csm:.1f} ms "
+              f"ratio={t_cl / t_csm:.2f}  (target: ratio <= 2, large < 50 ms)")
+        size = c.get(f"{base}/size/{target}").json()["voxels"]
+        nblk = c.get(f"{base}/sparsevol-size/{target}").json()["numblocks"]
+        url = f"{base}/sparsevol/{target}"
+        assert c.get(url).status_code == 200
+        t_sv = _median_ms([lambda: c.get(url)] * 3) / 1e3
+        print(f"[server] sparsevol rles {size} voxels in {nblk} mixed blocks: "
+              f"{t_sv * 1e3:.0f} ms = {size / t_sv / 1e6:.1f} M voxels/s (target >= 50)")
+        # 1,000-block body with 16³ blocks
+        sb = f"/api/node/{root}/small"
+        vol2 = np.full((160, 160, 160), BIG + 7, dtype=np.uint64)
+        vol2[np.random.default_rng(0).random(vol2.shape) < 0.05] = BIG + 8
+        assert c.post(f"{sb}/raw/0_1_2/160_160_160/0_0_0",
+                      content=vol2.tobytes()).status_code == 200
+        time.sleep(3)  # let LevelDB compact the ingest before timing reads
+        t_coarse = _median_ms([lambda: c.get(f"{sb}/sparsevol-coarse/{BIG + 7}")] * 7)
+        print(f"[server] sparsevol-coarse 1000-block body: {t_coarse:.1f} ms (target < 50)")
+        blocks = ",".join(f"{x},{y},{z}" for z in range(10) for y in range(10)
+                          for x in range(10))
+        for q in ("", "&supervoxels=true"):
+            u = f"{sb}/specificblocks?blocks={blocks}&compression=blocks{q}"
+            t_sb = _median_ms([lambda u=u: c.get(u)] * 9) / 1e3
+            print(f"[server] specificblocks 1000 blocks{q or ' (mapped)'}: "
+                  f"{1000 / t_sb:.0f} blocks/s (target >= 20000)")
+        c.close()
+    finally:
+        srv.stop()
+
+
+def run_startup(tmp: Path, n: int) -> None:
+    """Build a mapping of ``n`` supervoxels, restart the server, time the first answers."""
+    srv = Server(tmp / "start", tmp / "start.log")
+    srv.start()
+    chunk = 1_000_000
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=600)
+        root = c.post("/api/repos", json={}).json()["root"]
+        c.post(f"/api/repo/{root}/instance", json={"typename": "labelmap", "dataname": "seg"})
+        base = f"/api/node/{root}/seg"
+        # one block of the first 512 supervoxels so `label` has something to map
+        blk = (BIG + np.arange(64**3) // 512).astype(np.uint64).reshape(64, 64, 64)
+        assert c.post(f"{base}/raw/0_1_2/64_64_64/0_0_0", content=blk.tobytes()).status_code \
+            == 200
+        t0 = time.perf_counter()
+        for s0 in range(0, n, chunk):
+            svs = np.arange(s0, min(n, s0 + chunk), dtype=np.uint64)
+            ops = protos.MappingOps()
+            bodies = svs // 1000  # 1,000 supervoxels per body
+            for b in np.unique(bodies).tolist():
+                ops.mappings.add(mapped=BIG2 + b,
+                                 original=(BIG + svs[bodies == b]).tolist())
+            r = c.post(f"{base}/mappings", content=ops.SerializeToString())
+            assert r.status_code == 200, r.text
+        t_build = time.perf_counter() - t0
+        print(f"[startup] POST mappings of {n} supervoxels: {t_build:.0f} s "
+              f"({n / t_build:.0f} entries/s); build server VmHWM "
+              f"{srv.memory()['VmHWM'] / 1024:.0f} MiB")
+        c.close()
+        srv.stop()
+        probe_svs = [BIG + 5, BIG + n - 1, BIG + n // 2]
+        want = [BIG2 + s // 1000 for s in (5, n - 1, n // 2)]
+        t_spawn = srv.spawn()
+        t_map = srv.wait(lambda: httpx.request(
+            "GET", f"{srv.url}{base}/mapping?nolookup=true", json=probe_svs,
+            timeout=5).json() == want)
+        t_lab = srv.wait(lambda: httpx.get(f"{srv.url}{base}/label/1_0_0",
+                                           timeout=5).json() == {"Label": BIG2})
+        mem = srv.memory()
+        print(f"[startup] restart with {n} mapped supervoxels: first mapping answer "
+              f"{t_map - t_spawn:.2f} s, first label answer {t_lab - t_spawn:.2f} s after "
+              f"spawn; VmRSS {mem['VmRSS'] / 1024:.0f} MiB VmHWM {mem['VmHWM'] / 1024:.0f} MiB "
+              f"(target < 10 s, < 1 GiB)")
+        rng = np.random.default_rng(1)
+        q = (BIG + rng.integers(0, n, 100_000)).tolist()
+        t0 = time.perf_counter()
+        got = httpx.request("GET", f"{srv.url}{base}/mapping?nolookup=true", json=q,
+                            timeout=600).json()
+        t_q = time.perf_counter() - t0
+        assert got == [BIG2 + (s - BIG) // 1000 for s in q]
+        mem = srv.memory()
+        print(f"[startup] then GET mapping of 100,000 random supervoxels: {t_q:.2f} s; "
+              f"VmRSS {mem['VmRSS'] / 1024:.0f} MiB VmHWM {mem['VmHWM'] / 1024:.0f} MiB")
+    finally:
+        srv.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--inproc", action="store_true", help="in-process figures")
+    ap.add_argument("--server", action="store_true", help="figures through a real server")
+    ap.add_argument("--startup", action="store_true", help="startup with a large mapping")
+    ap.add_argument("--mapping-size", type=int, default=10_000_000)
+    ap.add_argument("--tmp", help="work folder (default: a temporary folder)")
+    a = ap.parse_args(argv)
+    every = not (a.inproc or a.server or a.startup)
+    if a.inproc or every:
+        run_inprocess()
+    with tempfile.TemporaryDirectory(dir=a.tmp) as d:
+        if a.server or every:
+            run_server(Path(d))
+        if a.startup or every:
+            run_startup(Path(d), a.mapping_size)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 
 from datatypes import protos
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.block_codec import decode_block, encode_block
+from datatypes.labelmap.block_codec import decode_block, decode_block_mask, encode_block
 from datatypes.labelmap.downres import downres_octants
 from datatypes.labelmap.mapping import MappingCache
 from dvidpy.codec import CodecError
@@ -300,6 +300,14 @@ class LabelmapCore(Datatype):
         try:
             return decode_block(ser, self.block_shape)
         except ValueError as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    def decode_mask(self, value: bytes, supervoxels: np.ndarray) -> np.ndarray:
+        """(bz, by, bx) bool mask of a stored block's voxels holding one of
+        ``supervoxels`` (decodes only the sub-blocks that mix members and non-members)."""
+        try:
+            return decode_block_mask(L.gunzip_value(value), supervoxels, self.block_shape)
+        except (CodecError, ValueError) as e:
             raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
 
     def encode_value(self, arr: np.ndarray) -> bytes:

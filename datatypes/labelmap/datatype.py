@@ -12,27 +12,42 @@ Voxels and blocks
     compression none/lz4/gzip/google/googlegzip; uint64 LE ZYX (lz4 = one raw LZ4
     block; googlegzip adds ``Content-Encoding: gzip``; google* need
     sizes that are multiples of 8). Unwritten voxels are 0.
+    The format segment may be ``octet-stream`` (DVID's default name). ``roi=NAME`` zeroes
+    voxels outside that ROI (at scale s the ROI block size must be divisible by 2^s).
+    2-D ``raw/0_1|0_2|1_2/{w_h}/{x_y_z}[/png]``: 16-bit RGBA PNG whose sample bytes are the
+    little-endian label bytes (DVID's NRGBA64). ``GET pseudocolor/{2-D dims}/{w_h}/{x_y_z}
+    [?roi&scale&supervoxels]``: RGBA PNG with a hashed color per label (0 transparent).
     ``POST raw/0_1_2/{size}/{offset}[?compression=lz4|gzip]`` block-aligned supervoxel
     ids; updates indices, extents, max label and all lower scales.
     ``GET blocks/{size}/{offset}[?scale&supervoxels&compression=]`` block stream (§8.5);
     payload: lz4 (default) / gzip / uncompressed uint64 arrays or ``blocks`` (gzip of the
     DVID label block). ``GET specificblocks?blocks=x,y,z,...`` same, default ``blocks``.
     ``POST blocks[?scale&downres=true&noindexing=true]`` gzip'd DVID label blocks.
+    ``POST ingest-supervoxels[?scale]`` same body, stored as-is (no indexing, sync,
+    extents, max label or downres). ``POST extents`` ``{"MinPoint","MaxPoint"}``.
 Point and index queries
     ``GET label/{x_y_z}`` → ``{"Label": id}``; ``GET labels`` body ``[[x,y,z],...]``.
     ``GET size/{label}`` (404 unknown), ``GET sizes`` body ``[l,...]`` (0 unknown),
     ``GET supervoxels/{label}``, ``GET supervoxel-sizes/{label}``, ``GET lastmod/{label}``,
-    ``GET sparsevol-size/{label}``, ``GET listlabels[?start&number&sizes=true]``.
+    ``GET sparsevol-size/{label}``, ``GET listlabels[?start&number&sizes=true]``,
+    ``GET existing-labels`` (streamed JSON array of bodies with an index).
     Label 0 → 400 everywhere a label is named in the path.
 Sparse volumes
     ``GET|HEAD sparsevol/{label}[?format=rles|srles|blocks&scale&supervoxels&minx..maxz]``
     (404 when nothing; HEAD 200/204); ``GET sparsevol-coarse/{label}`` (block coords).
+    ``GET sparsevol-by-point/{x_y_z}`` same options, label at a scale-0 point (400 if 0).
+    ``GET sparsevols-coarse/{start}/{end}[?minx..maxz]`` stream of ``u64 label, i32 S,
+    S block spans`` per body with an index in [start, end].
 Labels and mapping
     ``GET maxlabel`` (400 "No maximum label" when none), ``POST maxlabel/{N}``,
     ``GET nextlabel``, ``POST nextlabel/{count}`` → ``{"start","end"}``.
     ``GET mapping`` body ``[sv,...]`` → bodies (0 unknown/retired; ``nolookup=true``
     skips the index check); ``GET mappings[?format=binary]``; ``POST mappings``
     (protobuf MappingOps). ``GET|POST index/{label}``, ``GET|POST indices`` (protobuf).
+    ``GET indices-compressed`` body ``[l,...]`` (<= 50,000): per label ``u64 size, u64
+    label`` + stored lz4-framed LabelIndex (size 0 when missing; 0/0 = error mid-stream).
+    ``GET supervoxel-splits`` → ``["uuid", [[mutid, old, remain, split], ...], ...]``
+    from this version to the root (versions without splits omitted).
 Edits (each gets a MutationID, a ``GET mutations`` record and a sync event)
     ``POST merge`` body ``[target, merged...]`` → ``{"MutationID"}``; mapping and
     indices only. Target must exist, merged labels must exist, target may not be merged.
@@ -44,14 +59,21 @@ Edits (each gets a MutationID, a ``GET mutations`` record and a sync event)
     ``POST split/{label}`` body legacy RLE (strict subset of the body) →
     ``{"label": new body, "MutationID"}``; supervoxels entirely inside move to the new
     body, partially covered ones are split into new split/remain supervoxels.
-    ``GET mutations`` → this version's completed-mutation records.
+    ``POST renumber`` body ``[new1, old1, ...]``: each old body becomes the (unused)
+    new id; one mutation per pair; other supervoxel mappings are untouched.
+    ``GET mutations`` → this version's completed-mutation records;
+    ``GET mutations-range/{beg}/{end}`` → one array over the versions beg..end;
+    ``GET history/{label}/{from}/{to}`` → concatenated JSON objects (no brackets) of the
+    merges/cleaves/splits/supervoxel splits that built ``label`` (as of ``to``).
 
 Sync events (``SyncEvent.kind`` → ``payload``; arrays are supervoxel ids, coords x,y,z):
 
 * ``block-ingested`` / ``block-mutated``: ``{"scale": 0, "blocks": [{"coord", "prev"
   (None for ingested), "data"}]}`` (``prev``/``data`` are (bz, by, bx) uint64 arrays).
 * ``merge``: ``{"target", "merged": [...], "supervoxels": {label: [svs]},
-  "block_keys": [...]}`` (label-index block keys).
+  "block_keys": [...]}`` (label-index block keys). ``POST renumber`` publishes one
+  ``merge`` per pair (``merged`` = [old], target = the new id, which had no voxels) with
+  the extra field ``"renumber": True``.
 * ``cleave``: ``{"orig", "cleaved", "supervoxels": [...], "block_keys": [...]}``.
 * ``split-supervoxel``: ``{"supervoxel", "body", "split", "remain", "blocks": [coords]}``.
 * ``split``: ``{"target", "new", "whole": [svs moved], "svsplits": {sv: (split,
@@ -61,13 +83,12 @@ Sync events (``SyncEvent.kind`` → ``payload``; arrays are supervoxel ids, coor
 from __future__ import annotations
 
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.reads import ReadsMixin
-from datatypes.labelmap.writes import WritesMixin
+from datatypes.labelmap.extras import ExtrasMixin
 from dvidpy.datatype import register_datatype
 
 
 @register_datatype
-class Labelmap(WritesMixin, ReadsMixin):
+class Labelmap(ExtrasMixin):
     """The labelmap datatype."""
 
     type_name = "labelmap"

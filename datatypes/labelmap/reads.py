@@ -16,17 +16,21 @@ import numpy as np
 from starlette.responses import Response, StreamingResponse
 
 from datatypes import protos
+from datatypes.common import roi_spans as rs
 from datatypes.common.blockstream import encode_header
 from datatypes.common.geometry import (
     blocks_in_box,
     extract_subvolume,
     is_block_aligned,
     parse_block_list,
+    parse_dims,
     parse_size,
     parse_xyz,
+    plane_size_to_3d,
 )
 from datatypes.labelmap import layout as L
 from datatypes.labelmap.core import LabelmapCore, label_list_json, parse_label
+from datatypes.labelmap.images import encode_png_rgba, pseudocolor
 from datatypes.labelmap.ngseg import encode_compressed_segmentation
 from datatypes.labelmap.rle import (
     encode_binary_blocks,
@@ -35,6 +39,7 @@ from datatypes.labelmap.rle import (
     encode_srles,
     mask_to_spans,
 )
+from datatypes.roi import find_roi
 from dvidpy.codec import CodecError, lz4_compress
 from dvidpy.datatype import Call, endpoint
 from dvidpy.errors import BadRequest, NotFound, TooLarge
@@ -92,11 +97,79 @@ class ReadsMixin(LabelmapCore):
             raise TooLarge(f"request of {n} voxels exceeds the limit of {MAX_READ_VOXELS}")
         return (size[0], size[1], size[2]), offset
 
+    def roi_mask(self, call: Call, scale: int, offset: tuple[int, int, int],
+                 size: tuple[int, int, int]) -> np.ndarray | None:
+        """Bool ``(nz, ny, nx)`` mask of the ``roi=`` instance over a box at ``scale``, or
+        None without ``roi=``.
+
+        The ROI (scale-0 blocks) is evaluated at ``scale`` by shrinking its block size by
+        ``2**scale``, which is exact because a scale-``s`` voxel lies inside one ROI block.
+        400 when the instance is not an ROI or its block size is not divisible by
+        ``2**scale``.
+        """
+        name = call.query.get("roi", "")
+        if not name:
+            return None
+        roi = find_roi(self.repo, name)
+        f = 1 << scale
+        rbs = roi.block_size
+        if any(b % f for b in rbs):
+            raise BadRequest(f"roi {name!r} block size {rbs} can't be used at scale {scale}")
+        spans = roi.normalized_spans_at(call.ctx)
+        return rs.roi_mask(spans, offset, size, tuple(b // f for b in rbs)).view(bool)
+
+    def _voxels(self, call: Call, offset: tuple[int, int, int], size: tuple[int, int, int],
+                scale: int) -> np.ndarray:
+        """Mapped (unless ``supervoxels=true``) labels of a box, zero outside ``roi=``."""
+        mask = self.roi_mask(call, scale, offset, size)
+        vol = self.read_subvolume(call.ctx, scale, offset, size, not call.flag("supervoxels"))
+        if mask is not None:
+            vol[~mask] = 0
+        return vol
+
+    def _plane(self, call: Call) -> tuple[tuple[int, ...], np.ndarray]:
+        """Parse a 2-D ``{dims}/{size}/{offset}`` request and read its plane:
+        ``(dims, (h, w) uint64 labels)`` (rows z for xz/yz planes, y for xy)."""
+        try:
+            dims = parse_dims(call.arg(0, "dims"))
+            if len(dims) != 2:
+                raise ValueError(f"expected 2-D dims (0_1, 0_2, 1_2), got {call.args[0]!r}")
+            size = plane_size_to_3d(dims, parse_size(call.arg(1, "size"), 2))
+            offset = parse_xyz(call.arg(2, "offset"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        n = size[0] * size[1] * size[2]
+        if n > MAX_READ_VOXELS:
+            raise TooLarge(f"request of {n} voxels exceeds the limit of {MAX_READ_VOXELS}")
+        vol = self._voxels(call, offset, size, self.scale_arg(call))
+        if dims == (0, 1):
+            return dims, vol[0]
+        if dims == (0, 2):
+            return dims, vol[:, 0, :]
+        return dims, vol[:, :, 0]
+
     @endpoint(("GET", "HEAD"), "raw")
     def _get_raw(self, call: Call) -> Response:
-        dims = call.arg(0, "dims")
-        if dims not in ("0_1_2", "xyz"):
-            raise BadRequest(f"labelmap only serves 3-D (0_1_2) raw volumes, not {dims!r}")
+        """3-D: uint64 volume (``compression`` none/lz4/gzip/google/googlegzip; format
+        segment absent or ``octet-stream``). 2-D: a 16-bit RGBA PNG whose sample bytes are
+        the little-endian label bytes (Go ``NRGBA64`` as DVID sends it)."""
+        try:
+            dims = parse_dims(call.arg(0, "dims"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if len(call.args) > 4:
+            raise BadRequest(f"unexpected path segments after the format ({call.path})")
+        fmt = call.args[3] if len(call.args) > 3 else ""
+        if len(dims) == 2:
+            if fmt not in ("", "png"):
+                raise BadRequest(f"labelmap 2-D slices are served only as png, not {fmt!r}")
+            _, img = self._plane(call)
+            h, w = img.shape
+            pix = np.ascontiguousarray(img, dtype="<u8").view(np.uint8).reshape(h, w * 8)
+            return Response(encode_png_rgba(pix, 16), media_type="image/png")
+        if fmt not in ("", "octet-stream"):
+            raise BadRequest(f"labelmap 3-D volumes are served only as octet-stream, not "
+                             f"{fmt!r}")
         size, offset = self._geometry(call)
         scale = self.scale_arg(call)
         comp = call.query.get("compression", "")
@@ -104,7 +177,7 @@ class ReadsMixin(LabelmapCore):
             raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, google, googlegzip)")
         if comp.startswith("google") and any(s % 8 for s in size):
             raise BadRequest(f"compression={comp} needs sizes that are multiples of 8")
-        vol = self.read_subvolume(call.ctx, scale, offset, size, not call.flag("supervoxels"))
+        vol = self._voxels(call, offset, size, scale)
         headers = {}
         if comp == "":
             data: bytes = vol.astype("<u8", copy=False).tobytes()
@@ -118,6 +191,12 @@ class ReadsMixin(LabelmapCore):
                 data = gzip.compress(data, 1, mtime=0)
                 headers["Content-Encoding"] = "gzip"
         return Response(data, media_type=OCTET, headers=headers)
+
+    @endpoint(("GET", "HEAD"), "pseudocolor")
+    def _get_pseudocolor(self, call: Call) -> Response:
+        """2-D RGBA PNG; each body (or supervoxel) gets a hashed color, 0 is transparent."""
+        _, img = self._plane(call)
+        return Response(encode_png_rgba(pseudocolor(img), 8), media_type="image/png")
 
     _get_isotropic = endpoint(("GET", "HEAD"), "isotropic")(
         lambda self, call: self._get_raw(call))
@@ -146,20 +225,47 @@ class ReadsMixin(LabelmapCore):
             return gzip.compress(raw, 1, mtime=0)
         return raw
 
+    def _mapped_gzip_payloads(self, ctx: VersionedCtx,
+                              values: list[bytes]) -> list[bytes | memoryview]:
+        """``compression=blocks`` payloads of stored blocks with bodies: the label lists of
+        all blocks are mapped with one lookup; blocks whose list is unchanged by the
+        mapping pass through, others get their list rewritten and are re-gzipped."""
+        try:
+            gzs = [L.stored_payload(v) for v in values]
+            lists = [L.label_list_from_payload(g) for g in gzs]
+        except CodecError as e:
+            raise BadRequest(f"stored block is corrupt: {e}") from None
+        allb = self.mapping.map_array(ctx, np.concatenate(lists))
+        out: list[bytes | memoryview] = []
+        pos = 0
+        for v, g, labels in zip(values, gzs, lists, strict=True):
+            bodies = allb[pos:pos + labels.size]
+            pos += labels.size
+            if np.array_equal(bodies, labels):
+                out.append(g)
+            else:
+                out.append(L.gzip_payload(L.relabel_serialization(L.gunzip_value(v), bodies),
+                                          1))
+        return out
+
     def _stream_blocks(self, ctx: VersionedCtx, scale: int, coords: np.ndarray, comp: str,
                        mapped: bool) -> Iterator[bytes | memoryview]:
         for i in range(0, coords.shape[0], CHUNK_BLOCKS):
             chunk = coords[i:i + CHUNK_BLOCKS]
+            found = [(c, v) for c, v in zip(chunk.tolist(),
+                                            self.block_values(ctx, scale, chunk), strict=True)
+                     if v is not None]
+            if not found:
+                continue
+            if comp == "blocks" and mapped:
+                payloads = self._mapped_gzip_payloads(ctx, [v for _, v in found])
+            else:
+                payloads = [self._block_payload(ctx, v, comp, mapped) for _, v in found]
             parts: list[bytes | memoryview] = []
-            for (x, y, z), v in zip(chunk.tolist(), self.block_values(ctx, scale, chunk),
-                                    strict=True):
-                if v is None:
-                    continue
-                p = self._block_payload(ctx, v, comp, mapped)
+            for ((x, y, z), _), p in zip(found, payloads, strict=True):
                 parts.append(encode_header(x, y, z, len(p)))
                 parts.append(p)
-            if parts:
-                yield b"".join(parts)
+            yield b"".join(parts)
 
     def _check_block_comp(self, comp: str) -> None:
         if comp not in ("", "lz4", "gzip", "uncompressed", "blocks"):
@@ -352,9 +458,8 @@ class ReadsMixin(LabelmapCore):
                 if pb is not None and pb[1] == nvox:
                     mask = np.ones(self.block_shape, dtype=bool)
                 else:
-                    arr = self.decode_value(ctx, v, False)
                     want = pb[0] if pb is not None else all_svs
-                    mask = arr == want[0] if want.size == 1 else np.isin(arr, want)
+                    mask = self.decode_mask(v, want)
                 if bounds is not None:
                     lo = np.clip(np.array(bounds[0]) - off, 0, bs)
                     hi = np.clip(np.array(bounds[1]) + 1 - off, 0, bs)
@@ -367,7 +472,26 @@ class ReadsMixin(LabelmapCore):
     @endpoint(("GET", "HEAD"), "sparsevol")
     def _get_sparsevol(self, call: Call) -> Response:
         self.require_indexed("sparsevol")
-        label = parse_label(call.arg(0, "label"))
+        return self.sparsevol_response(call, parse_label(call.arg(0, "label")))
+
+    @endpoint(("GET", "HEAD"), "sparsevol-by-point")
+    def _get_sparsevol_by_point(self, call: Call) -> Response:
+        """Sparsevol of the body (or with ``supervoxels=true`` the supervoxel) at a scale-0
+        point; 400 when the point is background or unwritten."""
+        self.require_indexed("sparsevol-by-point")
+        try:
+            p = parse_xyz(call.arg(0, "point"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        label = int(self.labels_at(call.ctx, np.array([p], dtype=np.int64), 0,
+                                   not call.flag("supervoxels"))[0])
+        if label == 0:
+            raise BadRequest(f"point {p} is background (label 0) in {self.meta.name!r}")
+        return self.sparsevol_response(call, label)
+
+    def sparsevol_response(self, call: Call, label: int) -> Response:
+        """The ``sparsevol`` answer for ``label`` (format, compression, bounds, scale and
+        supervoxels from the query); everything is validated before reading."""
         scale = self.scale_arg(call)
         fmt = call.query.get("format", "rles") or "rles"
         if fmt not in ("rles", "srles", "blocks"):

@@ -173,6 +173,17 @@ class WritesMixin(LabelmapCore):
         downres = call.flag("downres")
         if downres and scale != 0:
             raise BadRequest("downres=true is only allowed with scale=0")
+        blocks, values = self.parse_block_stream(call)
+        if blocks:
+            self.write_blocks(call.ctx, scale, blocks, index=not call.flag("noindexing"),
+                              downres=downres, values=values)
+        return Response(b"", media_type="text/plain")
+
+    def parse_block_stream(self, call: Call) -> tuple[dict[Coord, np.ndarray],
+                                                      dict[Coord, bytes]]:
+        """Decode and validate a ``POST blocks`` body completely: ``(blocks, stored
+        values)``; 400 for a bad stream, an empty payload, bad gzip or a bad block (wrong
+        size, corrupt serialization). A repeated coordinate keeps its last record."""
         try:
             recs = decode_records(call.body)
         except ValueError as e:
@@ -191,10 +202,7 @@ class WritesMixin(LabelmapCore):
                 raise BadRequest(f"block {c}: bad gzipped label block: {e}") from None
             blocks[c] = arr
             values[c] = L.frame_gzip_payload(r.payload, crc)
-        if blocks:
-            self.write_blocks(call.ctx, scale, blocks, index=not call.flag("noindexing"),
-                              downres=downres, values=values)
-        return Response(b"", media_type="text/plain")
+        return blocks, values
 
     # ----- merge / cleave ---------------------------------------------------------------
 
