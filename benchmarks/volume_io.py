@@ -145,11 +145,12 @@ def main() -> int:
         c.post(f"/api/node/{uuid}/gjpeg/raw/0_1_2/{N}_{N}_{N}/0_0_0",
                content=vol.tobytes()).raise_for_status()
 
-        # (b) ingest
+        # (b) ingest: each POST writes a new 256^3 region (bulk ingest), the first at 0,0,0
         post_url = f"{base}/gray/raw/0_1_2/{N}_{N}_{N}/0_0_0"
         t_post = [curl_time(["-X", "POST", "--data-binary", f"@{f}",
-                             "-H", "Content-Type: application/octet-stream", post_url])
-                  for _ in range(args.repeat)]
+                             "-H", "Content-Type: application/octet-stream",
+                             f"{base}/gray/raw/0_1_2/{N}_{N}_{N}/{i * N}_0_0"])
+                  for i in range(args.repeat)]
         # (a) GET vs keyvalue ceiling
         t_kv = best_of(args.repeat, lambda: curl_time([f"{base}/kv/key/big"]))
         t_get = best_of(args.repeat, lambda: curl_time([post_url]))

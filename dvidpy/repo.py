@@ -353,8 +353,13 @@ class RepoManager:
             )
             syncs = [n.strip() for n in settings.get("sync", "").split(",") if n.strip()]
             inst = self._attach_instance(repo, meta, syncs)
+            try:
+                inst.on_create()
+            except BaseException:
+                repo.instances.pop(name, None)  # nothing half-made stays behind
+                self._by_data_uuid.pop(meta.data_uuid, None)
+                raise
             self.next_instance += 1
-            inst.on_create()
             repo.log.append(log_line(
                 f"New data instance {name!r} of type {typename!r} with config {settings}"))
             self.save_repo(repo)

@@ -1,0 +1,597 @@
+"""The annotation datatype class: element writes, queries and denormalizations."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from starlette.responses import Response, StreamingResponse
+
+from datatypes.annotation.elements import (
+    Element,
+    ElemList,
+    element_from_json,
+    parse_element,
+    parse_elements,
+)
+from datatypes.annotation.store import (
+    BLOCK_CLASS,
+    LABEL_CLASS,
+    TAG_CLASS,
+    Txn,
+    block_tkey,
+    class_range,
+    decode_block_tkey,
+    decode_label_tkey,
+    decode_list,
+    group_rows,
+    label_tkey,
+    tag_tkey,
+)
+from datatypes.annotation.sync import LABEL_EVENT, LABELMAP_EVENTS, Deltas, LabelSource, SyncMixin
+from datatypes.common.geometry import parse_size, parse_xyz
+from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
+from dvidpy.errors import BadRequest
+from dvidpy.keys import prefix_successor
+from dvidpy.versioned import VersionedCtx
+
+JSON = "application/json"
+DEFAULT_BLOCK_SIZE = (64, 64, 64)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _point_arg(call: Call, i: int, what: str) -> tuple[int, int, int]:
+    try:
+        return parse_xyz(call.arg(i, what))
+    except ValueError as e:
+        raise BadRequest(f"{e} ({call.path})") from None
+
+
+def _label_arg(call: Call) -> int:
+    text = call.arg(0, "label")
+    if not text.isdigit() or int(text) >= 2**64:
+        raise BadRequest(f"bad label {text!r} ({call.path})")
+    label = int(text)
+    if label == 0:
+        raise BadRequest("Label 0 is protected background value and cannot be used for query.")
+    return label
+
+
+def _rel_mode(call: Call) -> str:
+    mode = call.query.get("relationships", "").lower()
+    if mode in ("", "false"):
+        return ""
+    if mode not in ("true", "verbose"):
+        raise BadRequest(f"relationships must be true, false or verbose, not {mode!r}")
+    return mode
+
+
+def nr_of(lst: ElemList, idx: np.ndarray | None = None) -> ElemList:
+    """The elements of a block list (at ``idx``) in their NR form."""
+    sel = lst if idx is None else lst.select(idx)
+    return ElemList.build(sel.pos, sel.kind, list(sel.iter_json(nr=True)), sel.cut)
+
+
+@register_datatype
+class Annotation(SyncMixin, Datatype):
+    """The annotation datatype (see the package docstring)."""
+
+    type_name = "annotation"
+    type_url = "github.com/janelia-flyem/dvid/datatype/annotation"
+    type_version = "0.1"
+    default_compression = "none"
+    publishes = frozenset({LABEL_EVENT})
+    subscribes = {"labelmap": LABELMAP_EVENTS}
+    tkey_classes = {
+        BLOCK_CLASS: "block (ZYX, offset u32 BE) -> packed elements with Rels",
+        LABEL_CLASS: "body (u64 BE) -> packed elements without Rels",
+        TAG_CLASS: "tag (UTF-8 + 0x00) -> packed elements without Rels",
+        254: "mutation log: version + mutation id -> JSON record",
+    }
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.lock = threading.RLock()
+        self.labels = LabelSource(self)
+
+    # ----- settings -----------------------------------------------------------------------
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        """No type-specific settings; the block size is 64³ until a labelmap is synced."""
+        return {"BlockSize": list(DEFAULT_BLOCK_SIZE)}
+
+    def update_settings(self, settings: Mapping[str, str]) -> None:
+        """``POST info`` is accepted and ignored (DVID has no annotation properties)."""
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """Block size (x, y, z) used to group elements (the synced labelmap's)."""
+        b = self.meta.config.get("BlockSize", DEFAULT_BLOCK_SIZE)
+        return (int(b[0]), int(b[1]), int(b[2]))
+
+    def check_syncs(self, names: list[str]) -> None:
+        """Only labelmap instances, at most one, with the same block size unless no
+        element has been stored yet (then the annotation adopts the labelmap's)."""
+        super().check_syncs(names)
+        lms = [n for n in names if self.repo.instances[n].type_name == "labelmap"]
+        current = self.labels.labelmap()
+        if len(lms) > 1 or (lms and current is not None and current.meta.name not in lms):
+            raise BadRequest(f"annotation {self.meta.name!r} can sync to one labelmap only")
+        if lms:
+            bs = tuple(self.repo.instances[lms[0]].block_size)  # type: ignore[attr-defined]
+            if bs != self.block_size:
+                if self._has_blocks():
+                    raise BadRequest(
+                        f"labelmap {lms[0]!r} has block size {list(bs)} but annotation "
+                        f"{self.meta.name!r} already stores elements in "
+                        f"{list(self.block_size)} blocks")
+                self.meta.config["BlockSize"] = list(bs)
+
+    def _has_blocks(self) -> bool:
+        from dvidpy.keys import instance_prefix
+        from storage.base import KeyRange
+        pre = instance_prefix(self.meta.instance_id) + bytes((BLOCK_CLASS, 1))
+        for _ in self.store.engine.scan(KeyRange.prefix(pre), keys_only=True):
+            return True
+        return False
+
+    # ----- helpers ------------------------------------------------------------------------
+
+    def block_of(self, pos: np.ndarray) -> np.ndarray:
+        """Block coordinates of (N, 3) positions."""
+        return np.floor_divide(np.asarray(pos, np.int64).reshape(-1, 3),
+                               np.array(self.block_size, np.int64))
+
+    def btk(self, pos: tuple[int, int, int] | np.ndarray) -> bytes:
+        """Block TKey holding position ``pos``."""
+        b = self.block_of(np.asarray(pos))[0]
+        return block_tkey(int(b[0]), int(b[1]), int(b[2]))
+
+    def _commit(self, ctx: VersionedCtx, txn: Txn, d: Deltas, action: str,
+                fields: dict[str, Any]) -> None:
+        with self.store.batch(ctx) as b:
+            txn.write(b)
+            mid = self.log_mutation(ctx, action, fields, b)
+        if d:
+            self.publish(ctx, d.event(mid))
+
+    def _rewrite_rels(self, txn: Txn, tk: bytes, frm: tuple[int, int, int],
+                      to: tuple[int, int, int] | None) -> None:
+        """In block ``tk``, retarget (or drop when ``to`` is None) relationships to ``frm``."""
+        lst = txn.get(tk)
+        needle = f'"To":[{frm[0]},{frm[1]},{frm[2]}]'.encode()
+        hits = [i for i in range(len(lst)) if needle in lst.json_at(i)]
+        if not hits:
+            return
+        changed = []
+        for i in hits:
+            e = lst.element(i)
+            if e.rels is None:
+                continue
+            if to is None:
+                e.rels = [r for r in e.rels if r[1] != frm]
+            else:
+                e.rels = [(r[0], to) if r[1] == frm else r for r in e.rels]
+            changed.append(e)
+        keep = np.ones(len(lst), bool)
+        keep[hits] = False
+        txn.set(tk, ElemList.concat([lst.select(keep), ElemList.of(changed)]))
+
+    # ----- element writes -------------------------------------------------------------
+
+    def store_elements(self, ctx: VersionedCtx, elems: list[Element],
+                       fields: dict[str, Any]) -> None:
+        """Insert or replace ``elems`` with block, label and tag lists in one batch."""
+        if not elems:
+            return
+        new = ElemList.of(elems)
+        with self.lock:
+            txn = Txn(self.store, ctx)
+            d = Deltas()
+            ublocks, groups = group_rows(self.block_of(new.pos))
+            tks = [block_tkey(*b) for b in ublocks.tolist()]
+            txn.load(tks)
+            old_tags: dict[str, list[tuple[int, int, int]]] = {}
+            for tk, idx in zip(tks, groups, strict=True):
+                cur = txn.get(tk)
+                sub = new.select(idx)
+                m = cur.mask_of(sub.pos)
+                for i in np.flatnonzero(m).tolist():
+                    j = cur.json_at(i)
+                    if b'"Tags":null' not in j and b'"Tags":[]' not in j:
+                        old = element_from_json(j)
+                        for t in old.tags or ():
+                            old_tags.setdefault(t, []).append(old.pos)
+                txn.set(tk, ElemList.concat([cur.select(~m), sub]))
+            nr = nr_of(new)
+            bodies = self.labels.bodies_at(ctx, new.pos)
+            if bodies is not None:
+                self._add_to_labels(txn, d, nr, bodies)
+            new_tags: dict[str, list[int]] = {}
+            for i, e in enumerate(elems):
+                for t in e.tags or ():
+                    new_tags.setdefault(t, []).append(i)
+            for t in set(old_tags) | set(new_tags):
+                tk = tag_tkey(t)
+                lst = txn.get(tk)
+                if t in old_tags:
+                    lst = lst.without(np.array(old_tags[t], np.int32))
+                if t in new_tags:
+                    lst = lst.upsert(nr.select(np.array(new_tags[t])))
+                txn.set(tk, lst)
+            self._commit(ctx, txn, d, "element-post", {**fields, "NumElements": len(elems)})
+
+    def delete_element(self, ctx: VersionedCtx, pt: tuple[int, int, int]) -> None:
+        """Delete the element at ``pt`` and relationships pointing to it (in its own block
+        and its partners' blocks); 400 when there is none."""
+        with self.lock:
+            txn = Txn(self.store, ctx)
+            d = Deltas()
+            tk = self.btk(pt)
+            blk = txn.get(tk)
+            i = blk.find(pt)
+            if i < 0:
+                raise BadRequest(f"Did not find element {list(pt)} in datastore")
+            e = blk.element(i)
+            keep = np.ones(len(blk), bool)
+            keep[i] = False
+            txn.set(tk, blk.select(keep))
+            for btk in dict.fromkeys([tk, *(self.btk(r[1]) for r in e.rels or ())]):
+                self._rewrite_rels(txn, btk, pt, None)
+            arr = np.array([pt], np.int32)
+            bodies = self.labels.bodies_at(ctx, arr)
+            if bodies is not None:
+                self._remove_from_labels(txn, d, arr, bodies)
+            for t in dict.fromkeys(e.tags or ()):
+                ttk = tag_tkey(t)
+                txn.set(ttk, txn.get(ttk).without(arr))
+            self._commit(ctx, txn, d, "element-delete", {"Point": list(pt)})
+
+    def move_element(self, ctx: VersionedCtx, frm: tuple[int, int, int],
+                     to: tuple[int, int, int]) -> None:
+        """Move the element at ``frm`` to ``to``, retargeting relationships that point to
+        it; 400 when there is no element at ``frm`` or another one already at ``to``."""
+        with self.lock:
+            txn = Txn(self.store, ctx)
+            d = Deltas()
+            ftk, ttk = self.btk(frm), self.btk(to)
+            fb = txn.get(ftk)
+            i = fb.find(frm)
+            if i < 0:
+                raise BadRequest(f"Did not find moved element {list(frm)} in datastore")
+            if to == frm:
+                return
+            if txn.get(ttk).find(to) >= 0:
+                raise BadRequest(f"can't move element {list(frm)} to {list(to)}: "
+                                 "another element is already there")
+            e = fb.element(i)
+            e.pos = to
+            keep = np.ones(len(fb), bool)
+            keep[i] = False
+            txn.set(ftk, fb.select(keep))
+            moved = ElemList.of([e])
+            txn.set(ttk, ElemList.concat([txn.get(ttk), moved]))
+            for btk in dict.fromkeys([ftk, ttk, *(self.btk(r[1]) for r in e.rels or ())]):
+                self._rewrite_rels(txn, btk, frm, to)
+            pts = np.array([frm, to], np.int32)
+            bodies = self.labels.bodies_at(ctx, pts)
+            nr = nr_of(moved)
+            if bodies is not None:
+                self._remove_from_labels(txn, d, pts[:1], bodies[:1])
+                self._add_to_labels(txn, d, nr, bodies[1:])
+            for t in dict.fromkeys(e.tags or ()):
+                tk = tag_tkey(t)
+                txn.set(tk, ElemList.concat([txn.get(tk).without(pts[:1]), nr]))
+            self._commit(ctx, txn, d, "element-move", {"From": list(frm), "To": list(to)})
+
+    # ----- reads --------------------------------------------------------------------------
+
+    def full_elements(self, ctx: VersionedCtx, pos: np.ndarray) -> list[bytes | None]:
+        """Stored JSON (with Rels) of the elements at (N, 3) ``pos``, None when absent."""
+        out: list[bytes | None] = [None] * len(pos)
+        ublocks, groups = group_rows(self.block_of(pos))
+        tks = [block_tkey(*b) for b in ublocks.tolist()]
+        raws = self.store.get_many(ctx, tks)
+        for raw, idx in zip(raws, groups, strict=True):
+            blk = decode_list(raw, "element block")
+            if not len(blk):
+                continue
+            where = {p: k for k, p in enumerate(map(tuple, blk.pos.tolist()))}
+            for j, p in zip(idx.tolist(), map(tuple, pos[idx].tolist()), strict=True):
+                k = where.get(p)
+                if k is not None:
+                    out[j] = blk.json_at(k)
+        return out
+
+    def list_json(self, ctx: VersionedCtx, lst: ElemList, mode: str) -> bytes:
+        """A label/tag list as a JSON array; ``mode`` "", "true" or "verbose"."""
+        if not mode:
+            return lst.json_array()
+        full = [f for f in self.full_elements(ctx, lst.pos) if f is not None]
+        if mode == "true":
+            return b"[" + b",".join(full) + b"]"
+        elems = [element_from_json(f) for f in full]
+        partners = sorted({r[1] for e in elems for r in e.rels or ()})
+        pj = self.full_elements(ctx, np.array(partners, np.int32).reshape(-1, 3))
+        info = {p: element_from_json(j) for p, j in zip(partners, pj, strict=True)
+                if j is not None}
+        out = []
+        for e in elems:
+            doc = e.to_json()
+            if e.rels is not None:
+                rels = []
+                for r, t in e.rels:
+                    rd: dict[str, Any] = {"Rel": r, "To": list(t)}
+                    pe = info.get(t)
+                    if pe is not None:
+                        rd["Kind"] = pe.kind
+                        if pe.tags:
+                            rd["Tags"] = pe.tags
+                        if pe.prop:
+                            rd["Prop"] = dict(sorted(pe.prop.items()))
+                    rels.append(rd)
+                doc["Rels"] = rels
+            out.append(doc)
+        return _dumps(out).encode()
+
+    def iter_blocks(self, ctx: VersionedCtx, lo: np.ndarray | None = None,
+                    hi: np.ndarray | None = None) -> Iterator[tuple[tuple[int, int, int],
+                                                                     ElemList]]:
+        """Non-empty blocks in key (ZYX) order: all, or those in ``[lo, hi]`` (inclusive
+        block coordinates), one range scan per (z, y) row."""
+        if lo is None or hi is None:
+            start, end = class_range(BLOCK_CLASS)
+            for tk, v in self.store.scan(ctx, start, end):
+                lst = decode_list(v, "element block")
+                if len(lst):
+                    yield decode_block_tkey(tk), lst
+            return
+        for z in range(int(lo[2]), int(hi[2]) + 1):
+            for y in range(int(lo[1]), int(hi[1]) + 1):
+                start = block_tkey(int(lo[0]), y, z)
+                end = _succ(block_tkey(int(hi[0]), y, z))
+                for tk, v in self.store.scan(ctx, start, end):
+                    lst = decode_list(v, "element block")
+                    if len(lst):
+                        yield decode_block_tkey(tk), lst
+
+    def _box(self, call: Call) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            size = parse_size(call.arg(0, "size"))
+            off = parse_xyz(call.arg(1, "offset"))
+        except ValueError as e:
+            raise BadRequest(f"{e} ({call.path})") from None
+        lo = np.array(off, np.int64)
+        return lo, lo + np.array(size, np.int64)
+
+    # ----- endpoints ----------------------------------------------------------------------
+
+    @endpoint("POST", "elements")
+    def _post_elements(self, call: Call) -> Response:
+        elems = parse_elements(call.json())
+        fields: dict[str, Any] = {}
+        if call.query.get("kafkalog") != "off" and elems:
+            ref = base64.urlsafe_b64encode(
+                hashlib.blake2b(call.body, digest_size=16).digest()).decode().rstrip("=")
+            self.manager.put_blob(self.meta, ref, call.body)
+            fields["DataRef"] = ref
+        self.store_elements(call.ctx, elems, fields)
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("GET", "elements")
+    def _get_elements(self, call: Call) -> Response:
+        lo, hi = self._box(call)
+        bs = np.array(self.block_size, np.int64)
+        parts = []
+        for _, lst in self.iter_blocks(call.ctx, lo // bs, (hi - 1) // bs):
+            p = lst.pos
+            inside = np.flatnonzero(((p >= lo) & (p < hi)).all(axis=1))
+            parts.extend(lst.iter_json(inside.tolist()))
+        body = b"[" + b",".join(parts) + b"]" if parts else b"null"
+        return Response(body, media_type=JSON)
+
+    @endpoint("DELETE", "element")
+    def _delete_element(self, call: Call) -> Response:
+        self.delete_element(call.ctx, _point_arg(call, 0, "element coordinate"))
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("POST", "move")
+    def _move(self, call: Call) -> Response:
+        frm = _point_arg(call, 0, "from coordinate")
+        to = _point_arg(call, 1, "to coordinate")
+        self.move_element(call.ctx, frm, to)
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("GET", "label")
+    def _get_label(self, call: Call) -> Response:
+        label = _label_arg(call)
+        mode = _rel_mode(call)
+        lst = decode_list(self.store.get(call.ctx, label_tkey(label)), "label list")
+        return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
+
+    @endpoint("GET", "labels")
+    def _get_labels(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, list) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x < 2**64 for x in body):
+            raise BadRequest("GET labels expects a JSON array of nonzero labels")
+        mode = _rel_mode(call)
+        raws = self.store.get_many(call.ctx, [label_tkey(x) for x in body])
+        parts = [self.list_json(call.ctx, decode_list(r, "label list"), mode) for r in raws]
+        return Response(b"[" + b",".join(parts) + b"]", media_type=JSON)
+
+    @endpoint("POST", "labels")
+    def _post_labels(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict):
+            raise BadRequest('POST labels expects {"<label>": "<JSON array of elements>"}')
+        lists = {}
+        for k, v in body.items():
+            if not k.isdigit() or int(k) >= 2**64 or not isinstance(v, str):
+                raise BadRequest(f"bad label entry {k!r} in POST labels")
+            try:
+                arr = json.loads(v)
+            except ValueError as e:
+                raise BadRequest(f"label {k}: malformed element JSON ({e})") from None
+            if int(k) != 0:
+                lists[int(k)] = nr_of(ElemList.of(parse_elements(arr)))
+        with self.lock, self.store.batch(call.ctx) as b:
+            for label, lst in lists.items():
+                if len(lst):
+                    b.put(label_tkey(label), lst.encode())
+                else:
+                    b.delete(label_tkey(label))
+            self.log_mutation(call.ctx, "labels-post", {"NumLabels": len(lists)}, b)
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("GET", "tag")
+    def _get_tag(self, call: Call) -> Response:
+        tag = call.arg(0, "tag")
+        mode = _rel_mode(call)
+        lst = decode_list(self.store.get(call.ctx, tag_tkey(tag)), "tag list")
+        return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
+
+    @endpoint("GET", "roi")
+    def _get_roi(self, call: Call) -> Response:
+        from datatypes.roi import find_roi
+        spec = call.arg(0, "ROI specification").split(",")
+        if len(spec) > 2 or not spec[0]:
+            raise BadRequest(f"Bad ROI specification: {call.args[0]!r}")
+        roi = find_roi(self.repo, spec[0])
+        node = call.ctx.node
+        if len(spec) == 2:
+            repo, node = self.manager.resolve(spec[1])
+            if repo is not self.repo:
+                raise BadRequest(f"ROI version {spec[1]!r} is not in this repo")
+        if tuple(roi.block_size) != self.block_size:
+            raise BadRequest(f"/roi endpoint currently requires ROI {spec[0]!r} to have same "
+                             f"block size as annotation {self.meta.name!r}")
+        spans = roi.normalized_spans_at(self.manager.context(roi, node))
+        parts = []
+        for z, y, x0, x1 in spans.tolist():
+            for _, lst in self.iter_blocks(call.ctx, np.array([x0, y, z]), np.array([x1, y, z])):
+                parts.extend(lst.iter_json())
+        body = b"[" + b",".join(parts) + b"]" if parts else b"null"
+        return Response(body, media_type=JSON)
+
+    def _stream(self, blocks: Iterator[tuple[tuple[int, int, int], ElemList]]) -> Response:
+        def gen() -> Iterator[bytes]:
+            yield b"{"
+            first = True
+            for (x, y, z), lst in blocks:
+                yield (b"" if first else b",") + f'"{x},{y},{z}":'.encode() + lst.json_array()
+                first = False
+            yield b"}"
+
+        return StreamingResponse(gen(), media_type=JSON)
+
+    @endpoint("GET", "blocks")
+    def _get_blocks(self, call: Call) -> Response:
+        lo, hi = self._box(call)
+        bs = np.array(self.block_size, np.int64)
+        return self._stream(self.iter_blocks(call.ctx, lo // bs, (hi - 1) // bs))
+
+    @endpoint("GET", "all-elements")
+    def _get_all(self, call: Call) -> Response:
+        return self._stream(self.iter_blocks(call.ctx))
+
+    @endpoint("POST", "blocks")
+    def _post_blocks(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict):
+            raise BadRequest('POST blocks expects {"x,y,z": [elements], ...}')
+        bs = np.array(self.block_size, np.int64)
+        lists = {}
+        for k, v in body.items():
+            try:
+                coord = parse_xyz(k, sep=",")
+            except ValueError as e:
+                raise BadRequest(f"bad block key {k!r}: {e}") from None
+            elems = parse_elements(v)
+            for e in elems:
+                if tuple((np.array(e.pos) // bs).tolist()) != coord:
+                    raise BadRequest(f"element at {list(e.pos)} is not in block {k!r} "
+                                     f"(block size {bs.tolist()})")
+            lists[block_tkey(*coord)] = ElemList.of(elems)
+        with self.lock, self.store.batch(call.ctx) as b:
+            for tk, lst in lists.items():
+                if len(lst):
+                    b.put(tk, lst.encode())
+                else:
+                    b.delete(tk)
+            self.log_mutation(call.ctx, "blocks-post", {"NumBlocks": len(lists)}, b)
+        return Response(b"", media_type="text/plain")
+
+    @endpoint("GET", "scan")
+    def _scan(self, call: Call) -> Any:
+        start, end = class_range(BLOCK_CLASS)
+        n = empty = 0
+        for _, v in self.store.scan(call.ctx, start, end):
+            n += 1
+            if len(decode_list(v, "element block")) == 0:
+                empty += 1
+        return {"num kv pairs": n, "num empty blocks": empty}
+
+    @endpoint("POST", "reload")
+    def _reload(self, call: Call) -> Response:
+        self.reload(call.ctx)
+        return Response(f"Rebuilt label and tag denormalizations of {self.meta.name!r}\n",
+                        media_type="text/plain")
+
+    def reload(self, ctx: VersionedCtx) -> None:
+        """Rebuild the label and tag lists at ``ctx`` from the block lists (synchronously;
+        synced ``labelsz`` instances are not notified: reload them afterwards)."""
+        with self.lock:
+            blocks = [lst for _, lst in self.iter_blocks(ctx)]
+            allb = ElemList.concat(blocks)
+            nr = nr_of(allb)
+            new: dict[bytes, ElemList] = {}
+            bodies = self.labels.bodies_at(ctx, allb.pos)
+            if bodies is not None:
+                uniq, groups = group_rows(bodies)
+                for b, idx in zip(uniq.tolist(), groups, strict=True):
+                    if b:
+                        new[label_tkey(b)] = nr.select(idx)
+            tags: dict[str, list[int]] = {}
+            for i in range(len(allb)):
+                j = allb.json_at(i)
+                if b'"Tags":null' in j or b'"Tags":[]' in j:
+                    continue
+                for t in dict.fromkeys(element_from_json(j).tags or ()):
+                    tags.setdefault(t, []).append(i)
+            for t, idx in tags.items():
+                new[tag_tkey(t)] = nr.select(np.array(idx))
+            old = []
+            for cls in (LABEL_CLASS, TAG_CLASS):
+                old.extend(tk for tk, _ in self.store.scan(ctx, *class_range(cls),
+                                                           keys_only=True))
+            with self.store.batch(ctx) as b:
+                for tk in old:
+                    if tk not in new:
+                        b.delete(tk)
+                for tk, lst in new.items():
+                    b.put(tk, lst.encode())
+                self.log_mutation(ctx, "reload", {"NumElements": len(allb)}, b)
+
+    def label_lists(self, ctx: VersionedCtx) -> Iterator[tuple[int, ElemList]]:
+        """Every non-empty label list at ``ctx`` (for ``labelsz`` reloads)."""
+        for tk, v in self.store.scan(ctx, *class_range(LABEL_CLASS)):
+            lst = decode_list(v, "label list")
+            if len(lst):
+                yield decode_label_tkey(tk), lst
+
+
+def _succ(tk: bytes) -> bytes:
+    """Exclusive end of a scan that must include TKey ``tk`` (and all its versions)."""
+    end = prefix_successor(tk)
+    assert end is not None  # block TKeys start with class 210, never all 0xFF
+    return end
+
+
+__all__ = ["Annotation", "parse_element"]
