@@ -38,7 +38,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from google.protobuf.message import DecodeError
 from starlette.responses import Response, StreamingResponse
 
 from datatypes import protos
@@ -247,11 +246,7 @@ class KeyValue(Datatype):
                 else:
                     raise BadRequest(f"bad keyvalues request item {item!r}")
         else:
-            msg = protos.Keys()
-            try:
-                msg.ParseFromString(call.body)
-            except DecodeError as e:
-                raise BadRequest(f"malformed protobuf Keys body: {e}") from None
+            msg = protos.parse(protos.Keys, call.body)
             wants.extend((k, None, None) for k in msg.keys)
             wants.extend((kr.key, kr.byte_start, kr.byte_end or None) for kr in msg.key_ranges)
         for k, _, _ in wants:
@@ -275,11 +270,7 @@ class KeyValue(Datatype):
 
     @endpoint("POST", "keyvalues")
     def _post_keyvalues(self, call: Call) -> Response:
-        msg = protos.KeyValues()
-        try:
-            msg.ParseFromString(call.body)
-        except DecodeError as e:
-            raise BadRequest(f"malformed protobuf KeyValues body: {e}") from None
+        msg = protos.parse(protos.KeyValues, call.body)
         items = [(kv.key, encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]
         with self.store.batch(call.ctx) as b:
             for key, tk, value in items:

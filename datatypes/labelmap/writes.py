@@ -14,7 +14,6 @@ import hashlib
 from typing import Any
 
 import numpy as np
-from google.protobuf.message import DecodeError
 from starlette.responses import Response
 
 from datatypes import protos
@@ -600,10 +599,7 @@ class WritesMixin(LabelmapCore):
 
     @endpoint("POST", "mappings")
     def _post_mappings(self, call: Call) -> Response:
-        try:
-            ops = protos.MappingOps.FromString(call.body)
-        except DecodeError as e:
-            raise BadRequest(f"bad MappingOps protobuf: {e}") from None
+        ops = protos.parse(protos.MappingOps, call.body)
         changes: dict[int, int] = {}
         for op in ops.mappings:
             for sv in op.original:
@@ -643,10 +639,7 @@ class WritesMixin(LabelmapCore):
     @endpoint("POST", "index")
     def _post_index(self, call: Call) -> Response:
         label = parse_label(call.arg(0, "label"))
-        try:
-            idx = protos.LabelIndex.FromString(call.body)
-        except DecodeError as e:
-            raise BadRequest(f"bad LabelIndex protobuf: {e}") from None
+        idx = protos.parse(protos.LabelIndex, call.body)
         if idx.label != label:
             raise BadRequest(f"LabelIndex label {idx.label} does not match URL label {label}")
         self._put_indices(call.ctx, [idx])
@@ -654,9 +647,6 @@ class WritesMixin(LabelmapCore):
 
     @endpoint("POST", "indices")
     def _post_indices(self, call: Call) -> Response:
-        try:
-            idxs = protos.LabelIndices.FromString(call.body)
-        except DecodeError as e:
-            raise BadRequest(f"bad LabelIndices protobuf: {e}") from None
+        idxs = protos.parse(protos.LabelIndices, call.body)
         self._put_indices(call.ctx, list(idxs.indices))
         return Response(b"", media_type="text/plain")

@@ -34,6 +34,18 @@ MappingOps: Any = _classes["MappingOps"]
 
 del _classes
 
+
+def parse(message_cls: Any, body: bytes) -> Any:
+    """Decode ``body`` as ``message_cls``; a malformed body is a 400 naming the message."""
+    from google.protobuf.message import DecodeError
+
+    from dvidpy.errors import BadRequest
+
+    try:
+        return message_cls.FromString(body)
+    except DecodeError as e:
+        raise BadRequest(f"malformed protobuf {message_cls.DESCRIPTOR.name} body: {e}") from None
+
 __all__ = [
     "POOL",
     "KeyRange",
@@ -45,4 +57,5 @@ __all__ = [
     "MappingOp",
     "MappingOps",
     "SVCount",
+    "parse",
 ]

@@ -34,6 +34,7 @@ u32 = st.integers(0, 2**32 - 1)
 def test_exports():
     assert set(protos.__all__) == {
         "POOL",
+        "parse",
         "KeyValue",
         "KeyRange",
         "Keys",
@@ -232,3 +233,12 @@ def test_proto_files_match_descriptors(filename):
 
 def test_repeated_scalars_are_packed():
     assert MappingOp(original=[1]).SerializeToString() == bytes.fromhex("1a0101")
+
+
+def test_parse_rejects_malformed_bodies_with_a_400():
+    from dvidpy.errors import BadRequest
+
+    kv = protos.KeyValues(kvs=[protos.KeyValue(key="a", value=b"x")])
+    assert protos.parse(protos.KeyValues, kv.SerializeToString()) == kv
+    with pytest.raises(BadRequest, match="malformed protobuf KeyValues"):
+        protos.parse(protos.KeyValues, b"\xff\xff\xff")
