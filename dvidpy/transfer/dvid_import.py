@@ -22,8 +22,27 @@ instances, then copies each (instance, version) as its own group, one version at
   delete uint8blk blocks, so no tombstones are written; a merge node, the root and a
   flattened import get every block; imported blocks are not marked dirty (run
   ``POST downres?full=true`` to build a pyramid here).
+* **labelmap**: settings (BlockSize, VoxelSize, VoxelUnits, IndexedLabels,
+  MaxDownresLevel) from ``info``; blocks always stored gzip-wrapped. Per version, in key
+  order: the extents (``info``, written when they differ from the first parent's); the
+  supervoxel blocks of every scale 0..MaxDownresLevel via ``GET blocks/{size}/{offset}
+  ?compression=blocks&supervoxels=true&scale=N`` over the extents' block box (each
+  payload gunzipped and decoded once to validate it, stored as received), only those
+  whose digest differs from the first parent's (memo or re-read, as for uint8blk); the
+  label indices (``listlabels`` + ``GET indices``), written when their deterministic
+  protobuf differs from the parent's, with tombstones for labels the parent listed and
+  the version does not; the mappings (``GET mappings`` text), changed entries written,
+  entries the parent had but the version lacks re-read with ``GET mapping?nolookup=true``
+  (identity or 0 = retired) and written explicitly; the version's ``maxlabel``. At the
+  root, a merge node or a flattened import everything is written. The receiver raises
+  its repo-wide ``maxrepolabel`` counter to the largest per-version max label, so new
+  ids never collide. Limits: no block tombstones (DVID's API cannot delete labelmap
+  blocks); a root-version retired supervoxel is invisible (``GET mappings`` omits 0
+  entries) and so not copied; the mutation log (``GET mutations``) and a source
+  ``nextlabel`` counter above the max label (reserved, unused ids) are not copied.
 
-Other datatypes are left out of the manifest and listed under ``"skipped"``.
+Other datatypes (annotation included, not yet implemented) are left out of the
+manifest and listed under ``"skipped"``.
 
 The records are produced by the *receiving* server's own datatype code: each version's
 changes are replayed into a scratch in-memory instance (``put_value`` / ``write_spans``
@@ -53,7 +72,9 @@ from dvidpy.versioned import VersionedCtx, VersionedStore
 from storage.base import KeyRange
 from storage.memory import MemoryEngine
 
-SUPPORTED = ("keyvalue", "roi", "uint8blk")
+SUPPORTED = ("keyvalue", "roi", "uint8blk", "labelmap")
+#: labels per ``GET indices`` request (DVID allows 50,000)
+_INDEX_BATCH = 1000
 _KEY_BATCH = 64
 #: voxels per subvolblocks request (uint8: bytes), at least one block
 _SLAB_VOXELS = 8 << 20
@@ -147,6 +168,13 @@ class DvidApiSource:
                 config = _uint8blk_config(name, ext, comp)
                 if comp == "jpeg":
                     level = -1
+            elif tn == "labelmap":
+                ext = d.get("Extended") or {}
+                if not ext.get("BlockSize"):
+                    ext = json.loads(self._get(self._kv_base(target, name) + "/info")
+                                     ).get("Extended") or {}
+                config = _labelmap_config(name, ext)
+                comp = "gzip"  # labelmap blocks are always stored gzip-wrapped
             im = {"name": name, "typename": tn, "data_uuid": base["DataUUID"],
                   "versioned": bool(base.get("Versioned", True)), "compression": comp,
                   "compression_level": level,
@@ -215,6 +243,8 @@ class DvidApiSource:
             recs = self._keyvalue(im, src_v, parents, start)
         elif im["typename"] == "uint8blk":
             recs = self._uint8blk(im, src_v, parents, start)
+        elif im["typename"] == "labelmap":
+            recs = self._labelmap(im, src_v, parents, start)
         else:
             recs = self._roi(im, src_v, parents)
         for k, val in recs:
@@ -384,6 +414,200 @@ class DvidApiSource:
                 self._memo.popitem(last=False)
 
 
+    # ----- labelmap -------------------------------------------------------------------------
+
+    def _json_or_none(self, path: str, body: bytes | None = None) -> Any:
+        """JSON answer of ``path``, None when DVID answers 400/404 (e.g. no max label)."""
+        self.calls.append(path)
+        status, data = self.http.request("GET", path, body)
+        if status in (400, 404):
+            return None
+        if status >= 400:
+            raise TransferError(f"{self.http.base}{path}: {status} "
+                                f"{data.decode(errors='replace')}", status)
+        return json.loads(data)
+
+    def _label_blocks(self, inst: Any, v: str, scale: int, first: tuple[int, int, int],
+                      last: tuple[int, int, int]) -> list[tuple[bytes, bytes, memoryview]]:
+        """``(block tkey, digest, gzip payload)`` of the supervoxel blocks of one box at
+        ``scale`` (``compression=blocks``), each fully decoded once to validate it;
+        :class:`TransferError` when DVID's answer is malformed."""
+        from datatypes.common.blockstream import iter_records
+        from datatypes.labelmap import layout as L
+        from datatypes.labelmap.block_codec import decode_block
+
+        bs = inst.block_size
+        size = "_".join(str((last[i] - first[i] + 1) * bs[i]) for i in range(3))
+        off = "_".join(str(first[i] * bs[i]) for i in range(3))
+        path = (f"{self._kv_base(v, inst.meta.name)}/blocks/{size}/{off}"
+                f"?compression=blocks&supervoxels=true&scale={scale}")
+        raw = self._get(path)
+        out = []
+        try:
+            for r in iter_records(raw):
+                c = (r.x, r.y, r.z)
+                if not all(first[i] <= c[i] <= last[i] for i in range(3)):
+                    raise ValueError(f"block {c} outside the requested box")
+                if r.payload.nbytes == 0:
+                    raise ValueError(f"block {c} has an empty payload")
+                decode_block(L.gunzip(r.payload, 1 << 27), inst.block_shape)
+                out.append((L.block_tkey(scale, *c),
+                            hashlib.blake2b(r.payload, digest_size=8).digest(), r.payload))
+        except ValueError as e:
+            raise TransferError(f"{self.http.base}{path}: bad block stream: {e}") from None
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def _listlabels(self, v: str, name: str) -> list[int]:
+        raw = self._get(self._kv_base(v, name) + "/listlabels")
+        if len(raw) % 8:
+            raise TransferError(f"labelmap {name!r} at {v}: listlabels answer of "
+                                f"{len(raw)} bytes is not a list of uint64")
+        return np.frombuffer(raw, dtype="<u8").tolist()
+
+    def _indices(self, v: str, name: str, labels: list[int]) -> dict[int, Any]:
+        """``{label: LabelIndex}`` (labels without an index are left out)."""
+        from datatypes import protos
+
+        out: dict[int, Any] = {}
+        for i in range(0, len(labels), _INDEX_BATCH):
+            batch = labels[i:i + _INDEX_BATCH]
+            msg = protos.LabelIndices()
+            try:
+                msg.ParseFromString(self._get(self._kv_base(v, name) + "/indices",
+                                              json.dumps(batch).encode()))
+            except Exception as e:
+                raise TransferError(f"labelmap {name!r} at {v}: bad LabelIndices from "
+                                    f"DVID: {e}") from None
+            for idx in msg.indices:
+                if idx.label and len(idx.blocks):
+                    out[int(idx.label)] = idx
+        return out
+
+    def _mappings(self, v: str, name: str) -> dict[int, int]:
+        """Non-identity, non-retired ``{supervoxel: body}`` of ``GET mappings``."""
+        out: dict[int, int] = {}
+        for line in self._get(self._kv_base(v, name) + "/mappings").decode().splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise TransferError(f"labelmap {name!r} at {v}: bad mappings line {line!r}")
+            out[int(parts[0])] = int(parts[1])
+        return out
+
+    def _labelmap(self, im: dict[str, Any], v: str, parents: list[str],
+                  start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Records of labelmap ``im`` at version ``v`` (see the module docstring), in
+        key order: extents, blocks (every scale), label indices, mappings, max label."""
+        from datatypes.labelmap import layout as L
+        from dvidpy.keys import tkey
+
+        name = im["name"]
+        inst, ctx, eng = self._scratch(im)
+        parent = parents[0] if len(parents) == 1 else None
+        info = json.loads(self._get(self._kv_base(v, name) + "/info"))
+        ext = info.get("Extended") or {}
+        if [int(x) for x in ext.get("BlockSize") or []] != list(inst.block_size):
+            raise TransferError(f"labelmap {name!r} reports BlockSize "
+                                f"{ext.get('BlockSize')} at {v}, not {inst.block_size}")
+        mn, mx = ext.get("MinPoint"), ext.get("MaxPoint")
+        if mn is not None and mx is not None:
+            if not all(isinstance(p, list) and len(p) == 3
+                       and all(isinstance(c, int) and not isinstance(c, bool) for c in p)
+                       for p in (mn, mx)):
+                raise TransferError(f"labelmap {name!r} at {v}: bad extents {mn!r}..{mx!r}")
+            pext = None
+            if parent is not None:
+                pe = json.loads(self._get(self._kv_base(parent, name) + "/info")
+                                ).get("Extended") or {}
+                pext = [pe.get("MinPoint"), pe.get("MaxPoint")]
+            if pext != [mn, mx]:
+                inst.put_property(ctx, "extents", [list(mn), list(mx)])
+            yield from self._drain(eng)
+            # blocks of every scale: each box of the extents, compared with the parent's
+            pmemo = self._memo.get((name, parent)) if parent else None
+            memo: dict[bytes, bytes] | None = {} if not start else None
+            bs = inst.block_size
+            crc = inst.meta.checksum == "crc32"
+            for scale in range(inst.max_scale + 1):
+                lo = [(int(mn[i]) // bs[i]) >> scale for i in range(3)]
+                hi = [(int(mx[i]) // bs[i]) >> scale for i in range(3)]
+                for first, last in _slabs(lo, hi, bs):
+                    if start and L.block_tkey(scale, *last) < start:
+                        continue
+                    blocks = self._label_blocks(inst, v, scale, first, last)
+                    if memo is not None:
+                        memo.update((k, dg) for k, dg, _ in blocks)
+                        if len(memo) > _MEMO_MAX_BLOCKS:
+                            memo = None
+                    if parent is None:
+                        before: dict[bytes, bytes] = {}
+                    elif pmemo is not None:
+                        before = pmemo
+                    else:
+                        before = {k: dg for k, dg, _ in
+                                  self._label_blocks(inst, parent, scale, first, last)}
+                    with inst.store.batch(ctx) as b:
+                        for k, dg, payload in blocks:
+                            if before.get(k) != dg:
+                                b.put(k, L.frame_gzip_payload(payload, crc))
+                    yield from self._drain(eng)
+            if memo is not None:
+                self._memo[(name, v)] = memo
+                while len(self._memo) > _MEMO_VERSIONS:
+                    self._memo.popitem(last=False)
+        # label indices: changed ones written, labels the parent had become tombstones
+        labels = self._listlabels(v, name)
+        plabels = set(self._listlabels(parent, name)) if parent else set()
+        have = set(labels)
+        every = sorted(have | plabels)
+        for i in range(0, len(every), _INDEX_BATCH):
+            batch = every[i:i + _INDEX_BATCH]
+            idxs = self._indices(v, name, [lab for lab in batch if lab in have])
+            pidx = self._indices(parent, name, [lab for lab in batch if lab in plabels]
+                                 ) if parent else {}
+            with inst.store.batch(ctx) as b:
+                for lab in batch:
+                    idx = idxs.get(lab)
+                    if idx is None:
+                        if lab in plabels:
+                            b.delete(L.index_tkey(lab))
+                        continue
+                    p = pidx.get(lab)
+                    if p is None or (p.SerializeToString(deterministic=True)
+                                     != idx.SerializeToString(deterministic=True)):
+                        b.put(L.index_tkey(lab), L.serialize_index(idx))
+            yield from self._drain(eng)
+        # mappings: changed entries; entries the parent had are re-read exactly
+        # (identity or retired) through GET mapping?nolookup=true
+        maps = self._mappings(v, name)
+        pmaps = self._mappings(parent, name) if parent else {}
+        gone = sorted(set(pmaps) - set(maps))
+        now: dict[int, int] = {}
+        for i in range(0, len(gone), _INDEX_BATCH):
+            batch = gone[i:i + _INDEX_BATCH]
+            got = json.loads(self._get(self._kv_base(v, name) + "/mapping?nolookup=true",
+                                       json.dumps(batch).encode()))
+            if not isinstance(got, list) or len(got) != len(batch):
+                raise TransferError(f"labelmap {name!r} at {v}: bad GET mapping answer")
+            now.update(zip(batch, (int(x) for x in got), strict=True))
+        with inst.store.batch(ctx) as b:
+            for sv in sorted(set(maps) | set(now)):
+                body = maps.get(sv, now.get(sv, sv))
+                if pmaps.get(sv, sv) != body:
+                    b.put(L.mapping_tkey(sv), int(body).to_bytes(8, "little"))
+        yield from self._drain(eng)
+        # the version's max label
+        top = self._json_or_none(self._kv_base(v, name) + "/maxlabel")
+        ptop = self._json_or_none(self._kv_base(parent, name) + "/maxlabel") if parent \
+            else None
+        if isinstance(top, dict) and top.get("maxlabel") is not None and top != ptop:
+            with inst.store.batch(ctx) as b:
+                b.put(tkey(L.MAXLABEL_CLASS, b""), int(top["maxlabel"]).to_bytes(8, "little"))
+            yield from self._drain(eng)
+
+
 def _uint8blk_config(name: str, ext: dict[str, Any], comp: str) -> dict[str, Any]:
     """The receiver's ``meta.config`` for a DVID uint8blk instance described by its
     ``Extended`` info (validated by our own ``parse_settings``: 400 naming the instance
@@ -424,3 +648,26 @@ def _slabs(lo: list[int], hi: list[int], bs: tuple[int, int, int]
                 for x in range(lo[0], hi[0] + 1, per):
                     yield (x, y, z), (min(hi[0], x + per - 1), y, z)
 
+
+
+def _labelmap_config(name: str, ext: dict[str, Any]) -> dict[str, Any]:
+    """The receiver's ``meta.config`` for a DVID labelmap described by its ``Extended``
+    info (400 naming the instance when this server cannot hold the settings)."""
+    from datatypes.labelmap.core import LabelmapCore
+
+    def triple(key: str, default: list[Any]) -> str:
+        v = ext.get(key) or default
+        if not isinstance(v, list) or len(v) != 3:
+            raise BadRequest(f"labelmap {name!r}: bad {key} {v!r} in DVID's info")
+        return ",".join(str(x) for x in v)
+
+    settings = {"blocksize": triple("BlockSize", [64, 64, 64]),
+                "voxelsize": triple("VoxelSize", [8, 8, 8]),
+                "voxelunits": triple("VoxelUnits", ["nanometers"] * 3),
+                "indexedlabels": "false" if ext.get("IndexedLabels") is False else "true",
+                "maxdownreslevel": str(ext.get("MaxDownresLevel") or 0)}
+    try:
+        return LabelmapCore.parse_settings(settings)
+    except BadRequest as e:
+        raise BadRequest(f"cannot import labelmap {name!r}: {e.message} (leave it out "
+                         "with data=...)") from None

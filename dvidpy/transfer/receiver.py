@@ -86,6 +86,24 @@ def _check(cond: bool, msg: str) -> None:
         raise BadRequest(f"bad transfer manifest: {msg}")
 
 
+def _raise_label_counter(inst: Datatype) -> None:
+    """Labelmap (duck-typed): raise the repo-wide ``maxrepolabel`` counter, which lives at
+    the never-transferred version 0, to the largest received per-version max label, so
+    labels allocated here after a transfer never collide with transferred ones."""
+    by_version = getattr(inst, "max_labels_by_version", None)
+    current = getattr(inst, "repo_max_label", None)
+    if by_version is None or current is None:
+        return
+    from datatypes.labelmap.layout import counter_tkey
+    from dvidpy.keys import data_key
+
+    top = max(by_version().values(), default=0)
+    if top > current():
+        inst.store.engine.put(data_key(inst.meta.instance_id, counter_tkey("maxrepolabel"), 0),
+                              int(top).to_bytes(8, "little"))
+        inst._repo_max = top  # type: ignore[attr-defined]
+
+
 def validate_manifest(m: Any) -> None:
     """Raise :class:`BadRequest` unless ``m`` has the manifest's shape and a sound DAG."""
     _check(isinstance(m, dict), "not a JSON object")
@@ -489,6 +507,7 @@ class Receiver:
                 got = {vid[u] for dd, u in sent | partial if dd == d and u in vid}
                 if got:
                     inst.store.add_versions(inst.meta.instance_id, got)
+                    _raise_label_counter(inst)
             nrec = sum(self._prog(tid, g["gid"])["records"] for g in rec["groups"])
             repo.log.append(log_line(
                 f"received {len(new_nodes)} version(s) and {len(rec['instances'])} new "
