@@ -337,9 +337,13 @@ class LabelmapCore(Datatype):
         except Exception as e:
             raise BadRequest(f"stored label index of {label} is corrupt: {e}") from None
 
-    def require_index(self, ctx: VersionedCtx, label: int) -> Any:
+    def require_index(self, ctx: VersionedCtx, label: int, action: str = "") -> Any:
+        """The label index of ``label``: 404 when absent, or 400 naming ``action`` for an
+        edit (DVID answers edits of unknown labels with 400)."""
         idx = self.get_index(ctx, label)
         if idx is None or not len(idx.blocks):
+            if action:
+                raise BadRequest(f"label {label} to {action} does not exist")
             raise NotFound(f"label {label} not found in {self.meta.name!r}")
         return idx
 

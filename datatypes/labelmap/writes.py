@@ -265,9 +265,7 @@ class WritesMixin(LabelmapCore):
             raise BadRequest("supervoxel 0 (background) can't be cleaved")
         ctx = call.ctx
         with self.lock:
-            idx = self.get_index(ctx, label)
-            if idx is None or not len(idx.blocks):
-                raise BadRequest(f"label {label} to cleave does not exist")
+            idx = self.require_index(ctx, label, "cleave")
             bk, sv, cn = L.index_arrays(idx)
             body_svs = np.unique(sv)
             want = np.array(cleaved, dtype=np.uint64)
@@ -445,9 +443,7 @@ class WritesMixin(LabelmapCore):
         ctx = call.ctx
         bs = self.block_size
         with self.lock:
-            idx = self.get_index(ctx, label)
-            if idx is None or not len(idx.blocks):
-                raise BadRequest(f"label {label} to split does not exist")
+            idx = self.require_index(ctx, label, "split")
             bk, svs, cn = L.index_arrays(idx)
             body_svs = np.unique(svs)
             sb = _span_blocks(spans, bs)

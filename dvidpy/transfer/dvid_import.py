@@ -55,7 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -382,17 +382,9 @@ class DvidApiSource:
             if start and block_tkey(*last) < start:
                 continue  # already received before an interruption
             blocks = self._block_digests(inst, v, first, last, mode)
-            if memo is not None:
-                memo.update((k, dg) for k, dg, _ in blocks)
-                if len(memo) > _MEMO_MAX_BLOCKS:
-                    memo = None
-            if parent is None:
-                before: dict[bytes, bytes] = {}
-            elif pmemo is not None:
-                before = pmemo
-            else:
-                before = {k: dg for k, dg, _ in
-                          self._block_digests(inst, parent, first, last, mode)}
+            memo, before = _remember_and_compare(
+                blocks, memo, parent, pmemo,
+                lambda p, f=first, la=last: self._block_digests(inst, p, f, la, mode))
             with inst.store.batch(ctx) as b:
                 for k, dg, payload in blocks:
                     if before.get(k) == dg:
@@ -537,17 +529,10 @@ class DvidApiSource:
                     if start and L.block_tkey(scale, *last) < start:
                         continue
                     blocks = self._label_blocks(inst, v, scale, first, last)
-                    if memo is not None:
-                        memo.update((k, dg) for k, dg, _ in blocks)
-                        if len(memo) > _MEMO_MAX_BLOCKS:
-                            memo = None
-                    if parent is None:
-                        before: dict[bytes, bytes] = {}
-                    elif pmemo is not None:
-                        before = pmemo
-                    else:
-                        before = {k: dg for k, dg, _ in
-                                  self._label_blocks(inst, parent, scale, first, last)}
+                    memo, before = _remember_and_compare(
+                        blocks, memo, parent, pmemo,
+                        lambda p, s=scale, f=first, la=last:
+                            self._label_blocks(inst, p, s, f, la))
                     with inst.store.batch(ctx) as b:
                         for k, dg, payload in blocks:
                             if before.get(k) != dg:
@@ -629,6 +614,27 @@ def _uint8blk_config(name: str, ext: dict[str, Any], comp: str) -> dict[str, Any
     except BadRequest as e:
         raise BadRequest(f"cannot import uint8blk {name!r}: {e.message} (leave it out "
                          "with data=...)") from None
+
+
+def _remember_and_compare(
+    blocks: list[tuple[bytes, bytes, Any]],
+    memo: dict[bytes, bytes] | None,
+    parent: str | None,
+    pmemo: dict[bytes, bytes] | None,
+    parent_blocks: Callable[[str], list[tuple[bytes, bytes, Any]]],
+) -> tuple[dict[bytes, bytes] | None, dict[bytes, bytes]]:
+    """Remember this version's ``(key, digest)`` pairs in ``memo`` (dropped past
+    ``_MEMO_MAX_BLOCKS``) and return it with the parent's digests for the same box: none at a
+    root, the parent's remembered digests, or the parent's blocks read again."""
+    if memo is not None:
+        memo.update((k, dg) for k, dg, _ in blocks)
+        if len(memo) > _MEMO_MAX_BLOCKS:
+            memo = None
+    if parent is None:
+        return memo, {}
+    if pmemo is not None:
+        return memo, pmemo
+    return memo, {k: dg for k, dg, _ in parent_blocks(parent)}
 
 
 def _slabs(lo: list[int], hi: list[int], bs: tuple[int, int, int]
