@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -181,6 +181,11 @@ class Roi(Datatype):
             ValueError: points not an integer ``(N, 3)`` array.
         """
         return rs.points_in_roi(points_xyz, self.normalized_spans_at(ctx), self.block_size)
+
+    def point_tester(self, ctx: VersionedCtx) -> Callable[[Any], np.ndarray]:
+        """:meth:`points_in` with the ROI at ``ctx`` read and indexed once, for testing
+        many batches of points: ``test(points_xyz) -> bool (N,)``."""
+        return rs.roi_point_tester(self.normalized_spans_at(ctx), self.block_size)
 
     def mask(self, ctx: VersionedCtx, offset: Any, size: Any) -> np.ndarray:
         """uint8 ``(nz, ny, nx)`` mask of a voxel box (1 inside) at ``ctx``."""

@@ -250,6 +250,22 @@ class Datatype:
         spatial (the default; also for a spatial type's non-block keys), always kept."""
         return None
 
+    def roi_filter_value(self, tk: bytes, value: bytes,
+                         inside: Callable[[Any], Any]) -> bytes | None:
+        """The part of the value stored under TKey ``tk`` that lies in an ROI, for spatial
+        filters (``dvidpy push --roi``) of data that a key filter can't restrict (e.g.
+        annotation label lists, which hold elements from everywhere).
+
+        ``inside`` maps integer voxel points ``(N, 3)`` (x, y, z) to a bool ``(N,)`` mask:
+        whether each lies in one of the ROI's blocks (vectorized; call it once per value).
+        Return ``value`` itself to keep it whole (the default), filtered bytes, or
+        ``None`` when nothing of it lies in the ROI: the sender then sends a tombstone
+        for ``tk`` at that version (so the receiver does not show an ancestor's list
+        instead), or nothing in a flattened push. Only keys kept by
+        :meth:`tkey_voxel_box` reach this hook; tombstones never do.
+        """
+        return value
+
     # ----- dispatch ----------------------------------------------------------------------
 
     def is_mutation(self, method: str, keyword: str) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,30 @@ def nr_of(lst: ElemList, idx: np.ndarray | None = None) -> ElemList:
     """The elements of a block list (at ``idx``) in their NR form."""
     sel = lst if idx is None else lst.select(idx)
     return ElemList.build(sel.pos, sel.kind, list(sel.iter_json(nr=True)), sel.cut)
+
+
+def denormalize(elems: ElemList, bodies: np.ndarray | None) -> dict[bytes, ElemList]:
+    """The label and tag lists (TKey -> NR list) of the elements ``elems`` (with Rels):
+    one list per non-zero body of ``bodies`` (one per element; None: no label lists,
+    the instance is not synced) and one per tag. Elements keep their order in ``elems``;
+    an element naming a tag twice is listed once under it."""
+    nr = nr_of(elems)
+    out: dict[bytes, ElemList] = {}
+    if bodies is not None:
+        uniq, groups = group_rows(np.asarray(bodies, np.uint64))
+        for b, idx in zip(uniq.tolist(), groups, strict=True):
+            if b:
+                out[label_tkey(b)] = nr.select(idx)
+    tags: dict[str, list[int]] = {}
+    for i in range(len(elems)):
+        j = elems.json_at(i)
+        if b'"Tags":null' in j or b'"Tags":[]' in j:
+            continue
+        for t in dict.fromkeys(element_from_json(j).tags or ()):
+            tags.setdefault(t, []).append(i)
+    for t, idx in tags.items():
+        out[tag_tkey(t)] = nr.select(np.array(idx))
+    return out
 
 
 @register_datatype
@@ -152,6 +177,35 @@ class Annotation(SyncMixin, Datatype):
         """Block TKey holding position ``pos``."""
         b = self.block_of(np.asarray(pos))[0]
         return block_tkey(int(b[0]), int(b[1]), int(b[2]))
+
+    # ----- ROI-filtered transfers (dvidpy push --roi) --------------------------------------
+
+    def tkey_voxel_box(self, tk: bytes) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """Voxel box of a block list's block; ``None`` for label/tag lists, the mutation
+        log and properties (kept by the key filter, see :meth:`roi_filter_value`)."""
+        if len(tk) != 14 or tk[0] != BLOCK_CLASS:
+            return None
+        x, y, z = decode_block_tkey(tk)
+        bx, by, bz = self.block_size
+        return (x * bx, y * by, z * bz), ((x + 1) * bx, (y + 1) * by, (z + 1) * bz)
+
+    def roi_filter_value(self, tk: bytes, value: bytes,
+                         inside: Callable[[Any], np.ndarray]) -> bytes | None:
+        """Block, label and tag lists keep only the elements whose position is ``inside``
+        (an element keeps its Rels even when they point outside); ``None`` when none is.
+        Other keys, and lists that can't be decoded, pass unchanged."""
+        if not tk or tk[0] not in (BLOCK_CLASS, LABEL_CLASS, TAG_CLASS):
+            return value
+        try:
+            lst = ElemList.decode(value)
+        except (ValueError, struct.error):
+            return value
+        keep = inside(lst.pos)
+        if keep.all():
+            return value
+        if not keep.any():
+            return None
+        return lst.select(keep).encode()
 
     def _commit(self, ctx: VersionedCtx, txn: Txn, d: Deltas, action: str,
                 fields: dict[str, Any]) -> None:
@@ -548,25 +602,8 @@ class Annotation(SyncMixin, Datatype):
         """Rebuild the label and tag lists at ``ctx`` from the block lists (synchronously;
         synced ``labelsz`` instances are not notified: reload them afterwards)."""
         with self.lock:
-            blocks = [lst for _, lst in self.iter_blocks(ctx)]
-            allb = ElemList.concat(blocks)
-            nr = nr_of(allb)
-            new: dict[bytes, ElemList] = {}
-            bodies = self.labels.bodies_at(ctx, allb.pos)
-            if bodies is not None:
-                uniq, groups = group_rows(bodies)
-                for b, idx in zip(uniq.tolist(), groups, strict=True):
-                    if b:
-                        new[label_tkey(b)] = nr.select(idx)
-            tags: dict[str, list[int]] = {}
-            for i in range(len(allb)):
-                j = allb.json_at(i)
-                if b'"Tags":null' in j or b'"Tags":[]' in j:
-                    continue
-                for t in dict.fromkeys(element_from_json(j).tags or ()):
-                    tags.setdefault(t, []).append(i)
-            for t, idx in tags.items():
-                new[tag_tkey(t)] = nr.select(np.array(idx))
+            allb = ElemList.concat([lst for _, lst in self.iter_blocks(ctx)])
+            new = denormalize(allb, self.labels.bodies_at(ctx, allb.pos))
             old = []
             for cls in (LABEL_CLASS, TAG_CLASS):
                 old.extend(tk for tk, _ in self.store.scan(ctx, *class_range(cls),
@@ -594,4 +631,4 @@ def _succ(tk: bytes) -> bytes:
     return end
 
 
-__all__ = ["Annotation", "parse_element"]
+__all__ = ["Annotation", "denormalize", "parse_element"]

@@ -23,7 +23,7 @@ the input validation of Python lists and building the partition JSON.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -279,7 +279,8 @@ def points_in_roi(points_xyz: ArrayLike, spans: Any, block_size: int | Sequence[
     ``points_xyz`` is ``(N, 3)`` integer voxel coordinates (any int range; points whose
     block falls outside int32 are simply outside). Block = ``floor(voxel / block_size)``,
     so negative voxels work. Cost is ``O((N + S) log S)`` via ``np.searchsorted`` on
-    encoded (row, x) keys of the normalized spans.
+    encoded (row, x) keys of the normalized spans. To test many batches of points against
+    one ROI, build the span index once with :func:`roi_point_tester`.
 
     Raises:
         ValueError: bad points shape/dtype, bad spans or bad block size.
@@ -287,34 +288,51 @@ def points_in_roi(points_xyz: ArrayLike, spans: Any, block_size: int | Sequence[
     pts = np.asarray(points_xyz)
     if pts.size == 0:
         return np.zeros(0 if pts.ndim < 2 else pts.shape[0], dtype=bool)
-    if pts.ndim != 2 or pts.shape[1] != 3 or pts.dtype.kind not in "iu" or pts.dtype == np.bool_:
-        raise ValueError(f"points must be an integer (N, 3) array, got {pts.dtype} {pts.shape}")
+    return roi_point_tester(spans, block_size)(pts)
+
+
+def roi_point_tester(spans: Any,
+                     block_size: int | Sequence[int]) -> Callable[[ArrayLike], np.ndarray]:
+    """:func:`points_in_roi` with the spans indexed once: ``test(points_xyz) -> bool (N,)``.
+
+    Building costs ``O(S log S)``; each call ``O(N log S)``, vectorized.
+
+    Raises:
+        ValueError: bad spans or block size (now); bad points (at call time).
+    """
     bs = np.asarray(as_block_size(block_size), dtype=np.int64)
-    if pts.dtype == np.uint64:
-        pts = np.minimum(pts, np.uint64(2**62)).astype(np.int64)
-    blk = np.floor_divide(pts.astype(np.int64), bs)
     n = normalize_spans(spans)
-    result = np.zeros(len(blk), dtype=bool)
-    if len(n) == 0:
-        return result
-    in_range = ((blk >= INT32_MIN) & (blk <= INT32_MAX)).all(axis=1)
-    blk = np.clip(blk, INT32_MIN, INT32_MAX)
+    if len(n):
+        span_rk = _row_keys(n[:, 0], n[:, 1])
+        urk, row_rank = np.unique(span_rk, return_inverse=True)
+        row_rank = row_rank.reshape(-1)
+        span_key = row_rank.astype(np.int64) * (1 << 33) + (n[:, 2] - INT32_MIN)
 
-    span_rk = _row_keys(n[:, 0], n[:, 1])
-    urk, row_rank = np.unique(span_rk, return_inverse=True)
-    row_rank = row_rank.reshape(-1)
-    span_key = row_rank.astype(np.int64) * (1 << 33) + (n[:, 2] - INT32_MIN)
+    def test(points_xyz: ArrayLike) -> np.ndarray:
+        pts = np.asarray(points_xyz)
+        if pts.size == 0:
+            return np.zeros(0 if pts.ndim < 2 else pts.shape[0], dtype=bool)
+        if (pts.ndim != 2 or pts.shape[1] != 3 or pts.dtype.kind not in "iu"
+                or pts.dtype == np.bool_):
+            raise ValueError(
+                f"points must be an integer (N, 3) array, got {pts.dtype} {pts.shape}")
+        if len(n) == 0:
+            return np.zeros(len(pts), dtype=bool)
+        if pts.dtype == np.uint64:
+            pts = np.minimum(pts, np.uint64(2**62)).astype(np.int64)
+        blk = np.floor_divide(pts.astype(np.int64), bs)
+        in_range = ((blk >= INT32_MIN) & (blk <= INT32_MAX)).all(axis=1)
+        blk = np.clip(blk, INT32_MIN, INT32_MAX)
+        prk = _row_keys(blk[:, 2], blk[:, 1])
+        pos = np.searchsorted(urk, prk)
+        pos_c = np.minimum(pos, len(urk) - 1)
+        row_found = (pos < len(urk)) & (urk[pos_c] == prk) & in_range
+        pkey = pos_c.astype(np.int64) * (1 << 33) + (blk[:, 0] - INT32_MIN)
+        i = np.searchsorted(span_key, pkey, side="right") - 1
+        i_c = np.maximum(i, 0)
+        return row_found & (i >= 0) & (row_rank[i_c] == pos_c) & (n[i_c, 3] >= blk[:, 0])
 
-    prk = _row_keys(blk[:, 2], blk[:, 1])
-    pos = np.searchsorted(urk, prk)
-    pos_c = np.minimum(pos, len(urk) - 1)
-    row_found = (pos < len(urk)) & (urk[pos_c] == prk) & in_range
-    pkey = pos_c.astype(np.int64) * (1 << 33) + (blk[:, 0] - INT32_MIN)
-    i = np.searchsorted(span_key, pkey, side="right") - 1
-    i_c = np.maximum(i, 0)
-    result = row_found & (i >= 0) & (row_rank[i_c] == pos_c) & (n[i_c, 3] >= blk[:, 0])
-    return result
-
+    return test
 
 def roi_mask(
     spans: Any,

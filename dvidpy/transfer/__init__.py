@@ -20,7 +20,7 @@ Protocol (HTTP, version 1; routes in :mod:`dvidpy.transfer.routes`)
 3. **Stream.** For each group the driver opens ``POST /api/transfer/stream`` on the
    source, which scans the instance's key range once and selects keys whose version
    suffix is in the group (``flatten``: the versioned view at that version, rewritten to
-   the single root; ``roi``: spatial keys outside the ROI's blocks are dropped). Records
+   the single root; ``roi``: see *ROI filtering* below). Records
    are ``klen|tkey|version-index|marker|vlen|value`` (tombstones included), where the
    version index points into the group's UUID list; they travel in chunks of at most
    ~8 MiB (bounded by the receiver's ``maxRequestBytes``) framed with a CRC32
@@ -30,13 +30,34 @@ Protocol (HTTP, version 1; routes in :mod:`dvidpy.transfer.routes`)
    to ``0x01|local iid|tkey|local version|marker``, commits it as one engine batch, then
    records the group's progress (last TKey). The end frame marks the group done.
    With ``roi``, instances whose datatype has a spatial
-   :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box` hook (uint8blk, labelmap) arrive
-   partial: the receiver records those (instance, version) pairs as *missing* (``GET
-   /api/transfer/missing/{uuid}``) and the next push without ROI sends them whole.
-   Other instances, and the roi instance itself, always arrive whole.
+   :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box` or
+   :meth:`~dvidpy.datatype.Datatype.roi_filter_value` hook (uint8blk, labelmap,
+   annotation) arrive partial: the receiver records those (instance, version) pairs as
+   *missing* (``GET /api/transfer/missing/{uuid}``) and the next push without ROI sends
+   them whole (where a filtered push had sent a tombstone for a key at a version, the
+   value replaces it, and vice versa). Other instances, and the roi instance itself,
+   always arrive whole.
 5. **Finish.** ``POST /api/transfer/receive/{tid}/finish`` adds all staged nodes (locked)
    and instances at once. Until then staged versions are invisible: not in
    ``/api/repos/info``, not resolvable, their keys unreadable.
+
+ROI filtering (``roi``), with the ROI as it is at the requested UUID, at every version:
+
+* **uint8blk, labelmap**: blocks whose voxel box touches none of the ROI's blocks are left
+  out (a block touching it is sent whole); labelmap label indices, mappings, counters
+  and properties are sent whole.
+* **annotation**: block lists outside the ROI's blocks are left out, and the block, label
+  and tag lists that are sent keep only the elements whose position lies in one of the
+  ROI's blocks (an element keeps its relationships, even to elements left out). A list
+  with nothing left becomes a tombstone at that version (so the receiver doesn't show
+  the parent's filtered list there); in a flattened push it is simply not sent.
+* every other datatype, and the roi instance itself: sent whole.
+
+Another ROI push before the unfiltered one re-sends the still-missing versions filtered
+by its ROI (annotation label and tag lists then hold that ROI's elements).
+
+``POST /api/transfer/count`` (a keys-only pass) is exact for versioned streams and an
+upper bound for flattened ROI-filtered ones.
 
 Resuming: running the same push/pull again re-plans; unfinished groups restart at their
 last recorded TKey (replaying a chunk is harmless: records are exact puts). ``DELETE

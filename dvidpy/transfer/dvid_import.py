@@ -41,7 +41,21 @@ instances, then copies each (instance, version) as its own group, one version at
   entries) and so not copied; the mutation log (``GET mutations``) and a source
   ``nextlabel`` counter above the max label (reserved, unused ids) are not copied.
 
-Other datatypes (annotation included, not yet implemented) are left out of the
+* **annotation**: ``GET all-elements`` at the version gives every element; block lists
+  are regrouped by this server's block size (the synced label instance's ``BlockSize``,
+  else 64³), the label lists are rebuilt from the bodies at each element's position
+  (``GET labels`` on the first synced labelmap/labelarray/labelblk of ``Syncs``, batches
+  of 10,000 points) and the tag lists from the elements' ``Tags``, exactly as ``POST
+  reload`` builds them. Lists whose bytes differ from the first parent's state (memo of
+  the previous version, else rebuilt from the source) are written; lists the parent(s)
+  had and the version lacks become tombstones. ``Syncs`` is kept, so the imported
+  instance follows its labelmap here. Limits: a source whose label lists were never
+  reloaded after a late sync gets complete lists here; element order inside a label or
+  tag list is the block order, not the source's posting order (DVID leaves it
+  unspecified); the whole version's element set is held in memory; the mutation log
+  is not copied.
+
+Other datatypes (labelsz included: ``POST reload`` it after import) are left out of the
 manifest and listed under ``"skipped"``.
 
 The records are produced by the *receiving* server's own datatype code: each version's
@@ -72,7 +86,11 @@ from dvidpy.versioned import VersionedCtx, VersionedStore
 from storage.base import KeyRange
 from storage.memory import MemoryEngine
 
-SUPPORTED = ("keyvalue", "roi", "uint8blk", "labelmap")
+SUPPORTED = ("keyvalue", "roi", "uint8blk", "labelmap", "annotation")
+#: datatypes an annotation may take its bodies from (``GET labels`` at points)
+_LABEL_TYPES = ("labelmap", "labelarray", "labelblk")
+#: points per ``GET labels`` request
+_POINT_BATCH = 10000
 #: labels per ``GET indices`` request (DVID allows 50,000)
 _INDEX_BATCH = 1000
 _KEY_BATCH = 64
@@ -105,6 +123,8 @@ class DvidApiSource:
         self.calls: list[str] = []  # every path requested (tests check they are public)
         self._nodes: dict[str, dict[str, Any]] = {}
         self._insts: dict[str, dict[str, Any]] = {}
+        # annotation name -> the source label instance it takes bodies from
+        self._ann_labels: dict[str, str] = {}
         # (instance, version) -> {block tkey: payload digest} of fully imported versions
         self._memo: OrderedDict[tuple[str, str], dict[bytes, bytes]] = OrderedDict()
 
@@ -175,6 +195,12 @@ class DvidApiSource:
                                      ).get("Extended") or {}
                 config = _labelmap_config(name, ext)
                 comp = "gzip"  # labelmap blocks are always stored gzip-wrapped
+            elif tn == "annotation":
+                config, label_src = self._annotation_config(
+                    name, base, info.get("DataInstances") or {}, target)
+                if label_src:
+                    self._ann_labels[name] = label_src
+                comp, level = "none", -1
             im = {"name": name, "typename": tn, "data_uuid": base["DataUUID"],
                   "versioned": bool(base.get("Versioned", True)), "compression": comp,
                   "compression_level": level,
@@ -245,6 +271,8 @@ class DvidApiSource:
             recs = self._uint8blk(im, src_v, parents, start)
         elif im["typename"] == "labelmap":
             recs = self._labelmap(im, src_v, parents, start)
+        elif im["typename"] == "annotation":
+            recs = self._annotation(im, src_v, parents)
         else:
             recs = self._roi(im, src_v, parents)
         for k, val in recs:
@@ -591,6 +619,116 @@ class DvidApiSource:
             with inst.store.batch(ctx) as b:
                 b.put(tkey(L.MAXLABEL_CLASS, b""), int(top["maxlabel"]).to_bytes(8, "little"))
             yield from self._drain(eng)
+
+    # ----- annotation -----------------------------------------------------------------------
+
+    def _annotation_config(self, name: str, base: dict[str, Any],
+                           datainstances: dict[str, Any], target: str
+                           ) -> tuple[dict[str, Any], str | None]:
+        """``(meta.config, label instance)`` of a DVID annotation: its block size is its
+        synced label instance's (``BlockSize`` of that instance's info), else 64³; the
+        label instance is the first of ``Syncs`` whose type is in :data:`_LABEL_TYPES`."""
+        from datatypes.annotation.datatype import DEFAULT_BLOCK_SIZE
+
+        label_src = None
+        for s in base.get("Syncs") or []:
+            d = datainstances.get(s)
+            if d is not None and d["Base"]["TypeName"] in _LABEL_TYPES:
+                label_src = s
+                break
+        bs = list(DEFAULT_BLOCK_SIZE)
+        if label_src is not None:
+            ext = datainstances[label_src].get("Extended") or {}
+            if not ext.get("BlockSize"):
+                ext = json.loads(self._get(self._kv_base(target, label_src) + "/info")
+                                 ).get("Extended") or {}
+            got = ext.get("BlockSize") or bs
+            if not (isinstance(got, list) and len(got) == 3
+                    and all(isinstance(x, int) and x > 0 for x in got)):
+                raise BadRequest(f"annotation {name!r}: bad BlockSize {got!r} of its synced "
+                                 f"instance {label_src!r}")
+            bs = [int(x) for x in got]
+        return {"BlockSize": bs}, label_src
+
+    def _bodies(self, v: str, label_src: str, pos: np.ndarray) -> np.ndarray:
+        """Bodies (uint64) at the (N, 3) points ``pos`` in ``label_src`` at ``v``, via
+        ``GET labels`` in batches."""
+        out = np.zeros(len(pos), np.uint64)
+        path = self._kv_base(v, label_src) + "/labels"
+        for i in range(0, len(pos), _POINT_BATCH):
+            pts = pos[i:i + _POINT_BATCH].tolist()
+            got = json.loads(self._get(path, json.dumps(pts).encode()))
+            if not (isinstance(got, list) and len(got) == len(pts)
+                    and all(isinstance(x, int) and 0 <= x < 2**64 for x in got)):
+                raise TransferError(f"{label_src!r} at {v}: GET labels answered "
+                                    f"{type(got).__name__} for {len(pts)} points")
+            out[i:i + len(pts)] = np.asarray(got, dtype=np.uint64)
+        return out
+
+    def _annotation_state(self, im: dict[str, Any], v: str) -> dict[bytes, bytes]:
+        """``{tkey: stored bytes}`` of annotation ``im`` at ``v``: block lists regrouped
+        from ``GET all-elements`` by this server's block size (elements keep the source's
+        order), then the label lists (bodies of the synced label instance at each
+        element's position) and the tag lists, built as ``POST reload`` builds them."""
+        from datatypes.annotation.datatype import denormalize
+        from datatypes.annotation.elements import ElemList, parse_elements
+        from datatypes.annotation.store import block_tkey, group_rows
+
+        name = im["name"]
+        body = self._get(self._kv_base(v, name) + "/all-elements")
+        try:
+            blocks = json.loads(body) if body.strip() else {}
+            if blocks is None:
+                blocks = {}
+            if not isinstance(blocks, dict):
+                raise BadRequest("all-elements is not a JSON object")
+            elems = [e for k in blocks for e in parse_elements(blocks[k])]
+        except (ValueError, BadRequest) as e:
+            msg = e.message if isinstance(e, BadRequest) else str(e)
+            raise TransferError(f"annotation {name!r} at {v}: bad all-elements answer: "
+                                f"{msg}") from None
+        every = ElemList.of(elems)
+        if len(set(map(tuple, every.pos.tolist()))) != len(every):
+            raise TransferError(f"annotation {name!r} at {v}: all-elements lists a "
+                                "position twice")
+        bs = np.asarray(im["config"]["BlockSize"], np.int64)
+        coords, groups = group_rows(np.floor_divide(every.pos.astype(np.int64), bs))
+        state = {block_tkey(*c): every.select(idx).encode()
+                 for c, idx in zip(coords.tolist(), groups, strict=True)}
+        label_src = self._ann_labels.get(name)
+        bodies = self._bodies(v, label_src, every.pos) if label_src else None
+        state.update((tk, lst.encode()) for tk, lst in denormalize(every, bodies).items())
+        return state
+
+    def _annotation(self, im: dict[str, Any], v: str, parents: list[str]
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        """Records of annotation ``im`` at ``v``: the lists whose bytes differ from the
+        first parent's, tombstones for lists the parent(s) had and ``v`` lacks; at the
+        root, a merge node or a flattened import every list."""
+        name = im["name"]
+        state = self._annotation_state(im, v)
+        digests = {tk: hashlib.blake2b(val, digest_size=8).digest()
+                   for tk, val in state.items()}
+        before: list[dict[bytes, bytes]] = []
+        for p in parents:
+            memo = self._memo.get((name, p))
+            if memo is None:
+                memo = {tk: hashlib.blake2b(val, digest_size=8).digest()
+                        for tk, val in self._annotation_state(im, p).items()}
+            before.append(memo)
+        self._memo[(name, v)] = digests
+        while len(self._memo) > _MEMO_VERSIONS:
+            self._memo.popitem(last=False)
+        first = before[0] if len(before) == 1 else {}
+        inst, ctx, eng = self._scratch(im)
+        gone = set().union(*before) - set(state) if before else set()
+        with inst.store.batch(ctx) as b:
+            for tk in sorted(set(state) | gone):
+                if tk in gone:
+                    b.delete(tk)
+                elif first.get(tk) != digests[tk]:
+                    b.put(tk, state[tk])
+        yield from self._drain(eng)
 
 
 def _uint8blk_config(name: str, ext: dict[str, Any], comp: str) -> dict[str, Any]:

@@ -20,7 +20,8 @@ write: the whole transfer becomes visible at once.
 
 Chunks are applied as one engine batch each, then the group's progress is recorded. A
 crash in between replays that chunk on resume, which is harmless: records are raw puts
-of exact keys.
+of exact keys (plus, when completing versions an ROI push left partial, deletes of the
+same key with the other marker, so a value and a tombstone never share a version).
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def _roi_filtered(m: dict[str, Any], im: dict[str, Any]) -> bool:
     """Whether the sender drops some of instance ``im``'s keys for the manifest's ROI.
 
     True for datatypes with a spatial :meth:`~dvidpy.datatype.Datatype.tkey_voxel_box`
-    hook (the received versions are then recorded as *missing*, so a later push without
-    ROI completes them); False without ROI, for the ROI instance itself and for
-    non-spatial datatypes, which always arrive whole.
+    or :meth:`~dvidpy.datatype.Datatype.roi_filter_value` hook (the received versions are
+    then recorded as *missing*, so a later push without ROI completes them); False
+    without ROI, for the ROI instance itself and for non-spatial datatypes, which always
+    arrive whole.
     """
     if not m.get("roi") or im["name"] == m["roi"]:
         return False
     cls = datatype_class(im["typename"])
-    return getattr(cls, "tkey_voxel_box", None) is not Datatype.tkey_voxel_box
+    return (getattr(cls, "tkey_voxel_box", None) is not Datatype.tkey_voxel_box
+            or getattr(cls, "roi_filter_value", None) is not Datatype.roi_filter_value)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -268,12 +271,16 @@ class Receiver:
                 if not want:
                     continue
                 partial = _roi_filtered(m, im)
+                # versions that already hold (ROI-filtered) keys of this instance here
+                old = set() if inst is None or local is None else (
+                    set(local.dag.by_uuid) & have_missing)
                 batches = [[u] for u in want] if m.get("split_versions") else [want]
                 for vs in batches:
                     rec["groups"].append({
                         "gid": len(rec["groups"]), "data_uuid": d, "name": im["name"],
                         "versions": vs, "local_versions": [local_version(u) for u in vs],
                         "iid": iid, "store": store, "partial": partial,
+                        "refill": bool(old.intersection(vs)),
                     })
                     changed = True
             if not changed and not rec["nodes"] and not rec["groups"]:
@@ -410,6 +417,11 @@ class Receiver:
         pre = instance_prefix(g["iid"])
         lv = [u32be(v) for v in g["local_versions"]]
         nv = len(lv)
+        # Completing versions an ROI push left partial: a value may now replace a tombstone
+        # the filtered push wrote for an emptied value at the same version, or vice versa
+        # (another ROI); one version must never hold both markers of a TKey.
+        refill = bool(g.get("refill"))
+        flip = {MARK_DATA: bytes((MARK_TOMBSTONE,)), MARK_TOMBSTONE: bytes((MARK_DATA,))}
         wb = engine.batch()
         last: bytes | None = None
         for key, val in chunk.records():
@@ -421,6 +433,8 @@ class Receiver:
                                  f"out of range ({nv} versions)")
             last = key[:-SUFFIX_LEN]
             wb.put(pre + last + lv[idx] + key[-1:], val)
+            if refill:
+                wb.delete(pre + last + lv[idx] + flip[key[-1]])
         wb.commit()
         with self.lock:
             prog = self._prog(tid, gid)

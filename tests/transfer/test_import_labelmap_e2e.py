@@ -112,9 +112,13 @@ def test_import_labelmap_over_versions(make_server) -> None:
             assert state(b, u) == expect[u], key
         top = max(ok(a.get(f"/api/node/{u}/seg/maxlabel")).json()["maxlabel"]
                   for u in v.values())
-        child = ok(b.post(f"/api/node/{v['v2']}/newversion", json={})).json()["child"]
-        got = ok(b.post(f"/api/node/{child}/seg/nextlabel/1")).json()
-        assert got["start"] > top
+        # a branch off the root (whose own max label is lower) must not reuse ids of v1/v2
+        assert ok(a.get(f"/api/node/{v['root']}/seg/maxlabel")).json()["maxlabel"] < top
+        for base in (v["v2"], v["root"]):
+            child = ok(b.post(f"/api/node/{base}/branch",
+                              json={"branch": f"b{base[:6]}"})).json()["child"]
+            got = ok(b.post(f"/api/node/{child}/seg/nextlabel/1")).json()
+            assert got["start"] > top, base
 
 
 def test_import_labelmap_bad_block_stream(make_server, monkeypatch) -> None:
