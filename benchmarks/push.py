@@ -1,16 +1,19 @@
-"""Benchmark: push a repo of ~1 GiB of keyvalue values between two local servers.
+"""Benchmark: push a repo of ~1 GiB of blocks between two local servers.
 
-    python benchmarks/push.py [--mib 1024] [--value-kib 1024] [--dst-engine leveldb]
+    python benchmarks/push.py [--mib 1024] [--kind blocks|keyvalue] [--value-kib 1024]
+                              [--dst-engine leveldb]
 
 Starts two ``dvidpy serve`` processes on loopback (source on LevelDB, destination on
-``--dst-engine``), fills the source with random (incompressible) values, commits, then
-reports:
+``--dst-engine``), fills the source with random (incompressible) data — by default a
+uint8blk instance of 32³ blocks written as 256³ subvolumes (``--kind keyvalue``: values
+of ``--value-kib``) — commits, then reports:
 
 * ``cp -r`` of the source LevelDB folder (same run, server stopped, warm page cache): MB/s;
 * a full ``POST /api/transfer/push`` job: MB/s of value bytes, and the ratio to ``cp -r``;
 * the same repo pulled by a third server (data flows source -> receiver as one streamed
   response instead of posted chunks);
-* a second push of the unchanged repo: bytes sent and seconds.
+* a second push of the unchanged repo: bytes sent and seconds;
+* a push after one new version that rewrites 1/64 of the data: bytes sent vs that share.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ def push(src: str, uuid: str, dst: str, kind: str = "push") -> dict[str, Any]:
         time.sleep(0.05)
 
 
+SUB = 256  # edge of the subvolumes written to the uint8blk instance (16 MiB each)
+
+
+def post_subvolume(url: str, uuid: str, i: int) -> None:
+    """Random voxels into the ``i``-th 256³ subvolume, laid out along X then Y then Z in
+    4 x 4 columns (so 64 of them make a 1024 x 1024 x 1024 cube)."""
+    x, y, z = (i % 4) * SUB, (i // 4 % 4) * SUB, (i // 16) * SUB
+    call(f"{url}/api/node/{uuid}/grayscale/raw/0_1_2/{SUB}_{SUB}_{SUB}/{x}_{y}_{z}", "POST",
+         os.urandom(SUB ** 3))
+
+
 def dir_size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -88,6 +102,8 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=1024, help="total value MiB (default 1024)")
     ap.add_argument("--value-kib", type=int, default=1024, help="value size (default 1024)")
     ap.add_argument("--dst-engine", default="leveldb", help="leveldb (default) or rocksdb")
+    ap.add_argument("--kind", default="blocks", choices=("blocks", "keyvalue"),
+                    help="uint8blk blocks (default) or keyvalue values")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dvidpy-push-bench-"))
     procs = []
@@ -99,17 +115,26 @@ def main() -> None:
         dp, dst = serve(tmp / "dst", args.dst_engine)
         procs.append(dp)
         root = call(src + "/api/repos", "POST", b"{}")["root"]
-        call(f"{src}/api/repo/{root}/instance", "POST",
-             json.dumps({"typename": "keyvalue", "dataname": "kv"}).encode())
-        n = args.mib * 1024 // args.value_kib
-        vsize = args.value_kib * 1024
         t = time.perf_counter()
-        for i in range(n):
-            call(f"{src}/api/node/{root}/kv/key/k{i:06d}", "POST", os.urandom(vsize))
+        if args.kind == "keyvalue":
+            call(f"{src}/api/repo/{root}/instance", "POST",
+                 json.dumps({"typename": "keyvalue", "dataname": "kv"}).encode())
+            n = args.mib * 1024 // args.value_kib
+            vsize = args.value_kib * 1024
+            for i in range(n):
+                call(f"{src}/api/node/{root}/kv/key/k{i:06d}", "POST", os.urandom(vsize))
+            what = f"{n} x {args.value_kib} KiB values"
+        else:
+            call(f"{src}/api/repo/{root}/instance", "POST",
+                 json.dumps({"typename": "uint8blk", "dataname": "grayscale"}).encode())
+            n, vsize = max(1, args.mib // 16), SUB ** 3
+            for i in range(n):
+                post_subvolume(src, root, i)
+            what = f"{n} subvolumes of {SUB}^3 voxels ({n * vsize // 32768} blocks of 32^3)"
         fill = time.perf_counter() - t
         call(f"{src}/api/node/{root}/commit", "POST", b"{}")
         total = n * vsize
-        print(f"filled {n} x {args.value_kib} KiB = {total / 2**20:.0f} MiB in {fill:.1f} s")
+        print(f"filled {what} = {total / 2**20:.0f} MiB in {fill:.1f} s")
 
         # cp -r needs a quiet folder: stop the source, copy, start it again
         sp.terminate()
@@ -144,6 +169,21 @@ def main() -> None:
         secs2 = time.perf_counter() - t
         print(f"push #2 (unchanged): {st2['bytes']} bytes sent "
               f"({100 * st2['bytes'] / max(st['bytes'], 1):.4f} % of push #1), {secs2:.2f} s")
+        # one new version rewriting 1/64 of the data
+        child = call(f"{src}/api/node/{root}/newversion", "POST", b"{}")["child"]
+        k = max(1, n // 64)
+        for i in range(k):
+            if args.kind == "keyvalue":
+                call(f"{src}/api/node/{child}/kv/key/k{i:06d}", "POST", os.urandom(vsize))
+            else:
+                post_subvolume(src, child, i)
+        call(f"{src}/api/node/{child}/commit", "POST", b"{}")
+        t = time.perf_counter()
+        st3 = push(src, root, dst)
+        secs3 = time.perf_counter() - t
+        print(f"push #3 (one new version rewriting {k * vsize / 2**20:.0f} MiB = "
+              f"{100 * k / n:.1f} % of the data): {st3['bytes'] / 1e6:.1f} MB sent "
+              f"({100 * st3['bytes'] / max(st['bytes'], 1):.2f} % of push #1), {secs3:.2f} s")
     finally:
         for p in procs:
             p.terminate()
