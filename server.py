@@ -297,6 +297,28 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         child = mgr.merge(repo, parents, _str_field(body, "note"))
         return json_response({"child": child.uuid})
 
+    async def repo_resolve(request: Request) -> Response:
+        repo, _ = _repo(request)
+        body = _obj(_json_body(await _body(request, limit), request.url.path), "resolve")
+        data = _str_list(body, "data")
+        specs = _str_list(body, "parents")
+        note = _str_field(body, "note")
+        if not data:
+            raise BadRequest("Must specify at least one data instance using 'data' field")
+        if len(specs) < 2:
+            raise BadRequest("Must specify at least two parent UUIDs using 'parents' field")
+        parents = []
+        for p in specs:
+            try:
+                prepo, pnode = mgr.resolve(p)
+            except BadRequest as e:
+                raise BadRequest(f"can't match parent {p!r}: {e.message}") from None
+            if prepo is not repo:
+                raise BadRequest(f"resolve parent {p!r} is not in repo {repo.root}")
+            parents.append(pnode)
+        child = await run_in_threadpool(mgr.resolve_merge, repo, parents, data, note)
+        return json_response({"child": child.uuid})
+
     # --- nodes --------------------------------------------------------------------------
 
     async def node_action(request: Request, repo: Repo, node: Node, action: str) -> Response:
@@ -404,6 +426,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         Route("/api/repo/{uuid}/log", guard(repo_log), methods=["GET", "POST"]),
         Route("/api/repo/{uuid}/branch-versions/{branch}", guard(branch_versions)),
         Route("/api/repo/{uuid}/merge", guard(repo_merge), methods=["POST"]),
+        Route("/api/repo/{uuid}/resolve", guard(repo_resolve), methods=["POST"]),
         *transfer_routes(mgr, settings),
         Route("/api/node/{rest:path}", node_dispatch,
               methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),

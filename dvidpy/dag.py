@@ -270,6 +270,18 @@ class VersionDAG:
             raise BadRequest(f"branch name {name!r} is already used in this repo")
         return self._add_child([parent], uuid, version, name, note)
 
+    def discard_leaf(self, node: Node) -> None:
+        """Undo the creation of ``node`` (a childless node): for rolling back a multi-node
+        operation that failed before it was persisted."""
+        if node.children:
+            raise ValueError(f"node {node.uuid} has children and cannot be discarded")
+        for p in node.parents:
+            self.nodes[p].children.remove(node.version)
+        self.graph.remove_node(node.version)
+        del self.nodes[node.version]
+        del self.by_uuid[node.uuid]
+        self._ancestry.pop(node.version, None)
+
     def merge(self, parents: Sequence[Node], uuid: str, version: int, note: str = "") -> Node:
         """A node whose parents are ``parents`` (≥ 2, all locked, all distinct)."""
         if len(parents) < 2:

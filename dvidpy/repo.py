@@ -19,16 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dvidpy.config import Settings
-from dvidpy.dag import UUID_RE, Node, VersionDAG, log_line, timestamp
+from dvidpy.dag import UUID_RE, Ancestry, Node, VersionDAG, log_line, timestamp
 from dvidpy.datatype import Datatype, InstanceMeta, datatype_class
-from dvidpy.errors import BadRequest, LockedNodeError
-from dvidpy.keys import meta_key
+from dvidpy.errors import BadRequest, Conflict, LockedNodeError
+from dvidpy.keys import data_key, meta_key
 from dvidpy.versioned import VersionedCtx, VersionedStore
 from storage import KeyRange, KVEngine, open_engine
 
 RESERVED_NAMES = frozenset({"log", "branch", "note", "commit", "newversion", "status", "tag"})
 BLOB_PREFIX = b"\x02"
 MUTATION_STRIDE = 1000
+#: note (and commit note) of the versions a resolve creates to hold deletions, as in DVID
+RESOLVE_NOTE = "Version for deleting conflicts before merge"
+#: versioned writes per engine batch when a resolve fills its new versions
+RESOLVE_BATCH = 20_000
 
 
 def new_uuid() -> str:
@@ -293,6 +297,130 @@ class RepoManager:
             self._index_node(repo, child)
             self.save_repo(repo)
             return child
+
+    def _reserve_version(self) -> int:
+        """A fresh VersionID, recorded as used in the metadata store before anything is
+        written at it, so that it is never handed out again even after a crash."""
+        with self.lock:
+            v = self.next_version
+            self.next_version += 1
+            self.meta_engine.put(meta_key("counters"), json.dumps(
+                {"version": self.next_version, "instance": self.next_instance}).encode())
+            return v
+
+    def resolve_merge(self, repo: Repo, parents: list[Node], data: list[str],
+                      note: str = "") -> Node:
+        """``POST /api/repo/{uuid}/resolve``: merge ``parents`` (priority order) after
+        hiding, in the listed instances, the values that would make the merge conflict.
+
+        As in DVID (``repoResolveHandler`` in ``server/web.go``): for each parent that loses
+        a key to a parent listed before it, a child is created on branch
+        ``conflict-<parent uuid>`` with note ``"Version for deleting conflicts before
+        merge"``, holds the deletions, and is committed; then the (possibly extended)
+        parents are merged into a child with ``note``, returned. Which keys lose and what
+        the child stores is :meth:`VersionedStore.resolve_plan`. Unversioned instances
+        cannot conflict and are skipped.
+
+        All or nothing: every input is validated and every instance is planned before
+        anything is written (an unresolvable key raises :class:`Conflict`). The new
+        versions' data is then written at VersionIDs reserved (persisted) first but not yet
+        part of any DAG, which no read can reach; finally all new nodes are added to the
+        DAG and the repo is saved in one metadata write, so they become visible together.
+        If that save fails the in-memory DAG is rolled back. A failure (or crash) after data
+        writes began leaves only unreachable keys at VersionIDs that are never reused.
+        """
+        with self.lock:
+            if len(parents) < 2:
+                raise BadRequest("Must specify at least two parent UUIDs using 'parents' field")
+            if len({p.version for p in parents}) != len(parents):
+                raise BadRequest("resolve parents must be distinct")
+            for p in parents:
+                if repo.dag.nodes.get(p.version) is not p:
+                    raise BadRequest(f"resolve parent {p.uuid} is not in repo {repo.root}")
+                if not p.locked:
+                    raise BadRequest(f"merge parent {p.uuid} is not committed (locked)")
+            if not data:
+                raise BadRequest("Must specify at least one data instance using 'data' field")
+            insts = [self.instance(repo, name) for name in dict.fromkeys(data)]
+
+        # Plan. Parents and all their ancestors are locked, so what is planned is stable.
+        plan: dict[int, list[tuple[Datatype, list[tuple[bytes, int | None]]]]] = {}
+        for inst in insts:
+            if not inst.meta.versioned:
+                continue
+            per: dict[int, list[tuple[bytes, int | None]]] = {}
+            try:
+                for kr in inst.store.resolve_plan([self.context(inst, p) for p in parents]):
+                    for i, op in kr.ops.items():
+                        per.setdefault(i, []).append((kr.tkey, op))
+            except Conflict as e:
+                raise Conflict(
+                    f"Conflict deletion error for data {inst.meta.name!r}: {e.message}"
+                ) from None
+            for i, ops in per.items():
+                plan.setdefault(i, []).append((inst, ops))
+
+        # Write the new versions' data at reserved, not yet reachable VersionIDs.
+        ext: dict[int, Node] = {}
+        for i in sorted(plan):
+            parent = parents[i]
+            v = self._reserve_version()
+            tmp = Node(uuid=new_uuid(), version=v, parents=[parent.version])
+            ext[i] = tmp
+            anc = repo.dag.ancestry(parent.version)
+            order = (v, *anc.order)
+            ancestry = Ancestry(order, {x: k for k, x in enumerate(order)}, anc.linear)
+            for inst, ops in plan[i]:
+                iid = inst.meta.instance_id
+                ctx = VersionedCtx(instance_id=iid, version=v, ancestry=ancestry, node=tmp,
+                                   is_ancestor=repo.dag.is_ancestor)
+                eng = inst.store.engine
+                for s in range(0, len(ops), RESOLVE_BATCH):
+                    with inst.store.batch(ctx) as b:
+                        for tk, src in ops[s:s + RESOLVE_BATCH]:
+                            if src is None:
+                                b.delete(tk)
+                                continue
+                            val = eng.get(data_key(iid, tk, src))
+                            if val is None:  # parents are locked: cannot happen
+                                raise RuntimeError(f"revision of {tk!r} at {src} vanished")
+                            b.put(tk, val)
+
+        # Make it all visible at once.
+        with self.lock:
+            added: list[Node] = []
+            try:
+                new_parents = list(parents)
+                for i, tmp in ext.items():
+                    p = parents[i]
+                    child = repo.dag.new_branch(p, self._conflict_branch(repo, p), tmp.uuid,
+                                                tmp.version, RESOLVE_NOTE)
+                    added.append(child)
+                    repo.dag.commit(child, RESOLVE_NOTE)
+                    new_parents[i] = child
+                v = self.next_version
+                self.next_version += 1
+                merged = repo.dag.merge(new_parents, new_uuid(), v, note)
+                added.append(merged)
+                self.save_repo(repo)
+            except BaseException:
+                for n in reversed(added):
+                    repo.dag.discard_leaf(n)
+                raise
+            for n in added:
+                self._index_node(repo, n)
+            return merged
+
+    @staticmethod
+    def _conflict_branch(repo: Repo, parent: Node) -> str:
+        """DVID's branch name for a resolve's deletion version, made unique if needed."""
+        used = {n.branch for n in repo.dag.nodes.values()}
+        name = f"conflict-{parent.uuid}"
+        k = 2
+        while name in used:
+            name = f"conflict-{parent.uuid}-{k}"
+            k += 1
+        return name
 
     def next_mutation_id(self, repo: Repo) -> int:
         """A new repo-wide mutation id, strictly increasing across restarts."""

@@ -17,6 +17,11 @@ A read at V resolves among the stored revisions of a TKey (dvid-api.md §3.2):
 Unversioned instances read and write everything at the repo root version and are writable
 whatever the lock state of the requested node. Writes to a locked node of a versioned
 instance raise :class:`~dvidpy.errors.LockedNodeError` here as well as at the HTTP layer.
+
+:meth:`VersionedStore.resolve_plan` finds, for ``POST /api/repo/{uuid}/resolve``, the keys
+whose winning revisions differ between priority-ordered merge parents and what to write in
+new children of the losing parents so that a merge of them reads the winner's value
+(see its docstring for the exact rule; :mod:`dvidpy.repo` creates the versions).
 """
 
 from __future__ import annotations
@@ -312,6 +317,81 @@ class VersionedStore:
         end = KeyRange.prefix(tkey_prefix).end
         return self.scan(ctx, tkey_prefix, end, keys_only=keys_only)
 
+    # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
+
+    def resolve_plan(self, ctxs: Sequence[VersionedCtx]) -> Iterator[KeyResolution]:
+        """What to write in new children of merge parents so that their merge reads, for
+        every TKey, the value chosen by parent priority, and never conflicts.
+
+        ``ctxs`` are one instance at each parent, in priority order (first wins). Rule, per
+        TKey: take each parent's winning revision (the ordinary read rule). A parent's
+        winning revision is *stale* when the ancestry of an earlier parent holds a newer
+        revision of the key (written at a descendant version: the earlier parent
+        overwrote or deleted that value). The first parent whose winning revision is a
+        live value and not stale wins; if there is none the key is absent at the merge.
+        So where parents hold different live values the earlier one wins, a deletion in
+        an earlier parent beats the value it deleted, and a key only a later parent has
+        stays visible. This is what DVID produces: ``FindConflicts``/``DeleteConflicts``
+        in ``datastore/datastore.go`` take the first parent with a live value, delete the
+        differing live values of later parents in new children, and its merge read walks
+        parents in order, each found revision hiding older ones from later parents.
+
+        Yields, in TKey order, a :class:`KeyResolution` for each TKey where the merge of
+        the unchanged parents would not read that value: every later parent whose
+        ancestry still contributes another live revision to the merge gets a tombstone
+        in its new child; if the winner's revision is itself hidden at the merge (a later
+        parent's newer revision or one of those tombstones descends from it), one of
+        those children gets a copy of the winner's value instead.
+
+        Only revisions at versions that are ancestors of some parent but not of all of them
+        can make parents differ, so when no parent descends from a merge, an instance with
+        no keys at such versions (per the version index) costs nothing; otherwise one
+        key-only scan of the instance, and only keys with such revisions are examined.
+        (Below a merge, keys written only in common ancestors are examined too: a parent
+        may already conflict on them.)
+
+        Raises :class:`Conflict` when a parent's read of a key conflicts and no parent
+        before it wins that key: there is no value of higher priority to resolve it with.
+        Unversioned instances yield nothing.
+        """
+        if len(ctxs) < 2:
+            raise ValueError("resolve_plan needs at least two parent contexts")
+        if not all(c.versioned for c in ctxs):
+            return
+        iid = ctxs[0].instance_id
+        poss = [c.ancestry.pos for c in ctxs]
+        union = set().union(*poss)
+        common = set(poss[0]).intersection(*poss[1:])
+        iv = self._versions(iid)
+        if all(c.ancestry.linear for c in ctxs):
+            hot = (iv.data | iv.tomb) & (union - common)
+        else:  # a parent may already conflict on keys written only in common ancestors
+            hot = (iv.data | iv.tomb) & union
+        if not hot:
+            return
+        pre = instance_prefix(iid)
+        plen = len(pre)
+        cur: bytes | None = None
+        revs: list[tuple[int, bool]] = []
+        touched = False
+        for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
+            tk = k[plen:-SUFFIX_LEN]
+            if tk != cur:
+                if touched:
+                    r = _plan_key(ctxs, cur, revs)  # type: ignore[arg-type]
+                    if r is not None:
+                        yield r
+                cur, revs, touched = tk, [], False
+            ver = int.from_bytes(k[-SUFFIX_LEN:-1], "big")
+            if ver in union:
+                revs.append((ver, k[-1] == MARK_TOMBSTONE))
+                if ver in hot:
+                    touched = True
+        if touched:
+            r = _plan_key(ctxs, cur, revs)  # type: ignore[arg-type]
+            if r is not None:
+                yield r
+
     # ----- writes -----------------------------------------------------------------------
 
     def batch(self, ctx: VersionedCtx) -> VersionedBatch:
@@ -365,6 +445,98 @@ class VersionedStore:
             wb.put(_vset_key(iid), nxt.to_json())
             wb.commit()
             self._iv[iid] = nxt
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResolution:
+    """The writes a resolve needs for one TKey.
+
+    ``winner`` is the index of the parent whose value wins; ``ops`` maps the index of each
+    parent that needs a new child to what that child stores for the key: ``None`` for a
+    tombstone, or a VersionID whose value (the winner's revision) is copied.
+    """
+
+    tkey: bytes
+    winner: int
+    ops: dict[int, int | None]
+
+
+_CONFLICTED = (-1, True)  # sentinel winner of a parent whose own read conflicts
+
+
+def _plan_key(ctxs: Sequence[VersionedCtx], tk: bytes,
+              revs: list[tuple[int, bool]]) -> KeyResolution | None:
+    """:meth:`VersionedStore.resolve_plan` for one TKey (``revs``: its revisions at
+    ancestors of any parent)."""
+    n = len(ctxs)
+    is_anc = ctxs[0].is_ancestor
+    poss = [c.ancestry.pos for c in ctxs]
+    winners: list[tuple[int, bool] | None] = []
+    first: int | None = None
+    for i, c in enumerate(ctxs):
+        try:
+            w = VersionedStore._resolve(c, revs)
+        except Conflict:
+            if first is None:
+                raise Conflict(
+                    f"key {tk!r} already has conflicting revisions at merge parent "
+                    f"{c.node.uuid} and no parent of higher priority has a value for it; "
+                    "resolve that version first"
+                ) from None
+            w = _CONFLICTED
+        winners.append(w)
+        if first is None and w is not None and not w[1] and not any(
+            r[0] != w[0] and is_anc(w[0], r[0]) and any(r[0] in poss[k] for k in range(i))
+            for r in revs
+        ):
+            first = i
+
+    # Revisions that would be maximal at the merge of the unchanged parents.
+    maximal = [
+        r for r in revs if not any(d[0] != r[0] and is_anc(r[0], d[0]) for d in revs)
+    ]
+
+    def merged(ops: dict[int, int | None]) -> tuple[int | None, bool] | str | None:
+        """Winner at the merge when parent ``i`` in ``ops`` gets a child holding ``ops[i]``
+        (version None = a revision in one of those new children); "conflict" if several."""
+        m: list[tuple[int | None, bool]] = [
+            r for r in maximal if not any(r[0] in poss[i] for i in ops)
+        ]
+        m += [(None, op is None) for op in ops.values()]
+        if len(m) == 1:
+            return m[0]
+        live = [r for r in m if not r[1]]
+        if len(live) > 1:
+            return "conflict"
+        return live[0] if live else None
+
+    if first is None:
+        res = merged({})
+        if res == "conflict" or (isinstance(res, tuple) and not res[1]):  # cannot happen
+            raise RuntimeError(f"could not plan a resolution for key {tk!r}")
+        return None
+    rv = winners[first][0]  # type: ignore[index]
+    # Later parents whose ancestry holds a live revision other than the winner's that
+    # survives to the merge get a tombstone (DVID's deletion in a child of the loser).
+    tomb = sorted({
+        i for r in maximal if not r[1] and r[0] != rv
+        for i in range(first + 1, n) if r[0] in poss[i]
+    })
+    ops: dict[int, int | None] = dict.fromkeys(tomb)
+    if merged(ops) != (rv, False):
+        # The winner's revision is hidden at the merge: carry a copy of its value in one
+        # new child (a tombstone's, or that of a parent holding a newer revision).
+        i = tomb[0] if tomb else next((
+            i for i in range(first + 1, n)
+            if any(r[0] != rv and is_anc(rv, r[0]) and r[0] in poss[i] for r in revs)
+        ), None)
+        if i is not None:
+            ops[i] = rv
+        if i is None or merged(ops) != (None, False):  # cannot happen; stay honest
+            raise RuntimeError(f"could not plan a resolution for key {tk!r}")
+    if not ops:
+        return None
+    return KeyResolution(tk, first, ops)
 
 
 class VersionedBatch:
