@@ -24,7 +24,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from dvidpy.dag import timestamp
 from dvidpy.errors import BadRequest, NotFound
-from dvidpy.keys import tkey
+from dvidpy.keys import MARK_DATA, instance_prefix, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx, VersionedStore
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ COMPRESSION_NAMES = {
 TRUE_STRINGS = ("true", "on")
 #: TKey class of every datatype's mutation log: version (4 B) + mutation id (8 B).
 MUTLOG_CLASS = 254
+#: TKey class of every datatype's blobstore: reference (ASCII) -> blob bytes.
+BLOB_CLASS = 253
 
 
 @dataclass
@@ -432,18 +434,50 @@ class Datatype:
     def on_event(self, source: Datatype, ctx: VersionedCtx, event: SyncEvent) -> None:
         """Handle an event published by ``source`` (default: ignore)."""
 
-    # Per-instance blobstore (not versioned; allowed on locked nodes like DVID).
+    # ----- blobstore ---------------------------------------------------------------------
+    # Blobs are content-addressed and read the same at every version (as in DVID), but
+    # each is stored as a key of the version that wrote it (TKey class BLOB_CLASS), so a
+    # repo transfer carries a version's blobs (posted annotation JSON, split RLEs) with
+    # the version's data. A blob posted directly to an already transferred (locked)
+    # version is not re-sent.
+
+    @staticmethod
+    def blob_ref(data: bytes) -> str:
+        """Content reference of ``data``: URL-safe base64 (unpadded) of a 16-byte BLAKE2b."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def put_blob(self, ctx: VersionedCtx, data: bytes,
+                 batch: VersionedBatch | None = None) -> str:
+        """Store ``data`` at ``ctx``'s version (in ``batch`` when given, so it commits with
+        the mutation it documents; else directly, also on a locked node like DVID's
+        blobstore) and return its reference. Storing the same bytes again is harmless."""
+        ref = self.blob_ref(data)
+        tk = tkey(BLOB_CLASS, ref.encode())
+        if batch is not None:
+            batch.put(tk, data)
+        else:
+            self.store.put(replace(ctx, allow_locked=True), tk, data)
+        return ref
+
+    def get_blob(self, ref: str) -> bytes | None:
+        """The blob with reference ``ref`` written at any version, or None."""
+        from storage.base import KeyRange
+
+        pre = instance_prefix(self.meta.instance_id) + tkey(BLOB_CLASS, ref.encode())
+        for k, v in self.store.engine.scan(KeyRange.prefix(pre)):
+            if len(k) == len(pre) + 5 and k[-1] == MARK_DATA:
+                return v
+        return None
+
     @endpoint("POST", "blobstore")
     def _post_blob(self, call: Call) -> Any:
-        ref = base64.urlsafe_b64encode(hashlib.blake2b(call.body, digest_size=16).digest())
-        ref_s = ref.decode().rstrip("=")
-        self.manager.put_blob(self.meta, ref_s, call.body)
-        return {"reference": ref_s}
+        return {"reference": self.put_blob(call.ctx, call.body)}
 
     @endpoint("GET", "blobstore")
     def _get_blob(self, call: Call) -> Response:
         ref = call.arg(0, "blob reference")
-        data = self.manager.get_blob(self.meta, ref)
+        data = self.get_blob(ref)
         if data is None:
             raise NotFound(f"no blob with reference {ref!r} in {self.meta.name!r}")
         return Response(data, media_type="application/octet-stream")

@@ -27,7 +27,6 @@ from dvidpy.versioned import VersionedCtx, VersionedStore
 from storage import KeyRange, KVEngine, open_engine
 
 RESERVED_NAMES = frozenset({"log", "branch", "note", "commit", "newversion", "status", "tag"})
-BLOB_PREFIX = b"\x02"
 MUTATION_STRIDE = 1000
 #: note (and commit note) of the versions a resolve creates to hold deletions, as in DVID
 RESOLVE_NOTE = "Version for deleting conflicts before merge"
@@ -494,14 +493,6 @@ class RepoManager:
             return inst
 
     # ----- blobs ------------------------------------------------------------------------
-
-    def put_blob(self, meta: InstanceMeta, ref: str, data: bytes) -> None:
-        """Store an unversioned blob of an instance."""
-        self.engines[meta.store].put(BLOB_PREFIX + meta.data_uuid.encode() + ref.encode(), data)
-
-    def get_blob(self, meta: InstanceMeta, ref: str) -> bytes | None:
-        """A stored blob, or None."""
-        return self.engines[meta.store].get(BLOB_PREFIX + meta.data_uuid.encode() + ref.encode())
 
     # ----- JSON views -------------------------------------------------------------------
 

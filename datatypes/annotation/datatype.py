@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import struct
 import threading
@@ -431,10 +429,7 @@ class Annotation(SyncMixin, Datatype):
         elems = parse_elements(call.json())
         fields: dict[str, Any] = {}
         if call.query.get("kafkalog") != "off" and elems:
-            ref = base64.urlsafe_b64encode(
-                hashlib.blake2b(call.body, digest_size=16).digest()).decode().rstrip("=")
-            self.manager.put_blob(self.meta, ref, call.body)
-            fields["DataRef"] = ref
+            fields["DataRef"] = self.put_blob(call.ctx, call.body)
         self.store_elements(call.ctx, elems, fields)
         return Response(b"", media_type="text/plain")
 

@@ -9,8 +9,6 @@ only after the batch commits; events are published last.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -310,13 +308,6 @@ class WritesMixin(LabelmapCore):
 
     # ----- splits -----------------------------------------------------------------------
 
-    def _store_split_blob(self, spans: np.ndarray) -> str:
-        data = encode_srles(spans)
-        ref = base64.urlsafe_b64encode(hashlib.blake2b(data, digest_size=16).digest())
-        ref_s = ref.decode().rstrip("=")
-        self.manager.put_blob(self.meta, ref_s, data)
-        return ref_s
-
     def _given_id(self, call: Call, name: str, ctx: VersionedCtx) -> int | None:
         if name not in call.query:
             return None
@@ -418,7 +409,7 @@ class WritesMixin(LabelmapCore):
                 changes = {split_id: body, remain_id: body, sv: 0}
                 for k2, v2 in changes.items():
                     b.put(L.mapping_tkey(k2), MappingCache.encode(v2))
-                ref = self._store_split_blob(spans)
+                ref = self.put_blob(ctx, encode_srles(spans), b)
                 self.log_mutation(ctx, b, mutid, {
                     "Action": "split-supervoxel", "Supervoxel": sv, "Body": body,
                     "SplitSupervoxel": split_id, "RemainSupervoxel": remain_id,
@@ -531,7 +522,7 @@ class WritesMixin(LabelmapCore):
                     changes[s] = 0
                 for k2, v2 in changes.items():
                     b.put(L.mapping_tkey(k2), MappingCache.encode(v2))
-                ref = self._store_split_blob(spans)
+                ref = self.put_blob(ctx, encode_srles(spans), b)
                 self.log_mutation(ctx, b, mutid, {
                     "Action": "split", "Target": label, "NewLabel": new, "Split": ref,
                     "SVSplits": {str(s): {"Split": smap[s], "Remain": rmap[s]}

@@ -132,6 +132,15 @@ def test_instance_tags_sync_blobstore(c: TestClient) -> None:
     assert c.get(f"/api/node/{root}/kv/blobstore/{ref}").content == b"blob!"
     assert c.get(f"/api/node/{root}/kv/blobstore/{ref2}").content == b"two"
     assert c.get(f"/api/node/{root}/kv/blobstore/nope").status_code == 404
+    # blobs read the same at every version: a child, and a blob posted at the child is
+    # visible from the root; other instances do not see them; keys lists are unaffected
+    child = c.post(f"/api/node/{root}/newversion", json={}).json()["child"]
+    assert c.get(f"/api/node/{child}/kv/blobstore/{ref}").content == b"blob!"
+    ref3 = c.post(f"/api/node/{child}/kv/blobstore", content=b"three").json()["reference"]
+    assert c.get(f"/api/node/{root}/kv/blobstore/{ref3}").content == b"three"
+    assert c.get(f"/api/node/{child}/kv2/blobstore/{ref}").status_code == 404
+    assert c.get(f"/api/node/{child}/kv/keys").json() == []
+    assert ref3 != ref2 and len(ref3) == 22
 
 
 def test_readonly_mode_and_body_limit() -> None:
@@ -151,10 +160,11 @@ def test_readonly_mode_and_body_limit() -> None:
 
 
 def test_tkey_classes_unique_and_property_class_reserved() -> None:
-    from dvidpy.datatype import datatypes
+    from dvidpy.datatype import BLOB_CLASS, datatypes
 
     for name, cls in datatypes().items():
         assert 1 not in cls.tkey_classes, name
+        assert BLOB_CLASS not in cls.tkey_classes, name  # every type's blobstore
         assert all(0 <= k <= 255 for k in cls.tkey_classes), name
 
 

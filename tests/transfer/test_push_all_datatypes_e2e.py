@@ -145,6 +145,16 @@ def test_push_every_datatype_across_engines(make_server, gcs_emulator, gcs_bucke
         assert dag_shape(a, v["root"]) == dag_shape(b, v["root"])
         for key, u in v.items():
             assert state(b, u) == expect[u], key
+        # blobs referenced by mutation records came along with their versions
+        refs = [(u, "syn", m["DataRef"]) for u in (v["root"], v["v1"])
+                for m in ok(a.get(f"/api/node/{u}/syn/mutations")).json() if m.get("DataRef")]
+        refs += [(v["side"], "seg", m["Split"])
+                 for m in ok(a.get(f"/api/node/{v['side']}/seg/mutations")).json()
+                 if m.get("Split")]
+        assert {n for _, n, _ in refs} == {"syn", "seg"}, refs
+        for u, name, ref in refs:
+            blob = ok(a.get(f"/api/node/{u}/{name}/blobstore/{ref}")).content
+            assert ok(b.get(f"/api/node/{u}/{name}/blobstore/{ref}")).content == blob
         # onward from the RocksDB receiver to GCS, run as a server-side job
         st = job(b, "push", uuid=v["root"], dst=third.url)
         assert st["state"] == "done", st
