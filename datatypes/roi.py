@@ -100,7 +100,6 @@ class Roi(Datatype):
     type_name = "roi"
     type_url = "github.com/janelia-flyem/dvid/datatype/roi"
     type_version = "0.1"
-    help_text = __doc__ or ""
     default_compression = "lz4"
     not_mutations = frozenset({("POST", "ptquery")})
     tkey_classes = {SPAN_CHUNK_CLASS: "chunk index u32be -> LZ4 int32 span rows"}

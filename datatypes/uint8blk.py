@@ -27,6 +27,14 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
     ``attenuation=N`` (1..7) are shifted right by N bits (DVID: ``v >> N``).
     ``isotropic`` 2-D slices stretch the second image axis by the ratio of voxel sizes
     (nearest neighbour) so pixels are square; ``isotropic`` 3-D equals ``raw``.
+``GET arb/{topleft}/{topright}/{bottomleft}/{res}[/{format}]``
+    Arbitrary plane (DVID ``imageblk/arb_image.go``). Corners are *physical* ``x_y_z``
+    floats (voxel ``i`` is at ``i * VoxelSize``); the image is
+    ``floor(|TR-TL|/res)+1`` x ``floor(|BL-TL|/res)+1`` pixels whose first/last
+    columns and rows sit exactly on the corners; each pixel is DVID's trilinear
+    interpolation of the 8 surrounding voxels (``floor(v+0.5)``), Background where
+    unwritten. Formats as for 2-D ``raw`` (``png`` default). Non-rectangular corners
+    sample the parallelogram (DVID does not check). Over ``2**26`` pixels -> 413.
 ``POST raw/0_1_2/{size}/{offset}[?roi=NAME]``
     Body exactly ``nx*ny*nz`` bytes. Block-aligned boxes are written whole; unaligned
     ones read-modify-write their edge blocks (per-block striped locks make concurrent
@@ -72,7 +80,7 @@ import numpy as np
 from PIL import Image
 from starlette.responses import Response, StreamingResponse
 
-from datatypes.common import imagecodec
+from datatypes.common import arbslice, imagecodec
 from datatypes.common.blockstream import encode_header
 from datatypes.common.downsample import downsample_mean2
 from datatypes.common.geometry import (
@@ -103,6 +111,9 @@ N_STRIPES = 256
 _EXTENTS = "extents"
 _STREAM_PIECE = 4 << 20
 _SMALL_SUBVOL = 64  # block count below which subvolblocks answers without streaming
+_ARB_BAND = 1 << 18  # samples resampled at once by arb
+_ARB_BLOCK_BUDGET = 128 << 20  # decoded block bytes an arb band may hold
+_BlockCache = dict[tuple[int, int, int], np.ndarray | None]  # arb: decoded or not stored
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -235,7 +246,6 @@ class Uint8Blk(Datatype):
     type_name = "uint8blk"
     type_url = "github.com/janelia-flyem/dvid/datatype/imageblk/uint8.go"
     type_version = "0.2"
-    help_text = __doc__ or ""
     default_compression = "lz4"
     tkey_classes = {
         BLOCK_CLASS: "block ZYX (3 x u32be of coord - INT32_MIN) -> framed block",
@@ -527,17 +537,105 @@ class Uint8Blk(Datatype):
                 newh = max(1, round(h * rb / ra))
                 rows = np.minimum((np.arange(newh) * ra / rb).astype(np.int64), h - 1)
                 img = img[rows]
-        img = np.ascontiguousarray(img)
+        return _image_response(img, kind, q)
+
+    # ----- arbitrary planes -------------------------------------------------------------
+
+    @endpoint(("GET", "HEAD"), "arb")
+    def _get_arb(self, call: Call) -> Response:
+        if len(call.args) > 5:
+            raise BadRequest(f"unexpected path segments after format ({call.path})")
+        names = ("top left corner", "top right corner", "bottom left corner")
         try:
-            if kind == "jpeg":
-                return Response(imagecodec.encode_jpeg(img, q), media_type="image/jpeg")
-            if kind == "png":
-                return Response(imagecodec.encode_png(img), media_type="image/png")
+            tl, tr, bl = (arbslice.parse_point(call.arg(i, w), w) for i, w in enumerate(names))
+            res = arbslice.parse_res(call.arg(3, "res"))
         except ValueError as e:
-            raise BadRequest(f"cannot encode image: {e}") from None
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format=kind.upper())
-        return Response(buf.getvalue(), media_type=f"image/{kind}")
+            raise BadRequest(str(e)) from None
+        kind, q = _parse_format(call.args[4] if len(call.args) > 4 else "")
+        try:
+            plane = arbslice.make_plane(tl, tr, bl, res)
+        except arbslice.PlaneTooLarge as e:
+            raise TooLarge(str(e)) from None
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        self._check_volume(plane.num_pixels)
+        try:
+            arbslice.check_int32(plane, self.meta.config["VoxelSize"])
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if kind == "jpeg" and max(plane.width, plane.height) > 65535:
+            raise BadRequest(f"arb JPEG of {plane.width} x {plane.height} pixels is over the "
+                             "JPEG limit of 65535 a side; use png")
+        return _image_response(self.sample_arb(call.ctx, plane), kind, q)
+
+    def sample_arb(self, ctx: VersionedCtx, plane: arbslice.ArbPlane) -> np.ndarray:
+        """``(height, width)`` uint8 image of ``plane`` (DVID's arb resampling).
+
+        Rows are resampled in bands of about ``_ARB_BAND`` samples; each band reads the
+        blocks its samples touch in one batched read (reusing the previous band's blocks)
+        and gathers the 8 lattice voxels of every sample with fancy indexing.
+        """
+        vs = self.meta.config["VoxelSize"]
+        w = plane.width
+        out = np.empty((plane.height, w), dtype=np.uint8)
+        flat = out.reshape(-1)
+        starts = arbslice.row_starts(plane)
+        rows = max(1, _ARB_BAND // w)
+        cache: _BlockCache = {}
+        for r0 in range(0, plane.height, rows):
+            r1 = min(plane.height, r0 + rows)
+            pts = arbslice.sample_points(plane, starts, r0, r1)
+            lo, hi, frac = arbslice.lattice(pts, vs)
+            cache = self._arb_fill(ctx, lo, hi, frac, flat[r0 * w:r1 * w], cache)
+        return out
+
+    def _arb_fill(self, ctx: VersionedCtx, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray,
+                  dst: np.ndarray, cache: _BlockCache,
+                  ) -> _BlockCache:
+        """Interpolate samples ``(lo, hi, frac)`` (``(3, N)`` each) into ``dst``; returns
+        the blocks read. A range touching over ``_ARB_BLOCK_BUDGET`` bytes is halved."""
+        n = lo.shape[1]
+        bs = self.block_size
+        bvol = bs[0] * bs[1] * bs[2]
+        blocks, local = [], []
+        for a in range(3):
+            v = np.stack([lo[a], hi[a]])
+            b = np.floor_divide(v, bs[a])
+            blocks.append(b)
+            local.append(v - b * bs[a])
+        coords, slot = arbslice.corner_blocks(blocks)
+        if len(coords) * bvol > max(_ARB_BLOCK_BUDGET, 8 * bvol) and n > 1:
+            del blocks, local, slot
+            h = n // 2
+            cache = self._arb_fill(ctx, lo[:, :h], hi[:, :h], frac[:, :h], dst[:h], cache)
+            return self._arb_fill(ctx, lo[:, h:], hi[:, h:], frac[:, h:], dst[h:], cache)
+        stack, where, cache = self._arb_blocks(ctx, coords, cache)
+        idx = where[slot] * bvol + arbslice.corners(local, (bs[0], bs[1]))
+        dst[:] = arbslice.trilinear_uint8(stack.reshape(-1)[idx], frac)
+        return cache
+
+    def _arb_blocks(self, ctx: VersionedCtx, coords: np.ndarray,
+                    cache: _BlockCache,
+                    ) -> tuple[np.ndarray, np.ndarray, _BlockCache]:
+        """Blocks at ``coords``: ``(stack, where, new cache)``. ``stack[0]`` is a Background
+        block and ``stack[where[i]]`` is block ``coords[i]``; blocks not in ``cache`` are
+        read in one ``get_many`` (cache value ``None``: not stored)."""
+        keys = [(c[0], c[1], c[2]) for c in coords.tolist()]
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        new: _BlockCache = {}
+        if missing:
+            raws = self.store.get_many(ctx, block_tkeys(coords[missing]))
+            for i, raw in zip(missing, raws, strict=True):
+                new[keys[i]] = None if raw is None else self.decode_block(raw)
+        blocks = [new[k] if k in new else cache[k] for k in keys]
+        where = np.zeros(len(keys), dtype=np.int64)
+        present = [i for i, blk in enumerate(blocks) if blk is not None]
+        stack = np.empty((len(present) + 1, *self.bshape), dtype=np.uint8)
+        stack[0] = self.background
+        for j, i in enumerate(present, 1):
+            stack[j] = blocks[i]
+            where[i] = j
+        return stack, where, dict(zip(keys, blocks, strict=True))
 
     def _stream_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
                     filt: Any) -> Iterator[bytes]:
@@ -1017,6 +1115,21 @@ class Uint8Blk(Datatype):
     @endpoint("GET", "downres-status")
     def _get_downres_status(self, call: Call) -> Response:
         return Response(_json(self.downres_status(call.ctx)), media_type="application/json")
+
+
+def _image_response(img: np.ndarray, kind: str, quality: int) -> Response:
+    """Encode a 2-D uint8 image as ``kind`` (from :func:`_parse_format`)."""
+    img = np.ascontiguousarray(img)
+    try:
+        if kind == "jpeg":
+            return Response(imagecodec.encode_jpeg(img, quality), media_type="image/jpeg")
+        if kind == "png":
+            return Response(imagecodec.encode_png(img), media_type="image/png")
+    except ValueError as e:
+        raise BadRequest(f"cannot encode image: {e}") from None
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=kind.upper())
+    return Response(buf.getvalue(), media_type=f"image/{kind}")
 
 
 def _json(obj: Any) -> bytes:

@@ -94,7 +94,6 @@ class Labelmap(ExtrasMixin):
     type_name = "labelmap"
     type_url = "github.com/janelia-flyem/dvid/datatype/labelmap"
     type_version = "0.1"
-    help_text = __doc__ or ""
     default_compression = "gzip"
     publishes = frozenset({"block-ingested", "block-mutated", "merge", "cleave",
                            "split", "split-supervoxel"})

@@ -33,6 +33,11 @@ def test_server_endpoints(c: TestClient) -> None:
         "keyvalue": "github.com/janelia-flyem/dvid/datatype/keyvalue"}
     assert "keyvalue" in c.get("/api/help").text
     assert "keyrangevalues" in c.get("/api/help/keyvalue").text
+    # every datatype's help is its module text, which lists its endpoints
+    for typename, word in (("uint8blk", "subvolblocks"), ("labelmap", "sparsevol"),
+                           ("roi", "ptquery"), ("annotation", "all-elements"),
+                           ("labelsz", "threshold")):
+        assert word in c.get(f"/api/help/{typename}").text, typename
     assert c.get("/api/help/nope").status_code == 400
     assert c.get("/api/load").json()["GET requests"] == 0
     r = c.options("/api/repos/info")
