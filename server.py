@@ -12,12 +12,11 @@ Run it with ``dvidpy serve`` (see ``dvidpy/cli.py``) or ``uvicorn server:app``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,9 +32,10 @@ from dvidpy.config import Settings
 from dvidpy.dag import Node, branch_name, log_line
 from dvidpy.datatype import Call, json_response
 from dvidpy.datatype import datatypes as registered_datatypes
-from dvidpy.errors import BadRequest, DvidError, LockedNodeError, TooLarge
+from dvidpy.errors import BadRequest, DvidError, LockedNodeError
 from dvidpy.repo import Repo, RepoManager
 from dvidpy.transfer.routes import transfer_routes
+from dvidpy.web import error_response, guard, read_body, read_json
 
 log = logging.getLogger("dvidpy.access")
 NODE_ACTIONS = frozenset({"status", "commit", "newversion", "branch", "note", "log", "tag"})
@@ -94,21 +94,7 @@ class DvidMiddleware:
                      (time.perf_counter() - t0) * 1e3)
 
 
-def _error_response(e: DvidError, path: str) -> Response:
-    msg = e.message if e.message.endswith(")") else f"{e.message} ({path})"
-    return PlainTextResponse(msg, status_code=e.status_code)
-
-
 # ----- helpers ----------------------------------------------------------------------------
-
-
-def _json_body(body: bytes, path: str, default: Any = None) -> Any:
-    if not body.strip():
-        return default
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"malformed JSON body ({e}) ({path})") from None
 
 
 def _obj(body: Any, what: str) -> dict[str, Any]:
@@ -133,20 +119,6 @@ def _str_list(d: dict[str, Any], key: str) -> list[str]:
     return v
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    cl = request.headers.get("content-length")
-    if cl is not None and cl.isdigit() and int(cl) > limit:
-        raise TooLarge(f"request body of {cl} bytes is over the server limit of {limit}")
-    chunks = []
-    n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise TooLarge(f"request body is over the server limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 # ----- the app ----------------------------------------------------------------------------
 
 
@@ -156,15 +128,6 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
     mgr = manager or RepoManager(settings)
     started = time.time()
     limit = settings.max_request_bytes
-
-    def guard(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Any]:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except DvidError as e:
-                return _error_response(e, request.url.path)
-
-        return wrapped
 
     # --- server level -------------------------------------------------------------------
 
@@ -220,7 +183,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
     # --- repos --------------------------------------------------------------------------
 
     async def create_repo(request: Request) -> Response:
-        body = _obj(_json_body(await _body(request, limit), request.url.path), "POST /api/repos")
+        body = _obj(await read_json(request, limit), "POST /api/repos")
         fields: dict[str, str] = {}
         for k, v in body.items():
             if not isinstance(v, str):
@@ -248,8 +211,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
     async def repo_info(request: Request) -> Response:
         repo, _ = _repo(request)
         if request.method == "POST":
-            body = _obj(_json_body(await _body(request, limit), request.url.path),
-                        "POST repo info")
+            body = _obj(await read_json(request, limit), "POST repo info")
             with mgr.lock:
                 if "alias" in body:
                     repo.alias = _str_field(body, "alias")
@@ -261,7 +223,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
 
     async def repo_instance(request: Request) -> Response:
         repo, node = _repo(request)
-        body = _obj(_json_body(await _body(request, limit), request.url.path), "instance creation")
+        body = _obj(await read_json(request, limit), "instance creation")
         inst = await run_in_threadpool(mgr.new_instance, repo, node, body)
         return json_response(
             {"result": f"Added {inst.meta.name} [{inst.type_name}] to node {node.uuid}"})
@@ -269,7 +231,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
     async def repo_log(request: Request) -> Response:
         repo, _ = _repo(request)
         if request.method == "POST":
-            body = _obj(_json_body(await _body(request, limit), request.url.path), "POST log")
+            body = _obj(await read_json(request, limit), "POST log")
             lines = _str_list(body, "log")
             with mgr.lock:
                 repo.log.extend(log_line(x) for x in lines)
@@ -284,7 +246,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
 
     async def repo_merge(request: Request) -> Response:
         repo, _ = _repo(request)
-        body = _obj(_json_body(await _body(request, limit), request.url.path), "merge")
+        body = _obj(await read_json(request, limit), "merge")
         mtype = _str_field(body, "mergeType", "conflict-free")
         if mtype != "conflict-free":
             raise BadRequest(f"only 'conflict-free' merges are supported, not {mtype!r}")
@@ -299,7 +261,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
 
     async def repo_resolve(request: Request) -> Response:
         repo, _ = _repo(request)
-        body = _obj(_json_body(await _body(request, limit), request.url.path), "resolve")
+        body = _obj(await read_json(request, limit), "resolve")
         data = _str_list(body, "data")
         specs = _str_list(body, "parents")
         note = _str_field(body, "note")
@@ -326,7 +288,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         if method not in ("GET", "HEAD") and node.locked and action not in LOCK_EXEMPT \
                 and action != "commit":
             raise LockedNodeError(f"Cannot do {method} on locked node {node.uuid}")
-        body = _json_body(await _body(request, limit), request.url.path)
+        body = await read_json(request, limit)
         if action in ("status", "commit") and method in ("GET", "HEAD"):
             return json_response({"Locked": node.locked})
         if action == "commit" and method == "POST":
@@ -400,14 +362,14 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
                     and inst.is_mutation(method, keyword)):
                 raise LockedNodeError(
                     f'Cannot do {method} on endpoint "{keyword}" of locked node {node.uuid}')
-            body = await _body(request, limit)
+            body = await read_body(request, limit)
             q = request.query_params
             ctx = mgr.context(inst, node, q.get("u", ""), q.get("app", ""))
             ctx.allow_locked = settings.rwmode == "fullwrite"
             call = Call(method, keyword, parts[3:], q, body, ctx, request.headers, path)
             return await run_in_threadpool(inst.handle, call)
         except DvidError as e:
-            return _error_response(e, path)
+            return error_response(e, path)
 
     routes = [
         Route("/api/heartbeat", heartbeat),

@@ -91,6 +91,54 @@ class WriteBatch(ABC):
             self.commit()
 
 
+class GuardedWriteBatch(WriteBatch):
+    """A :class:`WriteBatch` that counts its operations and refuses any use after ``commit()``.
+
+    Subclasses implement ``_put``, ``_delete`` (queue one operation) and ``_write`` (apply
+    the queue). An operation that raises is not counted; ``commit`` marks the batch done
+    before writing, so a failed commit cannot be retried.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._done = False
+
+    def _check(self) -> None:
+        if self._done:
+            raise RuntimeError("write batch already committed")
+
+    @abstractmethod
+    def _put(self, key: bytes, value: bytes) -> None:
+        """Queue a put."""
+
+    @abstractmethod
+    def _delete(self, key: bytes) -> None:
+        """Queue a delete."""
+
+    @abstractmethod
+    def _write(self) -> None:
+        """Apply the queued operations."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._check()
+        self._put(key, value)
+        self._n += 1
+
+    def delete(self, key: bytes) -> None:
+        self._check()
+        self._delete(key)
+        self._n += 1
+
+    def commit(self) -> None:
+        """Apply the queued operations; raises ``RuntimeError`` if called twice."""
+        self._check()
+        self._done = True
+        self._write()
+
+    def __len__(self) -> int:
+        return self._n
+
+
 class KVEngine(ABC):
     """An ordered byte key-value store.
 

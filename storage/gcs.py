@@ -50,7 +50,7 @@ from google.api_core.exceptions import Conflict, Forbidden, NotFound
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from storage.base import KeyRange, KVEngine, WriteBatch
+from storage.base import GuardedWriteBatch, KeyRange, KVEngine
 from storage.registry import register_engine
 
 _OPTIONS = {"client", "project", "endpoint", "threads", "create_bucket"}
@@ -65,47 +65,32 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
-class GCSWriteBatch(WriteBatch):
+class GCSWriteBatch(GuardedWriteBatch):
     """Collects operations; ``commit`` applies the last one per key, in parallel.
 
     Not atomic: see the module docstring.
     """
 
     def __init__(self, engine: GCSEngine) -> None:
+        super().__init__()
         self._engine = engine
         self._ops: dict[bytes, bytes | None] = {}
-        self._n = 0
-        self._done = False
 
-    def _check(self) -> None:
-        if self._done:
-            raise RuntimeError("write batch already committed")
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._check()
+    def _queue(self, key: bytes, value: bytes | None) -> None:
         key = bytes(key)
         self._engine._name(key)  # validate now rather than at commit
         self._ops.pop(key, None)  # keep insertion order = order of last operation
-        self._ops[key] = bytes(value)
-        self._n += 1
+        self._ops[key] = value
 
-    def delete(self, key: bytes) -> None:
-        self._check()
-        key = bytes(key)
-        self._engine._name(key)
-        self._ops.pop(key, None)
-        self._ops[key] = None
-        self._n += 1
+    def _put(self, key: bytes, value: bytes) -> None:
+        self._queue(key, bytes(value))
 
-    def commit(self) -> None:
-        """Apply the queued operations (not atomically); ``RuntimeError`` if called twice."""
-        self._check()
-        self._done = True
+    def _delete(self, key: bytes) -> None:
+        self._queue(key, None)
+
+    def _write(self) -> None:
         ops, self._ops = self._ops, {}
         self._engine._apply(ops.items())
-
-    def __len__(self) -> int:
-        return self._n
 
 
 @register_engine

@@ -24,14 +24,13 @@ implicit snapshot taken when the scan starts. LevelDB has no range delete, so
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import plyvel
 
-from storage.base import KeyRange, KVEngine, WriteBatch
+from storage.base import GuardedWriteBatch, KeyRange
+from storage.embedded import EmbeddedEngine
 from storage.registry import register_engine
 
 _MiB = 1 << 20
@@ -46,54 +45,33 @@ _DEFAULTS: dict[str, Any] = {
 _DELETE_CHUNK = 10_000
 
 
-class LevelDBWriteBatch(WriteBatch):
+class LevelDBWriteBatch(GuardedWriteBatch):
     """A plyvel write batch; ``commit`` writes it atomically."""
 
     def __init__(self, db: plyvel.DB) -> None:
-        self._db = db
+        super().__init__()
         self._wb = db.write_batch()
-        self._n = 0
-        self._done = False
 
-    def _check(self) -> None:
-        if self._done:
-            raise RuntimeError("write batch already committed")
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._check()
+    def _put(self, key: bytes, value: bytes) -> None:
         self._wb.put(key, value)
-        self._n += 1
 
-    def delete(self, key: bytes) -> None:
-        self._check()
+    def _delete(self, key: bytes) -> None:
         self._wb.delete(key)
-        self._n += 1
 
-    def commit(self) -> None:
-        """Write the batch atomically; raises ``RuntimeError`` if called twice."""
-        self._check()
-        self._done = True
+    def _write(self) -> None:
         self._wb.write()
         self._wb.clear()
 
-    def __len__(self) -> int:
-        return self._n
-
 
 @register_engine
-class LevelDBEngine(KVEngine):
-    """Persistent ordered store in a LevelDB directory."""
+class LevelDBEngine(EmbeddedEngine):
+    """Persistent ordered store in a LevelDB directory.
+
+    ``close()`` closes open scan iterators too.
+    """
 
     name = "leveldb"
-    atomic_batches = True
-    persistent = True
-
-    def __init__(self, db: plyvel.DB, path: str, options: dict[str, Any]) -> None:
-        self._db = db
-        self.path = path
-        self.options = options
-        self._closed = False
-        self._close_lock = threading.Lock()
+    defaults = _DEFAULTS
 
     @classmethod
     def open(cls, location: str, **options: Any) -> LevelDBEngine:
@@ -102,15 +80,7 @@ class LevelDBEngine(KVEngine):
         Raises TypeError for unknown options and ``plyvel.IOError`` when the directory is
         locked by another open handle (in this or another process).
         """
-        if not location:
-            raise ValueError("leveldb engine needs a directory path")
-        unknown = set(options) - set(_DEFAULTS)
-        if unknown:
-            raise TypeError(
-                f"unknown leveldb options {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        opts = {**_DEFAULTS, **options}
-        os.makedirs(location, exist_ok=True)
+        opts = cls.prepare(location, options)
         db = plyvel.DB(
             location,
             create_if_missing=True,
@@ -123,10 +93,6 @@ class LevelDBEngine(KVEngine):
         )
         return cls(db, location, opts)
 
-    def get(self, key: bytes) -> bytes | None:
-        """The stored value or ``None``."""
-        return self._db.get(key)
-
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """Values for ``keys`` in order, all read from one snapshot."""
         if len(keys) < 2:
@@ -137,14 +103,6 @@ class LevelDBEngine(KVEngine):
             return [get(k) for k in keys]
         finally:
             snap.close()
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Store ``value`` under ``key``."""
-        self._db.put(key, value)
-
-    def delete(self, key: bytes) -> None:
-        """Remove ``key``; a missing key is not an error."""
-        self._db.delete(key)
 
     def scan(
         self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
@@ -187,16 +145,6 @@ class LevelDBEngine(KVEngine):
     def batch(self) -> LevelDBWriteBatch:
         """A new atomic write batch."""
         return LevelDBWriteBatch(self._db)
-
-    def close(self) -> None:
-        """Close the database (open iterators are closed too). Idempotent."""
-        with self._close_lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-
-    def describe(self) -> str:
-        return f"leveldb @ {self.path}"
 
 
 def _drain(it: Any, keys_only: bool, lower: bytes | None) -> Iterator[tuple[bytes, bytes]]:

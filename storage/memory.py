@@ -16,41 +16,29 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from storage.base import KeyRange, KVEngine, WriteBatch
+from storage.base import GuardedWriteBatch, KeyRange, KVEngine
 from storage.registry import register_engine
 
 _DELETE = None  # marker for a queued delete in a batch
 
 
-class MemoryWriteBatch(WriteBatch):
+class MemoryWriteBatch(GuardedWriteBatch):
     """Queues operations; ``commit`` applies them under the engine lock (atomic)."""
 
     def __init__(self, engine: MemoryEngine) -> None:
+        super().__init__()
         self._engine = engine
         self._ops: list[tuple[bytes, bytes | None]] = []
-        self._done = False
 
-    def _check(self) -> None:
-        if self._done:
-            raise RuntimeError("write batch already committed")
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._check()
+    def _put(self, key: bytes, value: bytes) -> None:
         self._ops.append((bytes(key), bytes(value)))
 
-    def delete(self, key: bytes) -> None:
-        self._check()
+    def _delete(self, key: bytes) -> None:
         self._ops.append((bytes(key), _DELETE))
 
-    def commit(self) -> None:
-        """Apply all queued operations atomically; raises ``RuntimeError`` if called twice."""
-        self._check()
-        self._done = True
-        self._engine._apply(self._ops)
-        self._ops = []
-
-    def __len__(self) -> int:
-        return len(self._ops)
+    def _write(self) -> None:
+        ops, self._ops = self._ops, []
+        self._engine._apply(ops)
 
 
 @register_engine

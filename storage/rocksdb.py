@@ -32,13 +32,13 @@ scan is called. ``delete_range`` counts the keys and then writes one range tombs
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import rocksdict
 
-from storage.base import KeyRange, KVEngine, WriteBatch
+from storage.base import GuardedWriteBatch, KeyRange
+from storage.embedded import EmbeddedEngine
 from storage.registry import register_engine
 
 _MiB = 1 << 20
@@ -70,50 +70,34 @@ def _make_options(opts: dict[str, Any]) -> rocksdict.Options:
     return o
 
 
-class RocksDBWriteBatch(WriteBatch):
+class RocksDBWriteBatch(GuardedWriteBatch):
     """A rocksdict raw-mode write batch; ``commit`` writes it atomically."""
 
     def __init__(self, db: rocksdict.Rdict) -> None:
+        super().__init__()
         self._db = db
         self._wb = rocksdict.WriteBatch(raw_mode=True)
-        self._done = False
 
-    def _check(self) -> None:
-        if self._done:
-            raise RuntimeError("write batch already committed")
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._check()
+    def _put(self, key: bytes, value: bytes) -> None:
         self._wb.put(key, value)
 
-    def delete(self, key: bytes) -> None:
-        self._check()
+    def _delete(self, key: bytes) -> None:
         self._wb.delete(key)
 
-    def commit(self) -> None:
-        """Write the batch atomically; raises ``RuntimeError`` if called twice."""
-        self._check()
-        self._done = True
+    def _write(self) -> None:
         self._db.write(self._wb)
-
-    def __len__(self) -> int:
-        return len(self._wb)
 
 
 @register_engine
-class RocksDBEngine(KVEngine):
-    """Persistent ordered store in a RocksDB directory."""
+class RocksDBEngine(EmbeddedEngine):
+    """Persistent ordered store in a RocksDB directory.
+
+    ``close()`` flushes; the directory lock is only released once no scan iterator is
+    alive any more.
+    """
 
     name = "rocksdb"
-    atomic_batches = True
-    persistent = True
-
-    def __init__(self, db: rocksdict.Rdict, path: str, options: dict[str, Any]) -> None:
-        self._db = db
-        self.path = path
-        self.options = options
-        self._closed = False
-        self._close_lock = threading.Lock()
+    defaults = _DEFAULTS
 
     @classmethod
     def open(cls, location: str, **options: Any) -> RocksDBEngine:
@@ -122,34 +106,14 @@ class RocksDBEngine(KVEngine):
         Raises TypeError for unknown options and ``Exception`` (from rocksdict, "lock hold
         by current process") when the directory is already open.
         """
-        if not location:
-            raise ValueError("rocksdb engine needs a directory path")
-        unknown = set(options) - set(_DEFAULTS)
-        if unknown:
-            raise TypeError(
-                f"unknown rocksdb options {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-            )
-        opts = {**_DEFAULTS, **options}
-        os.makedirs(location, exist_ok=True)
+        opts = cls.prepare(location, options)
         db = rocksdict.Rdict(location, options=_make_options(opts))
         return cls(db, location, opts)
-
-    def get(self, key: bytes) -> bytes | None:
-        """The stored value or ``None``."""
-        return self._db.get(key)
 
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """Values for ``keys`` in order (not from a single snapshot)."""
         get = self._db.get
         return [get(k) for k in keys]
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Store ``value`` under ``key``."""
-        self._db.put(key, value)
-
-    def delete(self, key: bytes) -> None:
-        """Remove ``key``; a missing key is not an error."""
-        self._db.delete(key)
 
     def scan(
         self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
@@ -194,19 +158,6 @@ class RocksDBEngine(KVEngine):
     def batch(self) -> RocksDBWriteBatch:
         """A new atomic write batch."""
         return RocksDBWriteBatch(self._db)
-
-    def close(self) -> None:
-        """Flush and close. Idempotent.
-
-        The directory lock is only released once no scan iterator is alive any more.
-        """
-        with self._close_lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-
-    def describe(self) -> str:
-        return f"rocksdb @ {self.path}"
 
 
 def _bounded(

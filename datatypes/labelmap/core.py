@@ -7,10 +7,11 @@ label allocation, the mutation log, downres and event publishing. The endpoint m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -241,8 +242,8 @@ class LabelmapCore(Datatype):
             self._pending_repo_max = max(self._pending_repo_max, top)
 
     def allocate(self, ctx: VersionedCtx, b: VersionedBatch, n: int) -> int:
-        """Reserve ``n`` new label ids within batch ``b``; returns the first. Call
-        :meth:`finish_batch` after the batch commits."""
+        """Reserve ``n`` new label ids within batch ``b`` (a :meth:`label_batch`, which
+        publishes the counters once it commits); returns the first."""
         nxt = self._pending_next if self._pending_next is not None else \
             self.next_label_counter()
         if nxt:
@@ -257,6 +258,20 @@ class LabelmapCore(Datatype):
             raise BadRequest("label ids exhausted")
         self.note_labels(ctx, b, start + n - 1)
         return start
+
+    @contextlib.contextmanager
+    def label_batch(self, ctx: VersionedCtx) -> Iterator[VersionedBatch]:
+        """A batch of ``ctx`` that commits when the block ends and then publishes the label
+        counters it raised (:meth:`finish_batch`); when the block raises, nothing is written
+        and the counters are dropped (:meth:`abort_batch`)."""
+        b = self.store.batch(ctx)
+        try:
+            yield b
+            b.commit()
+        except BaseException:
+            self.abort_batch()
+            raise
+        self.finish_batch()
 
     def finish_batch(self) -> None:
         """Publish in-memory counter changes recorded during a committed batch."""

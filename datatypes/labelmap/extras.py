@@ -303,8 +303,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
                                      if m[new] else f"renumber target {new} is retired")
             changes: dict[int, int] = {}
             events = []
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 for new, old, idx in zip(news, olds, idxs, strict=True):
                     mutid = self.manager.next_mutation_id(self.repo)
                     svs: set[int] = set()
@@ -324,11 +323,6 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
                                     "supervoxels": {old: sorted(svs)}, "block_keys": keys,
                                     "renumber": True}, mutid))
                 self.note_labels(ctx, b, max(news))
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
             self.mapping.update(ctx.version, changes)
         for payload, mutid in events:
             self.emit(ctx, "merge", payload, mutid)

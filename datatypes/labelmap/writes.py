@@ -85,8 +85,7 @@ class WritesMixin(LabelmapCore):
             coords = np.array(list(blocks), dtype=np.int64).reshape(-1, 3)
             old = self.read_blocks(ctx, scale, coords, False) if scale == 0 else {}
             mutid = self.manager.next_mutation_id(self.repo)
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 for c, arr in blocks.items():
                     b.put(L.block_tkey(scale, *c), values.get(c) or self.encode_value(arr))
                 if scale == 0:
@@ -102,11 +101,6 @@ class WritesMixin(LabelmapCore):
                     if downres:
                         for (s, c), arr in self.downres(ctx, blocks).items():
                             b.put(L.block_tkey(s, *c), self.encode_value(arr))
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
         if scale == 0:
             ing = [{"coord": c, "prev": None, "data": a} for c, a in blocks.items()
                    if c not in old]
@@ -274,8 +268,7 @@ class WritesMixin(LabelmapCore):
             if np.isin(body_svs, want).all():
                 raise BadRequest(f"cleave would remove every supervoxel of label {label}")
             mutid = self.manager.next_mutation_id(self.repo)
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 new = self.allocate(ctx, b, 1)
                 move = np.isin(sv, want)
                 nidx = protos.LabelIndex(label=new)
@@ -296,11 +289,6 @@ class WritesMixin(LabelmapCore):
                     "Action": "cleave", "OrigLabel": label, "CleavedLabel": new,
                     "CleavedSupervoxels": cleaved, "CleavedSize": csize,
                     "RemainSize": int(cn.sum()) - csize})
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
             self.mapping.update(ctx.version, dict.fromkeys(cleaved, new))
         self.emit(ctx, "cleave", {"orig": label, "cleaved": new, "supervoxels": cleaved,
                                   "block_keys": np.unique(bk[move]).tolist()}, mutid)
@@ -366,8 +354,7 @@ class WritesMixin(LabelmapCore):
             if not masks:
                 raise BadRequest(f"split RLE covers no voxel of supervoxel {sv}")
             mutid = self.manager.next_mutation_id(self.repo)
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 if split_id is None or remain_id is None:
                     start = self.allocate(ctx, b, 2)
                     split_id = split_id if split_id is not None else start
@@ -414,11 +401,6 @@ class WritesMixin(LabelmapCore):
                     "Action": "split-supervoxel", "Supervoxel": sv, "Body": body,
                     "SplitSupervoxel": split_id, "RemainSupervoxel": remain_id,
                     "Split": ref, "SplitSize": split_size, "RemainSize": remain_size})
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
             self.mapping.update(ctx.version, changes)
         self.emit(ctx, "split-supervoxel", {
             "supervoxel": sv, "body": body, "split": split_id, "remain": remain_id,
@@ -463,8 +445,7 @@ class WritesMixin(LabelmapCore):
             whole = [s for s, n in sv_split.items() if n == sizes[s]]
             partial = [s for s, n in sv_split.items() if n < sizes[s]]
             mutid = self.manager.next_mutation_id(self.repo)
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 start = self.allocate(ctx, b, 1 + 2 * len(partial))
                 new = start
                 smap = {s: start + 1 + 2 * i for i, s in enumerate(partial)}
@@ -527,11 +508,6 @@ class WritesMixin(LabelmapCore):
                     "Action": "split", "Target": label, "NewLabel": new, "Split": ref,
                     "SVSplits": {str(s): {"Split": smap[s], "Remain": rmap[s]}
                                  for s in partial}})
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
             self.mapping.update(ctx.version, changes)
         self.emit(ctx, "split", {"target": label, "new": new, "whole": whole,
                                  "svsplits": {s: (smap[s], rmap[s]) for s in partial},
@@ -559,29 +535,15 @@ class WritesMixin(LabelmapCore):
             raise BadRequest("nextlabel/{count} needs an integer count") from None
         if not 1 <= n <= 2**32:
             raise BadRequest("nextlabel count must be 1..2^32")
-        with self.lock:
-            b = self.store.batch(call.ctx)
-            try:
-                start = self.allocate(call.ctx, b, n)
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
+        with self.lock, self.label_batch(call.ctx) as b:
+            start = self.allocate(call.ctx, b, n)
         return {"start": start, "end": start + n - 1}
 
     @endpoint("POST", "maxlabel")
     def _post_maxlabel(self, call: Call) -> Response:
         v = parse_label(call.arg(0, "max label"), "max label")
-        with self.lock:
-            b = self.store.batch(call.ctx)
-            try:
-                self.note_labels(call.ctx, b, v)
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
+        with self.lock, self.label_batch(call.ctx) as b:
+            self.note_labels(call.ctx, b, v)
         return Response(b"", media_type="text/plain")
 
     @endpoint("POST", "mappings")
@@ -604,8 +566,7 @@ class WritesMixin(LabelmapCore):
     def _put_indices(self, ctx: VersionedCtx, indices: list[Any]) -> None:
         with self.lock:
             mutid = self.manager.next_mutation_id(self.repo)
-            b = self.store.batch(ctx)
-            try:
+            with self.label_batch(ctx) as b:
                 top = 0
                 for idx in indices:
                     if idx.label == 0:
@@ -616,11 +577,6 @@ class WritesMixin(LabelmapCore):
                     top = max(top, idx.label)
                     b.put(L.index_tkey(idx.label), L.serialize_index(idx))
                 self.note_labels(ctx, b, top)
-                b.commit()
-            except BaseException:
-                self.abort_batch()
-                raise
-            self.finish_batch()
         del mutid
 
     @endpoint("POST", "index")

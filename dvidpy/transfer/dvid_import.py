@@ -81,7 +81,7 @@ from dvidpy.errors import BadRequest
 from dvidpy.keys import SUFFIX_LEN, instance_prefix, u32be
 from dvidpy.repo import RepoManager
 from dvidpy.transfer.client import Http, TransferError
-from dvidpy.transfer.protocol import DEFAULT_MAX_CHUNK, ChunkWriter, end_frame
+from dvidpy.transfer.protocol import DEFAULT_MAX_CHUNK, group_frames
 from dvidpy.versioned import VersionedCtx, VersionedStore
 from storage.base import KeyRange
 from storage.memory import MemoryEngine
@@ -264,7 +264,7 @@ class DvidApiSource:
         src_v = req["uuid"] if req.get("flatten") else v
         parents = [] if req.get("flatten") else node["Parents"]
         start = bytes.fromhex(req["start"]) if req.get("start") else b""
-        w = ChunkWriter(int(req.get("max_chunk", DEFAULT_MAX_CHUNK)))
+        max_chunk = int(req.get("max_chunk", DEFAULT_MAX_CHUNK))
         if im["typename"] == "keyvalue":
             recs = self._keyvalue(im, src_v, parents, start)
         elif im["typename"] == "uint8blk":
@@ -275,16 +275,8 @@ class DvidApiSource:
             recs = self._annotation(im, src_v, parents)
         else:
             recs = self._roi(im, src_v, parents)
-        for k, val in recs:
-            if k[:-SUFFIX_LEN] < start:
-                continue
-            out = w.add(k, val)
-            if out:
-                yield out
-        last = w.flush()
-        if last:
-            yield last
-        yield end_frame(w.total)
+        yield from group_frames(((k, val) for k, val in recs if k[:-SUFFIX_LEN] >= start),
+                                max_chunk)
 
     def _kv_base(self, uuid: str, name: str) -> str:
         return f"/api/node/{uuid}/{quote(name)}"
@@ -341,36 +333,53 @@ class DvidApiSource:
         inst.write_spans(ctx, arr)  # type: ignore[attr-defined]
         yield from self._drain(eng)
 
-    def _block_digests(self, inst: Any, v: str, first: tuple[int, int, int],
-                       last: tuple[int, int, int], mode: str
-                       ) -> list[tuple[bytes, bytes, memoryview]]:
-        """``(block tkey, digest, payload)`` of the blocks stored in one box at ``v``,
-        in key order; :class:`TransferError` when DVID's answer is malformed."""
+    def _box_blocks(self, inst: Any, v: str, endpoint: str, query: str,
+                    first: tuple[int, int, int], last: tuple[int, int, int],
+                    check: Callable[[tuple[int, int, int], memoryview], None],
+                    tkey: Callable[[int, int, int], bytes],
+                    ) -> list[tuple[bytes, bytes, memoryview]]:
+        """``(block tkey, digest, payload)`` of the blocks DVID's ``endpoint``
+        (``subvolblocks`` or ``blocks``, with ``query``) answers for one box at ``v``, in
+        key order; :class:`TransferError` when DVID's answer is malformed: a block outside
+        the box, or one for which ``check(coord, payload)`` raises ValueError."""
         from datatypes.common.blockstream import iter_records
-        from datatypes.uint8blk import block_tkey
 
         bs = inst.block_size
         size = "_".join(str((last[i] - first[i] + 1) * bs[i]) for i in range(3))
         off = "_".join(str(first[i] * bs[i]) for i in range(3))
-        path = f"{self._kv_base(v, inst.meta.name)}/subvolblocks/{size}/{off}"
-        if mode:
-            path += f"?compression={mode}"
+        path = f"{self._kv_base(v, inst.meta.name)}/{endpoint}/{size}/{off}{query}"
         raw = self._get(path)
-        nvox = bs[0] * bs[1] * bs[2]
         out = []
         try:
             for r in iter_records(raw):
                 c = (r.x, r.y, r.z)
                 if not all(first[i] <= c[i] <= last[i] for i in range(3)):
                     raise ValueError(f"block {c} outside the requested box")
-                if mode == "uncompressed" and r.payload.nbytes != nvox:
-                    raise ValueError(f"block {c} has {r.payload.nbytes} bytes, not {nvox}")
-                out.append((block_tkey(*c), hashlib.blake2b(r.payload, digest_size=8)
-                            .digest(), r.payload))
+                check(c, r.payload)
+                out.append((tkey(*c), hashlib.blake2b(r.payload, digest_size=8).digest(),
+                            r.payload))
         except ValueError as e:
             raise TransferError(f"{self.http.base}{path}: bad block stream: {e}") from None
         out.sort(key=lambda t: t[0])
         return out
+
+    def _block_digests(self, inst: Any, v: str, first: tuple[int, int, int],
+                       last: tuple[int, int, int], mode: str
+                       ) -> list[tuple[bytes, bytes, memoryview]]:
+        """``(block tkey, digest, payload)`` of the uint8blk blocks stored in one box at
+        ``v`` (see :meth:`_box_blocks`)."""
+        from datatypes.uint8blk import block_tkey
+
+        bs = inst.block_size
+        nvox = bs[0] * bs[1] * bs[2]
+
+        def check(c: tuple[int, int, int], payload: memoryview) -> None:
+            if mode == "uncompressed" and payload.nbytes != nvox:
+                raise ValueError(f"block {c} has {payload.nbytes} bytes, not {nvox}")
+
+        query = f"?compression={mode}" if mode else ""
+        return self._box_blocks(inst, v, "subvolblocks", query, first, last, check,
+                                block_tkey)
 
     def _uint8blk(self, im: dict[str, Any], v: str, parents: list[str],
                   start: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -450,33 +459,19 @@ class DvidApiSource:
     def _label_blocks(self, inst: Any, v: str, scale: int, first: tuple[int, int, int],
                       last: tuple[int, int, int]) -> list[tuple[bytes, bytes, memoryview]]:
         """``(block tkey, digest, gzip payload)`` of the supervoxel blocks of one box at
-        ``scale`` (``compression=blocks``), each fully decoded once to validate it;
-        :class:`TransferError` when DVID's answer is malformed."""
-        from datatypes.common.blockstream import iter_records
+        ``scale`` (``compression=blocks``), each fully decoded once to validate it (see
+        :meth:`_box_blocks`)."""
         from datatypes.labelmap import layout as L
         from datatypes.labelmap.block_codec import decode_block
 
-        bs = inst.block_size
-        size = "_".join(str((last[i] - first[i] + 1) * bs[i]) for i in range(3))
-        off = "_".join(str(first[i] * bs[i]) for i in range(3))
-        path = (f"{self._kv_base(v, inst.meta.name)}/blocks/{size}/{off}"
-                f"?compression=blocks&supervoxels=true&scale={scale}")
-        raw = self._get(path)
-        out = []
-        try:
-            for r in iter_records(raw):
-                c = (r.x, r.y, r.z)
-                if not all(first[i] <= c[i] <= last[i] for i in range(3)):
-                    raise ValueError(f"block {c} outside the requested box")
-                if r.payload.nbytes == 0:
-                    raise ValueError(f"block {c} has an empty payload")
-                decode_block(L.gunzip(r.payload, 1 << 27), inst.block_shape)
-                out.append((L.block_tkey(scale, *c),
-                            hashlib.blake2b(r.payload, digest_size=8).digest(), r.payload))
-        except ValueError as e:
-            raise TransferError(f"{self.http.base}{path}: bad block stream: {e}") from None
-        out.sort(key=lambda t: t[0])
-        return out
+        def check(c: tuple[int, int, int], payload: memoryview) -> None:
+            if payload.nbytes == 0:
+                raise ValueError(f"block {c} has an empty payload")
+            decode_block(L.gunzip(payload, 1 << 27), inst.block_shape)
+
+        return self._box_blocks(
+            inst, v, "blocks", f"?compression=blocks&supervoxels=true&scale={scale}",
+            first, last, check, lambda x, y, z: L.block_tkey(scale, x, y, z))
 
     def _listlabels(self, v: str, name: str) -> list[int]:
         raw = self._get(self._kv_base(v, name) + "/listlabels")
@@ -731,27 +726,42 @@ class DvidApiSource:
         yield from self._drain(eng)
 
 
-def _uint8blk_config(name: str, ext: dict[str, Any], comp: str) -> dict[str, Any]:
-    """The receiver's ``meta.config`` for a DVID uint8blk instance described by its
-    ``Extended`` info (validated by our own ``parse_settings``: 400 naming the instance
-    when DVID reports settings we cannot hold, e.g. blocks over 2**24 voxels)."""
-    from datatypes.uint8blk import Uint8Blk
+def _block_config(
+    kind: str,
+    parse: Callable[[dict[str, str]], dict[str, Any]],
+    name: str,
+    ext: dict[str, Any],
+    block: int,
+    **more: str,
+) -> dict[str, Any]:
+    """The receiver's ``meta.config`` for the DVID ``kind`` instance ``name`` described by
+    its ``Extended`` info: ``BlockSize`` (default ``block`` cubed), ``VoxelSize`` and
+    ``VoxelUnits`` plus the settings ``more``, validated by our own ``parse`` (the type's
+    ``parse_settings``): 400 naming the instance when DVID reports settings we cannot hold."""
 
     def triple(key: str, default: list[Any]) -> str:
         v = ext.get(key) or default
         if not isinstance(v, list) or len(v) != 3:
-            raise BadRequest(f"uint8blk {name!r}: bad {key} {v!r} in DVID's info")
+            raise BadRequest(f"{kind} {name!r}: bad {key} {v!r} in DVID's info")
         return ",".join(str(x) for x in v)
 
-    settings = {"blocksize": triple("BlockSize", [32, 32, 32]),
+    settings = {"blocksize": triple("BlockSize", [block] * 3),
                 "voxelsize": triple("VoxelSize", [8, 8, 8]),
-                "voxelunits": triple("VoxelUnits", ["nanometers"] * 3),
-                "background": str(ext.get("Background", 0)), "compression": comp}
+                "voxelunits": triple("VoxelUnits", ["nanometers"] * 3), **more}
     try:
-        return Uint8Blk.parse_settings(settings)
+        return parse(settings)
     except BadRequest as e:
-        raise BadRequest(f"cannot import uint8blk {name!r}: {e.message} (leave it out "
+        raise BadRequest(f"cannot import {kind} {name!r}: {e.message} (leave it out "
                          "with data=...)") from None
+
+
+def _uint8blk_config(name: str, ext: dict[str, Any], comp: str) -> dict[str, Any]:
+    """The ``meta.config`` for a DVID uint8blk instance (see :func:`_block_config`; e.g.
+    blocks over 2**24 voxels are refused)."""
+    from datatypes.uint8blk import Uint8Blk
+
+    return _block_config("uint8blk", Uint8Blk.parse_settings, name, ext, 32,
+                         background=str(ext.get("Background", 0)), compression=comp)
 
 
 def _remember_and_compare(
@@ -795,23 +805,10 @@ def _slabs(lo: list[int], hi: list[int], bs: tuple[int, int, int]
 
 
 def _labelmap_config(name: str, ext: dict[str, Any]) -> dict[str, Any]:
-    """The receiver's ``meta.config`` for a DVID labelmap described by its ``Extended``
-    info (400 naming the instance when this server cannot hold the settings)."""
+    """The ``meta.config`` for a DVID labelmap (see :func:`_block_config`)."""
     from datatypes.labelmap.core import LabelmapCore
 
-    def triple(key: str, default: list[Any]) -> str:
-        v = ext.get(key) or default
-        if not isinstance(v, list) or len(v) != 3:
-            raise BadRequest(f"labelmap {name!r}: bad {key} {v!r} in DVID's info")
-        return ",".join(str(x) for x in v)
-
-    settings = {"blocksize": triple("BlockSize", [64, 64, 64]),
-                "voxelsize": triple("VoxelSize", [8, 8, 8]),
-                "voxelunits": triple("VoxelUnits", ["nanometers"] * 3),
-                "indexedlabels": "false" if ext.get("IndexedLabels") is False else "true",
-                "maxdownreslevel": str(ext.get("MaxDownresLevel") or 0)}
-    try:
-        return LabelmapCore.parse_settings(settings)
-    except BadRequest as e:
-        raise BadRequest(f"cannot import labelmap {name!r}: {e.message} (leave it out "
-                         "with data=...)") from None
+    return _block_config(
+        "labelmap", LabelmapCore.parse_settings, name, ext, 64,
+        indexedlabels="false" if ext.get("IndexedLabels") is False else "true",
+        maxdownreslevel=str(ext.get("MaxDownresLevel") or 0))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -195,3 +195,18 @@ class ChunkWriter:
         out = frame(b"".join(self.parts), self.n)
         self.parts, self.size, self.n = [], 0, 0
         return out
+
+
+def group_frames(recs: Iterable[tuple[bytes, bytes]],
+                 max_chunk: int = DEFAULT_MAX_CHUNK) -> Iterator[bytes]:
+    """The frames of one group: the records ``recs`` in chunks (see :class:`ChunkWriter`),
+    then the end frame."""
+    w = ChunkWriter(max_chunk)
+    for k, v in recs:
+        out = w.add(k, v)
+        if out:
+            yield out
+    last = w.flush()
+    if last:
+        yield last
+    yield end_frame(w.total)

@@ -32,7 +32,6 @@ Jobs (what ``dvidpy push`` / ``dvidpy pull`` start and watch):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -59,6 +58,8 @@ from dvidpy.transfer.client import (
 from dvidpy.transfer.protocol import PROTOCOL_NAME, PROTOCOL_VERSION
 from dvidpy.transfer.receiver import Receiver
 from dvidpy.transfer.sender import LocalSource
+from dvidpy.web import Handler, read_body, read_json
+from dvidpy.web import guard as dvid_guard
 
 log = logging.getLogger("dvidpy.transfer")
 
@@ -109,41 +110,32 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
     jobs: dict[str, Job] = {}
     limit = settings.max_request_bytes
 
-    async def read_json(request: Request) -> Any:
-        raw = await read_body(request, limit)
-        try:
-            return json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"malformed JSON body ({e})") from None
-
-    def guard(fn: Any) -> Any:
+    def guard(fn: Handler) -> Handler:
+        """:func:`dvidpy.web.guard`, and a failed transfer to another server is a 502."""
         async def wrapped(request: Request) -> Response:
             try:
                 return await fn(request)
-            except DvidError as e:
-                return PlainTextResponse(f"{e.message} ({request.url.path})",
-                                         status_code=e.status_code)
             except TransferError as e:
                 return PlainTextResponse(e.message, status_code=502)
-        return wrapped
+        return dvid_guard(wrapped)
 
     async def protocol(request: Request) -> Response:
         return json_response({"protocol": PROTOCOL_NAME, "version": PROTOCOL_VERSION})
 
     async def manifest(request: Request) -> Response:
-        o = _opts(await read_json(request))
+        o = _opts(await read_json(request, limit))
         m = await run_in_threadpool(source.manifest, o["uuid"], flatten=o["flatten"],
                                     data=o["data"], roi=o["roi"])
         return json_response(m)
 
     async def count(request: Request) -> Response:
-        req = await read_json(request)
+        req = await read_json(request, limit)
         if not isinstance(req, dict):
             raise BadRequest("expected a JSON stream request")
         return json_response({"records": await run_in_threadpool(source.count, req)})
 
     async def stream(request: Request) -> Response:
-        req = await read_json(request)
+        req = await read_json(request, limit)
         if not isinstance(req, dict):
             raise BadRequest("expected a JSON stream request")
         frames = await run_in_threadpool(source.stream, req)
@@ -158,7 +150,7 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         return StreamingResponse(rest(), media_type="application/octet-stream")
 
     async def receive_begin(request: Request) -> Response:
-        m = await read_json(request)
+        m = await read_json(request, limit)
         return json_response(await run_in_threadpool(receiver.begin, m))
 
     async def receive_chunk(request: Request) -> Response:
@@ -211,7 +203,7 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         return job
 
     async def push(request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, limit)
         o = _opts(body)
         dst = body.get("dst")
         if not isinstance(dst, str) or not dst:
@@ -223,7 +215,7 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         return json_response({"id": job.id})
 
     async def pull(request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, limit)
         o = _opts(body)
         src = body.get("src")
         if not isinstance(src, str) or not src:
@@ -270,19 +262,3 @@ def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
         Route("/api/transfer/jobs", guard(list_jobs)),
         Route("/api/transfer/{jid}", guard(job_info)),
     ]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body; :class:`TooLarge` (413) past ``limit`` bytes, before reading it
-    all when ``Content-Length`` says so."""
-    cl = request.headers.get("content-length")
-    if cl is not None and cl.isdigit() and int(cl) > limit:
-        raise TooLarge(f"request body of {cl} bytes is over the server limit of {limit}")
-    parts = []
-    n = 0
-    async for part in request.stream():
-        n += len(part)
-        if n > limit:
-            raise TooLarge(f"request body is over the server limit of {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)

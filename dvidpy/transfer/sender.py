@@ -24,7 +24,7 @@ from dvidpy.datatype import Datatype
 from dvidpy.errors import BadRequest
 from dvidpy.keys import MARK_DATA, MARK_TOMBSTONE, SUFFIX_LEN, instance_prefix, u32be
 from dvidpy.repo import Repo, RepoManager
-from dvidpy.transfer.protocol import DEFAULT_MAX_CHUNK, ChunkWriter, end_frame
+from dvidpy.transfer.protocol import DEFAULT_MAX_CHUNK, group_frames
 from storage.base import KeyRange, prefix_successor
 
 #: keys fetched per get_many when only some versions are wanted
@@ -195,19 +195,7 @@ class LocalSource:
         if not isinstance(max_chunk, int) or max_chunk < 1:
             raise BadRequest("max_chunk must be a positive integer")
         recs = self._records(req, keys_only=False)
-        return self._chunks(recs, max_chunk)
-
-    @staticmethod
-    def _chunks(recs: Iterator[tuple[bytes, bytes]], max_chunk: int) -> Iterator[bytes]:
-        w = ChunkWriter(max_chunk)
-        for k, v in recs:
-            out = w.add(k, v)
-            if out:
-                yield out
-        last = w.flush()
-        if last:
-            yield last
-        yield end_frame(w.total)
+        return group_frames(recs, max_chunk)
 
     def count(self, req: dict[str, Any]) -> int:
         """Number of records :meth:`stream` would send for ``req`` (a keys-only pass).
