@@ -8,7 +8,8 @@ Starts two ``dvidpy serve`` processes on loopback (source on LevelDB, destinatio
 uint8blk instance of 32³ blocks written as 256³ subvolumes (``--kind keyvalue``: values
 of ``--value-kib``) — commits, then reports:
 
-* ``cp -r`` of the source LevelDB folder (same run, server stopped, warm page cache): MB/s;
+* ``cp -r`` of the source LevelDB folder (same run, server stopped, its files dropped from
+  the page cache first, as before each push and pull): MB/s;
 * a full ``POST /api/transfer/push`` job: MB/s of value bytes, and the ratio to ``cp -r``;
 * the same repo pulled by a third server (data flows source -> receiver as one streamed
   response instead of posted chunks);
@@ -92,6 +93,20 @@ def post_subvolume(url: str, uuid: str, i: int) -> None:
          os.urandom(SUB ** 3))
 
 
+def evict(folder: Path) -> None:
+    """Drop ``folder``'s files from the page cache (fsync, then POSIX_FADV_DONTNEED; no
+    root needed), so ``cp -r`` and the push both read the disk as a copy to another
+    machine would, instead of a cache warm by how recently the data was written."""
+    for f in folder.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
 def dir_size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -139,6 +154,7 @@ def main() -> None:
         # cp -r needs a quiet folder: stop the source, copy, start it again
         sp.terminate()
         sp.wait(30)
+        evict(tmp / "src" / "db")
         t = time.perf_counter()
         subprocess.run(["cp", "-r", str(tmp / "src" / "db"), str(tmp / "copy")], check=True)
         cp = time.perf_counter() - t
@@ -148,6 +164,7 @@ def main() -> None:
         print(f"cp -r of the LevelDB folder ({dir_size(tmp / 'src' / 'db') / 1e6:.0f} MB): "
               f"{cp:.2f} s, {cp_rate:.0f} MB/s")
 
+        evict(tmp / "src" / "db")
         t = time.perf_counter()
         st = push(src, root, dst)
         secs = time.perf_counter() - t
@@ -158,6 +175,7 @@ def main() -> None:
         (tmp / "dst2").mkdir()
         p3, dst2 = serve(tmp / "dst2", args.dst_engine)
         procs.append(p3)
+        evict(tmp / "src" / "db")
         t = time.perf_counter()
         stp = push(dst2, root, src, kind="pull")
         secs_p = time.perf_counter() - t
