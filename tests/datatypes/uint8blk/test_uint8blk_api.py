@@ -12,35 +12,14 @@ from datatypes.common import imagecodec
 from datatypes.common.blockstream import decode_records
 from datatypes.uint8blk import block_tkey, decode_block_tkey
 from dvidpy.codec import split_frame
-from dvidpy.config import Settings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
-from server import create_app
 
 COMPRESSIONS = ["lz4", "gzip", "none", "jpeg"]
 
 
-@pytest.fixture
-def app():
-    settings = Settings.memory()
-    settings.max_request_bytes = 64 << 20
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def repo(client) -> str:
-    r = client.post("/api/repos", json={"alias": "u8"})
-    assert r.status_code == 200, r.text
-    return r.json()["root"]
 
 
 def make(client, uuid: str, name: str, **settings: str) -> str:

@@ -81,24 +81,6 @@ def dvid_arb(world: np.ndarray, origin, background: int, voxel_size, tl, tr, bl,
 # ----- fixtures -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app():
-    settings = Settings.memory()
-    settings.max_request_bytes = 64 << 20
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def repo(client) -> str:
-    r = client.post("/api/repos", json={"alias": "arb"})
-    assert r.status_code == 200, r.text
-    return r.json()["root"]
 
 
 @pytest.fixture
