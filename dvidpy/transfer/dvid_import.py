@@ -683,7 +683,7 @@ class DvidApiSource:
             raise TransferError(f"annotation {name!r} at {v}: bad all-elements answer: "
                                 f"{msg}") from None
         every = ElemList.of(elems)
-        if len(set(map(tuple, every.pos.tolist()))) != len(every):
+        if len(every) and np.unique(every.pos, axis=0).shape[0] != len(every):
             raise TransferError(f"annotation {name!r} at {v}: all-elements lists a "
                                 "position twice")
         bs = np.asarray(im["config"]["BlockSize"], np.int64)

@@ -8,14 +8,19 @@ and re-tagged elements) -> v2 (open, a cleave), root -> side (a branch that dele
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.transfer.test_transfer_e2e import cli, dag_shape, ok
+from tests.transfer.test_transfer_e2e import (
+    cli,
+    dag_shape,
+    import_in_process,
+    ok,
+    records_per_version,
+)
 
 pytestmark = pytest.mark.e2e
 BS = 16
@@ -102,29 +107,10 @@ def state(c: Any, uuid: str) -> dict[str, Any]:
     return out
 
 
-def lists_per_version(mgr: Any, uuid: str, name: str) -> Counter[tuple[str, int]]:
-    """``(version UUID, tkey class)`` -> stored records of annotation ``name``."""
-    from dvidpy.keys import SUFFIX_LEN, instance_prefix
-    from storage.base import KeyRange
-
-    repo, _ = mgr.resolve(uuid)
-    inst = repo.instances[name]
-    pre = instance_prefix(inst.meta.instance_id)
-    by_vid = {n.version: n.uuid for n in repo.dag.nodes.values()}
-    out: Counter[tuple[str, int]] = Counter()
-    for k, _ in mgr.engines[inst.meta.store].scan(KeyRange.prefix(pre), keys_only=True):
-        if k[len(pre)] in (210, 211, 212):
-            out[(by_vid[int.from_bytes(k[-SUFFIX_LEN:-1], "big")], k[len(pre)])] += 1
-    return out
-
-
 def test_import_annotation_over_versions(make_server, monkeypatch) -> None:
     from starlette.testclient import TestClient
 
-    from dvidpy.config import Settings
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver, dvid_import, run_transfer
-    from dvidpy.transfer.dvid_import import DvidApiSource
+    from dvidpy.transfer import dvid_import
     from server import create_app
 
     src, dst = make_server("leveldb"), make_server("rocksdb")
@@ -138,15 +124,11 @@ def test_import_annotation_over_versions(make_server, monkeypatch) -> None:
         for memo in (True, False):  # parent states remembered / re-read from the source
             if not memo:
                 monkeypatch.setattr(dvid_import, "_MEMO_VERSIONS", 0)
-            settings = Settings.memory()
-            mgr = RepoManager(settings)
-            source = DvidApiSource(src.url, mgr)
-            run_transfer(source, LocalSink(Receiver(mgr, settings)), v["root"])
-            assert source.calls and not [p for p in source.calls if "/api/transfer" in p]
+            settings, mgr, _, _ = import_in_process(src.url, v["root"])
             with TestClient(create_app(settings, mgr)) as m:
                 for key, u in v.items():
                     assert state(m, u) == expect[u], (memo, key)
-            per_run.append(lists_per_version(mgr, v["root"], "syn"))
+            per_run.append(records_per_version(mgr, v["root"], "syn"))
         assert per_run[0] == per_run[1]
         got = per_run[0]
         # only what changed is written below the root: v1 rewrites the blocks of the
@@ -178,9 +160,7 @@ def test_import_annotation_over_versions(make_server, monkeypatch) -> None:
 def test_import_annotation_bad_answers(make_server, monkeypatch) -> None:
     """Malformed all-elements or label answers stop the import with a TransferError and
     leave nothing on the receiver."""
-    from dvidpy.config import Settings
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver, TransferError, run_transfer
+    from dvidpy.transfer import TransferError
     from dvidpy.transfer.dvid_import import DvidApiSource
 
     src = make_server("leveldb")
@@ -204,10 +184,6 @@ def test_import_annotation_bad_answers(make_server, monkeypatch) -> None:
             return body if path.endswith(suffix) else got
 
         monkeypatch.setattr(DvidApiSource, "_get", fake)
-        settings = Settings.memory()
-        mgr = RepoManager(settings)
         with pytest.raises(TransferError) as ei:
-            run_transfer(DvidApiSource(src.url, mgr), LocalSink(Receiver(mgr, settings)),
-                         v["root"], data=["syn"])
+            import_in_process(src.url, v["root"], data=["syn"])
         assert msg in str(ei.value), (suffix, str(ei.value))
-        assert v["root"] not in mgr.repos

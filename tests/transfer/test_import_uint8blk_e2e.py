@@ -9,7 +9,13 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.transfer.test_transfer_e2e import cli, dag_shape, ok
+from tests.transfer.test_transfer_e2e import (
+    cli,
+    dag_shape,
+    import_in_process,
+    ok,
+    records_per_version,
+)
 
 pytestmark = pytest.mark.e2e
 BS = 16
@@ -93,27 +99,19 @@ def state(c: Any, uuid: str) -> dict[str, Any]:
 def blocks_per_version(mgr: Any, uuid: str, name: str) -> Counter[str]:
     """Block keys stored per version UUID for instance ``name`` on an in-process server."""
     from datatypes.uint8blk import BLOCK_CLASS
-    from dvidpy.keys import SUFFIX_LEN, instance_prefix
-    from storage.base import KeyRange
 
-    repo, _ = mgr.resolve(uuid)
-    inst = repo.instances[name]
-    pre = instance_prefix(inst.meta.instance_id)
-    by_vid = {n.version: n.uuid for n in repo.dag.nodes.values()}
     out: Counter[str] = Counter()
-    for k, _ in mgr.engines[inst.meta.store].scan(KeyRange.prefix(pre), keys_only=True):
-        if k[len(pre)] == BLOCK_CLASS:
-            out[by_vid[int.from_bytes(k[-SUFFIX_LEN:-1], "big")]] += 1
+    for (u, cls), n in records_per_version(mgr, uuid, name).items():
+        if cls == BLOCK_CLASS:
+            out[u] += n
     return out
 
 
 def test_import_uint8blk_over_versions(make_server, monkeypatch) -> None:
     from starlette.testclient import TestClient
 
-    from dvidpy.config import Settings
     from dvidpy.errors import BadRequest
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver, dvid_import, run_transfer
+    from dvidpy.transfer import dvid_import
     from dvidpy.transfer.dvid_import import DvidApiSource
     from server import create_app
 
@@ -125,12 +123,8 @@ def test_import_uint8blk_over_versions(make_server, monkeypatch) -> None:
         for memo in (True, False):  # parent digests remembered / re-read from the source
             if not memo:
                 monkeypatch.setattr(dvid_import, "_MEMO_MAX_BLOCKS", 0)
-            settings = Settings.memory()
-            mgr = RepoManager(settings)
-            source = DvidApiSource(src.url, mgr)
-            st = run_transfer(source, LocalSink(Receiver(mgr, settings)), v["root"])
+            settings, mgr, source, st = import_in_process(src.url, v["root"])
             assert st["records"] > 0
-            assert source.calls and not [p for p in source.calls if "/api/transfer" in p]
             assert not [p for p in source.calls if "compression=" in p and "gray" in p
                         and "compression=uncompressed" not in p]
             with TestClient(create_app(settings, mgr)) as m:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from datatypes.labelmap.rle import encode_rles
+from tests.transfer.test_import_annotation_e2e import _sorted
 from tests.transfer.test_transfer_e2e import cli, dag_shape, job, ok
 
 pytestmark = pytest.mark.e2e
@@ -86,10 +87,6 @@ def build(c: httpx.Client) -> dict[str, str]:
     v2 = ok(c.post(f"/api/node/{v1}/newversion", json={})).json()["child"]
     ok(c.post(f"/api/node/{v2}/seg/cleave/1", json=[2]))
     return {"root": root, "v1": v1, "side": side, "v2": v2}
-
-
-def _sorted(elems: Any) -> list[Any]:
-    return sorted(elems or [], key=lambda e: e["Pos"])
 
 
 def state(c: Any, uuid: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,44 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def ok(r: httpx.Response) -> httpx.Response:
     assert r.status_code == 200, r.text
     return r
+
+
+def import_in_process(url: str, uuid: str, **kw: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Import the repo of ``uuid`` from ``url`` through DVID's public API into a fresh
+    in-memory :class:`RepoManager`: ``(settings, mgr, source, transfer status)``. Raises
+    what :func:`run_transfer` raises; on success checks that no non-public endpoint was
+    requested."""
+    from dvidpy.config import Settings
+    from dvidpy.repo import RepoManager
+    from dvidpy.transfer import LocalSink, Receiver
+    from dvidpy.transfer.dvid_import import DvidApiSource
+
+    settings = Settings.memory()
+    mgr = RepoManager(settings)
+    source = DvidApiSource(url, mgr)
+    try:
+        st = run_transfer(source, LocalSink(Receiver(mgr, settings)), uuid, **kw)
+    except TransferError:
+        assert uuid not in mgr.repos  # nothing half-imported is visible
+        raise
+    assert source.calls and not [p for p in source.calls if "/api/transfer" in p]
+    return settings, mgr, source, st
+
+
+def records_per_version(mgr: Any, uuid: str, name: str) -> Counter[tuple[str, int]]:
+    """``(version UUID, TKey class)`` -> stored records of instance ``name`` on an
+    in-process server."""
+    from dvidpy.keys import SUFFIX_LEN, instance_prefix
+    from storage.base import KeyRange
+
+    repo, _ = mgr.resolve(uuid)
+    inst = repo.instances[name]
+    pre = instance_prefix(inst.meta.instance_id)
+    by_vid = {n.version: n.uuid for n in repo.dag.nodes.values()}
+    out: Counter[tuple[str, int]] = Counter()
+    for k, _ in mgr.engines[inst.meta.store].scan(KeyRange.prefix(pre), keys_only=True):
+        out[(by_vid[int.from_bytes(k[-SUFFIX_LEN:-1], "big")], k[len(pre)])] += 1
+    return out
 
 
 def has_roi(c: httpx.Client) -> bool:
@@ -296,10 +335,6 @@ def test_faults_conflict_corruption_limits(make_server) -> None:
 def test_import_from_dvid_public_api(make_server) -> None:
     from starlette.testclient import TestClient
 
-    from dvidpy.config import Settings
-    from dvidpy.repo import RepoManager
-    from dvidpy.transfer import LocalSink, Receiver
-    from dvidpy.transfer.dvid_import import DvidApiSource
     from server import create_app
 
     src, dst = make_server("leveldb"), make_server("rocksdb")
@@ -307,12 +342,8 @@ def test_import_from_dvid_public_api(make_server) -> None:
             httpx.Client(base_url=dst.url, timeout=60) as b:
         v = build_repo(a)
         # in-process receiver: check the importer only touched DVID's public API
-        settings = Settings.memory()
-        mgr = RepoManager(settings)
-        source = DvidApiSource(src.url, mgr)
-        st = run_transfer(source, LocalSink(Receiver(mgr, settings)), v["root"])
+        settings, mgr, _, st = import_in_process(src.url, v["root"])
         assert st["records"] > 0
-        assert source.calls and not [p for p in source.calls if "/api/transfer" in p]
         with TestClient(create_app(settings, mgr)) as m:
             for u in v.values():
                 assert snapshot(m, u) == snapshot(a, u), u  # type: ignore[arg-type]
