@@ -146,7 +146,7 @@ class KeyValue(Datatype):
     # ----- single keys ------------------------------------------------------------------
 
     @endpoint(("GET", "HEAD"), "key/{key}", "The value of a key", params=(_KEY,),
-              returns={200: OCTET, 206: OCTET}, query=(
+              returns={200: OCTET, 206: OCTET}, inline=True, query=(
                   Q("byte_start", "count", "first byte of a range (inclusive)"),
                   Q("byte_end", "count", "last byte of a range (inclusive)")))
     def _get_key(self, call: Call) -> Response:

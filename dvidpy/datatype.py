@@ -381,7 +381,7 @@ class Datatype:
 
     # ----- endpoints every datatype has -------------------------------------------------
 
-    @endpoint("GET", "info", "Instance description: Base and Extended")
+    @endpoint("GET", "info", "Instance description: Base and Extended", inline=True)
     def _get_info(self, call: Call) -> Any:
         return self.info(call.ctx)
 
@@ -403,11 +403,11 @@ class Datatype:
         return Response(f"Updated settings of {self.meta.name}\n", media_type="text/plain")
 
     @endpoint("GET", "help", "The datatype's HTTP API description", returns=TEXT,
-              access="public")
+              access="public", inline=True)
     def _help(self, call: Call) -> Response:
         return Response(self.help_text or self.type_name, media_type="text/plain")
 
-    @endpoint("GET", "tags", "The instance's tags")
+    @endpoint("GET", "tags", "The instance's tags", inline=True)
     def _get_tags(self, call: Call) -> Any:
         return {"Tags": dict(self.meta.tags) if self.meta.tags else None}
 

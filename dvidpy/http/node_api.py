@@ -165,4 +165,5 @@ async def instance_dispatch(call: HttpCall) -> Response:
     ctx = mgr.context(inst, node, q.get("u", ""), q.get("app", ""))
     ctx.allow_locked = settings.rwmode == "fullwrite"
     dcall = Call(method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path, params)
-    return to_response(await call_handler(spec.handler, inst, dcall, inline=spec.inline))
+    inline = spec.inline and inst.store.engine.local
+    return to_response(await call_handler(spec.handler, inst, dcall, inline=inline))

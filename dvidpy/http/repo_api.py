@@ -46,7 +46,8 @@ def repo_head(call: HttpCall) -> Response:
     return PlainTextResponse(f"Repo available with root UUID {repo.root}")
 
 
-@routes.get("/api/repo/{uuid}/info", "The repo: root, alias, DAG, instances", params=(_UUID,))
+@routes.get("/api/repo/{uuid}/info", "The repo: root, alias, DAG, instances", params=(_UUID,),
+            inline=True)
 def repo_info(call: HttpCall) -> Any:
     repo, _ = repo_of(call)
     return call.mgr.repo_info(repo)
