@@ -106,6 +106,7 @@ typedef struct {
     /* packed values */
     uint8_t *packed;
     size_t plen;
+    uint64_t *slab;        /* scratch: one slab of sub-blocks */
     /* block label list and counts */
     uint64_t *labels;
     uint64_t *counts;
@@ -113,6 +114,7 @@ typedef struct {
 } enc_t;
 
 static void enc_free(enc_t *e) {
+    free(e->slab);
     free(e->ns);
     free(e->evals);
     free(e->ecnt);
@@ -136,17 +138,22 @@ static int grow_entries(enc_t *e, size_t need) {
     return 0;
 }
 
-/* Pack 512 values of b bits MSB-first (512·b bits = 64·b whole bytes). */
+/* Pack 512 values of b bits MSB-first (each 8 values fill exactly b bytes). */
 static inline uint8_t *pack_values(uint8_t *dst, const uint16_t *vals, int b) {
-    uint64_t acc = 0;
-    int nb = 0;
-    for (int i = 0; i < SBV; i++) {
-        acc = (acc << b) | vals[i];
-        nb += b;
-        while (nb >= 8) {
-            nb -= 8;
-            *dst++ = (uint8_t)(acc >> nb);
+    if (b == 9) {
+        for (int i = 0; i < SBV; i += 8, dst += 9) {
+            uint64_t w = 0;
+            for (int x = 0; x < 7; x++) w = (w << 9) | vals[i + x];
+            w = (w << 1) | (uint64_t)(vals[i + 7] >> 8);
+            for (int j = 0; j < 8; j++) dst[j] = (uint8_t)(w >> (56 - 8 * j));
+            dst[8] = (uint8_t)vals[i + 7];
         }
+        return dst;
+    }
+    for (int i = 0; i < SBV; i += 8, dst += b) {
+        uint64_t w = 0;
+        for (int x = 0; x < 8; x++) w = (w << b) | vals[i + x];
+        for (int j = 0; j < b; j++) dst[j] = (uint8_t)(w >> (8 * (b - 1 - j)));
     }
     return dst;
 }
@@ -158,7 +165,7 @@ static int encode_core(enc_t *e) {
     uint16_t hid[HSLOTS];
     uint64_t vals[SBV];
     uint32_t cnt[SBV];
-    uint16_t ids[SBV], local[SBV], perm[SBV];
+    uint16_t rlen[SBV], rid[SBV], local[SBV], perm[SBV];
     pair_t order[SBV];
     uint32_t gen = 0;
     uint8_t *pdst;
@@ -173,47 +180,60 @@ static int encode_core(enc_t *e) {
         if (!e->packed) return -1;
     }
     pdst = e->packed;
+    /* One slab (8 z-planes x 8 rows x the block's width) at a time is gathered into sub-block
+     * order: the reads run along whole rows, the table work then stays in cache. */
+    uint64_t *slab = e->slab = malloc((size_t)e->gx * SBV * sizeof(uint64_t));
+    if (!slab) return -1;
     uint32_t sb = 0;
     for (int sz = 0; sz < e->gz; sz++) {
         for (int sy = 0; sy < e->gy; sy++) {
-            for (int sx = 0; sx < e->gx; sx++, sb++) {
-                uint32_t ntab = 0;
-                int i = 0;
-                uint64_t prev = 0;
-                uint16_t pid = 0;
-                gen++;
-                for (int z = 0; z < SBS; z++) {
-                    for (int y = 0; y < SBS; y++) {
-                        const char *row = e->base + (Py_ssize_t)(sz * SBS + z) * e->s0 +
-                                          (Py_ssize_t)(sy * SBS + y) * e->s1 +
-                                          (Py_ssize_t)(sx * SBS) * e->s2;
-                        for (int x = 0; x < SBS; x++, i++) {
-                            uint64_t v;
-                            memcpy(&v, row + x * e->s2, 8);
-                            if (i == 0 || v != prev) {
-                                uint32_t h = (uint32_t)(hash64(v) >> 54);
-                                for (;;) {
-                                    if (htag[h] != gen) {
-                                        htag[h] = gen;
-                                        hkey[h] = v;
-                                        hid[h] = (uint16_t)ntab;
-                                        vals[ntab] = v;
-                                        cnt[ntab] = 0;
-                                        pid = (uint16_t)ntab++;
-                                        break;
-                                    }
-                                    if (hkey[h] == v) {
-                                        pid = hid[h];
-                                        break;
-                                    }
-                                    h = (h + 1) & (HSLOTS - 1);
-                                }
-                                prev = v;
-                            }
-                            ids[i] = pid;
-                            cnt[pid]++;
-                        }
+            for (int z = 0; z < SBS; z++) {
+                for (int y = 0; y < SBS; y++) {
+                    const char *row = e->base + (Py_ssize_t)(sz * SBS + z) * e->s0 +
+                                      (Py_ssize_t)(sy * SBS + y) * e->s1;
+                    uint64_t *dst = slab + (z * SBS + y) * SBS;
+                    if (e->s2 == 8) {
+                        for (int sx = 0; sx < e->gx; sx++)
+                            memcpy(dst + (size_t)sx * SBV, row + (size_t)sx * 64, 64);
+                    } else {
+                        for (int sx = 0; sx < e->gx; sx++)
+                            for (int x = 0; x < SBS; x++)
+                                memcpy(dst + (size_t)sx * SBV + x,
+                                       row + (Py_ssize_t)(sx * SBS + x) * e->s2, 8);
                     }
+                }
+            }
+            for (int sx = 0; sx < e->gx; sx++, sb++) {
+                const uint64_t *src = slab + (size_t)sx * SBV;
+                uint32_t ntab = 0, nruns = 0;
+                gen++;
+                /* Runs of equal labels along the z,y,x voxel order; one table look-up per run. */
+                for (int i = 0; i < SBV;) {
+                    uint64_t v = src[i];
+                    int j = i + 1;
+                    while (j < SBV && src[j] == v) j++;
+                    uint16_t pid;
+                    uint32_t h = (uint32_t)(hash64(v) >> 54);
+                    for (;;) {
+                        if (htag[h] != gen) {
+                            htag[h] = gen;
+                            hkey[h] = v;
+                            hid[h] = (uint16_t)ntab;
+                            vals[ntab] = v;
+                            cnt[ntab] = 0;
+                            pid = (uint16_t)ntab++;
+                            break;
+                        }
+                        if (hkey[h] == v) {
+                            pid = hid[h];
+                            break;
+                        }
+                        h = (h + 1) & (HSLOTS - 1);
+                    }
+                    cnt[pid] += (uint32_t)(j - i);
+                    rlen[nruns] = (uint16_t)(j - i);
+                    rid[nruns++] = pid;
+                    i = j;
                 }
                 e->ns[sb] = (uint16_t)ntab;
                 if (grow_entries(e, ntab)) return -1;
@@ -235,7 +255,11 @@ static int encode_core(enc_t *e) {
                 }
                 e->ne += ntab;
                 if (e->pack) {
-                    for (int j = 0; j < SBV; j++) local[j] = perm[ids[j]];
+                    uint16_t *l = local;
+                    for (uint32_t r = 0; r < nruns; r++) {
+                        uint16_t v = perm[rid[r]];
+                        for (int k = 0; k < rlen[r]; k++) *l++ = v;
+                    }
                     pdst = pack_values(pdst, local, bits_for(ntab));
                 }
             }
