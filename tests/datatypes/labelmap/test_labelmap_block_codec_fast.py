@@ -107,6 +107,9 @@ def test_fast_and_reference_agree(arr: np.ndarray) -> None:
     lab2, cnt2 = bc.label_counts(arr)
     np.testing.assert_array_equal(lab2, u)
     np.testing.assert_array_equal(cnt2, c)
+    tables = bc.decompose_subblocks(bc.to_subblock_order(arr))  # the fallback's counts
+    np.testing.assert_array_equal(tables.labels, u)
+    np.testing.assert_array_equal(tables.counts, c)
     dec = bc.decode_block(ref)
     np.testing.assert_array_equal(dec, bc.decode_block_numpy(ref))
     np.testing.assert_array_equal(dec, arr)
@@ -271,6 +274,8 @@ def test_numpy_fallback_is_selectable() -> None:
         "e, l, c = bc.encode_block_counts(a)\n"
         "assert e == bc.encode_block_numpy(a) and (bc.decode_block(e) == a).all()\n"
         "assert l.tolist() == sorted(set(a.ravel().tolist())) and int(c.sum()) == 4096\n"
+        "l2, c2 = bc.label_counts(a)\n"
+        "assert (l2 == l).all() and (c2 == c).all() and c.tolist()[-1] == 4096 - 4000\n"
         "print('ok')\n"
     )
     env = {**os.environ, "DVIDPY_NO_EXTENSION": "1"}
