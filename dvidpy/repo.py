@@ -288,6 +288,22 @@ class RepoManager:
             self.save_repo(repo)
             return child
 
+    def new_tag(self, repo: Repo, node: Node, tag: str, note: str = "") -> Node:
+        """A committed child of ``node`` named ``tag`` (its UUID) on branch ``tag-<tag>``:
+        a fixed name for the state of ``node``. 400 when ``tag`` is empty or names an
+        existing version."""
+        if not tag:
+            raise BadRequest("tag needs a non-empty 'tag'")
+        with self.lock:
+            if tag in self._by_uuid:
+                raise BadRequest(f"tag {tag!r} is already a version UUID")
+            child = repo.dag.new_branch(node, f"tag-{tag}", tag, self.next_version, note)
+            self.next_version += 1
+            self._index_node(repo, child)
+            repo.dag.commit(child)
+            self.save_repo(repo)
+            return child
+
     def merge(self, repo: Repo, parents: list[Node], note: str = "") -> Node:
         """A conflict-free merge node of ``parents`` (all in ``repo``)."""
         with self.lock:

@@ -151,6 +151,9 @@ class KVEngine(ABC):
     atomic_batches: ClassVar[bool] = True
     #: True when data survives ``close()`` and re-``open()`` of the same location.
     persistent: ClassVar[bool] = True
+    #: True when point reads answer from this machine's memory or disk in microseconds
+    #: (no network round trip): cheap requests may then run on the server's event loop.
+    local: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
