@@ -50,7 +50,7 @@ from dvidpy import jsonio
 from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
-from dvidpy.http.spec import JSON, OCTET, PROTOBUF, Body, Param, Q
+from dvidpy.http.spec import EMPTY, JSON, OCTET, PROTOBUF, Body, Param, Q
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
@@ -184,7 +184,7 @@ class KeyValue(Datatype):
         return Response(value, headers=headers, media_type="application/octet-stream")
 
     @endpoint("POST", "key/{key}", "Store the body under a key", params=(_KEY,),
-              body=Body(OCTET, "the value"), returns=OCTET)
+              body=Body(OCTET, "the value"), returns=EMPTY)
     def _post_key(self, call: Call) -> Response:
         key = call.params["key"]
         with self.store.batch(call.ctx) as b:
@@ -193,7 +193,7 @@ class KeyValue(Datatype):
         return Response(b"")
 
     @endpoint("DELETE", "key/{key}", "Delete a key from this version on", params=(_KEY,),
-              returns=OCTET)
+              returns=EMPTY)
     def _delete_key(self, call: Call) -> Response:
         key = call.params["key"]
         with self.store.batch(call.ctx) as b:
@@ -288,7 +288,7 @@ class KeyValue(Datatype):
         return self._respond_pairs(call, pairs())
 
     @endpoint("POST", "keyvalues", "Store every pair of a protobuf KeyValues, atomically",
-              body=Body(PROTOBUF, "protobuf KeyValues"), returns=OCTET)
+              body=Body(PROTOBUF, "protobuf KeyValues"), returns=EMPTY)
     def _post_keyvalues(self, call: Call) -> Response:
         msg = protos.parse(protos.KeyValues, call.body)
         items = [(kv.key, encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]

@@ -70,7 +70,7 @@ def _operation(spec: RouteSpec, path_params: list[Param], op_id: str) -> dict[st
         op["requestBody"] = rb
     responses: dict[str, Any] = {}
     for status, medias in spec.returns.items():
-        r: dict[str, Any] = {"description": "success"}
+        r: dict[str, Any] = {"description": "success" if medias else "success, no body"}
         if medias and spec.method != "HEAD":
             r["content"] = {m: {"schema": _media_schema(m)} for m in medias}
         elif medias:

@@ -35,6 +35,8 @@ JSON = "application/json"
 OCTET = "application/octet-stream"
 TEXT = "text/plain"
 PROTOBUF = "application/x-protobuf"
+#: ``returns=EMPTY``: a success answer with no body (and no Content-Type)
+EMPTY: tuple[str, ...] = ()
 
 _INT_RE = re.compile(r"^-?[0-9]+$")
 _UINT_RE = re.compile(r"^[0-9]+$")
@@ -383,6 +385,8 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
         ret: dict[int, tuple[str, ...]] = {200: (JSON,)}
     elif isinstance(returns, str):
         ret = {200: (returns,)}
+    elif returns == EMPTY:
+        ret = {200: EMPTY}
     elif isinstance(returns, Mapping):
         ret = {int(k): (v,) if isinstance(v, str) else tuple(v) for k, v in returns.items()}
     else:
