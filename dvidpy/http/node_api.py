@@ -136,7 +136,7 @@ def node_add_log(call: HttpCall) -> Response:
     return PlainTextResponse("")
 
 
-@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*}",
+@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*:key}",
               "A datatype endpoint of instance {data}", mutates=False, inline=True,
               openapi=False, params=(_UUID, Param("data", "str", "data instance name")))
 async def instance_dispatch(call: HttpCall) -> Response:

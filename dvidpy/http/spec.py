@@ -328,9 +328,12 @@ class RouteSpec:
                 out[sg.param.name] = sg.param.default
         if rest:
             tail = list(parts[len(fixed):])
-            for t in tail:
-                _utf8_or_400(t, segs[-1].param.name)  # type: ignore[union-attr]
-            out[segs[-1].param.name] = tail  # type: ignore[union-attr]
+            rp = segs[-1].param
+            assert rp is not None
+            if rp.kind != "key":
+                for t in tail:
+                    _utf8_or_400(t, rp.name)
+            out[rp.name] = tail
         return out
 
     def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:

@@ -57,6 +57,9 @@ def parse_peer_url(url: str) -> tuple[str, str, int | None]:
         host = u.hostname
     except ValueError as e:
         raise ValueError(f"malformed peer URL {url!r}: {e}") from None
+    if "://" not in url and port is None:
+        raise ValueError(f"peer URL {url!r} needs a scheme (http://host[:port]) or a port "
+                         "(host:port)")
     if u.scheme not in ("http", "https"):
         raise ValueError(f"peer URL {url!r} must use http or https, not {u.scheme!r}")
     if not host:
