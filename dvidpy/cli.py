@@ -6,6 +6,7 @@
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
+``dvidpy --version``
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from dvidpy import __version__
 from dvidpy.config import ConfigError, Settings
 
 
@@ -44,8 +46,10 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as e:  # engines that cannot open: say why instead of a traceback
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
+    from dvidpy.banner import startup_banner
     from dvidpy.http.protocol import protocol_class
 
+    print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30,
                 http=protocol_class(settings.header_timeout))
@@ -103,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="dvidpy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"dvidpy {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP server")
     s.add_argument("--config", help="TOML configuration file (DVID's shape)")
