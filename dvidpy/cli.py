@@ -63,16 +63,18 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _downsample(args: argparse.Namespace) -> int:
-    """Build a uint8blk pyramid on a running server (``POST downres``), with progress."""
-    import time
+    """Build a uint8blk pyramid on a running server (``POST downres``), with progress.
 
-    import httpx
+    Standard library HTTP only (:class:`~dvidpy.transfer.client.Http`), so it runs on
+    the base install."""
+    import os
+    import time
+    from urllib.parse import quote, urlencode
+
     from tqdm import tqdm
 
-    base = args.server.rstrip("/")
-    if "://" not in base:
-        base = "http://" + base
-    url = f"{base}/api/node/{args.uuid}/{args.name}"
+    from dvidpy.transfer.client import Http, TransferError
+
     params: dict[str, str] = {}
     if args.bbox:
         params["bbox"] = args.bbox
@@ -80,22 +82,29 @@ def _downsample(args: argparse.Namespace) -> int:
         params["levels"] = str(args.levels)
     if args.full:
         params["full"] = "true"
-    with httpx.Client(timeout=600) as c:
-        r = c.post(f"{url}/downres", params=params)
-        if r.status_code >= 400:
-            print(f"dvidpy downsample: {r.status_code} {r.text.strip()}", file=sys.stderr)
-            return 1
+    path = f"/api/node/{quote(args.uuid, safe=':~')}/{quote(args.name, safe='')}"
+    query = f"?{urlencode(params)}" if params else ""
+    try:
+        h = Http(args.server.rstrip("/"), timeout=600,
+                 token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
+        h.json("POST", f"{path}/downres{query}")
         bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
-        while True:
-            st = c.get(f"{url}/downres-status").json()
-            bar.total = st.get("BlocksTotal", 0)
-            bar.n = st.get("BlocksDone", 0)
-            bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
-            bar.refresh()
-            if st.get("State") != "running":
-                break
-            time.sleep(args.poll)
-        bar.close()
+        try:
+            while True:
+                st = h.json("GET", f"{path}/downres-status")
+                bar.total = st.get("BlocksTotal", 0)
+                bar.n = st.get("BlocksDone", 0)
+                bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
+                bar.refresh()
+                if st.get("State") != "running":
+                    break
+                time.sleep(args.poll)
+        finally:
+            bar.close()
+            h.close()
+    except TransferError as e:
+        print(f"dvidpy downsample: {e.message}", file=sys.stderr)
+        return 1
     if st.get("State") == "error":
         print(f"dvidpy downsample: failed: {st.get('Error')}", file=sys.stderr)
         return 1
@@ -143,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--full", action="store_true", help="recompute from every stored block")
     d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     d.set_defaults(func=_downsample)
     from dvidpy.auth.cli import add_parser as add_token_parser
 
