@@ -10,7 +10,7 @@ Example::
     maxRequestBytes = 4294967296    # bodies / responses larger than this get 413 / 400
 
     [store.raid6]
-    engine = "leveldb"              # leveldb | rocksdb | gcs | memory (basholeveldb, gbucket too)
+    engine = "leveldb"              # leveldb | rocksdb | postgres | gcs | s3 | memory
     path = "/data/dbs/leveldb"
     [store.fast]
     engine = "rocksdb"
@@ -19,6 +19,15 @@ Example::
     engine = "gcs"
     bucket = "my-bucket/prefix"
     endpoint = "http://127.0.0.1:9023"   # optional, e.g. an emulator
+    [store.pg]
+    engine = "postgres"
+    dsn = "postgresql://dvid@db.example:5432/dvid"   # password: PGPASSWORD or ~/.pgpass
+    table = "dvid_kv"
+    [store.s3]
+    engine = "s3"
+    bucket = "my-bucket/prefix"
+    endpoint = "http://127.0.0.1:9000"   # optional (MinIO, Ceph); default AWS
+    region = "us-east-1"                 # credentials: AWS_* environment variables
 
     [backend.default]                # required unless exactly one store exists
     store = "raid6"
@@ -133,11 +142,14 @@ class Settings:
             opts = dict(spec)
             engine = str(opts.pop("engine"))
             engine = ENGINE_ALIASES.get(engine, engine)
-            loc = str(opts.pop("path", opts.pop("bucket", "")))
+            loc = str(opts.pop("path", opts.pop("bucket", opts.pop("dsn", ""))))
             if engine in ("leveldb", "rocksdb"):
                 if not loc:
                     raise ConfigError(f"[store.{alias}] engine {engine} needs a path")
                 loc = str((base_dir / loc).resolve())
+            elif engine in ("postgres", "s3") and not loc:
+                what = "a dsn" if engine == "postgres" else "a bucket"
+                raise ConfigError(f"[store.{alias}] engine {engine} needs {what}")
             s.stores[alias] = StoreSpec(alias, engine, loc, opts)
         if not s.stores:
             raise ConfigError("the config defines no [store.NAME] table")
