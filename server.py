@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
         return json_response({n: c.type_url for n, c in registered_datatypes().items()})
 
     async def load(request: Request) -> Response:
-        return json_response(dict.fromkeys(LOAD_FIELDS, 0))
+        return json_response({**dict.fromkeys(LOAD_FIELDS, 0), **mgr.cache_stats()})
 
     async def help_page(request: Request) -> Response:
         items = "".join(

@@ -68,12 +68,28 @@ class ConfigError(ValueError):
 
 @dataclass
 class StoreSpec:
-    """One ``[store.NAME]`` table: an engine name and its options."""
+    """One ``[store.NAME]`` table: an engine name and its options.
+
+    Keys that belong to dvidpy rather than to the engine are taken out of ``options``:
+    ``shared`` (several servers use the store at once; default true for ``postgres``,
+    false otherwise; see :mod:`dvidpy.coord`), and the cache tier of
+    :mod:`dvidpy.cache`: ``cache_mb`` (in-process LRU of committed-version reads, MiB;
+    0 = none), ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl``
+    (seconds a Redis entry lives, default 3600).
+    """
 
     alias: str
     engine: str
     location: str
     options: dict[str, Any] = field(default_factory=dict)
+    shared: bool | None = None
+    cache_mb: float = 0.0
+    redis: str = ""
+    cache_ttl: int = 3600
+
+    def is_shared(self) -> bool:
+        """Whether several servers may use this store at once (see the class docstring)."""
+        return self.engine == "postgres" if self.shared is None else self.shared
 
 
 @dataclass
@@ -150,7 +166,9 @@ class Settings:
             elif engine in ("postgres", "s3") and not loc:
                 what = "a dsn" if engine == "postgres" else "a bucket"
                 raise ConfigError(f"[store.{alias}] engine {engine} needs {what}")
-            s.stores[alias] = StoreSpec(alias, engine, loc, opts)
+            spec_ = StoreSpec(alias, engine, loc, opts)
+            _store_extras(spec_, opts)
+            s.stores[alias] = spec_
         if not s.stores:
             raise ConfigError("the config defines no [store.NAME] table")
         for rule, spec in data.get("backend", {}).items():
@@ -165,6 +183,10 @@ class Settings:
                 raise ConfigError("several stores are defined but no [backend.default]")
             s.backend["default"] = next(iter(s.stores))
         return s
+
+    def coordinated(self) -> bool:
+        """True when servers share the metadata store (and so coordinate through it)."""
+        return self.stores[self.metadata_store()].is_shared()
 
     def store_for_instance(self, typename: str, name: str, root_uuid: str, data_uuid: str,
                            tags: dict[str, str]) -> str:
@@ -184,3 +206,28 @@ class Settings:
     def metadata_store(self) -> str:
         """Alias of the store holding repos, DAGs and counters."""
         return self.backend.get("metadata", self.backend["default"])
+
+
+def _store_extras(spec: StoreSpec, opts: dict[str, Any]) -> None:
+    """Move dvidpy's own keys (shared, cache_mb, redis, cache_ttl) out of engine options."""
+    where = f"[store.{spec.alias}]"
+    if "shared" in opts:
+        v = opts.pop("shared")
+        if not isinstance(v, bool):
+            raise ConfigError(f"{where} shared must be true or false")
+        spec.shared = v
+    if "cache_mb" in opts:
+        v = opts.pop("cache_mb")
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ConfigError(f"{where} cache_mb must be a number >= 0")
+        spec.cache_mb = float(v)
+    if "redis" in opts:
+        v = opts.pop("redis")
+        if not isinstance(v, str) or not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{where} redis must be a URL such as redis://HOST:6379/0")
+        spec.redis = v
+    if "cache_ttl" in opts:
+        v = opts.pop("cache_ttl")
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{where} cache_ttl must be a positive number of seconds")
+        spec.cache_ttl = v
