@@ -309,15 +309,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
             tag = _str_field(b, "tag")
             if not tag:
                 raise BadRequest("tag needs a non-empty 'tag'")
-            with mgr.lock:
-                if tag in mgr._by_uuid:
-                    raise BadRequest(f"tag {tag!r} is already a version UUID")
-                child = repo.dag.new_branch(node, f"tag-{tag}", tag, mgr.next_version,
-                                            _str_field(b, "note"))
-                mgr.next_version += 1
-                mgr._index_node(repo, child)
-                repo.dag.commit(child)
-                mgr.save_repo(repo)
+            mgr.new_tag(repo, node, tag, _str_field(b, "note"))
             return json_response({"child": tag})
         if action == "note":
             if method == "POST":

@@ -3,6 +3,7 @@
 ``dvidpy serve``                      serve 127.0.0.1:8000 with LevelDB under ./dvid-data
 ``dvidpy serve --config dvid.toml``   serve with a DVID-style TOML configuration
 ``dvidpy serve --memory``             everything in memory (throwaway)
+``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (postgres...)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 """
@@ -38,6 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.workers != 1:
+        return _serve_workers(args, settings)
     try:
         app = create_app(settings)
     except Exception as e:  # engines that cannot open: say why instead of a traceback
@@ -45,6 +48,48 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30)
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """``--workers N``: N uvicorn worker processes, each building the app from the TOML
+    (``server:app`` reads ``$DVIDPY_CONFIG``). Every store must be shared (one whose
+    engine several processes may open at once, e.g. postgres): a LevelDB, RocksDB or
+    memory store, or a bucket without ``shared = true``, is refused before anything
+    starts, and so is a configuration that does not open (checked once in this process).
+    """
+    import os
+    from pathlib import Path
+
+    import uvicorn
+
+    from dvidpy.repo import RepoManager
+    from storage import engine_class
+
+    if args.workers < 1:
+        print("dvidpy: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.config:
+        print("dvidpy: --workers needs --config with shared stores (the default LevelDB "
+              "and --memory serve one process only)", file=sys.stderr)
+        return 2
+    for alias, spec in settings.stores.items():
+        cls = engine_class(spec.engine)
+        if not (spec.is_shared() and cls.shareable):
+            why = ("serves one process at a time" if not cls.shareable
+                   else "is not configured 'shared = true'")
+            print(f"dvidpy: --workers {args.workers} needs every store shared by all "
+                  f"workers; store {alias!r} ({spec.engine}) {why}. Use postgres (or gcs/s3 "
+                  f"with shared = true), or run one worker.", file=sys.stderr)
+            return 2
+    try:
+        RepoManager(settings).close()
+    except Exception as e:
+        print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
+        return 2
+    os.environ["DVIDPY_CONFIG"] = str(Path(args.config).resolve())
+    uvicorn.run("server:app", host=settings.host, port=settings.port, workers=args.workers,
+                access_log=False, log_level="warning", timeout_keep_alive=30)
     return 0
 
 
@@ -108,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8000)")
     s.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1); more than one needs every store "
+                   "shared, e.g. postgres")
     s.set_defaults(func=_serve)
     for cmd, who in (("push", "the source server sends"), ("pull", "the receiving server fetches")):
         t = sub.add_parser(cmd, help=f"copy a repo between servers ({who})")

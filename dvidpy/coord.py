@@ -85,6 +85,8 @@ class Identity:
 
 
 def _holder_text(rec: dict[str, Any]) -> str:
+    if not rec:
+        return "another process (no holder record)"
     try:
         ident = Identity(str(rec["host"]), int(rec["pid"]), float(rec["started"]), "")
         return ident.describe()
@@ -312,19 +314,55 @@ def _read_holder_file(path: str) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def explain_busy(alias: str, engine_cls: type[KVEngine], location: str) -> Iterator[None]:
     """Turn an engine's failure to open a locked local directory into :class:`StoreBusy`
-    naming the server recorded in its holder file (other errors pass unchanged)."""
+    naming the server recorded in its holder file (other errors pass unchanged).
+
+    Before the engine runs, the directory's ``LOCK`` file is probed with a non-blocking
+    ``fcntl`` lock (what LevelDB and RocksDB take): when another process holds it, the
+    engine is not even started (LevelDB would rotate its info log before failing).
+    """
+    def busy() -> StoreBusy:
+        rec = _read_holder_file(location) or {}
+        return StoreBusy(
+            f"store {alias!r} ({engine_cls.name} @ {location}) is in use by dvidpy "
+            f"{_holder_text(rec)}; a {engine_cls.name} store serves one server at a time "
+            f"(stop that server, or use a shared engine such as postgres)")
+
+    real = os.path.realpath(location) if engine_cls.local_path else ""
+    # Closing any descriptor of a file drops this process's fcntl locks on it: never
+    # probe a directory this process already has open.
+    if real and real not in _OPEN_HERE and _lock_held_elsewhere(os.path.join(real, "LOCK")):
+        raise busy()
     try:
         yield
     except Exception as e:
-        if not engine_cls.local_path:
+        if not engine_cls.local_path or not _looks_locked(e):
             raise
-        rec = _read_holder_file(location)
-        if rec is None or not _looks_locked(e):
-            raise
-        raise StoreBusy(
-            f"store {alias!r} ({engine_cls.name} @ {location}) is in use by dvidpy "
-            f"{_holder_text(rec)}; a {engine_cls.name} store serves one server at a time "
-            f"(stop that server, or use a shared engine such as postgres)") from e
+        raise busy() from e
+    if real:
+        _OPEN_HERE.add(real)
+
+
+#: local store directories this process has open (see :func:`explain_busy`)
+_OPEN_HERE: set[str] = set()
+
+
+def _lock_held_elsewhere(path: str) -> bool:
+    """True when another process holds an ``fcntl`` lock on ``path``."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False  # no LOCK file yet: a new store
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _looks_locked(e: Exception) -> bool:
@@ -366,6 +404,7 @@ def release_exclusive(engine: KVEngine, location: str, me: Identity,
         with contextlib.suppress(Exception):
             lease.release()
     if type(engine).local_path:
+        _OPEN_HERE.discard(os.path.realpath(location))
         rec = _read_holder_file(location)
         if rec is not None and rec.get("token") == me.token:
             with contextlib.suppress(OSError):

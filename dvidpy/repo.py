@@ -134,6 +134,7 @@ class RepoManager:
         self._by_uuid: dict[str, tuple[Repo, Node]] = {}
         self._by_data_uuid: dict[str, Datatype] = {}
         self._seen_gen = self.meta_engine.get(GEN_KEY)
+        self._saves = 0
         counters = self._get_json(COUNTERS_KEY) or {}
         self.next_version = int(counters.get("version", 1))
         self.next_instance = int(counters.get("instance", 1))
@@ -203,11 +204,14 @@ class RepoManager:
         the block fails, ``repo`` is reloaded from its stored record, undoing in-memory
         changes that were not saved."""
         with self._meta_lock:
+            next_version, saves = self.next_version, self._saves
             try:
                 yield
             except BaseException:
                 if self.coordinated and repo is not None:
                     self._reload_repo(repo.root)
+                if not self.coordinated and saves == self._saves:
+                    self.next_version = next_version  # a failed change uses no VersionID
                 raise
 
     def _fresh(self, repo: Repo, node: Node) -> Node:
@@ -307,6 +311,7 @@ class RepoManager:
         Coordinated: under the metadata lease; raises :class:`Conflict` (and reloads the
         repo) when another server changed the stored record since this one read it.
         """
+        self._saves += 1
         if not self.coordinated:
             with self.lock:
                 repo.updated = timestamp()
@@ -522,6 +527,19 @@ class RepoManager:
             parent = self._fresh(repo, parent)
             child = repo.dag.new_branch(parent, name, u, self._alloc_version(), note)
             self._index_node(repo, child)
+            self.save_repo(repo)
+            return child
+
+    def new_tag(self, repo: Repo, node: Node, tag: str, note: str = "") -> Node:
+        """A committed child of ``node`` whose UUID is ``tag``, on branch ``tag-<tag>``
+        (``POST /api/node/{uuid}/tag``); 400 when ``tag`` already names a version."""
+        with self._mutating(repo):
+            if tag in self._by_uuid:
+                raise BadRequest(f"tag {tag!r} is already a version UUID")
+            node = self._fresh(repo, node)
+            child = repo.dag.new_branch(node, f"tag-{tag}", tag, self._alloc_version(), note)
+            self._index_node(repo, child)
+            repo.dag.commit(child)
             self.save_repo(repo)
             return child
 
