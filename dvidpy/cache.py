@@ -25,11 +25,12 @@ several deployments can share one Redis without mixing their VersionIDs.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dvidpy.datatype import BLOB_CLASS
@@ -163,7 +164,13 @@ class CachedVersionedStore(VersionedStore):
             not any(t[:1] == _BLOB for t in tks)
 
     def _key(self, ctx: VersionedCtx, tk: bytes) -> bytes:
-        return ctx.prefix[1:] + ctx.vbytes + tk
+        return b"G" + ctx.prefix[1:] + ctx.vbytes + tk
+
+    def _scan_key(self, ctx: VersionedCtx, start: bytes, end: bytes | None,
+                  keys_only: bool) -> bytes:
+        tail = b"\x00" if end is None else b"\x01" + end
+        return (b"S" + ctx.prefix[1:] + ctx.vbytes + (b"k" if keys_only else b"v")
+                + struct.pack("<I", len(start)) + start + tail)
 
     def _redis_error(self, e: Exception) -> None:
         now = time.monotonic()
@@ -184,6 +191,70 @@ class CachedVersionedStore(VersionedStore):
             self.stats.add(bypass=len(tks))
             return super().get_many(ctx, tks)
         return self._cached(ctx, tks)
+
+    def scan(self, ctx: VersionedCtx, start: bytes, end: bytes | None, *,
+             keys_only: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Like :meth:`VersionedStore.scan`; at committed versions a range whose result
+        holds at most 1/8 of the LRU's bytes (8 MiB with Redis only) is cached whole (a
+        scan abandoned early is not cached). Ranges that may hold blob TKeys bypass."""
+        may_hold_blobs = start[:1] <= _BLOB and (end is None or end > _BLOB)
+        if not self.cacheable(ctx, ()) or may_hold_blobs:
+            self.stats.add(bypass=1)
+            yield from super().scan(ctx, start, end, keys_only=keys_only)
+            return
+        key = self._scan_key(ctx, start, end, keys_only)
+        raw = self._lookup(key)
+        if raw is not None:
+            yield from _decode_items(raw)
+            return
+        limit = self.lru.max_bytes // 8 if self.lru is not None else 8 << 20
+        parts: list[bytes] | None = []
+        size = 0
+        for tk, v in super().scan(ctx, start, end, keys_only=keys_only):
+            if parts is not None:
+                parts.append(struct.pack("<II", len(tk), len(v)) + tk + v)
+                size += len(tk) + len(v) + 8
+                if size > limit:
+                    parts = None
+            yield tk, v
+        self.stats.add(miss=1)
+        if parts is not None:
+            self._store([(key, b"".join(parts))])
+
+    def _lookup(self, key: bytes) -> bytes | None:
+        """A cached present value from the LRU, then Redis (counted as a hit); else None."""
+        if self.lru is not None:
+            v = self.lru.get(key)
+            if v is not _MISS and v is not None:
+                self.stats.add(lru=1)
+                return v
+        if self.redis is not None:
+            try:
+                raw = self.redis.get(self.ns + key)
+            except Exception as e:
+                self._redis_error(e)
+                raw = None
+            if raw is not None and raw != _ABSENT:
+                v = bytes(raw[1:])
+                if self.lru is not None:
+                    self.lru.put(key, v)
+                self.stats.add(redis=1)
+                return v
+        return None
+
+    def _store(self, items: list[tuple[bytes, bytes | None]]) -> None:
+        """Put values (None: absent) into the LRU and Redis."""
+        if self.lru is not None:
+            for k, v in items:
+                self.lru.put(k, v)
+        if self.redis is not None:
+            try:
+                with self.redis.pipeline(transaction=False) as p:
+                    for k, v in items:
+                        p.set(self.ns + k, _ABSENT if v is None else b"\x01" + v, ex=self.ttl)
+                    p.execute()
+            except Exception as e:
+                self._redis_error(e)
 
     def _cached(self, ctx: VersionedCtx, tks: Sequence[bytes]) -> list[bytes | None]:
         keys = [self._key(ctx, t) for t in tks]
@@ -215,17 +286,7 @@ class CachedVersionedStore(VersionedStore):
             vals = super().get_many(ctx, [tks[i] for i in todo])
             for i, v in zip(todo, vals, strict=True):
                 out[i] = v
-                if self.lru is not None:
-                    self.lru.put(keys[i], v)
-            if self.redis is not None:
-                try:
-                    with self.redis.pipeline(transaction=False) as p:
-                        for i, v in zip(todo, vals, strict=True):
-                            p.set(self.ns + keys[i], _ABSENT if v is None else b"\x01" + v,
-                                  ex=self.ttl)
-                        p.execute()
-                except Exception as e:
-                    self._redis_error(e)
+            self._store([(keys[i], v) for i, v in zip(todo, vals, strict=True)])
         self.stats.add(lru=lru_hits, redis=red_hits, miss=len(todo))
         return out
 
@@ -236,3 +297,14 @@ class CachedVersionedStore(VersionedStore):
                 _ALL.remove(self.stats)
         if self.redis is not None:
             self.redis.close()
+
+
+def _decode_items(raw: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Inverse of the scan encoding: ``(u32 len tk, u32 len v, tk, v)*``."""
+    mv = memoryview(raw)
+    i = 0
+    while i < len(raw):
+        nk, nv = struct.unpack_from("<II", raw, i)
+        i += 8
+        yield bytes(mv[i:i + nk]), bytes(mv[i + nk:i + nk + nv])
+        i += nk + nv

@@ -232,14 +232,16 @@ class RepoManager:
 
     def refresh(self) -> bool:
         """Reload repos changed by other servers, if the generation token moved. Returns
-        whether it did. A no-op (False) for an exclusive metadata store."""
+        whether it moved (then a failed lookup is worth retrying). A no-op (False) for an
+        exclusive metadata store."""
         if not self.coordinated:
             return False
         gen = self.meta_engine.get(GEN_KEY)
         if gen == self._seen_gen:
             return False
         with self.lock:
-            self._seen_gen = gen
+            if gen == self._seen_gen:  # another thread applied it while we waited
+                return True
             changed = False
             for _k, raw in self.meta_engine.scan(KeyRange.prefix(meta_key("repo/"))):
                 d = json.loads(raw)
@@ -250,7 +252,10 @@ class RepoManager:
                 changed = True
             if changed:
                 self._reindex()
-            return changed
+            # Only now: a thread that sees this token finds everything it covers applied.
+            # A change saved during the scan has a newer token: the next poll rescans.
+            self._seen_gen = gen
+            return True
 
     def _reload_repo(self, root: str) -> None:
         with self.lock:

@@ -186,6 +186,10 @@ def make_machine(engine_factory, store_factory=VersionedStore):
                         list(self.store.scan(ctx, b"", None))
                 else:
                     assert list(self.store.scan(ctx, b"", None)) == sorted(expect_scan)
+                    # a bounded range (what a cache may keep whole), twice
+                    for _ in range(2):
+                        assert list(self.store.scan(ctx, tkey(177, b""), tkey(178, b""))) \
+                            == sorted(expect_scan)
                     keys = [k for k, _ in self.store.scan(ctx, b"", None, keys_only=True)]
                     assert keys == [k for k, _ in sorted(expect_scan)]
 

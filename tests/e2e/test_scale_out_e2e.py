@@ -14,6 +14,7 @@ bucket, and ``--workers``.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -376,5 +377,37 @@ table = "{pg_table}"
                     with httpx.Client(base_url=srv.url, timeout=30) as fresh:  # new conn
                         assert _ok(fresh.get(f"/api/node/{root}/kv/key/k{j}")).content == \
                             b"%d" % j
+        assert srv.proc is not None
+        kids = _children(srv.proc.pid)
+        assert len(kids) == 2
+        os.kill(kids[0], signal.SIGKILL)  # the supervisor starts another
+        t0 = time.monotonic()
+        while len(set(_children(srv.proc.pid)) - {kids[0]}) < 2:
+            assert time.monotonic() - t0 < 30
+            time.sleep(0.1)
+        for _ in range(10):
+            with httpx.Client(base_url=srv.url, timeout=30) as fresh:
+                assert _ok(fresh.get(f"/api/node/{root}/kv/key/k0")).content == b"0"
+        kids = _children(srv.proc.pid)
     finally:
         srv.stop()
+    for pid in kids:  # SIGTERM to the supervisor stopped every worker
+        t0 = time.monotonic()
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() - t0 < 30:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}")
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
