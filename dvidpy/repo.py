@@ -230,6 +230,29 @@ class RepoManager:
         self.next_version += 1
         return v
 
+    def alloc_version(self) -> int:
+        """A VersionID for a version made outside the manager's own methods (transfers):
+        recorded as used (persisted with the next save, or by its CAS when coordinated)."""
+        with self.lock:
+            return self._alloc_version()
+
+    def alloc_instance(self) -> int:
+        """An InstanceID for an instance made outside :meth:`new_instance` (transfers)."""
+        if self.coordinated:
+            assert self.coord is not None
+            return self.coord.allocate(COUNTERS_KEY, "instance", start=self.next_instance)
+        with self.lock:
+            iid = self.next_instance
+            self.next_instance += 1
+            return iid
+
+    def save_counters(self, wb: Any) -> None:
+        """Queue the in-memory counters into a metadata batch ``wb`` (nothing when
+        coordinated: the counters are persisted by their compare-and-swap)."""
+        if not self.coordinated:
+            wb.put(COUNTERS_KEY, json.dumps(
+                {"version": self.next_version, "instance": self.next_instance}).encode())
+
     def refresh(self) -> bool:
         """Reload repos changed by other servers, if the generation token moved. Returns
         whether it moved (then a failed lookup is worth retrying). A no-op (False) for an
