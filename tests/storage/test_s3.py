@@ -33,7 +33,7 @@ def test_s3_matches_model(s3_endpoint: str) -> None:
     run = uuid.uuid4().hex[:8]
     run_engine_state_machine(
         lambda: S3Engine.open(f"sm-{run}-{next(n)}", endpoint=s3_endpoint, threads=4),
-        max_examples=20, stateful_step_count=20)
+        max_examples=12, stateful_step_count=20)
 
 
 def test_object_names_and_foreign_objects(s3_endpoint: str, s3_bucket: str) -> None:
