@@ -24,9 +24,14 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
 ``POST keyvalues``
     Body: protobuf ``KeyValues``; stores every pair in one atomic batch.
 
-Keys are non-empty, cannot contain ``/`` (the URL is split on it) or NUL (the storage
-terminator). Unversioned instances (``versioned=false``) resolve every UUID to the repo
-root and are writable on committed nodes.
+Keys are any non-empty byte strings without NUL (the storage terminator), sent
+percent-encoded in the path (``%2F`` is a ``/`` inside a key): the exact bytes of the path
+segment are the key, so distinct byte strings are distinct keys. Keys that are not UTF-8
+are listed in JSON with ``\\udcXX`` escapes for their non-UTF-8 bytes (Python's
+``surrogateescape``: ``key.encode("utf-8", "surrogateescape")`` gives the bytes back) and
+written as their raw bytes in protobuf and tar answers. Unversioned instances
+(``versioned=false``) resolve every UUID to the repo root and are writable on committed
+nodes.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from datatypes import protos
+from dvidpy import jsonio
 from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
+from dvidpy.http.spec import EMPTY, JSON, OCTET, PROTOBUF, Body, Param, Q
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
@@ -52,28 +59,25 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def encode_key(key: str) -> bytes:
-    """TKey of a keyvalue key: class 177, key bytes, 0x00 terminator."""
+    """TKey of a keyvalue key: class 177, key bytes, 0x00 terminator. ``key`` is text
+    whose non-UTF-8 bytes are lone surrogates (``surrogateescape``), as path segments
+    arrive; 400 when empty or holding NUL."""
     if not key:
         raise BadRequest("keyvalue keys must be non-empty")
-    raw = key.encode()
+    raw = key.encode("utf-8", "surrogateescape")
     if b"\x00" in raw:
         raise BadRequest("keyvalue keys can't contain NUL characters")
-    if "/" in key:
-        raise BadRequest(f"keyvalue keys can't contain '/': {key!r}")
     return tkey(KEY_CLASS, raw + b"\x00")
 
 
 def decode_key(tk: bytes) -> str:
     """Inverse of :func:`encode_key`."""
-    return tk[2:-1].decode()
+    return tk[2:-1].decode("utf-8", "surrogateescape")
 
 
-def key_arg(call: Call) -> str:
-    """The key named in ``key/{key}``; a key with a ``/`` arrives split and is refused."""
-    key = call.arg(0, "key")
-    if len(call.args) > 1:
-        raise BadRequest(f"keyvalue keys can't contain '/': {'/'.join(call.args)!r}")
-    return key
+def key_bytes(key: str) -> bytes:
+    """The exact bytes of a key."""
+    return key.encode("utf-8", "surrogateescape")
 
 
 def tar_entry(name: str, data: bytes) -> bytes:
@@ -87,6 +91,12 @@ def tar_entry(name: str, data: bytes) -> bytes:
 
 
 TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
+_KEY = Param("key", "key", "the key: any bytes but NUL, percent-encoded")
+_RANGE = (Param("k1", "key", "first key (inclusive)"), Param("k2", "key", "last key (inclusive)"))
+_FORMATS = (Q("json", "bool", "answer one JSON object key -> value (values inserted verbatim)"),
+            Q("check", "bool", "with json: 400 unless every value is JSON"),
+            Q("tar", "bool", "answer a tar file"), Q("jsontar", "bool", "answer a tar file"))
+_PAIRS = {200: (OCTET, JSON, "application/tar")}
 
 
 @register_datatype
@@ -135,21 +145,23 @@ class KeyValue(Datatype):
 
     # ----- single keys ------------------------------------------------------------------
 
-    @endpoint(("GET", "HEAD"), "key")
+    @endpoint(("GET", "HEAD"), "key/{key}", "The value of a key", params=(_KEY,),
+              returns={200: OCTET, 206: OCTET}, inline=True, query=(
+                  Q("byte_start", "count", "first byte of a range (inclusive)"),
+                  Q("byte_end", "count", "last byte of a range (inclusive)")))
     def _get_key(self, call: Call) -> Response:
-        key = key_arg(call)
+        key = call.params["key"]
         value = self.get_value(call.ctx, key)
         if value is None:
             raise NotFound(f"key {key!r} not found in {self.meta.name!r}")
         headers = {"Accept-Ranges": "bytes"}
         if call.method == "HEAD":
             return Response(b"", headers=headers, media_type="application/octet-stream")
-        bs, be = call.query.get("byte_start"), call.query.get("byte_end")
-        if bs is not None or be is not None:
-            if bs is None or be is None:
+        a, b = call.params["byte_start"], call.params["byte_end"]
+        if a is not None or b is not None:
+            if a is None or b is None:
                 raise BadRequest("byte_start and byte_end must be given together")
-            a, b = _int(bs, "byte_start"), _int(be, "byte_end")
-            if a < 0 or b < a or a >= len(value):
+            if b < a or a >= len(value):
                 raise BadRequest(f"bad byte range {a}-{b} for value of {len(value)} bytes")
             return Response(value[a:b + 1], headers=headers,
                             media_type="application/octet-stream")
@@ -171,17 +183,19 @@ class KeyValue(Datatype):
                                 media_type="application/octet-stream")
         return Response(value, headers=headers, media_type="application/octet-stream")
 
-    @endpoint("POST", "key")
+    @endpoint("POST", "key/{key}", "Store the body under a key", params=(_KEY,),
+              body=Body(OCTET, "the value"), returns=EMPTY)
     def _post_key(self, call: Call) -> Response:
-        key = key_arg(call)
+        key = call.params["key"]
         with self.store.batch(call.ctx) as b:
             b.put(encode_key(key), self._encode(call.body))
             self.log_mutation(call.ctx, "postkv", {"Key": key, "Bytes": len(call.body)}, b)
         return Response(b"")
 
-    @endpoint("DELETE", "key")
+    @endpoint("DELETE", "key/{key}", "Delete a key from this version on", params=(_KEY,),
+              returns=EMPTY)
     def _delete_key(self, call: Call) -> Response:
-        key = key_arg(call)
+        key = call.params["key"]
         with self.store.batch(call.ctx) as b:
             b.delete(encode_key(key))
             self.log_mutation(call.ctx, "delete", {"Key": key}, b)
@@ -189,18 +203,20 @@ class KeyValue(Datatype):
 
     # ----- listings ---------------------------------------------------------------------
 
-    @endpoint("GET", "keys")
+    @endpoint("GET", "keys", "Every key at this version, sorted")
     def _keys(self, call: Call) -> Any:
         return [k for k, _ in self._all(call.ctx, keys_only=True)]
 
-    @endpoint("GET", "keyrange")
+    @endpoint("GET", "keyrange/{k1}/{k2}", "Keys between k1 and k2 (inclusive), sorted",
+              params=_RANGE)
     def _keyrange(self, call: Call) -> Any:
-        k1, k2 = call.arg(0, "first key"), call.arg(1, "last key")
+        k1, k2 = call.params["k1"], call.params["k2"]
         return [k for k, _ in self._range(call.ctx, k1, k2, keys_only=True)]
 
-    @endpoint("GET", "keyrangevalues")
+    @endpoint("GET", "keyrangevalues/{k1}/{k2}", "Keys and values between k1 and k2",
+              params=_RANGE, query=_FORMATS, returns=_PAIRS)
     def _keyrangevalues(self, call: Call) -> Response:
-        k1, k2 = call.arg(0, "first key"), call.arg(1, "last key")
+        k1, k2 = call.params["k1"], call.params["k2"]
         encode_key(k1), encode_key(k2)
         pairs = self._range(call.ctx, k1, k2)
         return self._respond_pairs(call, pairs)
@@ -220,13 +236,16 @@ class KeyValue(Datatype):
         def pb() -> Iterator[bytes]:
             # A repeated field's entries concatenate: each chunk is a valid KeyValues.
             for k, v in pairs:
-                yield protos.KeyValues(kvs=[protos.KeyValue(key=k, value=v)]).SerializeToString()
+                yield protos.keyvalue_head(key_bytes(k), len(v))
+                yield v
 
         return StreamingResponse(pb(), media_type="application/octet-stream")
 
     # ----- batches ----------------------------------------------------------------------
 
-    @endpoint("GET", "keyvalues")
+    @endpoint("GET", "keyvalues", "Values of the keys listed in the body", query=_FORMATS,
+              returns=_PAIRS, body=Body(PROTOBUF, "protobuf Keys; with json/tar/jsontar a "
+                                        "JSON array of keys or {key, byte_start, byte_end}"))
     def _get_keyvalues(self, call: Call) -> Response:
         ctx = call.ctx
         wants: list[tuple[str, int | None, int | None]] = []
@@ -268,7 +287,8 @@ class KeyValue(Datatype):
             return Response(body_out, media_type="application/json")
         return self._respond_pairs(call, pairs())
 
-    @endpoint("POST", "keyvalues")
+    @endpoint("POST", "keyvalues", "Store every pair of a protobuf KeyValues, atomically",
+              body=Body(PROTOBUF, "protobuf KeyValues"), returns=EMPTY)
     def _post_keyvalues(self, call: Call) -> Response:
         msg = protos.parse(protos.KeyValues, call.body)
         items = [(kv.key, encode_key(kv.key), self._encode(kv.value)) for kv in msg.kvs]
@@ -279,13 +299,6 @@ class KeyValue(Datatype):
         return Response(b"")
 
 
-def _int(s: str, name: str) -> int:
-    try:
-        return int(s)
-    except ValueError:
-        raise BadRequest(f"{name}={s!r} is not an integer") from None
-
-
 def _json_object(pairs: Iterable[tuple[str, bytes]], check: bool) -> bytes:
     parts = []
     for k, v in pairs:
@@ -293,8 +306,8 @@ def _json_object(pairs: Iterable[tuple[str, bytes]], check: bool) -> bytes:
             v = b"{}"
         elif check:
             try:
-                json.loads(v)
-            except ValueError:
+                jsonio.loads(v, f"value of key {k!r}")
+            except BadRequest:
                 raise BadRequest(f"value of key {k!r} is not valid JSON") from None
         parts.append(json.dumps(k).encode() + b":" + v)
     return b"{" + b",".join(parts) + b"}"

@@ -227,13 +227,13 @@ class Labelsz(Datatype):
             c, lab = decode_sort_tkey(tk)
             yield lab, c
 
-    @endpoint("GET", "count")
+    @endpoint("GET", "count/{args*}")
     def _count(self, call: Call) -> Any:
         label = _uint(call.arg(0, "label"), "label")
         name = call.arg(1, "index type")
         return {"Label": label, name: self.count(call.ctx, _index_arg(name), [label])[0]}
 
-    @endpoint("GET", "counts")
+    @endpoint("GET", "counts/{args*}")
     def _counts(self, call: Call) -> Any:
         name = call.arg(0, "index type")
         ix = _index_arg(name)
@@ -244,7 +244,7 @@ class Labelsz(Datatype):
         return [{"Label": lab, name: n}
                 for lab, n in zip(body, self.count(call.ctx, ix, body), strict=True)]
 
-    @endpoint("GET", "top")
+    @endpoint("GET", "top/{args*}")
     def _top(self, call: Call) -> Any:
         n = _uint(call.arg(0, "N"), "N")
         ix = _index_arg(call.arg(1, "index type"))
@@ -256,7 +256,7 @@ class Labelsz(Datatype):
                     break
         return out
 
-    @endpoint("GET", "threshold")
+    @endpoint("GET", "threshold/{args*}")
     def _threshold(self, call: Call) -> Any:
         t = _uint(call.arg(0, "threshold"), "threshold")
         ix = _index_arg(call.arg(1, "index type"))
@@ -273,7 +273,7 @@ class Labelsz(Datatype):
                 out.append({"Label": lab, "Size": c})
         return out
 
-    @endpoint("POST", "reload")
+    @endpoint("POST", "reload/{args*}")
     def _reload(self, call: Call) -> Any:
         n = self.reload(call.ctx)
         return {"Labels": n}

@@ -101,7 +101,6 @@ class Roi(Datatype):
     type_url = "github.com/janelia-flyem/dvid/datatype/roi"
     type_version = "0.1"
     default_compression = "lz4"
-    not_mutations = frozenset({("POST", "ptquery")})
     tkey_classes = {SPAN_CHUNK_CLASS: "chunk index u32be -> LZ4 int32 span rows"}
 
     def __init__(self, *a: Any, **kw: Any) -> None:
@@ -221,7 +220,7 @@ class Roi(Datatype):
 
     # ----- endpoints --------------------------------------------------------------------
 
-    @endpoint("GET", "roi")
+    @endpoint("GET", "roi/{args*}")
     def _get_roi(self, call: Call) -> Response:
         spans = self.spans_at(call.ctx)
         if len(spans) == 0:
@@ -229,7 +228,7 @@ class Roi(Datatype):
         body = json.dumps(spans.tolist(), separators=(",", ":"))  # C encoder: fast
         return Response(body.encode(), media_type="application/json")
 
-    @endpoint("POST", "roi")
+    @endpoint("POST", "roi/{args*}")
     def _post_roi(self, call: Call) -> Response:
         try:
             spans = rs.validate_spans(call.json())
@@ -238,12 +237,12 @@ class Roi(Datatype):
         self.write_spans(call.ctx, spans)
         return Response(b"")
 
-    @endpoint("DELETE", "roi")
+    @endpoint("DELETE", "roi/{args*}")
     def _delete_roi(self, call: Call) -> Response:
         self.write_spans(call.ctx, np.zeros((0, 4), dtype=np.int64))
         return Response(b"")
 
-    @endpoint("GET", "mask")
+    @endpoint("GET", "mask/{args*}")
     def _get_mask(self, call: Call) -> Response:
         try:
             dims = parse_dims(call.arg(0, "dims"))
@@ -262,7 +261,7 @@ class Roi(Datatype):
         m = self.mask(call.ctx, offset, size)
         return Response(m.tobytes(), media_type="application/octet-stream")
 
-    @endpoint("POST", "ptquery")
+    @endpoint("POST", "ptquery/{args*}", mutates=False)
     def _ptquery(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, list):
@@ -282,7 +281,7 @@ class Roi(Datatype):
         body_out = "[" + ",".join("true" if v else "false" for v in inside.tolist()) + "]"
         return Response(body_out.encode(), media_type="application/json")
 
-    @endpoint("GET", "partition")
+    @endpoint("GET", "partition/{args*}")
     def _partition(self, call: Call) -> Any:
         if "batchsize" not in call.query:
             raise BadRequest("partition requires the batchsize query parameter")

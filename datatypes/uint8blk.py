@@ -490,11 +490,11 @@ class Uint8Blk(Datatype):
             raise BadRequest(f"unexpected path segments after format ({call.path})")
         return dims, size3, offset, fmt
 
-    @endpoint(("GET", "HEAD"), "raw")
+    @endpoint(("GET", "HEAD"), "raw/{args*}")
     def _get_raw(self, call: Call) -> Response:
         return self._get_voxels(call, isotropic=False)
 
-    @endpoint(("GET", "HEAD"), "isotropic")
+    @endpoint(("GET", "HEAD"), "isotropic/{args*}")
     def _get_iso(self, call: Call) -> Response:
         return self._get_voxels(call, isotropic=True)
 
@@ -543,7 +543,7 @@ class Uint8Blk(Datatype):
 
     # ----- arbitrary planes -------------------------------------------------------------
 
-    @endpoint(("GET", "HEAD"), "arb")
+    @endpoint(("GET", "HEAD"), "arb/{args*}")
     def _get_arb(self, call: Call) -> Response:
         if len(call.args) > 5:
             raise BadRequest(f"unexpected path segments after format ({call.path})")
@@ -754,7 +754,7 @@ class Uint8Blk(Datatype):
             hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
             self.store_blocks(ctx, coords, values, grow=(list(offset), hi))
 
-    @endpoint("POST", "raw")
+    @endpoint("POST", "raw/{args*}")
     def _post_raw(self, call: Call) -> Response:
         dims, size, offset, fmt = self._parse_geometry(call)
         if dims != (0, 1, 2):
@@ -792,7 +792,7 @@ class Uint8Blk(Datatype):
         except CodecError as e:
             raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
 
-    @endpoint(("GET", "HEAD"), "subvolblocks")
+    @endpoint(("GET", "HEAD"), "subvolblocks/{args*}")
     def _subvolblocks(self, call: Call) -> Response:
         try:
             size = parse_size(call.arg(0, "size"), 3)
@@ -823,7 +823,7 @@ class Uint8Blk(Datatype):
             return Response(b"".join(gen()), media_type="application/octet-stream")
         return StreamingResponse(gen(), media_type="application/octet-stream")
 
-    @endpoint(("GET", "HEAD"), "specificblocks")
+    @endpoint(("GET", "HEAD"), "specificblocks/{args*}")
     def _specificblocks(self, call: Call) -> Response:
         try:
             coords = parse_block_list(call.query.get("blocks", ""))
@@ -862,7 +862,7 @@ class Uint8Blk(Datatype):
         self._check_volume(span * bx * by * bz)
         return start, span
 
-    @endpoint(("GET", "HEAD"), "blocks")
+    @endpoint(("GET", "HEAD"), "blocks/{args*}")
     def _get_blocks(self, call: Call) -> Response:
         (x, y, z), span = self._span_args(call)
         out = np.full((span, *self.bshape), self.background, dtype=np.uint8)
@@ -870,7 +870,7 @@ class Uint8Blk(Datatype):
             out[cx - x] = self.decode_block(raw)
         return Response(out.tobytes(), media_type="application/octet-stream")
 
-    @endpoint("POST", "blocks")
+    @endpoint("POST", "blocks/{args*}")
     def _post_blocks(self, call: Call) -> Response:
         (x, y, z), span = self._span_args(call)
         bx, by, bz = self.block_size
@@ -887,7 +887,7 @@ class Uint8Blk(Datatype):
 
     # ----- metadata endpoints -----------------------------------------------------------
 
-    @endpoint("POST", "extents")
+    @endpoint("POST", "extents/{args*}")
     def _post_extents(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -906,7 +906,7 @@ class Uint8Blk(Datatype):
             self.put_property(call.ctx, _EXTENTS, {"MinPoint": pts[0], "MaxPoint": pts[1]})
         return Response(b"")
 
-    @endpoint("POST", "resolution")
+    @endpoint("POST", "resolution/{args*}")
     def _post_resolution(self, call: Call) -> Response:
         body = call.json()
         if not (isinstance(body, list) and len(body) == 3 and all(
@@ -916,7 +916,7 @@ class Uint8Blk(Datatype):
         self.save_meta()
         return Response(b"")
 
-    @endpoint("GET", "metadata")
+    @endpoint("GET", "metadata/{args*}")
     def _metadata(self, call: Call) -> Response:
         ext = self.extended(call.ctx)
         axes = []
@@ -928,7 +928,7 @@ class Uint8Blk(Datatype):
         body = json.dumps({"Axes": axes, "Properties": ext}, separators=(",", ":"))
         return Response(body.encode(), media_type="application/vnd.dvid-nd-data+json")
 
-    @endpoint("GET", "rawkey")
+    @endpoint("GET", "rawkey/{args*}")
     def _rawkey(self, call: Call) -> Response:
         try:
             x, y, z = (int(call.query[k]) for k in "xyz")
@@ -1082,7 +1082,7 @@ class Uint8Blk(Datatype):
         except Exception as e:  # background job: report, never crash the server
             self._set_job(State="error", Error=repr(e), Finished=time.time())
 
-    @endpoint("POST", "downres")
+    @endpoint("POST", "downres/{args*}")
     def _post_downres(self, call: Call) -> Response:
         ctx = call.ctx
         ctx.check_writable()
@@ -1117,7 +1117,7 @@ class Uint8Blk(Datatype):
         return Response(_json(self.downres_status()), status_code=202,
                         media_type="application/json")
 
-    @endpoint("GET", "downres-status")
+    @endpoint("GET", "downres-status/{args*}")
     def _get_downres_status(self, call: Call) -> Response:
         return Response(_json(self.downres_status(call.ctx)), media_type="application/json")
 

@@ -47,13 +47,17 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as e:  # engines that cannot open: say why instead of a traceback
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
+    from dvidpy.http.protocol import protocol_class
+
     if args.reuse_port:  # one of --workers N
         config = uvicorn.Config(app, access_log=False, log_level="warning",
-                                timeout_keep_alive=30)
+                                timeout_keep_alive=30,
+                                http=protocol_class(settings.header_timeout))
         uvicorn.Server(config).run(sockets=[_reuse_port_socket(settings.host, settings.port)])
         return 0
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
-                log_level="warning", timeout_keep_alive=30)
+                log_level="warning", timeout_keep_alive=30,
+                http=protocol_class(settings.header_timeout))
     return 0
 
 

@@ -8,6 +8,9 @@ Example::
     corsDomains = ["*"]
     rwmode = ""                     # "readonly" | "fullwrite"
     maxRequestBytes = 4294967296    # bodies / responses larger than this get 413 / 400
+    headerTimeout = 30              # s a client may take to send its request headers
+    bodyTimeout = 60                # s a client may pause while sending its body (408)
+    writeBatchBytes = 67108864      # bulk writes commit in batches of about this many bytes
 
     [store.raid6]
     engine = "leveldb"              # leveldb | rocksdb | postgres | gcs | s3 | memory
@@ -60,10 +63,21 @@ else:  # pragma: no cover
 
 ENGINE_ALIASES = {"basholeveldb": "leveldb", "gbucket": "gcs", "badger": "leveldb"}
 DEFAULT_MAX_REQUEST = 4 << 30
+DEFAULT_HEADER_TIMEOUT = 30.0
+DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_WRITE_BATCH = 64 << 20
 
 
 class ConfigError(ValueError):
     """The configuration file is invalid."""
+
+
+def _positive(table: dict[str, Any], key: str, default: Any, typ: type) -> Any:
+    """``table[key]`` as a positive ``typ`` (``default`` when absent); ConfigError if not."""
+    v = table.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        raise ConfigError(f"[server] {key} must be a positive number, not {v!r}")
+    return typ(v)
 
 
 @dataclass
@@ -102,6 +116,9 @@ class Settings:
     cors_domains: list[str] = field(default_factory=lambda: ["*"])
     rwmode: str = ""
     max_request_bytes: int = DEFAULT_MAX_REQUEST
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    write_batch_bytes: int = DEFAULT_WRITE_BATCH
     stores: dict[str, StoreSpec] = field(default_factory=dict)
     backend: dict[str, str] = field(default_factory=dict)  # rule -> store alias
     toml_path: str = ""
@@ -151,7 +168,10 @@ class Settings:
         s.rwmode = str(server.get("rwmode", ""))
         if s.rwmode not in ("", "readonly", "fullwrite"):
             raise ConfigError(f"bad [server] rwmode {s.rwmode!r}")
-        s.max_request_bytes = int(server.get("maxRequestBytes", DEFAULT_MAX_REQUEST))
+        s.max_request_bytes = _positive(server, "maxRequestBytes", DEFAULT_MAX_REQUEST, int)
+        s.header_timeout = _positive(server, "headerTimeout", DEFAULT_HEADER_TIMEOUT, float)
+        s.body_timeout = _positive(server, "bodyTimeout", DEFAULT_BODY_TIMEOUT, float)
+        s.write_batch_bytes = _positive(server, "writeBatchBytes", DEFAULT_WRITE_BATCH, int)
         for alias, spec in data.get("store", {}).items():
             if not isinstance(spec, dict) or "engine" not in spec:
                 raise ConfigError(f"[store.{alias}] needs an engine")

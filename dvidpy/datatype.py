@@ -2,15 +2,25 @@
 
 A datatype is one :class:`Datatype` subclass; each data instance is one object of it. The
 class declares its type name/URL/version, its creation settings (``parse_settings``), its
-endpoints (``@endpoint`` on methods), which requests mutate data (by default every POST,
-PUT and DELETE; ``not_mutations`` lists exceptions such as ROI ``POST ptquery``), and its
-TKey classes (``tkey_classes``, for documentation and the uniqueness test).
+endpoints (``@endpoint`` on methods) and its TKey classes (``tkey_classes``, for
+documentation and the uniqueness test).
 
-Requests under ``/api/node/{uuid}/{data}/{keyword}/...`` arrive as a :class:`Call`. The
-server resolves the UUID and instance, rejects mutations on locked nodes (unless the
-instance is unversioned), then calls :meth:`Datatype.handle`, which dispatches on
-``(method, keyword)``. Handlers return a Starlette ``Response`` (or a JSON-able value,
-sent as ``application/json``) and raise :class:`~dvidpy.errors.DvidError` for bad input.
+An endpoint declaration is the route's whole description (:mod:`dvidpy.http.spec`): the
+method(s), a path template after the instance name whose first segment is the keyword
+(``"key/{key:key}"``, ``"raw/{dims:dims}/{size:size}/{offset:coord}/{format?}"``), typed
+query parameters (``query=(Q("scale", "count", "pyramid level"),)``), the request body
+(``body="json"``/``"octet"``/``"protobuf"`` or a :class:`~dvidpy.http.spec.Body`), the
+response media types (``returns=``), whether it mutates stored data (default: POST, PUT
+and DELETE do; ``mutates=False`` for queries such as ROI ``POST ptquery``) and its access
+class. From it the server dispatches (an O(1) lookup on method and keyword), parses and
+validates parameters (a 400 naming the parameter), rejects mutations on locked nodes
+(unless the instance is unversioned), documents the route in ``/api/openapi.json`` and
+fuzzes it in the tests.
+
+Requests arrive as a :class:`Call` whose ``params`` hold the parsed path and query
+parameters (``args`` the raw path segments after the keyword). Handlers return a
+Starlette ``Response`` (or a JSON-able value, sent as ``application/json``) and raise
+:class:`~dvidpy.errors.DvidError` for bad input.
 
 Built-in datatypes register with :func:`register_datatype` when :mod:`datatypes` is
 imported; third-party packages add an entry point in the ``dvidpy.datatypes`` group whose
@@ -30,8 +40,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.responses import JSONResponse, Response
 
+from dvidpy import jsonio
 from dvidpy.dag import timestamp
 from dvidpy.errors import BadRequest, NotFound
+from dvidpy.http.spec import JSON, OCTET, TEXT, Body, Param, Q, RouteSpec, make_spec
 from dvidpy.keys import MARK_DATA, instance_prefix, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx, VersionedStore
 
@@ -89,17 +101,16 @@ class Call:
     keyword: str
     args: list[str]
     query: Mapping[str, str]
-    body: bytes
+    body: bytes | bytearray
     ctx: VersionedCtx
     headers: Mapping[str, str] = field(default_factory=dict)
     path: str = ""
+    #: declared path and query parameters, parsed (absent query parameters: defaults)
+    params: dict[str, Any] = field(default_factory=dict)
 
     def json(self) -> Any:
-        """The body parsed as JSON; :class:`BadRequest` when malformed."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"malformed JSON body ({e}) ({self.path})") from None
+        """The body parsed as JSON (bounded in depth); :class:`BadRequest` when malformed."""
+        return jsonio.loads(self.body, f"request body of {self.path}")
 
     def flag(self, name: str) -> bool:
         """True when query parameter ``name`` is ``true`` or ``on`` (DVID's rule)."""
@@ -139,15 +150,25 @@ class SyncEvent:
     mutation_id: int = 0
 
 
-def endpoint(methods: str | tuple[str, ...], keyword: str) -> Callable[[Handler], Handler]:
-    """Declare a handler for ``methods`` (e.g. ``"GET"`` or ``("GET", "HEAD")``) of
-    ``keyword`` (the first path segment after the instance name)."""
+def endpoint(methods: str | tuple[str, ...], template: str, summary: str = "",
+             **kw: Any) -> Callable[[Handler], Handler]:
+    """Declare a handler for ``methods`` (e.g. ``"GET"`` or ``("GET", "HEAD")``) of the
+    path ``template`` after the instance name; its first segment is the keyword. Keywords
+    of :func:`dvidpy.http.spec.make_spec` (``query``, ``body``, ``returns``, ``mutates``,
+    ``access``, ``params``, ``inline``) complete the declaration; ``summary`` defaults to
+    the first line of the handler's docstring.
+
+    A bare keyword (``"info"``) takes no further path segments.
+    """
     ms = (methods,) if isinstance(methods, str) else methods
 
     def deco(fn: Handler) -> Handler:
-        routes = getattr(fn, "_dvid_routes", [])
-        routes.extend((m.upper(), keyword) for m in ms)
-        fn._dvid_routes = routes  # type: ignore[attr-defined]
+        specs = getattr(fn, "_dvid_specs", [])
+        doc = (fn.__doc__ or "").strip()
+        for m in ms:
+            specs.append(make_spec(m, template, fn, summary or doc.split("\n")[0], doc=doc,
+                                   **kw))
+        fn._dvid_specs = specs  # type: ignore[attr-defined]
         return fn
 
     return deco
@@ -170,23 +191,22 @@ class Datatype:
     type_version: ClassVar[str] = ""
     help_text: ClassVar[str] = ""
     default_compression: ClassVar[str] = "lz4"
-    #: (method, keyword) pairs that are not mutations although their method says so.
-    not_mutations: ClassVar[frozenset[tuple[str, str]]] = frozenset()
     #: event kinds this datatype publishes to instances synced to it.
     publishes: ClassVar[frozenset[str]] = frozenset()
     #: typename of a sync source -> event kinds handled from it (checked by POST sync).
     subscribes: ClassVar[dict[str, frozenset[str]]] = {}
     #: class byte -> description of the TKey class (1 is reserved for properties).
     tkey_classes: ClassVar[dict[int, str]] = {}
-    _routes: ClassVar[dict[tuple[str, str], Handler]] = {}
+    #: (method, keyword) -> declaration, collected from ``@endpoint`` along the MRO
+    _routes: ClassVar[dict[tuple[str, str], RouteSpec]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        routes: dict[tuple[str, str], Handler] = {}
+        routes: dict[tuple[str, str], RouteSpec] = {}
         for klass in reversed(cls.__mro__):
             for attr in vars(klass).values():
-                for r in getattr(attr, "_dvid_routes", ()):
-                    routes[r] = attr
+                for spec in getattr(attr, "_dvid_specs", ()):
+                    routes[(spec.method, spec.segments[0].literal or "")] = spec
         cls._routes = routes
         if not cls.__dict__.get("help_text"):
             module = sys.modules.get(cls.__module__)
@@ -270,28 +290,43 @@ class Datatype:
 
     # ----- dispatch ----------------------------------------------------------------------
 
+    @classmethod
+    def routes(cls) -> list[RouteSpec]:
+        """Every endpoint declaration of this datatype (inherited ones included)."""
+        return list(cls._routes.values())
+
+    @classmethod
+    def route(cls, method: str, keyword: str, path: str = "") -> RouteSpec:
+        """The declaration for ``method`` on ``keyword`` (HEAD falls back to GET); 400 for
+        an unknown keyword or method."""
+        spec = cls._routes.get((method, keyword))
+        if spec is None and method == "HEAD":
+            spec = cls._routes.get(("GET", keyword))
+        if spec is not None:
+            return spec
+        where = f" ({path})" if path else ""
+        if any(k == keyword for _, k in cls._routes):
+            allowed = ", ".join(sorted(m for m, k in cls._routes if k == keyword))
+            raise BadRequest(f"{method} not supported on endpoint {keyword!r} of "
+                             f"{cls.type_name} instances (allowed: {allowed}){where}")
+        raise BadRequest(f"unknown endpoint {keyword!r} for {cls.type_name} instances{where}")
+
     def is_mutation(self, method: str, keyword: str) -> bool:
-        """Whether a request changes data (rejected on locked nodes of versioned data)."""
-        if (method, keyword) in self.not_mutations or keyword == "blobstore":
-            return False  # DVID serves blobstore before its locked-node check
-        return method in ("POST", "PUT", "DELETE")
+        """Whether a request changes data (rejected on locked nodes of versioned data), as
+        the endpoint declares it."""
+        spec = self._routes.get((method, keyword))
+        if spec is None and method == "HEAD":
+            spec = self._routes.get(("GET", keyword))
+        return spec.mutates if spec is not None else method in ("POST", "PUT", "DELETE")
 
     def handle(self, call: Call) -> Response:
-        """Run the handler for ``call``; 400 for an unknown keyword or method."""
-        fn = self._routes.get((call.method, call.keyword))
-        if fn is None and call.method == "HEAD":
-            fn = self._routes.get(("GET", call.keyword))
-        if fn is None:
-            if any(k == call.keyword for _, k in self._routes):
-                raise BadRequest(
-                    f"{call.method} not supported on endpoint {call.keyword!r} of "
-                    f"{self.type_name} instance {self.meta.name!r}"
-                )
-            raise BadRequest(
-                f"unknown endpoint {call.keyword!r} for {self.type_name} instance "
-                f"{self.meta.name!r} ({call.path})"
-            )
-        out = fn(self, call)
+        """Run the handler for ``call`` (parsing its declared parameters into
+        ``call.params`` when the caller has not); 400 for an unknown keyword or method."""
+        spec = self.route(call.method, call.keyword, call.path)
+        if not call.params:
+            call.params = spec.match_segments([call.keyword, *call.args], call.path)
+            call.params.update(spec.parse_query(call.query))
+        out = spec.handler(self, call)
         if isinstance(out, Response):
             return out
         return json_response(out)
@@ -357,17 +392,20 @@ class Datatype:
         pre = tkey(MUTLOG_CLASS, ctx.vbytes)
         return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
 
-    @endpoint("GET", "mutations")
+    @endpoint("GET", "mutations", "This version's mutation log records, in order")
     def _get_mutations(self, call: Call) -> Any:
         return self.mutations(call.ctx)
 
     # ----- endpoints every datatype has -------------------------------------------------
 
-    @endpoint("GET", "info")
+    @endpoint("GET", "info", "Instance description: Base and Extended", inline=True)
     def _get_info(self, call: Call) -> Any:
         return self.info(call.ctx)
 
-    @endpoint("POST", "info")
+    @endpoint("POST", "info", "Change settings of the instance", body=Body(
+        JSON, "object of setting name -> string value", schema={
+            "type": "object", "additionalProperties": {"type": "string"}}),
+        returns=TEXT)
     def _post_info(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -381,15 +419,20 @@ class Datatype:
         self.save_meta()
         return Response(f"Updated settings of {self.meta.name}\n", media_type="text/plain")
 
-    @endpoint("GET", "help")
+    @endpoint("GET", "help", "The datatype's HTTP API description", returns=TEXT,
+              access="public", inline=True)
     def _help(self, call: Call) -> Response:
         return Response(self.help_text or self.type_name, media_type="text/plain")
 
-    @endpoint("GET", "tags")
+    @endpoint("GET", "tags", "The instance's tags", inline=True)
     def _get_tags(self, call: Call) -> Any:
         return {"Tags": dict(self.meta.tags) if self.meta.tags else None}
 
-    @endpoint("POST", "tags")
+    @endpoint("POST", "tags", "Add (or with replace=true set) the instance's tags", body=Body(
+        JSON, "object of tag -> string value", schema={
+            "type": "object", "additionalProperties": {"type": "string"}}),
+        query=(Q("replace", "bool", "replace every tag instead of adding"),),
+        returns=TEXT)
     def _post_tags(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
@@ -401,7 +444,12 @@ class Datatype:
         self.save_meta()
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "sync")
+    @endpoint("POST", "sync", "Sync this instance to others", body=Body(
+        JSON, '{"sync": "name1,name2"}', schema={
+            "type": "object", "properties": {"sync": {"type": "string"}},
+            "required": ["sync"]}),
+        query=(Q("replace", "bool", "replace the syncs instead of adding"),),
+        returns=TEXT)
     def _post_sync(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict) or not isinstance(body.get("sync"), str):
@@ -469,6 +517,7 @@ class Datatype:
         """Store ``data`` at ``ctx``'s version (in ``batch`` when given, so it commits with
         the mutation it documents; else directly, also on a locked node like DVID's
         blobstore) and return its reference. Storing the same bytes again is harmless."""
+        data = bytes(data)
         ref = self.blob_ref(data)
         tk = tkey(BLOB_CLASS, ref.encode())
         if batch is not None:
@@ -487,13 +536,16 @@ class Datatype:
                 return v
         return None
 
-    @endpoint("POST", "blobstore")
+    # DVID serves blobstore before its locked-node check: not a mutation of versioned data
+    @endpoint("POST", "blobstore", "Store a blob; answers its content reference",
+              body=Body(OCTET, "the blob"), mutates=False, access="write")
     def _post_blob(self, call: Call) -> Any:
         return {"reference": self.put_blob(call.ctx, call.body)}
 
-    @endpoint("GET", "blobstore")
+    @endpoint("GET", "blobstore/{ref}", "A blob by its reference", returns=OCTET,
+              params=(Param("ref", "str", "content reference from POST blobstore"),))
     def _get_blob(self, call: Call) -> Response:
-        ref = call.arg(0, "blob reference")
+        ref = call.params["ref"]
         data = self.get_blob(ref)
         if data is None:
             raise NotFound(f"no blob with reference {ref!r} in {self.meta.name!r}")

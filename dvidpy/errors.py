@@ -1,4 +1,5 @@
-"""Domain errors. Core code raises these; :mod:`dvidpy.web` maps them to plain-text responses.
+"""Domain errors. Core code raises these; :mod:`dvidpy.http.router` answers them as plain
+text.
 
 DVID answers almost every failure with 400 and a plain-text message (clients such as
 neuclease show the body in their exceptions), 404 only for lookups of missing things on a

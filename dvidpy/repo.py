@@ -559,8 +559,11 @@ class RepoManager:
             return child
 
     def new_tag(self, repo: Repo, node: Node, tag: str, note: str = "") -> Node:
-        """A committed child of ``node`` whose UUID is ``tag``, on branch ``tag-<tag>``
-        (``POST /api/node/{uuid}/tag``); 400 when ``tag`` already names a version."""
+        """A committed child of ``node`` named ``tag`` (its UUID) on branch ``tag-<tag>``:
+        a fixed name for the state of ``node``. 400 when ``tag`` is empty or names an
+        existing version."""
+        if not tag:
+            raise BadRequest("tag needs a non-empty 'tag'")
         with self._mutating(repo):
             if tag in self._by_uuid:
                 raise BadRequest(f"tag {tag!r} is already a version UUID")

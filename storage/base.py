@@ -163,6 +163,9 @@ class KVEngine(ABC):
     #: True when ``location`` is a local directory that the engine itself locks against
     #: other processes (LevelDB, RocksDB).
     local_path: ClassVar[bool] = False
+    #: True when point reads answer from this machine's memory or disk in microseconds
+    #: (no network round trip): cheap requests may then run on the server's event loop.
+    local: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -48,6 +48,7 @@ class MemoryEngine(KVEngine):
     name = "memory"
     atomic_batches = True
     persistent = False
+    local = True
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}

@@ -423,7 +423,7 @@ class Annotation(SyncMixin, Datatype):
 
     # ----- endpoints ----------------------------------------------------------------------
 
-    @endpoint("POST", "elements")
+    @endpoint("POST", "elements/{args*}")
     def _post_elements(self, call: Call) -> Response:
         elems = parse_elements(call.json())
         fields: dict[str, Any] = {}
@@ -432,7 +432,7 @@ class Annotation(SyncMixin, Datatype):
         self.store_elements(call.ctx, elems, fields)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "elements")
+    @endpoint("GET", "elements/{args*}")
     def _get_elements(self, call: Call) -> Response:
         lo, hi = self._box(call)
         bs = np.array(self.block_size, np.int64)
@@ -444,26 +444,26 @@ class Annotation(SyncMixin, Datatype):
         body = b"[" + b",".join(parts) + b"]" if parts else b"null"
         return Response(body, media_type=JSON)
 
-    @endpoint("DELETE", "element")
+    @endpoint("DELETE", "element/{args*}")
     def _delete_element(self, call: Call) -> Response:
         self.delete_element(call.ctx, _point_arg(call, 0, "element coordinate"))
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "move")
+    @endpoint("POST", "move/{args*}")
     def _move(self, call: Call) -> Response:
         frm = _point_arg(call, 0, "from coordinate")
         to = _point_arg(call, 1, "to coordinate")
         self.move_element(call.ctx, frm, to)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "label")
+    @endpoint("GET", "label/{args*}")
     def _get_label(self, call: Call) -> Response:
         label = _label_arg(call)
         mode = _rel_mode(call)
         lst = decode_list(self.store.get(call.ctx, label_tkey(label)), "label list")
         return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
 
-    @endpoint("GET", "labels")
+    @endpoint("GET", "labels/{args*}")
     def _get_labels(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, list) or not all(
@@ -474,7 +474,7 @@ class Annotation(SyncMixin, Datatype):
         parts = [self.list_json(call.ctx, decode_list(r, "label list"), mode) for r in raws]
         return Response(b"[" + b",".join(parts) + b"]", media_type=JSON)
 
-    @endpoint("POST", "labels")
+    @endpoint("POST", "labels/{args*}")
     def _post_labels(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -498,14 +498,14 @@ class Annotation(SyncMixin, Datatype):
             self.log_mutation(call.ctx, "labels-post", {"NumLabels": len(lists)}, b)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "tag")
+    @endpoint("GET", "tag/{args*}")
     def _get_tag(self, call: Call) -> Response:
         tag = call.arg(0, "tag")
         mode = _rel_mode(call)
         lst = decode_list(self.store.get(call.ctx, tag_tkey(tag)), "tag list")
         return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
 
-    @endpoint("GET", "roi")
+    @endpoint("GET", "roi/{args*}")
     def _get_roi(self, call: Call) -> Response:
         from datatypes.roi import find_roi
         spec = call.arg(0, "ROI specification").split(",")
@@ -539,17 +539,17 @@ class Annotation(SyncMixin, Datatype):
 
         return StreamingResponse(gen(), media_type=JSON)
 
-    @endpoint("GET", "blocks")
+    @endpoint("GET", "blocks/{args*}")
     def _get_blocks(self, call: Call) -> Response:
         lo, hi = self._box(call)
         bs = np.array(self.block_size, np.int64)
         return self._stream(self.iter_blocks(call.ctx, lo // bs, (hi - 1) // bs))
 
-    @endpoint("GET", "all-elements")
+    @endpoint("GET", "all-elements/{args*}")
     def _get_all(self, call: Call) -> Response:
         return self._stream(self.iter_blocks(call.ctx))
 
-    @endpoint("POST", "blocks")
+    @endpoint("POST", "blocks/{args*}")
     def _post_blocks(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -576,7 +576,7 @@ class Annotation(SyncMixin, Datatype):
             self.log_mutation(call.ctx, "blocks-post", {"NumBlocks": len(lists)}, b)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "scan")
+    @endpoint("GET", "scan/{args*}")
     def _scan(self, call: Call) -> Any:
         start, end = class_range(BLOCK_CLASS)
         n = empty = 0
@@ -586,7 +586,7 @@ class Annotation(SyncMixin, Datatype):
                 empty += 1
         return {"num kv pairs": n, "num empty blocks": empty}
 
-    @endpoint("POST", "reload")
+    @endpoint("POST", "reload/{args*}")
     def _reload(self, call: Call) -> Response:
         self.reload(call.ctx)
         return Response(f"Rebuilt label and tag denormalizations of {self.meta.name!r}\n",

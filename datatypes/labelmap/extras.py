@@ -91,7 +91,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         pre = tkey(L.MUTLOG_CLASS, version.to_bytes(4, "big"))
         return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
 
-    @endpoint("GET", "mutations-range")
+    @endpoint("GET", "mutations-range/{args*}")
     def _get_mutations_range(self, call: Call) -> Response:
         """One JSON array of the mutation records of every version from ``{beg}`` to
         ``{end}`` (inclusive, ancestor first)."""
@@ -101,7 +101,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
             recs.extend(self._records_at(end, v))
         return Response(_compact(recs), media_type="application/json")
 
-    @endpoint("GET", "history")
+    @endpoint("GET", "history/{args*}")
     def _get_history(self, call: Call) -> Response:
         """``history/{label}/{from}/{to}``: concatenated JSON objects (no brackets) of the
         merges/cleaves/splits of the bodies that held ``label``'s supervoxels (as of
@@ -143,7 +143,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
                     out.append(_compact(o))
         return Response(b"".join(out), media_type="application/json")
 
-    @endpoint("GET", "supervoxel-splits")
+    @endpoint("GET", "supervoxel-splits/{args*}")
     def _get_supervoxel_splits(self, call: Call) -> Response:
         """``["<uuid>", [[mutid, old sv, remain sv, split sv], ...], "<parent uuid>", ...]``
         from this version to the root, skipping versions without splits. Body splits
@@ -174,7 +174,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         for tk, v in self.store.scan(ctx, L.index_tkey(start), stop, keys_only=keys_only):
             yield int.from_bytes(tk[2:10], "big"), v
 
-    @endpoint("GET", "existing-labels")
+    @endpoint("GET", "existing-labels/{args*}")
     def _get_existing_labels(self, call: Call) -> Response:
         """Streamed JSON array of every body with a label index, ascending. A storage error
         mid-stream truncates the array (DVID can't report it either)."""
@@ -195,7 +195,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
         return StreamingResponse(gen(), media_type="application/json")
 
-    @endpoint("GET", "sparsevols-coarse")
+    @endpoint("GET", "sparsevols-coarse/{args*}")
     def _get_sparsevols_coarse(self, call: Call) -> Response:
         """Stream, per body with an index in ``[start, end]``: ``uint64 label, int32 S``
         and S block-coordinate spans; bodies with no block inside the bounds are skipped."""
@@ -235,7 +235,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
         return StreamingResponse(gen(), media_type=OCTET)
 
-    @endpoint("GET", "indices-compressed")
+    @endpoint("GET", "indices-compressed/{args*}")
     def _get_indices_compressed(self, call: Call) -> Response:
         """GET body ``[l1, ...]`` (≤ 50,000) → per label in request order: ``uint64 size,
         uint64 label`` and ``size`` bytes of the stored (lz4-framed) LabelIndex; size 0
@@ -266,7 +266,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
     # ----- writes -----------------------------------------------------------------------
 
-    @endpoint("POST", "renumber")
+    @endpoint("POST", "renumber/{args*}")
     def _renumber(self, call: Call) -> Response:
         """Body ``[new1, old1, new2, old2, ...]``: each old body becomes ``new`` (its
         supervoxels are remapped, its index moves). Every pair gets its own mutation id,
@@ -328,7 +328,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
             self.emit(ctx, "merge", payload, mutid)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "ingest-supervoxels")
+    @endpoint("POST", "ingest-supervoxels/{args*}")
     def _post_ingest_supervoxels(self, call: Call) -> Response:
         """``POST blocks`` body stored as-is at ``scale``: no indexing, sync, extents,
         max-label or downres (bulk loads follow with ``POST indices``/``mappings``/
@@ -345,7 +345,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         del blocks
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "extents")
+    @endpoint("POST", "extents/{args*}")
     def _post_extents(self, call: Call) -> Response:
         """Body ``{"MinPoint": [x, y, z], "MaxPoint": [x, y, z]}`` (either may be omitted
         when extents exist) replaces this version's extents. 400 for non-int32 values,

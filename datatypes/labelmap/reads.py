@@ -148,7 +148,7 @@ class ReadsMixin(LabelmapCore):
             return dims, vol[:, 0, :]
         return dims, vol[:, :, 0]
 
-    @endpoint(("GET", "HEAD"), "raw")
+    @endpoint(("GET", "HEAD"), "raw/{args*}")
     def _get_raw(self, call: Call) -> Response:
         """3-D: uint64 volume (``compression`` none/lz4/gzip/google/googlegzip; format
         segment absent or ``octet-stream``). 2-D: a 16-bit RGBA PNG whose sample bytes are
@@ -192,13 +192,13 @@ class ReadsMixin(LabelmapCore):
                 headers["Content-Encoding"] = "gzip"
         return Response(data, media_type=OCTET, headers=headers)
 
-    @endpoint(("GET", "HEAD"), "pseudocolor")
+    @endpoint(("GET", "HEAD"), "pseudocolor/{args*}")
     def _get_pseudocolor(self, call: Call) -> Response:
         """2-D RGBA PNG; each body (or supervoxel) gets a hashed color, 0 is transparent."""
         _, img = self._plane(call)
         return Response(encode_png_rgba(pseudocolor(img), 8), media_type="image/png")
 
-    _get_isotropic = endpoint(("GET", "HEAD"), "isotropic")(
+    _get_isotropic = endpoint(("GET", "HEAD"), "isotropic/{args*}")(
         lambda self, call: self._get_raw(call))
 
     # ----- blocks -----------------------------------------------------------------------
@@ -271,7 +271,7 @@ class ReadsMixin(LabelmapCore):
         if comp not in ("", "lz4", "gzip", "uncompressed", "blocks"):
             raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, uncompressed, blocks)")
 
-    @endpoint("GET", "blocks")
+    @endpoint("GET", "blocks/{args*}")
     def _get_blocks(self, call: Call) -> Response:
         size, offset = self._geometry(call, 0)
         scale = self.scale_arg(call)
@@ -285,7 +285,7 @@ class ReadsMixin(LabelmapCore):
             self._stream_blocks(call.ctx, scale, coords, comp, not call.flag("supervoxels")),
             media_type=OCTET)
 
-    @endpoint("GET", "specificblocks")
+    @endpoint("GET", "specificblocks/{args*}")
     def _get_specificblocks(self, call: Call) -> Response:
         scale = self.scale_arg(call)
         comp = call.query.get("compression", "blocks") or "blocks"
@@ -330,7 +330,7 @@ class ReadsMixin(LabelmapCore):
         if h and hashlib.md5(call.body).hexdigest() != h.lower():
             raise BadRequest("request body does not match the given hash (body dropped?)")
 
-    @endpoint("GET", "label")
+    @endpoint("GET", "label/{args*}")
     def _get_label(self, call: Call) -> Any:
         try:
             p = parse_xyz(call.arg(0, "point"))
@@ -341,7 +341,7 @@ class ReadsMixin(LabelmapCore):
                            not call.flag("supervoxels"))
         return {"Label": int(v[0])}
 
-    @endpoint("GET", "labels")
+    @endpoint("GET", "labels/{args*}")
     def _get_labels(self, call: Call) -> Any:
         self._check_hash(call)
         pts = _json_points(call.json())
@@ -357,12 +357,12 @@ class ReadsMixin(LabelmapCore):
             raise NotFound(f"label {label} not found in {self.meta.name!r}")
         return label, idx
 
-    @endpoint("GET", "size")
+    @endpoint("GET", "size/{args*}")
     def _get_size(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return {"voxels": int(L.index_arrays(idx)[2].sum())}
 
-    @endpoint("GET", "sizes")
+    @endpoint("GET", "sizes/{args*}")
     def _get_sizes(self, call: Call) -> Any:
         self._check_hash(call)
         labels = label_list_json(call.json())
@@ -373,12 +373,12 @@ class ReadsMixin(LabelmapCore):
             out.append(0 if idx is None else int(L.index_arrays(idx)[2].sum()))
         return out
 
-    @endpoint("GET", "supervoxels")
+    @endpoint("GET", "supervoxels/{args*}")
     def _get_supervoxels(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return np.unique(L.index_arrays(idx)[1]).tolist()
 
-    @endpoint("GET", "supervoxel-sizes")
+    @endpoint("GET", "supervoxel-sizes/{args*}")
     def _get_sv_sizes(self, call: Call) -> Any:
         _, idx = self._idx(call)
         _, sv, cn = L.index_arrays(idx)
@@ -387,13 +387,13 @@ class ReadsMixin(LabelmapCore):
         np.add.at(tot, inv, cn)
         return {"supervoxels": u.tolist(), "sizes": tot.tolist()}
 
-    @endpoint("GET", "lastmod")
+    @endpoint("GET", "lastmod/{args*}")
     def _get_lastmod(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return {"mutation id": idx.last_mutid, "last mod user": idx.last_mod_user,
                 "last mod app": idx.last_mod_app, "last mod time": idx.last_mod_time}
 
-    @endpoint("GET", "sparsevol-size")
+    @endpoint("GET", "sparsevol-size/{args*}")
     def _get_sparsevol_size(self, call: Call) -> Any:
         _, idx = self._idx(call)
         c = L.index_block_coords(idx)
@@ -402,7 +402,7 @@ class ReadsMixin(LabelmapCore):
                 "minvoxel": (c.min(axis=0) * bs).tolist(),
                 "maxvoxel": ((c.max(axis=0) + 1) * bs - 1).tolist()}
 
-    @endpoint(("GET", "HEAD"), "sparsevol-coarse")
+    @endpoint(("GET", "HEAD"), "sparsevol-coarse/{args*}")
     def _get_sparsevol_coarse(self, call: Call) -> Response:
         label, idx = self._idx(call)
         c = L.index_block_coords(idx)
@@ -469,12 +469,12 @@ class ReadsMixin(LabelmapCore):
                 if mask.any():
                     yield (int(off[0]), int(off[1]), int(off[2])), mask
 
-    @endpoint(("GET", "HEAD"), "sparsevol")
+    @endpoint(("GET", "HEAD"), "sparsevol/{args*}")
     def _get_sparsevol(self, call: Call) -> Response:
         self.require_indexed("sparsevol")
         return self.sparsevol_response(call, parse_label(call.arg(0, "label")))
 
-    @endpoint(("GET", "HEAD"), "sparsevol-by-point")
+    @endpoint(("GET", "HEAD"), "sparsevol-by-point/{args*}")
     def _get_sparsevol_by_point(self, call: Call) -> Response:
         """Sparsevol of the body (or with ``supervoxels=true`` the supervoxel) at a scale-0
         point; 400 when the point is background or unwritten."""
@@ -531,7 +531,7 @@ class ReadsMixin(LabelmapCore):
             data = gzip.compress(data, 1, mtime=0)
         return Response(data, media_type=OCTET)
 
-    @endpoint("GET", "listlabels")
+    @endpoint("GET", "listlabels/{args*}")
     def _get_listlabels(self, call: Call) -> Response:
         start = call.int_query("start", 0)
         number = call.int_query("number", 10_000_000)
@@ -563,7 +563,7 @@ class ReadsMixin(LabelmapCore):
 
     # ----- labels, mapping, indices ------------------------------------------------------
 
-    @endpoint("GET", "maxlabel")
+    @endpoint("GET", "maxlabel/{args*}")
     def _get_maxlabel(self, call: Call) -> Any:
         self.require_indexed("maxlabel")
         v = self.version_max_label(call.ctx)
@@ -572,13 +572,13 @@ class ReadsMixin(LabelmapCore):
                              f"{call.ctx.node.uuid}")
         return {"maxlabel": v}
 
-    @endpoint("GET", "nextlabel")
+    @endpoint("GET", "nextlabel/{args*}")
     def _get_nextlabel(self, call: Call) -> Any:
         self.require_indexed("nextlabel")
         nxt = self.next_label_counter()
         return {"nextlabel": nxt if nxt else self.repo_max_label() + 1}
 
-    @endpoint("GET", "mapping")
+    @endpoint("GET", "mapping/{args*}")
     def _get_mapping(self, call: Call) -> Any:
         self._check_hash(call)
         svs = label_list_json(call.json(), "supervoxels")
@@ -598,7 +598,7 @@ class ReadsMixin(LabelmapCore):
             out = [b if s in present else 0 for s, b in zip(svs, out, strict=True)]
         return out
 
-    @endpoint("GET", "mappings")
+    @endpoint("GET", "mappings/{args*}")
     def _get_mappings(self, call: Call) -> Response:
         binary = call.query.get("format", "") == "binary"
         ctx = call.ctx
@@ -621,7 +621,7 @@ class ReadsMixin(LabelmapCore):
 
         return StreamingResponse(gen(), media_type=OCTET if binary else "text/plain")
 
-    @endpoint("GET", "index")
+    @endpoint("GET", "index/{args*}")
     def _get_index(self, call: Call) -> Any:
         label = parse_label(call.arg(0, "label"))
         if "mutid" in call.query:
@@ -635,7 +635,7 @@ class ReadsMixin(LabelmapCore):
                     "last_mod_user": idx.last_mod_user, "last_mod_app": idx.last_mod_app}
         return Response(idx.SerializeToString(), media_type=OCTET)
 
-    @endpoint("GET", "indices")
+    @endpoint("GET", "indices/{args*}")
     def _get_indices(self, call: Call) -> Response:
         labels = label_list_json(call.json())
         if len(labels) > 50_000:
@@ -649,6 +649,6 @@ class ReadsMixin(LabelmapCore):
                 out.indices.append(idx)
         return Response(out.SerializeToString(), media_type=OCTET)
 
-    @endpoint("GET", "mutations")
+    @endpoint("GET", "mutations/{args*}")
     def _get_mutations(self, call: Call) -> Any:
         return self.mutation_records(call.ctx)

@@ -112,7 +112,7 @@ class WritesMixin(LabelmapCore):
                 self.emit(ctx, "block-mutated", {"scale": 0, "blocks": mut}, mutid)
         return mutid
 
-    @endpoint("POST", "raw")
+    @endpoint("POST", "raw/{args*}")
     def _post_raw(self, call: Call) -> Response:
         if call.arg(0, "dims") != "0_1_2":
             raise BadRequest("labelmap POST raw only accepts 3-D 0_1_2 subvolumes")
@@ -155,7 +155,7 @@ class WritesMixin(LabelmapCore):
         self.write_blocks(call.ctx, 0, blocks, index=True, downres=True)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "blocks")
+    @endpoint("POST", "blocks/{args*}")
     def _post_blocks(self, call: Call) -> Response:
         scale = self.scale_arg(call)
         comp = call.query.get("compression", "")
@@ -197,7 +197,7 @@ class WritesMixin(LabelmapCore):
 
     # ----- merge / cleave ---------------------------------------------------------------
 
-    @endpoint("POST", "merge")
+    @endpoint("POST", "merge/{args*}")
     def _merge(self, call: Call) -> Any:
         self.require_indexed("merge")
         labels = label_list_json(call.json(), "labels to merge")
@@ -246,7 +246,7 @@ class WritesMixin(LabelmapCore):
                                  "block_keys": sorted(blocks)}, mutid)
         return {"MutationID": mutid}
 
-    @endpoint("POST", "cleave")
+    @endpoint("POST", "cleave/{args*}")
     def _cleave(self, call: Call) -> Any:
         self.require_indexed("cleave")
         label = parse_label(call.arg(0, "label"))
@@ -326,7 +326,7 @@ class WritesMixin(LabelmapCore):
         total = int(spans[:, 3].astype(np.int64).sum())
         return arrs, masks, total - inside
 
-    @endpoint("POST", "split-supervoxel")
+    @endpoint("POST", "split-supervoxel/{args*}")
     def _split_supervoxel(self, call: Call) -> Any:
         self.require_indexed("split-supervoxel")
         sv = parse_label(call.arg(0, "supervoxel"), "supervoxel")
@@ -408,7 +408,7 @@ class WritesMixin(LabelmapCore):
         return {"SplitSupervoxel": split_id, "RemainSupervoxel": remain_id,
                 "MutationID": mutid}
 
-    @endpoint("POST", "split")
+    @endpoint("POST", "split/{args*}")
     def _split(self, call: Call) -> Any:
         self.require_indexed("split")
         label = parse_label(call.arg(0, "label"))
@@ -526,7 +526,7 @@ class WritesMixin(LabelmapCore):
 
     # ----- labels, mappings, indices ----------------------------------------------------
 
-    @endpoint("POST", "nextlabel")
+    @endpoint("POST", "nextlabel/{args*}")
     def _post_nextlabel(self, call: Call) -> Any:
         self.require_indexed("nextlabel")
         try:
@@ -539,14 +539,14 @@ class WritesMixin(LabelmapCore):
             start = self.allocate(call.ctx, b, n)
         return {"start": start, "end": start + n - 1}
 
-    @endpoint("POST", "maxlabel")
+    @endpoint("POST", "maxlabel/{args*}")
     def _post_maxlabel(self, call: Call) -> Response:
         v = parse_label(call.arg(0, "max label"), "max label")
         with self.lock, self.label_batch(call.ctx) as b:
             self.note_labels(call.ctx, b, v)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "mappings")
+    @endpoint("POST", "mappings/{args*}")
     def _post_mappings(self, call: Call) -> Response:
         ops = protos.parse(protos.MappingOps, call.body)
         changes: dict[int, int] = {}
@@ -579,7 +579,7 @@ class WritesMixin(LabelmapCore):
                 self.note_labels(ctx, b, top)
         del mutid
 
-    @endpoint("POST", "index")
+    @endpoint("POST", "index/{args*}")
     def _post_index(self, call: Call) -> Response:
         label = parse_label(call.arg(0, "label"))
         idx = protos.parse(protos.LabelIndex, call.body)
@@ -588,7 +588,7 @@ class WritesMixin(LabelmapCore):
         self._put_indices(call.ctx, [idx])
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "indices")
+    @endpoint("POST", "indices/{args*}")
     def _post_indices(self, call: Call) -> Response:
         idxs = protos.parse(protos.LabelIndices, call.body)
         self._put_indices(call.ctx, list(idxs.indices))

@@ -46,6 +46,27 @@ def parse(message_cls: Any, body: bytes) -> Any:
     except DecodeError as e:
         raise BadRequest(f"malformed protobuf {message_cls.DESCRIPTOR.name} body: {e}") from None
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def keyvalue_head(key: bytes, value_len: int) -> bytes:
+    """Wire bytes of a ``KeyValues`` message holding one ``KeyValue(key, value)``, all but
+    the ``value_len`` value bytes that follow them. Concatenated messages are one
+    ``KeyValues`` (repeated fields concatenate), so a stream of ``head + value`` pieces is
+    a valid answer without building message objects or copying values. ``key`` is written
+    as given (a non-UTF-8 key stays its bytes; strict proto3 readers reject those)."""
+    head = b"\x0a" + _varint(len(key)) + key if key else b""  # proto3 omits empty fields
+    if value_len:
+        head += b"\x12" + _varint(value_len)
+    return b"\x0a" + _varint(len(head) + value_len) + head
+
+
 __all__ = [
     "POOL",
     "KeyRange",
@@ -57,5 +78,6 @@ __all__ = [
     "MappingOp",
     "MappingOps",
     "SVCount",
+    "keyvalue_head",
     "parse",
 ]

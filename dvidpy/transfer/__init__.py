@@ -79,7 +79,6 @@ from dvidpy.transfer.client import (
     speaks_transfer,
 )
 from dvidpy.transfer.receiver import Receiver
-from dvidpy.transfer.routes import transfer_routes
 from dvidpy.transfer.sender import LocalSource, build_manifest
 
 __all__ = [
@@ -92,5 +91,4 @@ __all__ = [
     "build_manifest",
     "run_transfer",
     "speaks_transfer",
-    "transfer_routes",
 ]

@@ -12,6 +12,7 @@ HTTP uses only the standard library (``http.client``) with keep-alive connection
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import queue
 import threading
@@ -20,6 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from dvidpy import jsonio
+from dvidpy.errors import DvidError
 from dvidpy.transfer.protocol import (
     DEFAULT_MAX_CHUNK,
     PROTOCOL_NAME,
@@ -28,24 +31,70 @@ from dvidpy.transfer.protocol import (
 )
 
 
-class TransferError(Exception):
-    """A transfer failed; ``status`` is the HTTP status that caused it (0: no answer)."""
+class TransferError(DvidError):
+    """A transfer failed because of the other server; ``status`` is the HTTP status that
+    caused it (0: no answer). Reaches an HTTP client of this server as 502."""
+
+    status_code = 502
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
+
+
+def parse_peer_url(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a peer server's root URL such as ``http://host:8000``
+    (``host:port`` alone means http). The one validator of peer URLs: ``ValueError``
+    saying what is wrong for any other scheme, a missing or malformed host, a port outside
+    1..65535, or a path, query, fragment or user info (a peer is a server root)."""
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        raise ValueError("a peer URL must be a non-empty string of at most 2048 characters")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"peer URL {url!r} contains whitespace or control characters")
+    try:
+        u = urlsplit(url if "://" in url else "http://" + url)
+        port = u.port
+        host = u.hostname
+    except ValueError as e:
+        raise ValueError(f"malformed peer URL {url!r}: {e}") from None
+    if "://" not in url and port is None:
+        raise ValueError(f"peer URL {url!r} needs a scheme (http://host[:port]) or a port "
+                         "(host:port)")
+    if u.scheme not in ("http", "https"):
+        raise ValueError(f"peer URL {url!r} must use http or https, not {u.scheme!r}")
+    if not host:
+        raise ValueError(f"peer URL {url!r} has no host")
+    if u.username is not None or u.password is not None:
+        raise ValueError(f"peer URL {url!r} must not carry user info")
+    if u.path not in ("", "/") or u.query or u.fragment:
+        raise ValueError(f"peer URL {url!r} must be a server root (http://host:port)")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"peer URL {url!r} has port {port} outside 1..65535")
+    if port == 0:
+        raise ValueError(f"peer URL {url!r} has port 0")
+    if "[" not in u.netloc:
+        labels = host.split(".")
+        if not all(labels) or any(len(x) > 63 for x in labels) or not all(
+                c.isalnum() or c in "-_" for x in labels for c in x):
+            raise ValueError(f"peer URL {url!r} has a malformed host name {host!r}")
+    else:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"peer URL {url!r} has a malformed IPv6 address") from None
+    return u.scheme, host, port
 
 
 class Http:
     """A tiny keep-alive HTTP client for one server root such as ``http://host:port``."""
 
     def __init__(self, base_url: str, timeout: float = 600.0) -> None:
-        u = urlsplit(base_url if "://" in base_url else "http://" + base_url)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise TransferError(f"bad server URL {base_url!r} (want http://host:port)")
-        self.base = f"{u.scheme}://{u.netloc}"
-        self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
+        try:
+            self.scheme, self.host, self.port = parse_peer_url(base_url)
+        except ValueError as e:
+            raise TransferError(str(e)) from None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.base = f"{self.scheme}://{host}" + (f":{self.port}" if self.port else "")
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
@@ -85,7 +134,12 @@ class Http:
         if status >= 400:
             raise TransferError(f"{self.base}{path}: {status} {data.decode(errors='replace')}",
                                 status)
-        return json.loads(data) if data.strip() else None
+        if not data.strip():
+            return None
+        try:
+            return jsonio.loads(data, f"answer of {self.base}{path}")
+        except DvidError as e:
+            raise TransferError(e.message) from None
 
     def stream(self, method: str, path: str, obj: Any) -> http.client.HTTPResponse:
         """A streaming response on its own connection (the caller closes it)."""
@@ -120,9 +174,10 @@ def speaks_transfer(url: str) -> bool:
     if status != 200:
         return False
     try:
-        return json.loads(data).get("protocol") == PROTOCOL_NAME
-    except ValueError:
+        answer = jsonio.loads(data, "protocol probe answer")
+    except DvidError:
         return False
+    return isinstance(answer, dict) and answer.get("protocol") == PROTOCOL_NAME
 
 
 class HttpSource:

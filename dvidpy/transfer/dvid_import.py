@@ -75,6 +75,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from dvidpy import jsonio
 from dvidpy.dag import Ancestry, Node
 from dvidpy.datatype import Datatype, InstanceMeta, datatype_class
 from dvidpy.errors import BadRequest
@@ -142,7 +143,7 @@ class DvidApiSource:
         version). ``roi`` filtering is not supported through the public API (400)."""
         if roi:
             raise BadRequest("--roi is not supported when importing from DVID's public API")
-        info = json.loads(self._get(f"/api/repo/{quote(uuid)}/info"))
+        info = jsonio.loads(self._get(f"/api/repo/{quote(uuid)}/info"))
         dag_nodes = info["DAG"]["Nodes"]
         by_vid = {int(n["VersionID"]): n for n in dag_nodes.values()}
         matches = [u for u in dag_nodes if u.startswith(uuid.split(":")[0])]
@@ -183,7 +184,7 @@ class DvidApiSource:
             elif tn == "uint8blk":
                 ext = d.get("Extended") or {}
                 if not ext.get("BlockSize"):
-                    ext = json.loads(self._get(self._kv_base(target, name) + "/info")
+                    ext = jsonio.loads(self._get(self._kv_base(target, name) + "/info")
                                      ).get("Extended") or {}
                 config = _uint8blk_config(name, ext, comp)
                 if comp == "jpeg":
@@ -191,7 +192,7 @@ class DvidApiSource:
             elif tn == "labelmap":
                 ext = d.get("Extended") or {}
                 if not ext.get("BlockSize"):
-                    ext = json.loads(self._get(self._kv_base(target, name) + "/info")
+                    ext = jsonio.loads(self._get(self._kv_base(target, name) + "/info")
                                      ).get("Extended") or {}
                 config = _labelmap_config(name, ext)
                 comp = "gzip"  # labelmap blocks are always stored gzip-wrapped
@@ -297,8 +298,8 @@ class DvidApiSource:
         from datatypes.keyvalue import encode_key
 
         name = im["name"]
-        keys_v = json.loads(self._get(self._kv_base(v, name) + "/keys"))
-        pkeys: list[set[str]] = [set(json.loads(self._get(self._kv_base(p, name) + "/keys")))
+        keys_v = jsonio.loads(self._get(self._kv_base(v, name) + "/keys"))
+        pkeys: list[set[str]] = [set(jsonio.loads(self._get(self._kv_base(p, name) + "/keys")))
                                  for p in parents]
         merge = len(parents) > 1
         first = pkeys[0] if pkeys else set()
@@ -323,9 +324,9 @@ class DvidApiSource:
     def _roi(self, im: dict[str, Any], v: str, parents: list[str]
              ) -> Iterator[tuple[bytes, bytes]]:
         name = im["name"]
-        spans = json.loads(self._get(self._kv_base(v, name) + "/roi"))
+        spans = jsonio.loads(self._get(self._kv_base(v, name) + "/roi"))
         if len(parents) == 1:
-            pspans = json.loads(self._get(self._kv_base(parents[0], name) + "/roi"))
+            pspans = jsonio.loads(self._get(self._kv_base(parents[0], name) + "/roi"))
             if pspans == spans:
                 return
         inst, ctx, eng = self._scratch(im)
@@ -390,7 +391,7 @@ class DvidApiSource:
 
         name = im["name"]
         inst, ctx, eng = self._scratch(im)
-        ext = (json.loads(self._get(self._kv_base(v, name) + "/info")).get("Extended")
+        ext = (jsonio.loads(self._get(self._kv_base(v, name) + "/info")).get("Extended")
                or {})
         if [int(x) for x in ext.get("BlockSize") or []] != list(inst.block_size):
             raise TransferError(f"uint8blk {name!r} reports BlockSize "
@@ -454,7 +455,7 @@ class DvidApiSource:
         if status >= 400:
             raise TransferError(f"{self.http.base}{path}: {status} "
                                 f"{data.decode(errors='replace')}", status)
-        return json.loads(data)
+        return jsonio.loads(data)
 
     def _label_blocks(self, inst: Any, v: str, scale: int, first: tuple[int, int, int],
                       last: tuple[int, int, int]) -> list[tuple[bytes, bytes, memoryview]]:
@@ -521,7 +522,7 @@ class DvidApiSource:
         name = im["name"]
         inst, ctx, eng = self._scratch(im)
         parent = parents[0] if len(parents) == 1 else None
-        info = json.loads(self._get(self._kv_base(v, name) + "/info"))
+        info = jsonio.loads(self._get(self._kv_base(v, name) + "/info"))
         ext = info.get("Extended") or {}
         if [int(x) for x in ext.get("BlockSize") or []] != list(inst.block_size):
             raise TransferError(f"labelmap {name!r} reports BlockSize "
@@ -534,7 +535,7 @@ class DvidApiSource:
                 raise TransferError(f"labelmap {name!r} at {v}: bad extents {mn!r}..{mx!r}")
             pext = None
             if parent is not None:
-                pe = json.loads(self._get(self._kv_base(parent, name) + "/info")
+                pe = jsonio.loads(self._get(self._kv_base(parent, name) + "/info")
                                 ).get("Extended") or {}
                 pext = [pe.get("MinPoint"), pe.get("MaxPoint")]
             if pext != [mn, mx]:
@@ -595,7 +596,7 @@ class DvidApiSource:
         now: dict[int, int] = {}
         for i in range(0, len(gone), _INDEX_BATCH):
             batch = gone[i:i + _INDEX_BATCH]
-            got = json.loads(self._get(self._kv_base(v, name) + "/mapping?nolookup=true",
+            got = jsonio.loads(self._get(self._kv_base(v, name) + "/mapping?nolookup=true",
                                        json.dumps(batch).encode()))
             if not isinstance(got, list) or len(got) != len(batch):
                 raise TransferError(f"labelmap {name!r} at {v}: bad GET mapping answer")
@@ -635,7 +636,7 @@ class DvidApiSource:
         if label_src is not None:
             ext = datainstances[label_src].get("Extended") or {}
             if not ext.get("BlockSize"):
-                ext = json.loads(self._get(self._kv_base(target, label_src) + "/info")
+                ext = jsonio.loads(self._get(self._kv_base(target, label_src) + "/info")
                                  ).get("Extended") or {}
             got = ext.get("BlockSize") or bs
             if not (isinstance(got, list) and len(got) == 3
@@ -652,7 +653,7 @@ class DvidApiSource:
         path = self._kv_base(v, label_src) + "/labels"
         for i in range(0, len(pos), _POINT_BATCH):
             pts = pos[i:i + _POINT_BATCH].tolist()
-            got = json.loads(self._get(path, json.dumps(pts).encode()))
+            got = jsonio.loads(self._get(path, json.dumps(pts).encode()))
             if not (isinstance(got, list) and len(got) == len(pts)
                     and all(isinstance(x, int) and 0 <= x < 2**64 for x in got)):
                 raise TransferError(f"{label_src!r} at {v}: GET labels answered "
@@ -672,7 +673,7 @@ class DvidApiSource:
         name = im["name"]
         body = self._get(self._kv_base(v, name) + "/all-elements")
         try:
-            blocks = json.loads(body) if body.strip() else {}
+            blocks = jsonio.loads(body) if body.strip() else {}
             if blocks is None:
                 blocks = {}
             if not isinstance(blocks, dict):

@@ -38,30 +38,34 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from dvidpy.config import Settings
-from dvidpy.datatype import json_response
 from dvidpy.errors import BadRequest, DvidError, NotFound, TooLarge
-from dvidpy.repo import RepoManager
+from dvidpy.http.router import HttpCall, ServerState
+from dvidpy.http.spec import OCTET, TEXT, Body, Param
+from dvidpy.http.table import RouteTable
 from dvidpy.transfer.client import (
     HttpSink,
     HttpSource,
     LocalSink,
     TransferError,
+    parse_peer_url,
     run_transfer,
     speaks_transfer,
 )
 from dvidpy.transfer.protocol import PROTOCOL_NAME, PROTOCOL_VERSION
 from dvidpy.transfer.receiver import Receiver
 from dvidpy.transfer.sender import LocalSource
-from dvidpy.web import Handler, read_body, read_json
-from dvidpy.web import guard as dvid_guard
 
 log = logging.getLogger("dvidpy.transfer")
+routes = RouteTable("transfer")
+_OPTS_SCHEMA = {"type": "object", "required": ["uuid"], "properties": {
+    "uuid": {"type": "string"}, "flatten": {"type": "boolean"}, "roi": {"type": "string"},
+    "data": {"type": "array", "items": {"type": "string"}}}}
+_STREAM_REQ = Body(doc="a stream request made by the receiver from a plan", schema={
+    "type": "object"})
+_TID = Param("tid", "str", "transfer id from POST /api/transfer/receive")
 
 
 class Job:
@@ -84,6 +88,23 @@ class Job:
                 "elapsed": (self.finished or time.time()) - self.started}
 
 
+class TransferState:
+    """The sending and receiving ends and the jobs of one server."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.source = LocalSource(state.mgr)
+        self.receiver = Receiver(state.mgr, state.settings)
+        self.jobs: dict[str, Job] = {}
+
+
+def transfer_state(call: HttpCall) -> TransferState:
+    """This server's :class:`TransferState` (made on first use)."""
+    ts = call.state.extras.get("transfer")
+    if ts is None:
+        ts = call.state.extras.setdefault("transfer", TransferState(call.state))
+    return ts
+
+
 def _opts(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
@@ -99,166 +120,204 @@ def _opts(body: Any) -> dict[str, Any]:
     roi = body.get("roi")
     if roi is not None and (not isinstance(roi, str) or not roi):
         raise BadRequest("'roi' must be an instance name")
-    return {"uuid": uuid, "flatten": bool(body.get("flatten", False)), "data": data or None,
-            "roi": roi}
+    flatten = body.get("flatten", False)
+    if not isinstance(flatten, bool):
+        raise BadRequest("'flatten' must be true or false")
+    return {"uuid": uuid, "flatten": flatten, "data": data or None, "roi": roi}
 
 
-def transfer_routes(mgr: RepoManager, settings: Settings) -> list[Route]:
-    """The routes above, bound to ``mgr``; include them before the ``/api/node`` catch-all."""
-    source = LocalSource(mgr)
-    receiver = Receiver(mgr, settings)
-    jobs: dict[str, Job] = {}
-    limit = settings.max_request_bytes
+def _peer(body: dict[str, Any], key: str, what: str) -> str:
+    url = body.get(key)
+    if not isinstance(url, str) or not url:
+        raise BadRequest(f"{key!r} ({what}) is required")
+    try:
+        parse_peer_url(url)
+    except ValueError as e:
+        raise BadRequest(f"{key!r}: {e}") from None
+    return url
 
-    def guard(fn: Handler) -> Handler:
-        """:func:`dvidpy.web.guard`, and a failed transfer to another server is a 502."""
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except TransferError as e:
-                return PlainTextResponse(e.message, status_code=502)
-        return dvid_guard(wrapped)
 
-    async def protocol(request: Request) -> Response:
-        return json_response({"protocol": PROTOCOL_NAME, "version": PROTOCOL_VERSION})
+@routes.get("/api/transfer/protocol", "Protocol probe: name and version", inline=True)
+def protocol(call: HttpCall) -> Any:
+    return {"protocol": PROTOCOL_NAME, "version": PROTOCOL_VERSION}
 
-    async def manifest(request: Request) -> Response:
-        o = _opts(await read_json(request, limit))
-        m = await run_in_threadpool(source.manifest, o["uuid"], flatten=o["flatten"],
-                                    data=o["data"], roi=o["roi"])
-        return json_response(m)
 
-    async def count(request: Request) -> Response:
-        req = await read_json(request, limit)
-        if not isinstance(req, dict):
-            raise BadRequest("expected a JSON stream request")
-        return json_response({"records": await run_in_threadpool(source.count, req)})
+@routes.post("/api/transfer/manifest", "Describe a repo for a transfer", mutates=False,
+             access="admin", body=Body(doc='{"uuid", "flatten", "data", "roi"}',
+                                       schema=_OPTS_SCHEMA))
+def manifest(call: HttpCall) -> Any:
+    o = _opts(call.json("manifest request"))
+    return transfer_state(call).source.manifest(o["uuid"], flatten=o["flatten"],
+                                                data=o["data"], roi=o["roi"])
 
-    async def stream(request: Request) -> Response:
-        req = await read_json(request, limit)
-        if not isinstance(req, dict):
-            raise BadRequest("expected a JSON stream request")
-        frames = await run_in_threadpool(source.stream, req)
-        # Validation errors surface on the first item; fetch it before answering 200.
-        it = iter(frames)
-        first = await run_in_threadpool(next, it)
 
-        def rest() -> Any:
+@routes.post("/api/transfer/count", "Records a stream request will carry", mutates=False,
+             access="admin", body=_STREAM_REQ)
+def count(call: HttpCall) -> Any:
+    req = call.json("stream request")
+    if not isinstance(req, dict):
+        raise BadRequest("expected a JSON stream request")
+    return {"records": transfer_state(call).source.count(req)}
+
+
+@routes.post("/api/transfer/stream", "Stream records as checksummed frames", mutates=False,
+             access="admin", body=_STREAM_REQ, returns=OCTET)
+async def stream(call: HttpCall) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    req = call.json("stream request")
+    if not isinstance(req, dict):
+        raise BadRequest("expected a JSON stream request")
+    frames = await run_in_threadpool(transfer_state(call).source.stream, req)
+    # Validation errors surface on the first item; fetch it before answering 200.
+    it = iter(frames)
+    first = await run_in_threadpool(next, it, None)
+
+    def rest() -> Any:
+        if first is not None:
             yield first
             yield from it
 
-        return StreamingResponse(rest(), media_type="application/octet-stream")
+    return StreamingResponse(iterate_in_threadpool(rest()), media_type=OCTET)
 
-    async def receive_begin(request: Request) -> Response:
-        m = await read_json(request, limit)
-        return json_response(await run_in_threadpool(receiver.begin, m))
 
-    async def receive_chunk(request: Request) -> Response:
-        tid = request.path_params["tid"]
-        gid = request.path_params["gid"]
+@routes.post("/api/transfer/receive", "Begin receiving: manifest in, plan out",
+             access="admin", body=Body(doc="the source's manifest", schema={"type": "object"}))
+def receive_begin(call: HttpCall) -> Any:
+    return transfer_state(call).receiver.begin(call.json("manifest"))
+
+
+@routes.post("/api/transfer/receive/{tid}/{gid}", "Apply one frame of a group",
+             access="admin", params=(_TID, Param("gid", "count", "group id of the plan")),
+             inline=True)
+async def receive_chunk(call: HttpCall) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    tid, gid = call.params["tid"], call.params["gid"]
+    rx = transfer_state(call).receiver
+    try:
+        await call.read_body()
+    except TooLarge as e:
+        await run_in_threadpool(rx.abort, tid)
+        raise TooLarge(f"{e.message}; transfer {tid} was aborted and nothing was "
+                       "kept") from None
+    return await run_in_threadpool(rx.apply_chunk, tid, gid, bytes(call.body))
+
+
+@routes.post("/api/transfer/receive/{tid}/finish", "Publish the received versions",
+             access="admin", params=(_TID,))
+def receive_finish(call: HttpCall) -> Any:
+    return transfer_state(call).receiver.finish(call.params["tid"])
+
+
+@routes.get("/api/transfer/receive/{tid}", "Progress of a pending transfer", access="admin",
+            params=(_TID,))
+def receive_status(call: HttpCall) -> Any:
+    return transfer_state(call).receiver.status(call.params["tid"])
+
+
+@routes.delete("/api/transfer/receive/{tid}", "Abort a pending transfer; drops staged data",
+               access="admin", params=(_TID,), returns=TEXT)
+def receive_abort(call: HttpCall) -> Response:
+    tid = call.params["tid"]
+    if not transfer_state(call).receiver.abort(tid):
+        raise NotFound(f"no pending transfer {tid!r}")
+    return PlainTextResponse(f"transfer {tid} aborted")
+
+
+def start_job(ts: TransferState, kind: str, params: dict[str, Any], src: Any,
+              sink: Any) -> Job:
+    """Run a transfer in a background thread, recorded as a job."""
+    job = Job(kind, params)
+    ts.jobs[job.id] = job
+
+    def progress(st: dict[str, Any]) -> None:
+        job.state = dict(st)
+
+    def work() -> None:
         try:
-            body = await read_body(request, limit)
-        except TooLarge as e:
-            await run_in_threadpool(receiver.abort, tid)
-            raise TooLarge(f"{e.message}; transfer {tid} was aborted and nothing was "
-                           "kept") from None
-        return json_response(await run_in_threadpool(receiver.apply_chunk, tid, gid, body))
+            job.state = run_transfer(src, sink, params["uuid"], flatten=params["flatten"],
+                                     data=params["data"], roi=params["roi"],
+                                     progress=progress)
+            job.status = "done"
+        except (DvidError, TransferError) as e:
+            job.error = e.message
+            job.status = "failed"
+        except Exception as e:  # report, never kill the server
+            log.exception("transfer job %s failed", job.id)
+            job.error = f"internal error: {e!r}"
+            job.status = "failed"
+        finally:
+            job.finished = time.time()
 
-    async def receive_finish(request: Request) -> Response:
-        return json_response(await run_in_threadpool(receiver.finish,
-                                                     request.path_params["tid"]))
+    threading.Thread(target=work, daemon=True, name=f"transfer-{job.id}").start()
+    return job
 
-    async def receive_tid(request: Request) -> Response:
-        tid = request.path_params["tid"]
-        if request.method == "DELETE":
-            if not await run_in_threadpool(receiver.abort, tid):
-                raise NotFound(f"no pending transfer {tid!r}")
-            return PlainTextResponse(f"transfer {tid} aborted")
-        return json_response(await run_in_threadpool(receiver.status, tid))
 
-    def start_job(kind: str, params: dict[str, Any], src: Any, sink: Any) -> Job:
-        job = Job(kind, params)
-        jobs[job.id] = job
+@routes.post("/api/transfer/push", "Start a job sending a repo to another server",
+             mutates=False, access="admin", body=Body(
+                 doc='{"uuid", "dst", "flatten", "data", "roi"}',
+                 schema={**_OPTS_SCHEMA, "required": ["uuid", "dst"], "properties": {
+                     **_OPTS_SCHEMA["properties"], "dst": {"type": "string"}}}))
+def push(call: HttpCall) -> Any:
+    body = call.json("push request")
+    o = _opts(body)
+    dst = _peer(body, "dst", "the receiving server's URL")
+    ts = transfer_state(call)
+    # 400 now (not a failed job) for unknown UUIDs, instance names or ROI
+    ts.source.manifest(o["uuid"], flatten=o["flatten"], data=o["data"], roi=o["roi"])
+    return {"id": start_job(ts, "push", {**o, "dst": dst}, ts.source, HttpSink(dst)).id}
 
-        def progress(st: dict[str, Any]) -> None:
-            job.state = dict(st)
 
-        def work() -> None:
-            try:
-                job.state = run_transfer(src, sink, params["uuid"], flatten=params["flatten"],
-                                         data=params["data"], roi=params["roi"],
-                                         progress=progress)
-                job.status = "done"
-            except (DvidError, TransferError) as e:
-                job.error = e.message
-                job.status = "failed"
-            except Exception as e:  # report, never kill the server
-                log.exception("transfer job %s failed", job.id)
-                job.error = f"internal error: {e!r}"
-                job.status = "failed"
-            finally:
-                job.finished = time.time()
-
-        threading.Thread(target=work, daemon=True, name=f"transfer-{job.id}").start()
-        return job
-
-    async def push(request: Request) -> Response:
-        body = await read_json(request, limit)
-        o = _opts(body)
-        dst = body.get("dst")
-        if not isinstance(dst, str) or not dst:
-            raise BadRequest("'dst' (the receiving server's URL) is required")
-        # 400 now (not a failed job) for unknown UUIDs, instance names or ROI
-        await run_in_threadpool(source.manifest, o["uuid"], flatten=o["flatten"],
-                                data=o["data"], roi=o["roi"])
-        job = start_job("push", {**o, "dst": dst}, source, HttpSink(dst))
-        return json_response({"id": job.id})
-
-    async def pull(request: Request) -> Response:
-        body = await read_json(request, limit)
-        o = _opts(body)
-        src = body.get("src")
-        if not isinstance(src, str) or not src:
-            raise BadRequest("'src' (the sending server's URL) is required")
-        from_dvid = bool(body.get("from_dvid", False))
+@routes.post("/api/transfer/pull", "Start a job receiving a repo from another server",
+             mutates=False, access="admin", body=Body(
+                 doc='{"uuid", "src", "flatten", "data", "roi", "from_dvid"}',
+                 schema={**_OPTS_SCHEMA, "required": ["uuid", "src"], "properties": {
+                     **_OPTS_SCHEMA["properties"], "src": {"type": "string"},
+                     "from_dvid": {"type": "boolean"}}}))
+def pull(call: HttpCall) -> Any:
+    body = call.json("pull request")
+    o = _opts(body)
+    src = _peer(body, "src", "the sending server's URL")
+    from_dvid = body.get("from_dvid", False)
+    if not isinstance(from_dvid, bool):
+        raise BadRequest("'from_dvid' must be true or false")
+    try:
         if not from_dvid:
-            from_dvid = not await run_in_threadpool(speaks_transfer, src)
-        if from_dvid:
-            from dvidpy.transfer.dvid_import import DvidApiSource
+            from_dvid = not speaks_transfer(src)
+    except TransferError as e:
+        raise BadRequest(f"can't reach the source server: {e.message}") from None
+    ts = transfer_state(call)
+    if from_dvid:
+        from dvidpy.transfer.dvid_import import DvidApiSource
 
-            s: Any = DvidApiSource(src, mgr)
-        else:
-            s = HttpSource(src)
-        job = start_job("pull", {**o, "src": src, "from_dvid": from_dvid}, s,
-                        LocalSink(receiver))
-        return json_response({"id": job.id})
+        s: Any = DvidApiSource(src, call.mgr)
+    else:
+        s = HttpSource(src)
+    job = start_job(ts, "pull", {**o, "src": src, "from_dvid": from_dvid}, s,
+                    LocalSink(ts.receiver))
+    return {"id": job.id}
 
-    async def missing(request: Request) -> Response:
-        return json_response(await run_in_threadpool(receiver.missing_report,
-                                                     request.path_params["uuid"]))
 
-    async def list_jobs(request: Request) -> Response:
-        return json_response([j.to_json() for j in jobs.values()])
+@routes.get("/api/transfer/missing/{uuid}", "Versions received incomplete, by instance",
+            params=(Param("uuid", "uuid"),))
+def missing(call: HttpCall) -> Any:
+    return transfer_state(call).receiver.missing_report(call.params["uuid"])
 
-    async def job_info(request: Request) -> Response:
-        job = jobs.get(request.path_params["jid"])
-        if job is None:
-            raise NotFound(f"no transfer job {request.path_params['jid']!r}")
-        return json_response(job.to_json())
 
-    return [
-        Route("/api/transfer/protocol", guard(protocol)),
-        Route("/api/transfer/manifest", guard(manifest), methods=["POST"]),
-        Route("/api/transfer/count", guard(count), methods=["POST"]),
-        Route("/api/transfer/stream", guard(stream), methods=["POST"]),
-        Route("/api/transfer/receive", guard(receive_begin), methods=["POST"]),
-        Route("/api/transfer/receive/{tid}/finish", guard(receive_finish), methods=["POST"]),
-        Route("/api/transfer/receive/{tid}/{gid:int}", guard(receive_chunk),
-              methods=["POST"]),
-        Route("/api/transfer/receive/{tid}", guard(receive_tid), methods=["GET", "DELETE"]),
-        Route("/api/transfer/push", guard(push), methods=["POST"]),
-        Route("/api/transfer/pull", guard(pull), methods=["POST"]),
-        Route("/api/transfer/missing/{uuid}", guard(missing)),
-        Route("/api/transfer/jobs", guard(list_jobs)),
-        Route("/api/transfer/{jid}", guard(job_info)),
-    ]
+@routes.get("/api/transfer/jobs", "Every transfer job of this server", access="admin",
+            inline=True)
+def list_jobs(call: HttpCall) -> Any:
+    return [j.to_json() for j in transfer_state(call).jobs.values()]
+
+
+@routes.get("/api/transfer/{jid}", "One transfer job's state", access="admin", inline=True,
+            params=(Param("jid", "str", "job id"),))
+def job_info(call: HttpCall) -> Any:
+    job = transfer_state(call).jobs.get(call.params["jid"])
+    if job is None:
+        raise NotFound(f"no transfer job {call.params['jid']!r}")
+    return job.to_json()
+
+
+__all__ = ["routes"]

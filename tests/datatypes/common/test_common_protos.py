@@ -35,6 +35,7 @@ def test_exports():
     assert set(protos.__all__) == {
         "POOL",
         "parse",
+        "keyvalue_head",
         "KeyValue",
         "KeyRange",
         "Keys",
@@ -242,3 +243,14 @@ def test_parse_rejects_malformed_bodies_with_a_400():
     assert protos.parse(protos.KeyValues, kv.SerializeToString()) == kv
     with pytest.raises(BadRequest, match="malformed protobuf KeyValues"):
         protos.parse(protos.KeyValues, b"\xff\xff\xff")
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.text(max_size=40), st.binary(max_size=300)), max_size=6))
+def test_keyvalue_head_equals_protobuf_serialization(pairs):
+    """Streamed ``head + value`` pieces are byte-identical to protobuf's own KeyValues,
+    empty keys and values (omitted by proto3) included."""
+    mine = b"".join(protos.keyvalue_head(k.encode(), len(v)) + v for k, v in pairs)
+    ref = KeyValues(kvs=[KeyValue(key=k, value=v) for k, v in pairs]).SerializeToString()
+    assert mine == ref
+    assert [(kv.key, kv.value) for kv in KeyValues.FromString(mine).kvs] == pairs

@@ -1,0 +1,306 @@
+"""The router: declared routes in a segment trie, and the ASGI entry that serves them.
+
+Lookup walks the request path's segments through a trie of the declared templates (literal
+children before parameter children, with backtracking), so its cost grows with the path's
+depth, not with the number of routes. Path segments are split on the *raw* path and then
+percent-decoded to bytes, so ``%2F`` inside a segment stays inside it and every distinct
+byte string stays distinct; segments reach handlers as ``str`` decoded from UTF-8 with
+``surrogateescape`` (``seg.encode("utf-8", "surrogateescape")`` gives the exact bytes back).
+
+:class:`Dispatcher` is the ASGI application for HTTP: it answers CORS preflights, finds
+the route (404 unknown path, 405 wrong method), refuses mutations in read-only mode, parses
+the declared parameters (400), reads the declared body (413/408), runs the handler on the
+event loop (``async def``) or in the thread pool (``def``), turns
+:class:`~dvidpy.errors.DvidError` into DVID's plain-text answers and any other exception
+into a logged 500, and writes one access-log line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from dvidpy import jsonio
+from dvidpy.errors import BadRequest, DvidError
+from dvidpy.http.body import read_body
+from dvidpy.http.spec import RouteSpec, Segment
+
+if TYPE_CHECKING:
+    from dvidpy.config import Settings
+    from dvidpy.repo import RepoManager
+
+log = logging.getLogger("dvidpy.access")
+errlog = logging.getLogger("dvidpy")
+CLOSE = {"Connection": "close"}
+
+
+def split_path(scope: Scope) -> list[str]:
+    """The request path's segments (see the module docstring); one trailing ``/`` and the
+    leading one are dropped."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    raw = raw.partition(b"?")[0]
+    parts = raw.split(b"/")
+    if parts and parts[0] == b"":
+        parts = parts[1:]
+    if len(parts) > 1 and parts[-1] == b"":
+        parts = parts[:-1]
+    return [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8", "surrogateescape")
+            for p in parts]
+
+
+@dataclass
+class ServerState:
+    """What every handler may reach: settings, the repo manager, per-module state."""
+
+    settings: Settings
+    mgr: RepoManager
+    started: float = field(default_factory=time.time)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class HttpCall:
+    """One request to a declared server-level route, with its parameters parsed."""
+
+    __slots__ = ("_headers", "body", "method", "params", "path", "query", "receive", "scope",
+                 "spec", "state")
+
+    def __init__(self, scope: Scope, receive: Receive, state: ServerState, spec: RouteSpec,
+                 params: dict[str, Any], query: QueryParams) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.state = state
+        self.spec = spec
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.params = params
+        self.query = query
+        self.body = bytearray()
+        self._headers: Headers | None = None
+
+    @property
+    def mgr(self) -> RepoManager:
+        return self.state.mgr
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(scope=self.scope)
+        return self._headers
+
+    async def read_body(self) -> bytearray:
+        """Read the body (bounded by the server's limits) into :attr:`body`."""
+        s = self.state.settings
+        self.body = await read_body(self.receive, self.scope["headers"], s.max_request_bytes,
+                                    s.body_timeout)
+        return self.body
+
+    def json(self, what: str = "request body") -> Any:
+        """The body as JSON (``None`` when blank), bounded in depth; 400 when malformed."""
+        if not self.body.strip():
+            return None
+        return jsonio.loads(self.body, what)
+
+    def obj(self, what: str) -> dict[str, Any]:
+        """The body as a JSON object (``{}`` when blank); 400 for anything else."""
+        body = self.json(f"{what} body")
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise BadRequest(f"{what} expects a JSON object")
+        return body
+
+
+@dataclass
+class _Node:
+    literals: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    rest: dict[str, RouteSpec] | None = None
+    methods: dict[str, RouteSpec] = field(default_factory=dict)
+
+
+class Router:
+    """A trie of route templates (see the module docstring)."""
+
+    def __init__(self, specs: Iterable[RouteSpec] = ()) -> None:
+        self.root = _Node()
+        self.specs: list[RouteSpec] = []
+        for s in specs:
+            self.add(s)
+
+    def add(self, spec: RouteSpec) -> None:
+        """Add ``spec``; a second spec for one method and template is an error."""
+        segs = spec.segments
+        rest = bool(segs) and segs[-1].rest
+        fixed = segs[:-1] if rest else segs
+        req = sum(1 for s in fixed if not s.optional)
+        for n in range(req, len(fixed) + 1):
+            node = self.root
+            for sg in fixed[:n]:
+                node = self._child(node, sg)
+            table = node.methods
+            if rest:
+                if node.rest is None:
+                    node.rest = {}
+                table = node.rest
+            if spec.method in table:
+                raise ValueError(f"route {spec.method} {spec.template} declared twice")
+            table[spec.method] = spec
+        self.specs.append(spec)
+
+    @staticmethod
+    def _child(node: _Node, sg: Segment) -> _Node:
+        if sg.literal is not None:
+            return node.literals.setdefault(sg.literal, _Node())
+        if node.param is None:
+            node.param = _Node()
+        return node.param
+
+    def lookup(self, parts: Sequence[str]) -> dict[str, RouteSpec] | None:
+        """The method table of the route matching ``parts``, or None."""
+        return self._walk(self.root, parts, 0)
+
+    def _walk(self, node: _Node, parts: Sequence[str], i: int) -> dict[str, RouteSpec] | None:
+        if i == len(parts):
+            if node.methods:
+                return node.methods
+            return node.rest
+        seg = parts[i]
+        child = node.literals.get(seg)
+        if child is not None:
+            found = self._walk(child, parts, i + 1)
+            if found is not None:
+                return found
+        if node.param is not None and seg != "":
+            found = self._walk(node.param, parts, i + 1)
+            if found is not None:
+                return found
+        return node.rest
+
+
+def error_response(e: DvidError, path: str) -> Response:
+    """``e`` as plain text with its status code; `` (path)`` is appended unless the message
+    already ends with a parenthesis (which by convention names the path). Answers that
+    leave a body unread (413, 408) close the connection."""
+    msg = e.message if e.message.endswith(")") else f"{e.message} ({path})"
+    headers = CLOSE if e.status_code in (408, 413) else None
+    return PlainTextResponse(msg, status_code=e.status_code, headers=headers)
+
+
+def to_response(out: Any) -> Response:
+    """A handler's return value as a response (JSON-able values as compact JSON)."""
+    if isinstance(out, Response):
+        return out
+    from dvidpy.datatype import json_response
+
+    return json_response(out)
+
+
+async def call_handler(fn: Any, *args: Any, inline: bool = False) -> Any:
+    """Run ``fn(*args)``: awaited when it is a coroutine function, called directly when
+    ``inline``, else in the thread pool."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    if inline:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
+
+
+class Dispatcher:
+    """The ASGI app of the HTTP surface (see the module docstring).
+
+    ``fallback`` receives non-HTTP scopes (lifespan) and nothing else.
+    """
+
+    def __init__(self, fallback: Any, router: Router, state: ServerState) -> None:
+        self.fallback = fallback
+        self.router = router
+        self.state = state
+        s = state.settings
+        self.cors = ("*" if "*" in s.cors_domains else ",".join(s.cors_domains)).encode()
+        self.readonly = s.rwmode == "readonly"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [0]
+        cors = self.cors
+
+        async def send_wrapper(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+                if cors:
+                    msg["headers"] = [*msg.get("headers", ()),
+                                      (b"access-control-allow-origin", cors)]
+            await send(msg)
+
+        method = scope["method"]
+        try:
+            resp = await self.respond(scope, receive, method)
+            await resp(scope, receive, send_wrapper)
+        except Exception:  # a failure while streaming: nothing more can reach the client
+            errlog.exception("error while answering %s %s", method, scope["path"])
+            if status[0] == 0:
+                await PlainTextResponse("internal error", status_code=500)(
+                    scope, receive, send_wrapper)
+        finally:
+            log.info("%s %s %d %.1fms", method, scope["path"], status[0],
+                     (time.perf_counter() - t0) * 1e3)
+
+    async def respond(self, scope: Scope, receive: Receive, method: str) -> Response:
+        """The response to one request (never raises for bad input)."""
+        path = scope["path"]
+        if method == "OPTIONS":
+            return PlainTextResponse("", headers={
+                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
+                "Access-Control-Allow-Headers": "*"})
+        try:
+            parts = split_path(scope)
+            table = self.router.lookup(parts)
+            if table is None:
+                return PlainTextResponse(f"unknown endpoint {path}", status_code=404)
+            spec = table.get(method) or (table.get("GET") if method == "HEAD" else None)
+            if spec is None:
+                allowed = ", ".join(sorted(table))
+                return PlainTextResponse(f"{method} not allowed on {path} (allowed: "
+                                         f"{allowed})", status_code=405,
+                                         headers={"Allow": allowed})
+            if self.readonly and spec.mutates:
+                raise BadRequest("server is in read-only mode")
+            nfixed = len(spec.segments) - (1 if spec.segments and spec.segments[-1].rest
+                                           else 0)
+            params = spec.match_segments(parts, path) if nfixed or spec.segments else {}
+            query = QueryParams(scope.get("query_string", b""))
+            params.update(spec.parse_query(query))
+            call = HttpCall(scope, receive, self.state, spec, params, query)
+            if spec.body is not None:
+                await call.read_body()
+            return to_response(await call_handler(spec.handler, call, inline=spec.inline))
+        except DvidError as e:
+            return error_response(e, path)
+        except Exception as e:
+            errlog.exception("internal error on %s %s", method, path)
+            return PlainTextResponse(f"internal error: {e!r}", status_code=500)
+
+
+def routes_by_path(specs: Iterable[RouteSpec]) -> Mapping[str, list[RouteSpec]]:
+    """Specs grouped by template, in declaration order (for docs and tests)."""
+    out: dict[str, list[RouteSpec]] = {}
+    for s in specs:
+        out.setdefault(s.template, []).append(s)
+    return out

@@ -1,0 +1,214 @@
+"""Fuzzing the whole HTTP surface with schemathesis, from the server's own OpenAPI document.
+
+:func:`fuzz_target` starts a real ``dvidpy serve`` process (LevelDB in a temporary folder,
+a small ``maxRequestBytes`` so no generated request can ask for gigabytes), fills it with one
+repo holding an instance of every registered datatype and some data in each, commits the
+root and opens a child (so both locked and open versions are hit), then writes the server's
+``/api/openapi.json`` with every ``uuid`` parameter narrowed to those two UUIDs plus an
+unknown one (random strings would only ever test the "unknown UUID" answer).
+
+:func:`run_schemathesis` runs the schemathesis CLI over it and returns what the server
+saw: the number of requests (from its access log), the 5xx answers, and schemathesis's
+failures. Run by hand::
+
+    python tests/fuzz/harness.py --max-examples 20 [--include-tag-regex labelmap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+BOGUS_UUID = "0123456789abcdef0123456789abcdef"
+#: checks run on every response: no 5xx, status codes and media types as declared
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+_ACCESS = re.compile(r"dvidpy\.access: (\S+) (.*) (\d+) ([0-9.]+)ms$", re.M)
+
+
+@dataclass
+class Target:
+    """A running server prepared for fuzzing."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    schema: Path
+    folder: Path
+    uuids: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ok(r: httpx.Response) -> httpx.Response:
+    assert r.status_code < 300, (r.request.method, r.request.url, r.status_code, r.text)
+    return r
+
+
+def populate(c: httpx.Client) -> list[str]:
+    """One repo with an instance of every datatype and a little data; returns
+    ``[open child UUID, committed root UUID]``."""
+    root = _ok(c.post("/api/repos", json={"alias": "fuzz"})).json()["root"]
+    types = _ok(c.get("/api/server/compiled-types")).json()
+    special = {"labelmap": {"BlockSize": "16,16,16"}, "uint8blk": {"BlockSize": "16,16,16"},
+               "labelsz": {}, "annotation": {}}
+    made = []
+    for t in sorted(types):
+        extra = special.get(t, {})
+        r = c.post(f"/api/repo/{root}/instance", json={"typename": t, "dataname": f"{t}1",
+                                                       **extra})
+        if r.status_code == 200:
+            made.append(t)
+    base = f"/api/node/{root}"
+    if "keyvalue" in made:
+        _ok(c.post(f"{base}/keyvalue1/key/a", content=b'{"x": 1}'))
+    if "uint8blk" in made:
+        vol = np.arange(32 * 32 * 32, dtype=np.uint8).tobytes()
+        _ok(c.post(f"{base}/uint8blk1/raw/0_1_2/32_32_32/0_0_0", content=vol))
+    if "labelmap" in made:
+        lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
+        _ok(c.post(f"{base}/labelmap1/raw/0_1_2/32_32_32/0_0_0", content=lab))
+    if "roi" in made:
+        _ok(c.post(f"{base}/roi1/roi", json=[[0, 0, 0, 1], [1, 0, 0, 1]]))
+    if "annotation" in made:
+        _ok(c.post(f"{base}/annotation1/elements", json=[
+            {"Pos": [1, 2, 3], "Kind": "PreSyn", "Tags": ["t"], "Rels": []},
+            {"Pos": [5, 6, 7], "Kind": "PostSyn", "Rels": []}]))
+    _ok(c.post(f"{base}/commit", json={"note": "fuzz root"}))
+    child = _ok(c.post(f"{base}/newversion", json={})).json()["child"]
+    return [child, root]
+
+
+def narrow_uuids(doc: dict[str, Any], uuids: list[str]) -> dict[str, Any]:
+    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID."""
+    for item in doc["paths"].values():
+        for op in item.values():
+            for p in op.get("parameters", []):
+                if p["name"] == "uuid":
+                    p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
+    return doc
+
+
+def fuzz_target(folder: Path, max_request_bytes: int = 8 << 20) -> Target:
+    """Start and populate a server for fuzzing (see the module docstring)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    toml = folder / "dvid.toml"
+    port = _free_port()
+    toml.write_text(
+        f'[server]\nhttpAddress = "127.0.0.1:{port}"\nmaxRequestBytes = {max_request_bytes}\n'
+        "bodyTimeout = 10\n\n[store.main]\nengine = \"leveldb\"\npath = \"db\"\n")
+    log = folder / "server.log"
+    logf = open(log, "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "dvidpy.cli", "serve", "--config", str(toml)],
+                            stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        try:
+            if httpx.get(url + "/api/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    with httpx.Client(base_url=url, timeout=60) as c:
+        uuids = populate(c)
+        doc = _ok(c.get("/api/openapi.json")).json()
+    schema = folder / "openapi.json"
+    schema.write_text(json.dumps(narrow_uuids(doc, uuids)))
+    return Target(proc, url, log, schema, folder, uuids)
+
+
+@dataclass
+class FuzzResult:
+    """What one schemathesis run did to the server."""
+
+    requests: int
+    server_errors: list[str]
+    slowest_ms: float
+    returncode: int
+    output: str
+
+
+def access_lines(log: Path) -> list[tuple[str, str, int, float]]:
+    """``(method, path, status, ms)`` of every access-log line."""
+    return [(m.group(1), m.group(2), int(m.group(3)), float(m.group(4)))
+            for m in _ACCESS.finditer(log.read_text(errors="replace"))]
+
+
+def run_schemathesis(t: Target, max_examples: int, extra: list[str] | None = None,
+                     timeout: float = 1500, seed: int = 1) -> FuzzResult:
+    """Run the schemathesis CLI over ``t`` (see the module docstring)."""
+    before = len(access_lines(t.log))
+    exe = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
+    cmd = [exe, "run", str(t.schema), "--url", t.url, "--checks", CHECKS,
+           "--max-examples", str(max_examples), "--request-timeout", "30",
+           "--seed", str(seed), "--no-shrink", "--workers", "2",
+           "--generation-database", "none", "--phases", "examples,coverage,fuzzing",
+           "--suppress-health-check", "all", "--no-color", *(extra or [])]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "st_hooks",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                          os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=t.folder,
+                       env=env)
+    lines = access_lines(t.log)[before:]
+    errors = [f"{m} {path} -> {st}" for m, path, st, _ in lines if st >= 500]
+    slowest = max((ms for *_, ms in lines), default=0.0)
+    return FuzzResult(len(lines), errors, slowest, p.returncode, p.stdout + p.stderr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--max-examples", type=int, default=10)
+    ap.add_argument("--keep", action="store_true", help="keep the server folder")
+    args, extra = ap.parse_known_args()
+    folder = Path(tempfile.mkdtemp(prefix="dvidpy-fuzz-"))
+    t = fuzz_target(folder)
+    try:
+        r = run_schemathesis(t, args.max_examples, extra)
+        print(r.output[-6000:])
+        print(f"requests: {r.requests}, 5xx: {len(r.server_errors)}, slowest: "
+              f"{r.slowest_ms:.0f} ms, schemathesis exit {r.returncode}")
+        for e in r.server_errors[:40]:
+            print("  5xx:", e)
+    finally:
+        t.stop()
+        if args.keep:
+            print("kept", folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
