@@ -762,9 +762,11 @@ def postgres_server(host: str = "127.0.0.1", *, timeout: float = 60.0) -> Iterat
     import shutil
 
     bindir = postgres_bin_dir()
-    tmp = tempfile.mkdtemp(prefix="dvidpy-pg-")
+    # as root, under /tmp: the postgres user must be able to reach the directory
+    as_root = os.geteuid() == 0
+    tmp = tempfile.mkdtemp(prefix="dvidpy-pg-", dir="/tmp" if as_root else None)
     prefix: list[str] = []
-    if os.geteuid() == 0:
+    if as_root:
         pw = pwd.getpwnam("postgres")
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
