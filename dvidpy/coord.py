@@ -105,6 +105,7 @@ class Lease:
         self.me = me
         self.ttl = ttl
         self.raw: bytes | None = None  # our record while held
+        self._mu = threading.Lock()  # renew (heartbeat thread) vs release (owner)
 
     def _record(self) -> bytes:
         return json.dumps({"owner": self.me.token, "host": self.me.host, "pid": self.me.pid,
@@ -149,21 +150,24 @@ class Lease:
             delay = min(0.05, delay * 1.5)
 
     def renew(self) -> bool:
-        """Extend a held lease; False (and no longer held) when it was taken over."""
-        if self.raw is None:
+        """Extend a held lease; False (and no longer held) when it was taken over. True
+        when there is nothing to renew (not held)."""
+        with self._mu:
+            if self.raw is None:
+                return True
+            new = self._record()
+            if self.engine.compare_and_swap(self.key, self.raw, new):
+                self.raw = new
+                return True
+            self.raw = None
             return False
-        new = self._record()
-        if self.engine.compare_and_swap(self.key, self.raw, new):
-            self.raw = new
-            return True
-        self.raw = None
-        return False
 
     def release(self) -> None:
         """Give the lease up (a lease already taken over is left alone)."""
-        raw, self.raw = self.raw, None
-        if raw is not None:
-            self.engine.compare_and_swap(self.key, raw, None)
+        with self._mu:
+            raw, self.raw = self.raw, None
+            if raw is not None:
+                self.engine.compare_and_swap(self.key, raw, None)
 
 
 class SharedLock:
@@ -279,7 +283,7 @@ class Coordinator:
                 last_renew = now
                 for lease in list(self._held):
                     try:
-                        if lease.raw is not None and not lease.renew():
+                        if not lease.renew():
                             log.error("lease %r was taken over by another server", lease.key)
                     except Exception:
                         log.exception("renewing lease %r failed", lease.key)
