@@ -88,8 +88,9 @@ class StoreSpec:
     ``shared`` (several servers use the store at once; default true for ``postgres``,
     false otherwise; see :mod:`dvidpy.coord`), and the cache tier of
     :mod:`dvidpy.cache`: ``cache_mb`` (in-process LRU of committed-version reads, MiB;
-    0 = none), ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl``
-    (seconds a Redis entry lives, default 3600).
+    0 = none; for LevelDB and RocksDB ``cache_mb`` remains their own block cache),
+    ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl`` (seconds a Redis
+    entry lives, default 3600).
     """
 
     alias: str
@@ -228,15 +229,27 @@ class Settings:
         return self.backend.get("metadata", self.backend["default"])
 
 
+def _engine_option(engine: str, name: str) -> bool:
+    """True when engine ``engine`` has its own option ``name`` (LevelDB's and RocksDB's
+    ``cache_mb`` is their block cache, not the cache tier)."""
+    from storage.registry import EngineUnavailable, engine_class
+
+    try:
+        return name in getattr(engine_class(engine), "defaults", {})
+    except EngineUnavailable:
+        return False
+
+
 def _store_extras(spec: StoreSpec, opts: dict[str, Any]) -> None:
-    """Move dvidpy's own keys (shared, cache_mb, redis, cache_ttl) out of engine options."""
+    """Move dvidpy's own keys (shared, cache_mb, redis, cache_ttl) out of engine options;
+    ``cache_mb`` stays with an engine that has that option itself (LevelDB, RocksDB)."""
     where = f"[store.{spec.alias}]"
     if "shared" in opts:
         v = opts.pop("shared")
         if not isinstance(v, bool):
             raise ConfigError(f"{where} shared must be true or false")
         spec.shared = v
-    if "cache_mb" in opts:
+    if "cache_mb" in opts and not _engine_option(spec.engine, "cache_mb"):
         v = opts.pop("cache_mb")
         if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
             raise ConfigError(f"{where} cache_mb must be a number >= 0")

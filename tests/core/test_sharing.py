@@ -134,6 +134,9 @@ def test_sharing_configuration_errors(tmp_path: Path, postgres_dsn: str, pg_tabl
     assert (spec.cache_mb, spec.redis, spec.cache_ttl, spec.is_shared()) == \
         (8.0, "redis://h:1/0", 5, True)
     assert s.coordinated()
+    # LevelDB's own cache_mb (its block cache) stays an engine option
+    lv = settings({"m": {"engine": "leveldb", "path": str(tmp_path / "c"), "cache_mb": 64}})
+    assert lv.stores["m"].options == {"cache_mb": 64} and lv.stores["m"].cache_mb == 0
 
 
 def test_store_of_another_deployment_is_refused(postgres_dsn: str, pg_table: str,
