@@ -270,10 +270,6 @@ class VersionedStore:
 
     def get(self, ctx: VersionedCtx, tk: bytes) -> bytes | None:
         """Value of ``tk`` visible at ``ctx`` (``None`` if absent or deleted)."""
-        return self._read(ctx, tk)
-
-    def _read(self, ctx: VersionedCtx, tk: bytes) -> bytes | None:
-        """:meth:`get` itself (subclasses that cache ``get`` still read through this)."""
         base = ctx.prefix + tk
         val = self.engine.get(base + ctx.vbytes + b"\x03")  # written at V
         if val is not None:
@@ -289,7 +285,8 @@ class VersionedStore:
         keys written at the read version, then resolves the rest one by one."""
         suffix = ctx.vbytes + b"\x03"
         direct = self.engine.get_many([ctx.prefix + t + suffix for t in tks])
-        return [d if d is not None else self._read(ctx, t)
+        get = VersionedStore.get  # this class's read, also under a caching subclass
+        return [d if d is not None else get(self, ctx, t)
                 for d, t in zip(direct, tks, strict=False)]
 
     # ----- range reads ------------------------------------------------------------------
