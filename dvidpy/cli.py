@@ -6,6 +6,7 @@
 ``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (postgres...)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
+``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--from-dvid", action="store_true",
                        help="(pull) read SRC through DVID's public HTTP API")
         t.add_argument("--no-progress", action="store_true", help="no progress bar")
+        t.add_argument("--token", help="credential for the server running the job (default: "
+                       "$DVIDPY_TOKEN); peers' credentials are in its [transfer.peerTokens]")
         t.set_defaults(func=_transfer, command=cmd)
     d = sub.add_parser("downsample", help="build a uint8blk 2x/4x/... pyramid on a server")
     d.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
@@ -240,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_downsample)
+    from dvidpy.auth.cli import add_parser as add_token_parser
+
+    add_token_parser(sub)
     return p
 
 

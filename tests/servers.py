@@ -21,10 +21,10 @@ def free_port() -> int:
 class ServerProcess:
     """A ``dvidpy serve`` child process; ``restart()`` keeps its data folder/config."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, port: int | None = None) -> None:
         self.args = args
         self.log = log
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 

@@ -14,20 +14,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from routes_util import fill
 from starlette.testclient import TestClient
 
 from dvidpy.config import Settings
 from dvidpy.datatype import datatypes as registered_datatypes
-from dvidpy.http.spec import JSON, RouteSpec
+from dvidpy.http.spec import JSON
 from server import all_routes, create_app
 
 DEEP = b"[" * 50_000 + b"]" * 50_000
 DEEP_OBJ = b'{"a":' * 20_000 + b"1" + b"}" * 20_000
-EXAMPLES = {"label": "1", "coord": "0_0_0", "size": "1_1_1", "dims": "0_1_2", "count": "1",
-            "int": "1", "int32": "1", "uint64": "1", "float": "1", "point": "0_0_0",
-            "bool": "true"}
-
-
 @pytest.fixture
 def c() -> Iterator[TestClient]:
     with TestClient(create_app(Settings.memory()), raise_server_exceptions=True) as client:
@@ -43,20 +39,6 @@ def make_repo(c: TestClient) -> tuple[str, dict[str, str]]:
         assert r.status_code == 200, r.text
         names[t] = f"{t}1"
     return root, names
-
-
-def fill(spec: RouteSpec, values: dict[str, str]) -> str:
-    """A concrete path for ``spec`` with plausible parameter values."""
-    parts = []
-    for sg in spec.segments:
-        if sg.param is None:
-            parts.append(sg.literal or "")
-        elif sg.rest or sg.optional:
-            continue
-        else:
-            p = sg.param
-            parts.append(values.get(p.name) or EXAMPLES.get(p.kind) or "x")
-    return "/".join(parts)
 
 
 def snapshot(c: TestClient) -> Any:
