@@ -74,8 +74,8 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     Not uvicorn's own ``--workers``: its workers accept on a socket inherited without its
     protocol number, so asyncio's own event loop never sets ``TCP_NODELAY`` and every
     keep-alive response waits ~40 ms for a delayed ACK (measured: 23 requests/s per
-    connection; uvloop happens not to have the problem), and it does not replace a worker
-    that was killed. Each worker here is an ordinary ``dvidpy serve``.
+    connection; uvloop happens not to have the problem). Each worker here is an ordinary
+    ``dvidpy serve`` (the same protocol, settings and startup checks as one process).
     """
     import signal
     import subprocess
