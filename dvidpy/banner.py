@@ -41,8 +41,9 @@ def _redact(location: str) -> str:
 def _where(spec: StoreSpec) -> str:
     if spec.engine == "memory":
         return "in memory (gone when the server stops)"
-    if spec.engine == "gcs":
-        endpoint = spec.options.get("endpoint") or os.environ.get("STORAGE_EMULATOR_HOST")
+    if spec.engine in ("gcs", "s3"):
+        endpoint = spec.options.get("endpoint") or (
+            os.environ.get("STORAGE_EMULATOR_HOST") if spec.engine == "gcs" else "")
         return f"bucket {spec.location}" + (f" at {endpoint}" if endpoint else "")
     return _redact(spec.location)
 
