@@ -23,9 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def banner_of(log: Path) -> list[str]:
-    """The lines the server printed before its first log line."""
+    """The lines the server printed before its first log line (the access log line of
+    the start-up heartbeat may not be written yet)."""
     lines = log.read_text().splitlines()
-    first_log = next(i for i, x in enumerate(lines) if re.match(r"\d{4}-\d\d-\d\d ", x))
+    first_log = next((i for i, x in enumerate(lines) if re.match(r"\d{4}-\d\d-\d\d ", x)),
+                     len(lines))
     return lines[:first_log]
 
 
