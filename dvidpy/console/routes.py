@@ -162,7 +162,8 @@ def console_neuroglancer(call: HttpCall) -> Response:
 
 @routes.get("/console/neuroglancer/events/{token}", "Neuroglancer's state channel: an idle "
             "event stream (the page's state comes from its URL)", access="public",
-            returns="text/event-stream", params=(_NG_TOKEN,))
+            returns="text/event-stream", params=(_NG_TOKEN,),
+            openapi=False)  # a minute-long stream for neuroglancer's page, not an API
 async def console_neuroglancer_events(call: HttpCall) -> Response:
     if _NG is None:
         raise NotFound(NG_MISSING)

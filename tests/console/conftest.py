@@ -57,7 +57,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--no-first-run", "--disable-background-networking",
               "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-              "--window-size=1280,900", "--force-device-scale-factor=1"):
+              "--window-size=1280,900", "--force-device-scale-factor=1",
+              # nothing but this machine: a page that reached for an outside site would fail
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+              # neuroglancer needs WebGL: software rendering (our own, trusted page)
+              "--enable-unsafe-swiftshader"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))

@@ -142,7 +142,7 @@ def test_every_page_loads_without_console_errors(browser, world, artifacts) -> N
                      "&seg=segmentation&roi=roi&ann=synapses&opacity=0.45"),
     }
     for name, path in pages.items():
-        viewer = name in ("grayscale", "grayscale_1", "segmentation", "overlays")
+        viewer = name in ("grayscale", "grayscale_1", "segmentation", "roi", "synapses", "overlays")
         open_page(browser, world, path, viewer=viewer)
         assert not browser.find_elements(By.CSS_SELECTOR, ".msg.error"), name
         assert severe(browser) == [], name

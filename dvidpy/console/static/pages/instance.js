@@ -4,7 +4,7 @@ import { getJSON, nodePath } from "../api.js";
 import { findNode } from "../dag.js";
 import { branchName, h, kvTable, message, replace, show } from "../dom.js";
 import { instanceLink } from "../ng.js";
-import { VIEWERS } from "../viewer/sources.js";
+import { OVERLAYS, VIEWERS, isPyramidLevel } from "../viewer/sources.js";
 import { SliceViewer } from "../viewer/viewer.js";
 
 export async function render(app, [spec, name], cfg) {
@@ -16,6 +16,11 @@ export async function render(app, [spec, name], cfg) {
   const base = info.Base;
   const ext = info.Extended || {};
   const viewer = VIEWERS[base.TypeName];
+  // an ROI or annotation instance is shown over the repo's first image (else segmentation)
+  const overlay = OVERLAYS[base.TypeName];
+  const under = overlay ? ["image", "segmentation"].flatMap((role) => Object.keys(repo.DataInstances)
+    .sort().filter((n) => VIEWERS[repo.DataInstances[n].Base.TypeName]?.role === role
+      && !isPyramidLevel(n, repo.DataInstances)))[0] : null;
   document.title = `${name} · dvidpy`;
 
   const syncs = (base.Syncs || []).map((s) => h("a", { class: "tag",
@@ -55,20 +60,22 @@ export async function render(app, [spec, name], cfg) {
       " · version ", versions,
       ng ? [" · ", h("a", { href: ng, target: "_blank", class: "ng-link", id: "instance-ng" },
         "neuroglancer")] : null),
-    viewer ? viewerEl : null,
+    viewer || under ? viewerEl : null,
     h("div", { class: "cols" },
       h("section", {}, h("h2", {}, "Info"), kvTable(baseRows)),
       h("section", {}, h("h2", {}, "Extended"), extRows.length ? kvTable(extRows)
         : h("p", { class: "muted" }, "—"))));
-  if (!viewer) return;
-  if (!extents || !extents.MinPoint) {
+  if (!viewer && !under) return;
+  if (viewer && (!extents || !extents.MinPoint)) {
     replace(viewerEl, message("nothing written at this version yet", "notice"));
     return;
   }
-  const role = viewer.role;
+  const shown = viewer ? name : under;
+  const role = VIEWERS[repo.DataInstances[shown].Base.TypeName].role;
   const v = new SliceViewer(viewerEl, {
     uuid, instances: repo.DataInstances, infos: { [name]: info }, cfg,
-    image: role === "image" ? name : "", seg: role === "segmentation" ? name : "",
+    image: role === "image" ? shown : "", seg: role === "segmentation" ? shown : "",
+    roi: overlay === "roi" ? name : "", ann: overlay === "ann" ? [name] : [],
   });
   await v.start();
   window.addEventListener("hashchange", () => location.reload());  // a pasted view link

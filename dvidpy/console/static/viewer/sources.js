@@ -70,6 +70,9 @@ async function labelmapLevels(ctx) {
   return levels;
 }
 
+/** Datatypes drawn over another instance's slices: the viewer state key they set. */
+export const OVERLAYS = { roi: "roi", annotation: "ann" };
+
 export const VIEWERS = {
   uint8blk: {
     role: "image",

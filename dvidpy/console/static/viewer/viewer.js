@@ -164,7 +164,7 @@ export class SliceViewer {
   /**
    * @param root element to build the viewer in
    * @param opts {uuid, instances (repo info DataInstances), infos (name -> info at uuid),
-   *   cfg, image (name|""), seg (name|"")}
+   *   cfg, image (name|""), seg (name|""), roi (name|""), ann ([names])}
    */
   constructor(root, opts) {
     this.root = root;
@@ -183,7 +183,7 @@ export class SliceViewer {
     this.hoverSeq = 0;
     this.defaults = { plane: "xy", center: null, zoom: null, level: "auto", lo: 0, hi: 255,
       opacity: opts.image && opts.seg ? 0.5 : 1, sv: false, image: opts.image || "",
-      seg: opts.seg || "", roi: "", ann: [] };
+      seg: opts.seg || "", roi: opts.roi || "", ann: opts.ann || [] };
     this.state = parseState(new URLSearchParams(location.hash.slice(1)), this.defaults);
   }
 
