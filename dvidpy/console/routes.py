@@ -5,24 +5,28 @@
 ``GET /console/repo/{uuid}``           the DAG page of the repo holding ``uuid``
 ``GET /console/node/{uuid}/{data}``    the page of instance ``data`` at version ``uuid``
 ``GET /console/jobs``                  the jobs page
+``GET /console/login``                 signing in with a token (when auth is on)
 ``GET /console/config.json``           what the pages need to know about this server
 ``GET /console/static/{path...}``      the pages' files
 ``GET /console/neuroglancer/{path...}``  neuroglancer's built client, when installed
 
 Page routes answer one HTML shell; the pages' modules read the path and fetch the rest.
-Unknown repos, versions and instances are refused (400) before the shell is sent.
+Unknown repos, versions and instances are refused (400) before the shell is sent. With
+auth on, the repo and instance pages need read access to the repo (as the API does); the
+server, jobs and login pages and the static files are public, and every figure on them
+comes from API calls that are checked as usual.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+import anyio
+from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from dvidpy import __version__
 from dvidpy.console.files import FileFolder
@@ -47,7 +51,7 @@ _NG_TOKEN = Param("token", "str", "viewer token (any; the console uses 'dvidpy')
 NG_PAGE = "/console/neuroglancer/v/dvidpy/"
 NG_MISSING = ("neuroglancer's client is not installed on this server "
               "(pip install 'dvidpy[neuroglancer]')")
-NG_EVENT_SECONDS = 60  # an idle event stream ends after this (the client reconnects)
+NG_EVENT_SECONDS = 30  # an idle event stream ends after this (the client reconnects)
 
 
 def neuroglancer_client() -> Path | None:
@@ -96,6 +100,12 @@ def console_jobs(call: HttpCall) -> Response:
     return _shell(call)
 
 
+@routes.get("/console/login", "The web console: sign in with a token", access="public",
+            returns=_HTML_RETURNS, inline=True)
+def console_login(call: HttpCall) -> Response:
+    return _shell(call)
+
+
 @routes.get("/console/repo/{uuid}", "The web console: a repo's version DAG",
             params=(Param("uuid", "uuid"),), returns=_HTML_RETURNS, inline=True)
 def console_repo(call: HttpCall) -> Response:
@@ -113,8 +123,8 @@ def console_instance(call: HttpCall) -> Response:
 
 
 @routes.get("/console/config.json", "What the console's pages need to know about this "
-            "server: optional routes present, neuroglancer, stores", returns=JSON,
-            inline=True)
+            "server: optional routes present, neuroglancer, auth mode, stores (admins)",
+            returns=JSON, access="public", inline=True)
 def console_config(call: HttpCall) -> Any:
     router = call.state.extras["router"]
     features = {}
@@ -122,15 +132,19 @@ def console_config(call: HttpCall) -> Any:
         table = router.lookup(path.strip("/").split("/"))
         features[name] = bool(table and "GET" in table)
     s = call.settings
-    return {
+    auth = call.state.auth
+    out: dict[str, Any] = {
         "version": __version__,
         "readonly": s.rwmode == "readonly",
         "neuroglancer": NG_PAGE if _NG is not None else None,
         "features": features,
-        "stores": [{"alias": a, "engine": st.engine, "location": st.location}
-                   for a, st in sorted(s.stores.items())],
-        "backend": dict(s.backend),
+        "auth": auth.cfg.enforce if auth is not None else "none",
     }
+    if call.identity.admin:  # store locations are the administrators' business
+        out["stores"] = [{"alias": a, "engine": st.engine, "location": st.location}
+                         for a, st in sorted(s.stores.items())]
+        out["backend"] = dict(s.backend)
+    return out
 
 
 @routes.get("/console/static/{path*}", "Files of the web console", access="public",
@@ -167,15 +181,23 @@ def console_neuroglancer(call: HttpCall) -> Response:
 async def console_neuroglancer_events(call: HttpCall) -> Response:
     if _NG is None:
         raise NotFound(NG_MISSING)
+    return IdleEventStream()
 
-    async def idle() -> AsyncIterator[bytes]:
-        yield b": dvidpy\n\n"
-        for _ in range(NG_EVENT_SECONDS // 15):
-            await asyncio.sleep(15)
-            yield b": keep-alive\n\n"
 
-    return StreamingResponse(idle(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+class IdleEventStream(Response):
+    """``text/event-stream`` that sends one comment and then nothing: it ends when the
+    client goes away or after :data:`NG_EVENT_SECONDS` (neuroglancer then reconnects), so
+    an open page never holds the server for long."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send({"type": "http.response.body", "body": b": dvidpy\n\n",
+                    "more_body": True})
+        with anyio.move_on_after(NG_EVENT_SECONDS):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @routes.post("/console/neuroglancer/credentials/{token}", "Credentials for neuroglancer's "

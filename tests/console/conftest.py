@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from console_data import ServerProcess, World, build_world
+from console_data import World, build_world
+from servers import ServerProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -42,8 +43,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Headless Chromium (Debian's) through chromedriver, 1280 x 900 at device scale 1."""
+def browser(tmp_path_factory: pytest.TempPathFactory, world: World) -> Iterator[Any]:
+    """Headless Chromium (Debian's) through chromedriver, 1280 x 900 at device scale 1
+    (made after, and closed before, the ``world`` server, so no page holds it open)."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.fail("chromium and chromium-driver are required (apt-get install -y chromium "
                     "chromium-driver; .ci/run installs them)")

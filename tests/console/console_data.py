@@ -16,21 +16,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-
-_spec = importlib.util.spec_from_file_location(
-    "_e2e_conftest", Path(__file__).resolve().parents[1] / "e2e" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_e2e)
-ServerProcess = _e2e.ServerProcess
 
 SHAPE = (96, 160, 192)  # z, y, x
 HI = (1 << 40) + 7

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from console_data import ACCESS, HI, ServerProcess, World, gray_volume, label_volume
+from console_data import ACCESS, HI, World, gray_volume, label_volume
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from servers import ServerProcess
 
 from datatypes.labelmap.images import label_colors
 

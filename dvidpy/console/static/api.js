@@ -1,5 +1,6 @@
-// The console's only way to the server: every request goes through here, so adding
-// credentials (the security issue: a bearer token or an OIDC session) is one change.
+// The console's only way to the server. With auth on, the browser's login cookie
+// (POST /api/server/login, HttpOnly) goes with every same-origin request, so no request
+// here handles credentials.
 
 /** A refused or failed request; `message` is the server's plain-text answer. */
 export class ApiError extends Error {
@@ -10,11 +11,8 @@ export class ApiError extends Error {
   }
 }
 
-/** Extra request headers (e.g. Authorization) for every call; empty for now. */
-export const auth = { headers: {} };
-
 async function request(method, path, body, signal) {
-  const init = { method, headers: { ...auth.headers }, signal };
+  const init = { method, headers: {}, signal, credentials: "same-origin" };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
