@@ -53,7 +53,8 @@ def startup_banner(settings: Settings) -> str:
     backend rules that use it), the config file and the auth mode. Several lines, no
     trailing newline. Engines standing in for another (``substitute``) say so."""
     url = server_url(settings)
-    lines = [f"dvidpy {__version__} serving {url}  (API: {url}/api/docs)"]
+    lines = [f"dvidpy {__version__} serving {url}  (console: {url}/console/, "
+             f"API: {url}/api/docs)"]
     lines.append(f"  config  {settings.toml_path or 'none (command-line defaults)'}")
     uses: dict[str, list[str]] = {}
     for rule, alias in settings.backend.items():
