@@ -26,6 +26,7 @@ from datatypes.labelmap.params import (
     LABELS_BODY,
     SCALE,
     bounds,
+    labels_schema,
     nonzero,
 )
 from datatypes.labelmap.reads import ReadsMixin
@@ -278,7 +279,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
     # ----- writes -----------------------------------------------------------------------
 
     @endpoint("POST", "renumber", "Give bodies new ids", returns=TEXT, body=Body(
-        JSON, "[new1, old1, new2, old2, ...] body ids", schema=LABELS_BODY.schema))
+        JSON, "[new1, old1, new2, old2, ...] body ids", schema=labels_schema([1000, 3], 2)))
     def _renumber(self, call: Call) -> Response:
         """Body ``[new1, old1, new2, old2, ...]``: each old body becomes ``new`` (its
         supervoxels are remapped, its index moves). Every pair gets its own mutation id,

@@ -41,12 +41,20 @@ VOXEL_QUERY = (SCALE, SUPERVOXELS, ROI)
 # ----- bodies --------------------------------------------------------------------------
 
 _U64 = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
-LABELS_BODY = Body(JSON, "JSON array of uint64 labels",
-                   schema={"type": "array", "items": _U64})
+
+
+def labels_schema(example: list[int], min_items: int = 0) -> dict[str, Any]:
+    """JSON schema of an array of uint64 labels, with an example (small ids, which the
+    fuzz tests' instances hold)."""
+    return {"type": "array", "items": _U64, "minItems": min_items, "examples": [example]}
+
+
+LABELS_BODY = Body(JSON, "JSON array of uint64 labels", schema=labels_schema([1, 2, 3]))
 POINTS_BODY = Body(JSON, "JSON array of [x, y, z] int32 voxel points", schema={
     "type": "array", "items": {"type": "array", "minItems": 3, "maxItems": 3,
                                "items": {"type": "integer", "minimum": -(2**31),
-                                         "maximum": 2**31 - 1}}})
+                                         "maximum": 2**31 - 1}},
+    "examples": [[[0, 0, 0], [5, 6, 20]]]})
 RLE_BODY = Body(OCTET, "legacy RLE sparse volume (§9.16.3): 12-byte header and int32 "
                        "(x, y, z, length) spans, scale-0 voxels")
 BLOCKS_BODY = Body(OCTET, "block stream (§8.5) of gzip'd DVID label blocks (supervoxel ids)")

@@ -36,7 +36,6 @@ from datatypes.labelmap.params import (
     BLOCKS_BODY,
     DIMS,
     LABEL,
-    LABELS_BODY,
     OFFSET,
     RLE_BODY,
     ROI,
@@ -44,6 +43,7 @@ from datatypes.labelmap.params import (
     SIZE,
     SUPERVOXEL,
     flag,
+    labels_schema,
     nonzero,
 )
 from datatypes.labelmap.rle import (
@@ -56,7 +56,7 @@ from datatypes.labelmap.rle import (
 from dvidpy.codec import CodecError, lz4_decompress
 from dvidpy.datatype import Call, endpoint
 from dvidpy.errors import BadRequest
-from dvidpy.http.spec import OCTET, PROTOBUF, TEXT, Body, Param, Q
+from dvidpy.http.spec import JSON, OCTET, PROTOBUF, TEXT, Body, Param, Q
 from dvidpy.versioned import VersionedCtx
 
 Coord = tuple[int, int, int]
@@ -367,8 +367,7 @@ class WritesMixin(LabelmapCore):
     # ----- merge / cleave ---------------------------------------------------------------
 
     @endpoint("POST", "merge", "Merge bodies into the first", body=Body(
-        "application/json", "[target, merged1, merged2, ...] body ids",
-        schema={**LABELS_BODY.schema, "minItems": 2}))  # type: ignore[dict-item]
+        JSON, "[target, merged1, merged2, ...] body ids", schema=labels_schema([1, 2], 2)))
     def _merge(self, call: Call) -> Any:
         self.require_indexed("merge")
         labels = label_list_json(call.json(), "labels to merge")
@@ -418,8 +417,8 @@ class WritesMixin(LabelmapCore):
         return {"MutationID": mutid}
 
     @endpoint("POST", "cleave/{label}", "Move some supervoxels of a body to a new body",
-              params=(LABEL,), body=Body("application/json", "[sv1, sv2, ...] supervoxels "
-                                         "of the body", schema=LABELS_BODY.schema))
+              params=(LABEL,), body=Body(JSON, "[sv1, sv2, ...] supervoxels of the body",
+                                         schema=labels_schema([1])))
     def _cleave(self, call: Call) -> Any:
         self.require_indexed("cleave")
         label = nonzero(call.params["label"])

@@ -390,6 +390,76 @@ def test_morton_order_keeps_parents_together() -> None:
     assert sorted(writes.morton_order(wide).tolist()) == [0, 1, 2, 3]
 
 
+# ----- random hostile edits: never a 5xx, a rejection writes nothing ----------------------
+
+_LAB = st.sampled_from([0, 1, 2, 3, 9, 77, 2**40, 2**64 - 1])
+_X = st.integers(-20, 90) | st.sampled_from([-(2**31), 2**31 - 2, I32_MAX])
+_YZ = st.integers(-3, 36) | st.sampled_from([-(2**31), I32_MAX])
+_LEN = st.integers(-2, 70) | st.sampled_from([I32_MAX])
+_SPANS = st.lists(st.tuples(_X, _YZ, _YZ, _LEN), max_size=6)
+_INSIDE = st.lists(st.tuples(st.integers(8, 15), st.integers(0, 31), st.integers(0, 31),
+                             st.integers(1, 8)), min_size=1, max_size=6)  # mostly in sv 2
+_BC = st.integers(-3, 5) | st.sampled_from([2**19 - 1, 2**19, 2**20 - 1, 2**20, -(2**20)])
+_BLOCK = st.tuples(_BC, _BC, _BC, st.sampled_from(["ok", "solid", "big", "cut", "empty"]))
+_EXIST = st.sampled_from([1, 2, 3, 9])  # labels of _volume()
+_SPLIT = st.sampled_from(["split", "split-supervoxel"])
+_REQ = st.one_of(
+    st.tuples(_SPLIT, _LAB, _SPANS),
+    st.tuples(_SPLIT, st.just(2), _INSIDE),
+    st.tuples(st.sampled_from(["cleave", "merge", "renumber"]), _EXIST | _LAB,
+              st.lists(_EXIST | _LAB | st.integers(1000, 1003), max_size=4)),
+    st.tuples(st.just("blocks"), st.integers(0, 3), st.lists(_BLOCK, min_size=1, max_size=4)),
+    st.tuples(st.just("raw"), st.sampled_from([None, "nosuch", "r", "seg"]),
+              st.tuples(st.sampled_from([-16, 0, 8, 16, 2**24]), st.sampled_from([0, 16]),
+                        st.sampled_from([16, 24, 32]))),
+)
+
+
+def _block_payload(kind: str, fill: int) -> bytes:
+    if kind == "empty":
+        return b""
+    if kind == "big":
+        return gzip.compress(encode_block(np.full((32, 32, 32), fill, np.uint64)))
+    arr = np.full((BS, BS, BS), fill, np.uint64)
+    if kind == "ok":
+        arr[:3] = fill + 1
+    gz = gzip.compress(encode_block(arr))
+    return gz[:-9] if kind == "cut" else gz
+
+
+@settings(max_examples=40, deadline=None)
+@given(reqs=st.lists(_REQ, min_size=1, max_size=5))
+def test_random_hostile_edits_never_fail_the_server(reqs) -> None:
+    c, _mgr, root = _app()
+    base = _labelmap(c, root)
+    vol = _volume()
+    assert c.post(f"{base}/raw/0_1_2/64_32_32/0_0_0", content=vol.tobytes()).status_code == 200
+    r = c.post(f"/api/repo/{root}/instance", json={"typename": "roi", "dataname": "r",
+                                                    "BlockSize": "16,16,16"})
+    assert r.status_code == 200 and c.post(f"/api/node/{root}/r/roi",
+                                           json=[[0, 0, 0, 1]]).status_code == 200
+    for kind, a, b in reqs:
+        if kind in ("split", "split-supervoxel"):
+            url, body = f"{base}/{kind}/{a}", _rle(*b)
+        elif kind in ("cleave", "merge", "renumber"):
+            url = f"{base}/cleave/{a}" if kind == "cleave" else f"{base}/{kind}"
+            body = str(b).encode()
+        elif kind == "blocks":
+            url = f"{base}/blocks?scale={a}&downres={'true' if a == 0 else 'false'}"
+            body = encode_stream([(x, y, z, _block_payload(k, 40 + i))
+                                  for i, (x, y, z, k) in enumerate(b)])
+        else:
+            (x, y, n), roi = b, a
+            url = f"{base}/raw/0_1_2/{n}_16_16/{x}_{y}_0" + (f"?roi={roi}" if roi else "")
+            body = np.full((16, 16, n), 60 + n, np.uint64).tobytes()
+        before = _snapshot(c, base)
+        r = c.post(url, content=body)
+        assert r.status_code < 500, (url, r.status_code, r.text)
+        if r.status_code >= 400:
+            assert r.headers["content-type"].startswith("text/plain"), (url, r.text)
+            assert _snapshot(c, base) == before, (url, r.text)
+
+
 # ----- (d) stored JSON goes through the bounded reader ------------------------------------
 
 
