@@ -383,10 +383,11 @@ def run_startup(tmp: Path, n: int) -> None:
         srv.stop()
 
 
-def _post_peak(tmp: Path, name: str, toml: str, body: bytes, shape: tuple[int, int, int],
-               src: Path | None) -> tuple[int, int]:
-    """Peak VmRSS above the pre-request baseline (sampled every 5 ms, KiB) and the rise of
-    VmHWM during one POST raw of ``body`` on a fresh server."""
+def _post_peak(tmp: Path, name: str, toml: str, bodies: list[bytes],
+               shape: tuple[int, int, int], src: Path | None) -> list[tuple[int, int]]:
+    """Per POST raw of each of ``bodies`` (one after the other, same box, on a fresh
+    server): peak VmRSS above the pre-request level (sampled every 5 ms, KiB) and the
+    rise of VmHWM."""
     srv = Server(tmp / name, tmp / f"{name}.log", toml, src)
     srv.start()
     try:
@@ -398,25 +399,28 @@ def _post_peak(tmp: Path, name: str, toml: str, body: bytes, shape: tuple[int, i
         base = f"/api/node/{root}/seg"
         warm = np.arange(64**3, dtype=np.uint64).tobytes()  # load every code path once
         assert c.post(f"{base}/raw/0_1_2/64_64_64/0_0_-64", content=warm).status_code == 200
-        time.sleep(1)
-        m0 = srv.memory()
-        peak = [m0["VmRSS"]]
-        done = threading.Event()
+        out = []
+        for body in bodies:
+            time.sleep(1)
+            m0 = srv.memory()
+            peak = [m0["VmRSS"]]
+            done = threading.Event()
 
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], srv.memory()["VmRSS"])
-                time.sleep(0.005)
+            def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
+                while not done.is_set():
+                    peak[0] = max(peak[0], srv.memory()["VmRSS"])
+                    time.sleep(0.005)
 
-        th = threading.Thread(target=sample)
-        th.start()
-        nz, ny, nx = shape
-        r = c.post(f"{base}/raw/0_1_2/{nx}_{ny}_{nz}/0_0_0", content=body)
-        done.set()
-        th.join()
-        assert r.status_code == 200, r.text
-        m1 = srv.memory()
-        return peak[0] - m0["VmRSS"], m1["VmHWM"] - m0["VmHWM"]
+            th = threading.Thread(target=sample)
+            th.start()
+            nz, ny, nx = shape
+            r = c.post(f"{base}/raw/0_1_2/{nx}_{ny}_{nz}/0_0_0", content=body)
+            done.set()
+            th.join()
+            assert r.status_code == 200, r.text
+            m1 = srv.memory()
+            out.append((peak[0] - m0["VmRSS"], m1["VmHWM"] - m0["VmHWM"]))
+        return out
     finally:
         srv.stop()
 
@@ -426,16 +430,18 @@ def run_post_memory(tmp: Path, mib: int, src: Path | None) -> None:
     nz = max(1, mib // 2)  # 512 x 512 x nz uint64 = 2 MiB per z slice
     shape = (nz - nz % 64 or 64, 512, 512)
     z, y, x = np.ogrid[:shape[0], :512, :512]
-    vol = (BIG + (z // 20) * 10_000 + (y // 24) * 100 + (x // 28)).astype(np.uint64)
-    body = vol.tobytes()
-    del vol
-    pay = len(body) / 1024  # KiB
-    print(f"[post-memory] POST raw of {len(body) >> 20} MiB ({shape[2]}x{shape[1]}x{shape[0]} "
-          f"uint64, 64³ blocks), server from {src or 'this checkout'}")
+    bodies = [(BIG + (z // 20) * 10_000 + (y // 24) * 100 + (x // 28)).astype(np.uint64)
+              .tobytes(),  # cells of 20 x 24 x 28 voxels, then a shifted grid over them
+              (BIG2 + ((z + 7) // 20) * 10_000 + ((y + 5) // 24) * 100 + ((x + 3) // 28))
+              .astype(np.uint64).tobytes()]
+    pay = len(bodies[0]) / 1024  # KiB
+    print(f"[post-memory] POST raw of {len(bodies[0]) >> 20} MiB ({shape[2]}x{shape[1]}x"
+          f"{shape[0]} uint64, 64³ blocks), server from {src or 'this checkout'}")
     for name, toml in (("batched", ""), ("one batch", "writeBatchBytes = 1099511627776")):
-        rss, hwm = _post_peak(tmp, name.replace(" ", "_"), toml, body, shape, src)
-        print(f"[post-memory] {name:9s}: peak RSS +{rss / 1024:.0f} MiB = {rss / pay:.2f}x "
-              f"payload (VmHWM +{hwm / 1024:.0f} MiB = {hwm / pay:.2f}x)")
+        res = _post_peak(tmp, name.replace(" ", "_"), toml, bodies, shape, src)
+        for what, (rss, hwm) in zip(("new data ", "overwrite"), res, strict=True):
+            print(f"[post-memory] {name:9s} {what}: peak RSS +{rss / 1024:.0f} MiB = "
+                  f"{rss / pay:.2f}x payload (VmHWM +{hwm / 1024:.0f} MiB)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -451,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mapping-size", type=int, default=10_000_000)
     ap.add_argument("--tmp", help="work folder (default: a temporary folder)")
     a = ap.parse_args(argv)
-    every = not (a.inproc or a.server or a.startup)
+    every = not (a.inproc or a.server or a.startup or a.post_memory)
     if a.inproc or every:
         run_inprocess()
     with tempfile.TemporaryDirectory(dir=a.tmp) as d:
