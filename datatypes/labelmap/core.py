@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -18,11 +17,12 @@ import numpy as np
 
 from datatypes import protos
 from datatypes.common.geometry import check_block_coords, check_int32_box, int32_block_limits
+from datatypes.labelmap import block_codec
 from datatypes.labelmap import layout as L
 from datatypes.labelmap.block_codec import decode_block, decode_block_mask, encode_block
 from datatypes.labelmap.downres import downres_octants
 from datatypes.labelmap.mapping import MappingCache
-from datatypes.labelmap.rle import INDEX_BLOCK_MAX
+from datatypes.labelmap.rle import INDEX_BLOCK_MAX, encode_block_coords
 from dvidpy import jsonio
 from dvidpy.codec import CodecError
 from dvidpy.datatype import Call, Datatype, SyncEvent
@@ -66,8 +66,9 @@ class LabelmapCore(Datatype):
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.lock = threading.RLock()  # serializes writes and edits of this instance
-        self.mapping = MappingCache(self.store)
+        # serializes writes and edits of this instance (across servers when coordinated)
+        self.lock = self.instance_lock(on_acquire=self._drop_shared_state)
+        self.mapping = MappingCache(self.store, shared=self.shared_store)
         self._repo_max: int | None = None
         self._next_label: int | None = None
         self._pending_repo_max = 0
@@ -235,6 +236,12 @@ class LabelmapCore(Datatype):
         out["Extents"] = {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}
         return out
 
+    def _drop_shared_state(self) -> None:
+        """Forget counters that another server may have changed (the mapping cache of a
+        shared store holds committed versions only, which cannot change)."""
+        self._repo_max = None
+        self._next_label = None
+
     # ----- counters ---------------------------------------------------------------------
 
     def _counter(self, name: str) -> int:
@@ -363,8 +370,12 @@ class LabelmapCore(Datatype):
 
     def encode_value(self, arr: np.ndarray) -> bytes:
         """Stored value of a (bz, by, bx) supervoxel block."""
+        return self.stored_value(encode_block(arr))
+
+    def stored_value(self, serialization: bytes) -> bytes:
+        """Stored value (gzip-wrapped, framed) of a block serialization."""
         lvl = self.meta.compression_level
-        return L.frame_gzip_payload(L.gzip_payload(encode_block(arr), lvl if lvl > 0 else 1),
+        return L.frame_gzip_payload(L.gzip_payload(serialization, lvl if lvl > 0 else 1),
                                     self.meta.checksum == "crc32")
 
     def read_blocks(self, ctx: VersionedCtx, scale: int, coords: np.ndarray,
@@ -432,50 +443,52 @@ class LabelmapCore(Datatype):
 
     @staticmethod
     def label_counts(arr: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Non-zero labels of a block and their voxel counts (sorted by label)."""
+        """Labels of a block (sorted, 0 included when present) and their voxel counts
+        (uint64); two empty arrays for ``None`` (no block)."""
         if arr is None:
             z = np.zeros(0, dtype=np.uint64)
             return z, z.copy()
-        flat = arr.ravel()
-        if flat[0] == flat[-1] and (flat == flat[0]).all():
-            if flat[0] == 0:
-                z = np.zeros(0, dtype=np.uint64)
-                return z, z.copy()
-            return flat[:1].astype(np.uint64), np.array([flat.size], dtype=np.uint64)
-        u, c = np.unique(flat, return_counts=True)
-        keep = u != 0
-        return u[keep], c[keep].astype(np.uint64)
+        return block_codec.label_counts(arr)
 
     def index_block_changes(
         self, ctx: VersionedCtx, b: VersionedBatch,
-        changes: Iterable[tuple[tuple[int, int, int], np.ndarray | None, np.ndarray | None]],
+        changes: Iterable[tuple[tuple[int, int, int], tuple[np.ndarray, np.ndarray],
+                                tuple[np.ndarray, np.ndarray]]],
         mutid: int,
     ) -> set[int]:
-        """Update label indices for scale-0 blocks replaced ``old → new``; returns bodies
-        whose index changed. Work is per (block, label) pair, never per voxel."""
-        bks, svs, cnts = [], [], []
-        for coord, old, new in changes:
-            so, co = self.label_counts(old)
-            sn, cn = self.label_counts(new)
-            u = np.union1d(so, sn)
-            if u.size == 0:
-                continue
-            oc = np.zeros(u.size, dtype=np.uint64)
-            nc = np.zeros(u.size, dtype=np.uint64)
-            oc[np.searchsorted(u, so)] = co
-            nc[np.searchsorted(u, sn)] = cn
-            ch = oc != nc
-            if not ch.any():
-                continue
-            bks.append(np.full(int(ch.sum()), L.block_key(*coord), dtype=np.uint64))
-            svs.append(u[ch])
-            cnts.append(nc[ch])
-        if not bks:
+        """Update label indices for scale-0 blocks replaced ``old → new``, each given as
+        ``(coord, (old labels, old counts), (new labels, new counts))`` (see
+        :meth:`label_counts`; label 0 is ignored, a coord must not repeat); returns bodies
+        whose index changed. Vectorized over all (block, label) pairs."""
+        coords, labs, olds, news = [], [], [], []
+        for coord, (so, co), (sn, cn) in changes:
+            coords += [coord, coord]
+            labs += [so, sn]
+            olds += [co, np.zeros(sn.size, np.uint64)]
+            news += [np.zeros(so.size, np.uint64), cn]
+        if not coords:
             return set()
-        bk = np.concatenate(bks)
-        sv = np.concatenate(svs)
-        cn = np.concatenate(cnts)
-        return self.apply_index_rows(ctx, b, bk, sv, cn, mutid)
+        sizes = np.fromiter((a.size for a in labs), dtype=np.int64, count=len(labs))
+        keys = encode_block_coords(np.array(coords, dtype=np.int64).reshape(-1, 3))
+        bk = np.repeat(keys.astype(np.uint64), sizes)
+        sv = np.concatenate(labs).astype(np.uint64, copy=False)
+        oc = np.concatenate(olds).astype(np.uint64, copy=False)
+        nc = np.concatenate(news).astype(np.uint64, copy=False)
+        keep = sv != 0
+        bk, sv, oc, nc = bk[keep], sv[keep], oc[keep], nc[keep]
+        if not bk.size:
+            return set()
+        order = np.lexsort((sv, bk))
+        bk, sv, oc, nc = bk[order], sv[order], oc[order], nc[order]
+        first = np.ones(bk.size, dtype=bool)
+        first[1:] = (bk[1:] != bk[:-1]) | (sv[1:] != sv[:-1])
+        starts = np.flatnonzero(first)
+        bk, sv = bk[starts], sv[starts]
+        oc, nc = np.add.reduceat(oc, starts), np.add.reduceat(nc, starts)
+        ch = oc != nc
+        if not ch.any():
+            return set()
+        return self.apply_index_rows(ctx, b, bk[ch], sv[ch], nc[ch], mutid)
 
     def apply_index_rows(self, ctx: VersionedCtx, b: VersionedBatch, bk: np.ndarray,
                          sv: np.ndarray, cn: np.ndarray, mutid: int,

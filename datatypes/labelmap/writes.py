@@ -29,7 +29,11 @@ from datatypes import protos
 from datatypes.common.blockstream import decode_records
 from datatypes.common.geometry import blocks_in_box, is_block_aligned
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.block_codec import decode_block, max_serialization_size
+from datatypes.labelmap.block_codec import (
+    decode_block,
+    encode_block_counts,
+    max_serialization_size,
+)
 from datatypes.labelmap.core import LabelmapCore, label_list_json
 from datatypes.labelmap.mapping import MappingCache
 from datatypes.labelmap.params import (
@@ -165,14 +169,16 @@ class WritesMixin(LabelmapCore):
                 old = self.read_blocks(ctx, scale, coords, False) if scale == 0 else {}
             if mutid is None:
                 mutid = self.manager.next_mutation_id(self.repo)
+            stored, counts = self._encode_blocks(blocks, values, counts=scale == 0)
             with self.label_batch(ctx) as b:
-                for c, arr in blocks.items():
-                    b.put(L.block_tkey(scale, *c), values.get(c) or self.encode_value(arr))
+                for c, v in stored.items():
+                    b.put(L.block_tkey(scale, *c), v)
                 if scale == 0:
                     if index and self.indexed:
                         self.index_block_changes(
-                            ctx, b, ((c, old.get(c), a) for c, a in blocks.items()), mutid)
-                    top = max((int(a.max()) for a in blocks.values()), default=0)
+                            ctx, b, ((c, self.label_counts(old.get(c)), counts[c])
+                                     for c in blocks), mutid)
+                    top = max((int(lab[-1]) for lab, _ in counts.values()), default=0)
                     self.note_labels(ctx, b, top)
                     bs = self.block_size
                     lo = [int(coords[:, i].min()) * bs[i] for i in range(3)]
@@ -191,6 +197,27 @@ class WritesMixin(LabelmapCore):
             if mut:
                 self.emit(ctx, "block-mutated", {"scale": 0, "blocks": mut}, mutid)
         return mutid
+
+    def _encode_blocks(self, blocks: dict[Coord, np.ndarray], values: dict[Coord, bytes],
+                       counts: bool) -> tuple[dict[Coord, bytes],
+                                              dict[Coord, tuple[np.ndarray, np.ndarray]]]:
+        """Stored values of ``blocks`` (``values`` holds those already encoded) and, when
+        ``counts``, each block's (labels, voxel counts), from the same encoding pass."""
+        stored: dict[Coord, bytes] = {}
+        tables: dict[Coord, tuple[np.ndarray, np.ndarray]] = {}
+        for c, arr in blocks.items():
+            v = values.get(c)
+            if v is not None:
+                stored[c] = v
+                if counts:
+                    tables[c] = self.label_counts(arr)
+            elif counts:
+                ser, labels, cnt = encode_block_counts(arr)
+                stored[c] = self.stored_value(ser)
+                tables[c] = (labels, cnt)
+            else:
+                stored[c] = self.encode_value(arr)
+        return stored, tables
 
     def batch_blocks(self) -> int:
         """Blocks per bulk-write batch: ``writeBatchBytes`` of uint64 voxels (at least 1)."""
