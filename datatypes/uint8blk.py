@@ -118,7 +118,7 @@ _SMALL_SUBVOL = 64  # block count below which subvolblocks answers without strea
 _ARB_BAND = 1 << 18  # samples resampled at once by arb
 _ARB_BLOCK_BUDGET = 128 << 20  # decoded block bytes an arb band may hold
 _BlockCache = dict[tuple[int, int, int], np.ndarray | None]  # arb: decoded or not stored
-_WRITE_RUN = 16 << 20  # voxels write_box encodes at once (a run of blocks along X)
+_WRITE_RUN = 8 << 20  # voxels write_box encodes at once (a run of blocks along X)
 
 # ----- declarations shared by several endpoints ---------------------------------------
 ND_JSON = "application/vnd.dvid-nd-data+json"
