@@ -78,7 +78,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes.common import arbslice, blockscan, imagecodec
 from datatypes.common.blockscan import BoxRegion, scan_region
@@ -103,6 +103,7 @@ from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_fr
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, DvidError, TooLarge
 from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 

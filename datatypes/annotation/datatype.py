@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes.annotation.elements import (
     KINDS,
@@ -41,6 +41,7 @@ from dvidpy import jsonio
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest
 from dvidpy.http.spec import JSON, TEXT, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.versioned import VersionedCtx
 
 DEFAULT_BLOCK_SIZE = (64, 64, 64)
