@@ -20,7 +20,8 @@ inclusive). Endpoints, under ``/api/node/{uuid}/{data}/``:
     works on committed nodes.
 ``GET partition?batchsize=N``
     Subvolumes of N^3 blocks covering the ROI (``batchsize`` required, >= 1); see
-    :func:`datatypes.common.roi_spans.partition` for the exact layout.
+    :func:`datatypes.common.roi_spans.partition` for the exact layout. A partition into
+    more than ``MAX_PARTITION_PIECES`` span pieces is a 413 (use a larger batchsize).
 ``GET info``
     ``Extended`` = ``{"BlockSize": [x,y,z], "MinZ": int, "MaxZ": int}`` (block Z extent;
     ``2147483647`` / ``-2147483648`` when empty).

@@ -38,7 +38,9 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
 ``POST raw/0_1_2/{size}/{offset}[?roi=NAME]``
     Body exactly ``nx*ny*nz`` bytes. Block-aligned boxes are written whole; unaligned
     ones read-modify-write their edge blocks (per-block striped locks make concurrent
-    writers safe). With ``roi=`` only voxels inside the ROI change. One atomic batch.
+    writers safe). With ``roi=`` only voxels inside the ROI change (400 for an unknown
+    roi). Blocks are encoded straight from the body and committed in batches of about
+    ``writeBatchBytes`` (one atomic batch when the write fits one), after every check.
 ``GET subvolblocks/{size}/{offset}[?compression=jpeg|uncompressed]``
     Block-aligned box (else 400); §8.5 records in ZYX order, missing blocks omitted.
     Default payload is the stored payload (JPEG file / ``u32 len`` + LZ4 block / gzip
@@ -61,8 +63,11 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
     ``{"State": "idle|running|done|error", "Level", "Levels", "BlocksDone",
     "BlocksTotal", "Error", "DirtyBlocks"}`` (``DirtyBlocks`` at the requested version).
 
-Size limits: any request whose voxel count is over the server's ``max_request_bytes`` is
-refused with 413 before any work; 3-D JPEG answers are limited to 256 MiB.
+Size limits: any request whose voxel count (or stretched ``isotropic`` image) is over the
+server's ``max_request_bytes`` is refused with 413 before any work; 3-D JPEG answers are
+limited to 256 MiB. A box or block span whose voxels leave the int32 range is a 400.
+``subvolblocks`` reads only the blocks stored in its box (a seek past each gap), so a huge,
+mostly empty box costs what it holds.
 """
 
 from __future__ import annotations
