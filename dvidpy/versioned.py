@@ -86,6 +86,24 @@ def _vset_key(instance_id: int) -> bytes:
     return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
 
 
+class _AnyVersion:
+    """A set that holds every version: what a server sharing its store with others knows
+    of which versions hold keys of an instance (others may write at any version)."""
+
+    def __contains__(self, v: object) -> bool:
+        return True
+
+    def __or__(self, other: object) -> _AnyVersion:
+        return self
+
+    __ror__ = __or__
+
+    def __and__(self, other: Iterable[int]) -> set[int]:
+        return set(other)
+
+    __rand__ = __and__
+
+
 @dataclass
 class _InstanceVersions:
     """Versions holding data keys / tombstones of one instance, and cached probe lists."""
@@ -99,12 +117,21 @@ class _InstanceVersions:
 
 
 class VersionedStore:
-    """Versioned reads and writes of TKeys for instances stored in one engine."""
+    """Versioned reads and writes of TKeys for instances stored in one engine.
 
-    def __init__(self, engine: KVEngine) -> None:
+    ``shared=True`` (a store other servers write too): the in-memory index of which
+    versions hold keys of an instance is not kept, since another server may add a version
+    at any time; reads then probe or scan every ancestor and writes always clear a
+    possible tombstone, which is always correct and costs a few extra reads.
+    """
+
+    def __init__(self, engine: KVEngine, shared: bool = False) -> None:
         self.engine = engine
+        self.shared = shared
         self._iv: dict[int, _InstanceVersions] = {}
         self._iv_lock = threading.Lock()
+        if shared:
+            self._any = _InstanceVersions(_AnyVersion(), _AnyVersion())  # type: ignore[arg-type]
 
     # ----- resolution -------------------------------------------------------------------
 
@@ -136,6 +163,8 @@ class VersionedStore:
     # ----- which versions hold data of an instance ---------------------------------------
 
     def _versions(self, iid: int) -> _InstanceVersions:
+        if self.shared:
+            return self._any
         iv = self._iv.get(iid)
         if iv is None:
             with self._iv_lock:
@@ -161,7 +190,10 @@ class VersionedStore:
 
         Call after writing data keys behind the store's back (e.g. a repo transfer writing
         raw engine keys); ordinary puts and deletes keep the index current by themselves.
+        A no-op on a shared store (which keeps no index).
         """
+        if self.shared:
+            return
         with self._iv_lock:
             iv = self._scan_versions(instance_id)
             self.engine.put(_vset_key(instance_id), iv.to_json())
@@ -173,6 +205,8 @@ class VersionedStore:
         For writers that bypass the store (repo transfers writing raw engine keys). A
         superset is harmless: it only costs a few extra point probes on reads.
         """
+        if self.shared:
+            return
         vs = set(versions)
         iv = self._versions(instance_id)
         if vs <= iv.data and vs <= iv.tomb:
@@ -184,11 +218,12 @@ class VersionedStore:
             self._iv[instance_id] = nxt
 
     def _ancestor_candidates(self, ctx: VersionedCtx, iv: _InstanceVersions) -> tuple[int, ...]:
-        c = iv.cands.get(ctx.version)
+        c = None if self.shared else iv.cands.get(ctx.version)
         if c is None:
             data, tomb = iv.data, iv.tomb
             c = tuple(v for v in ctx.ancestry.order[1:] if v in data or v in tomb)
-            iv.cands[ctx.version] = c
+            if not self.shared:
+                iv.cands[ctx.version] = c
         return c
 
     # ----- point reads ------------------------------------------------------------------
@@ -250,7 +285,9 @@ class VersionedStore:
         keys written at the read version, then resolves the rest one by one."""
         suffix = ctx.vbytes + b"\x03"
         direct = self.engine.get_many([ctx.prefix + t + suffix for t in tks])
-        return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks, strict=False)]
+        get = VersionedStore.get  # this class's read, also under a caching subclass
+        return [d if d is not None else get(self, ctx, t)
+                for d, t in zip(direct, tks, strict=False)]
 
     # ----- range reads ------------------------------------------------------------------
 

@@ -75,9 +75,10 @@ def compiled_types(call: HttpCall) -> Any:
     return {n: c.type_url for n, c in registered_datatypes().items()}
 
 
-@routes.get("/api/load", "Load counters (DVID's fields)", inline=True)
+@routes.get("/api/load", "Load counters (DVID's fields) and the cache tier's hits/misses",
+            inline=True)
 def load(call: HttpCall) -> Any:
-    return dict.fromkeys(LOAD_FIELDS, 0)
+    return {**dict.fromkeys(LOAD_FIELDS, 0), **call.mgr.cache_stats()}
 
 
 @routes.get("/api/help", "HTML index of the datatypes and the API", returns="text/html",
