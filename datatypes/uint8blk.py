@@ -82,6 +82,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import starlette.responses
 from PIL import Image
 from starlette.responses import Response
 
@@ -558,9 +559,12 @@ class Uint8Blk(Datatype):
                     vol = filt(vol, offset)
                 img = imagecodec.encode_jpeg(vol.reshape(size[2] * size[1], size[0]), q)
                 return Response(img, media_type="image/jpeg")
-            return StreamingResponse(self._stream_box(ctx, offset, size, filt),
-                                     media_type="application/octet-stream",
-                                     headers={"Content-Length": str(n)})
+            # Starlette's stream pulls one (>= 4 MiB) piece at a time: the next slab is
+            # built only when the last one is sent, so at most one slab is alive (a
+            # producer thread running ahead would hold two).
+            return starlette.responses.StreamingResponse(
+                self._stream_box(ctx, offset, size, filt),
+                media_type="application/octet-stream", headers={"Content-Length": str(n)})
         kind, q = _parse_format(fmt)
         ra = rb = 1.0
         if isotropic:
