@@ -48,7 +48,7 @@ import numpy as np
 from starlette.responses import Response
 
 from datatypes.common import roi_spans as rs
-from datatypes.common.geometry import check_voxel_box, parse_dims
+from datatypes.common.geometry import check_int32_box, parse_dims
 from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, TooLarge
@@ -270,7 +270,7 @@ class Roi(Datatype):
         if dims != (0, 1, 2):
             raise BadRequest("ROI mask is only available in 3-D (0_1_2)")
         try:
-            check_voxel_box(offset, size)
+            check_int32_box(offset, size)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         n = size[0] * size[1] * size[2]

@@ -98,7 +98,9 @@ from datatypes.common.geometry import (
     Point3,
     block_range,
     blocks_in_box,
-    check_voxel_box,
+    check_block_coords,
+    check_int32_box,
+    int32_block_limits,
     iter_block_pieces,
     parse_block_list,
     parse_dims,
@@ -522,7 +524,7 @@ class Uint8Blk(Datatype):
         size3 = plane_size_to_3d(dims, size)
         offset = p["offset"]
         try:
-            check_voxel_box(offset, size3)
+            check_int32_box(offset, size3)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         return dims, size3, offset, p.get("format") or ""
@@ -780,11 +782,12 @@ class Uint8Blk(Datatype):
         if min(size) <= 0:
             return
         try:
-            hi = check_voxel_box(offset, size)
+            check_int32_box(offset, size)
         except ValueError as e:
             raise BadRequest(str(e)) from None
+        hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
         coords = blocks_in_box(offset, size, self.block_size)
-        out = _BlockBatches(self, ctx, (list(offset), list(hi)), True)
+        out = _BlockBatches(self, ctx, (list(offset), hi), True)
         with self.lock_blocks(coords):
             for run in self._runs(offset, size):
                 for p, value in zip(run, self._encode_run(ctx, offset, vol, run, mask),
@@ -901,7 +904,7 @@ class Uint8Blk(Datatype):
             raise BadRequest(f"subvolblocks size {size} and offset {offset} must be "
                              f"multiples of the block size {bs}")
         try:
-            check_voxel_box(offset, size)
+            check_int32_box(offset, size)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         self._check_volume(size[0] * size[1] * size[2])
@@ -958,9 +961,10 @@ class Uint8Blk(Datatype):
         if span < 1:
             raise BadRequest(f"spanX must be >= 1, got {span}")
         bx, by, bz = self.block_size
+        lo, hi = int32_block_limits(self.block_size)
         try:
-            check_voxel_box((x * bx, y * by, z * bz), (span * bx, by, bz),
-                            f"{span} blocks from block {x}_{y}_{z}")
+            check_block_coords([[x, y, z], [x + span - 1, y, z]], lo, hi,
+                               "int32 voxel coordinates")
         except ValueError as e:
             raise BadRequest(str(e)) from None
         self._check_volume(span * bx * by * bz)

@@ -35,7 +35,7 @@ from datatypes.annotation.store import (
 )
 from datatypes.annotation.sync import LABEL_EVENT, LABELMAP_EVENTS, Deltas, LabelSource, SyncMixin
 from datatypes.common.blockscan import BoxRegion, Region, SpanRegion, scan_region
-from datatypes.common.geometry import check_voxel_box, parse_xyz
+from datatypes.common.geometry import check_int32_box, parse_xyz
 from dvidpy import jsonio
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest
@@ -413,7 +413,7 @@ class Annotation(SyncMixin, Datatype):
         when the box leaves the int32 coordinate range."""
         size, off = call.params["size"], call.params["offset"]
         try:
-            check_voxel_box(off, size)
+            check_int32_box(off, size)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         lo = np.array(off, np.int64)

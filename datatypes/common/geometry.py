@@ -356,28 +356,6 @@ def block_range(
     return lo, hi
 
 
-def check_voxel_box(offset: Sequence[int], size: Sequence[int], what: str = "box") -> Point3:
-    """The inclusive max corner ``offset + size - 1`` of a non-empty voxel box, after
-    checking that both corners lie in the int32 range that voxel coordinates (and the
-    block keys built from them) can hold.
-
-    Raises:
-        ValueError: a size component ``<= 0``, or a corner outside int32; the message
-            names ``what``, the offending corner and the limit.
-    """
-    o = as_point3(offset, "offset")
-    s = as_point3(size, "size")
-    if min(s) <= 0:
-        raise ValueError(f"{what} size {list(s)} must be positive on every axis")
-    hi = (o[0] + s[0] - 1, o[1] + s[1] - 1, o[2] + s[2] - 1)
-    for corner, name in ((o, "starts"), (hi, "ends")):
-        if not all(INT32_MIN <= v <= INT32_MAX for v in corner):
-            raise ValueError(
-                f"{what} at {list(o)} of size {list(s)} {name} at {list(corner)}, outside "
-                f"the int32 coordinate range {INT32_MIN}..{INT32_MAX}")
-    return hi
-
-
 def blocks_in_box(
     offset: Sequence[int], size: Sequence[int], block_size: int | Sequence[int]
 ) -> np.ndarray:
