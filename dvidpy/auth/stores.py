@@ -158,6 +158,12 @@ class GrantStore:
             self._put(root, g)
             return g
 
+    def clear(self, root: str) -> None:
+        """Forget every grant of ``root`` (a deleted resource's name may be reused)."""
+        with self._lock:
+            self.engine.delete(meta_key(self.PREFIX + root))
+            self._cache.pop(root, None)
+
     def level(self, root: str, principals: list[str], instance: str | None = None) -> int:
         """The highest level any of ``principals`` has on the repo (or, where an entry for
         the instance names one of them, on the instance); 0 for none."""

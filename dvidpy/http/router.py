@@ -32,7 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from dvidpy import jsonio
 from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
-from dvidpy.errors import BadRequest, DvidError, Unauthorized
+from dvidpy.errors import BadRequest, DvidError, NotFound, Unauthorized
 from dvidpy.http.body import read_body
 from dvidpy.http.spec import RouteSpec, Segment
 
@@ -69,6 +69,12 @@ class ServerState:
     extras: dict[str, Any] = field(default_factory=dict)
     #: the server's :class:`~dvidpy.auth.service.Auth` (None: every request allowed)
     auth: Any = None
+
+
+class MethodNotAllowed(DvidError):
+    """A known path with a method it does not take (405)."""
+
+    status_code = 405
 
 
 class HttpCall:
@@ -195,10 +201,46 @@ class Router:
         return node.rest
 
 
+@dataclass(frozen=True)
+class ErrorFormat:
+    """How errors are answered under a path prefix whose API is not DVID's (the Boss's
+    ``/v1/`` answers JSON): ``render(error, path)`` and the media type and description the
+    OpenAPI document gives its 4XX answers."""
+
+    render: Any
+    media: str
+    doc: str
+
+
+#: path prefix -> :class:`ErrorFormat` (register with :func:`register_error_format`)
+ERROR_FORMATS: dict[str, ErrorFormat] = {}
+
+
+def register_error_format(prefix: str, fmt: ErrorFormat) -> None:
+    """Answer every error under ``prefix`` (routes, unknown paths, wrong methods) with
+    ``fmt`` instead of DVID's plain text."""
+    ERROR_FORMATS[prefix] = fmt
+
+
+def error_format(path: str) -> ErrorFormat | None:
+    """The registered format of ``path``'s prefix, or None (plain text)."""
+    for prefix, fmt in ERROR_FORMATS.items():
+        if path.startswith(prefix):
+            return fmt
+    return None
+
+
 def error_response(e: DvidError, path: str) -> Response:
-    """``e`` as plain text with its status code; `` (path)`` is appended unless the message
-    already ends with a parenthesis (which by convention names the path). Answers that
-    leave a body unread (413, 408) close the connection."""
+    """``e`` as plain text with its status code (or as the :class:`ErrorFormat` registered
+    for the path's prefix); `` (path)`` is appended unless the message already ends with a
+    parenthesis (which by convention names the path). Answers that leave a body unread
+    (413, 408) close the connection."""
+    fmt = error_format(path)
+    if fmt is not None:
+        r = fmt.render(e, path)
+        if e.status_code in (408, 413):
+            r.headers["Connection"] = "close"
+        return r
     msg = e.message if e.message.endswith(")") else f"{e.message} ({path})"
     headers = CLOSE if e.status_code in (408, 413) else None
     if e.status_code == 401:
@@ -313,13 +355,16 @@ class Dispatcher:
             parts = split_path(scope)
             table = self.router.lookup(parts)
             if table is None:
+                if error_format(path) is not None:
+                    return error_response(NotFound(f"unknown endpoint {path}"), path)
                 return PlainTextResponse(f"unknown endpoint {path}", status_code=404)
             spec = table.get(method) or (table.get("GET") if method == "HEAD" else None)
             if spec is None:
                 allowed = ", ".join(sorted(table))
-                return PlainTextResponse(f"{method} not allowed on {path} (allowed: "
-                                         f"{allowed})", status_code=405,
-                                         headers={"Allow": allowed})
+                r = error_response(MethodNotAllowed(f"{method} not allowed on {path} "
+                                                    f"(allowed: {allowed})"), path)
+                r.headers["Allow"] = allowed
+                return r
             if self.readonly and spec.mutates:
                 raise BadRequest("server is in read-only mode")
             query = QueryParams(scope.get("query_string", b""))
@@ -357,8 +402,15 @@ class Dispatcher:
         auth = self.auth
         if auth is None or not auth.on:
             return
-        root = version = None
-        if "uuid" in call.params and call.spec.access != "public":
+        root = version = instance = None
+        if call.spec.resource is not None and call.spec.access != "public":
+            try:
+                root, instance, version = call.spec.resource(call)
+            except (BadRequest, NotFound):
+                if call.identity.anonymous:
+                    raise Unauthorized("credentials required") from None
+                raise
+        elif "uuid" in call.params and call.spec.access != "public":
             try:
                 repo, node = call.mgr.resolve(call.params["uuid"])
             except BadRequest:
@@ -366,7 +418,7 @@ class Dispatcher:
                     raise Unauthorized("credentials required") from None
                 raise
             root, version = repo.root, node.uuid
-        auth.authorize(call.identity, call.spec.access, root, None, version)
+        auth.authorize(call.identity, call.spec.access, root, instance, version)
 
 
 def routes_by_path(specs: Iterable[RouteSpec]) -> Mapping[str, list[RouteSpec]]:
