@@ -71,4 +71,4 @@ def render(e: DvidError, path: str) -> Response:
 
 register_error_format(PREFIX, ErrorFormat(
     render, JSON, 'The Boss\'s error JSON {"status": HTTP status, "code": Boss error code, '
-                  '"message": text}'))
+                  '"message": text}', collapse_slashes=True))

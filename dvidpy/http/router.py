@@ -55,6 +55,10 @@ def split_path(scope: Scope) -> list[str]:
         parts = parts[1:]
     if len(parts) > 1 and parts[-1] == b"":
         parts = parts[:-1]
+    if b"//" in raw:
+        fmt = error_format(raw.decode("latin-1"))
+        if fmt is not None and fmt.collapse_slashes:
+            parts = [p for p in parts if p]
     return [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8", "surrogateescape")
             for p in parts]
 
@@ -203,13 +207,17 @@ class Router:
 
 @dataclass(frozen=True)
 class ErrorFormat:
-    """How errors are answered under a path prefix whose API is not DVID's (the Boss's
-    ``/v1/`` answers JSON): ``render(error, path)`` and the media type and description the
-    OpenAPI document gives its 4XX answers."""
+    """How a path prefix whose API is not DVID's differs (the Boss's ``/v1/``): errors
+    are answered by ``render(error, path)`` (JSON there) with the media type and
+    description the OpenAPI document gives its 4XX answers; empty segments may be
+    dropped."""
 
     render: Any
     media: str
     doc: str
+    #: drop empty path segments (``//``), which clients of that API write (intern lists
+    #: collections at ``/v1/collection//``)
+    collapse_slashes: bool = False
 
 
 #: path prefix -> :class:`ErrorFormat` (register with :func:`register_error_format`)
