@@ -33,6 +33,7 @@ from dvidpy import __version__
 from dvidpy.auth import routes as auth_api
 from dvidpy.auth.service import Auth
 from dvidpy.boss import cutout as boss_cutout
+from dvidpy.boss import groups as boss_groups
 from dvidpy.boss import objects as boss_objects
 from dvidpy.boss import resources as boss_resources
 from dvidpy.config import Settings
@@ -46,7 +47,8 @@ from dvidpy.transfer import routes as transfer_api
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
                 docs_api.routes, auth_api.routes, console_routes.routes,
-                boss_resources.routes, boss_cutout.routes, boss_objects.routes)
+                boss_resources.routes, boss_cutout.routes, boss_objects.routes,
+                boss_groups.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

@@ -428,7 +428,28 @@ class BossModel:
                 self._move_meta(f"{coll}/{name}", f"{coll}/{new_name}", True)
                 self._delete("exp", coll, name)
             self._put(new, "exp", coll, new_name)
+            if new["num_time_samples"] != rec["num_time_samples"]:
+                self._sync_time_samples(new, chans)
             return new
+
+    def _sync_time_samples(self, erec: Mapping[str, Any], chans: list[dict]) -> None:
+        """Give the instances of image channels (and their pyramid levels) the
+        experiment's number of time samples."""
+        repo = self.repo_of(erec)
+        n = int(erec["num_time_samples"])
+        for ch in chans:
+            if ch["type"] != "image":
+                continue
+            base = ch["instance"]
+            for name, inst in list(repo.instances.items()):
+                if name == base or re.fullmatch(re.escape(base) + r"_[0-9]+", name):
+                    cfg = dict(inst.meta.config)
+                    if n > 1:
+                        cfg["TimeSamples"] = n
+                    else:
+                        cfg.pop("TimeSamples", None)
+                    inst.meta.config = cfg
+        self.mgr.save_repo(repo)
 
     def delete_experiment(self, coll: str, name: str) -> None:
         """Remove the Boss view of an experiment and its channels (the repo stays)."""
