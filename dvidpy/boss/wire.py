@@ -7,7 +7,11 @@
                                used and decompression does not depend on it, so either form
                                is accepted. Answers use typesize = bytes per voxel, which
                                shuffles whole voxels (better ratios, e.g. 51 vs 18 on
-                               segmentation) and is read the same way.
+                               segmentation) and is read the same way. An answer blosc
+                               would not shrink (EM-like noise: judged on a 1 MiB sample) is
+                               sent as blosc's stored frame (header + the voxels), which is
+                               what blosc itself makes of incompressible data, streamed
+                               without a compression pass.
 ``application/blosc-python``   blosc of a pickled numpy array (``blosc.pack_array``). The
                                pickle is read by an unpickler that knows only numpy's array
                                and dtype reconstructors (anything else is a 400), never by
@@ -87,6 +91,42 @@ def encode_blosc(arr: np.ndarray, clevel: int = 5) -> bytes:
     a = np.ascontiguousarray(arr)
     return _blosc().compress(memoryview(a.reshape(-1).view(np.uint8)),
                              typesize=max(1, a.dtype.itemsize), clevel=clevel, shuffle=1)
+
+
+#: largest buffer one blosc frame holds (c-blosc's BLOSC_MAX_BUFFERSIZE)
+BLOSC_MAX_BYTES = 2**31 - 1 - 16
+#: blosc ratio below which an answer is sent as a stored (memcpyed) blosc frame
+STORE_BELOW = 1.15
+_SAMPLE = 1 << 20
+
+
+def stored_header(nbytes: int, typesize: int) -> bytes:
+    """The 16-byte header of a blosc frame that stores ``nbytes`` as they are (c-blosc's
+    "memcpyed" frame, which ``blosc.compress`` itself writes for incompressible data):
+    format version 2, blosclz 1, flags shuffle|memcpyed, the typesize, ``nbytes``, a
+    block size, ``cbytes = nbytes + 16``. Any blosc decompressor reads it as a copy."""
+    import struct
+
+    if not 0 < nbytes <= BLOSC_MAX_BYTES:
+        raise ValueError(f"a blosc frame holds 1..{BLOSC_MAX_BYTES} bytes, not {nbytes}")
+    ts = max(1, min(255, typesize))
+    block = max(ts, min(nbytes, 1 << 17) // ts * ts)
+    return struct.pack("<BBBBIII", 2, 1, 0x03, ts, nbytes, block, nbytes + 16)
+
+
+def worth_compressing(arr: np.ndarray) -> bool:
+    """Whether blosc shrinks ``arr`` by at least :data:`STORE_BELOW` (judged on a sample
+    of about 1 MiB from its middle; EM-like noise does not shrink, labels and empty space
+    do)."""
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    if flat.nbytes <= _SAMPLE:
+        sample = flat
+    else:
+        mid = (flat.nbytes // 2) // max(1, arr.dtype.itemsize) * max(1, arr.dtype.itemsize)
+        sample = flat[mid:mid + _SAMPLE]
+    c = _blosc().compress(memoryview(sample), typesize=max(1, arr.dtype.itemsize),
+                          clevel=5, shuffle=1)
+    return len(c) * STORE_BELOW < sample.nbytes
 
 
 class _ArrayUnpickler(pickle.Unpickler):

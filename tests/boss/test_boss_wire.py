@@ -137,3 +137,26 @@ def test_unanswerable_accept_is_400() -> None:
     with pytest.raises(BossError) as e:
         wire.negotiate("text/html")
     assert e.value.status_code == 400 and "application/blosc" in e.value.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3 << 20), st.sampled_from([1, 2, 4, 8]), st.integers(0, 2**32 - 1))
+def test_stored_frames_are_blosc_frames(n: int, itemsize: int, seed: int) -> None:
+    """What the server streams for incompressible answers: any blosc reads it back."""
+    n -= n % itemsize
+    if n == 0:
+        n = itemsize
+    data = np.random.default_rng(seed).bytes(n)
+    frame = wire.stored_header(n, itemsize) + data
+    assert blosc.get_cbuffer_sizes(frame)[:2] == (n, n + 16)
+    assert blosc.decompress(frame) == data
+    arr = np.frombuffer(data, dtype=f"<u{itemsize}" if itemsize > 1 else "u1")
+    assert wire.decode_body(wire.BLOSC, frame, arr.dtype, arr.shape).tobytes() == data
+
+
+def test_compressibility_is_judged_on_a_sample() -> None:
+    rng = np.random.default_rng(0)
+    assert not wire.worth_compressing(rng.integers(0, 255, (8, 512, 512), dtype=np.uint8))
+    assert wire.worth_compressing(np.zeros((8, 512, 512), np.uint64))
+    seg = np.repeat(rng.integers(1, 50, (8, 64, 64), dtype=np.uint64), 8, axis=2)
+    assert wire.worth_compressing(seg)
