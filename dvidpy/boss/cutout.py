@@ -17,7 +17,7 @@
     JPEG with ``Accept: image/jpeg``. uint8 as it is, uint16 as ``v / 256`` (the Boss's
     windowing), annotation ids as colours (0 transparent); uint32/uint64 images are 400.
 ``GET /v1/tile/{c}/{e}/{ch}/{xy|xz|yz}/{tile_size}/{res}/{xi}/{yi}/{zi}[/{t}]/``
-    The tile of ``tile_size`` (1..4096) pixels at tile index ``xi, yi`` (xy; for xz and yz
+    The tile of ``tile_size`` (1..2048) pixels at tile index ``xi, yi`` (xy; for xz and yz
     the in-plane axes' indices, the third an index), clipped to the frame and padded
     with 0.
 ``GET|POST|DELETE /v1/downsample/{c}/{e}/{ch}/[?iso=true]``
@@ -289,7 +289,7 @@ def get_image(call: HttpCall) -> Response:
 
 @routes.get("/v1/tile/{collection}/{experiment}/{channel}/{orientation}/{tile_size}/"
             "{resolution}/{xi}/{yi}/{zi}/{t?}", "A fixed-size tile as PNG or JPEG",
-            params=(*NAMES, _ORIENT, Param("tile_size", "count", "pixels per side (1..4096)"),
+            params=(*NAMES, _ORIENT, Param("tile_size", "count", "pixels per side (1..2048)"),
                     RES, Param("xi", "count", "x tile index (yz: x index)"),
                     Param("yi", "count", "y tile index (xz: y index)"),
                     Param("zi", "count", "z tile index (xy: z index)"), _T1),
@@ -298,8 +298,8 @@ def get_tile(call: HttpCall) -> Response:
     vol = volume(call)
     p = call.params
     ts = p["tile_size"]
-    if not 1 <= ts <= 4096:
-        raise BossError(f"tile_size must be 1..4096, not {ts}", INVALID_CUTOUT_ARGS)
+    if not 1 <= ts <= 2048:
+        raise BossError(f"tile_size must be 1..2048, not {ts}", INVALID_CUTOUT_ARGS)
     flat = _PLANES[p["orientation"]][2]
     idx = (p["xi"], p["yi"], p["zi"])
     rng = []
