@@ -326,3 +326,28 @@ def test_big_answers_stream_stored_or_compressed_frames(c: TestClient) -> None:
     r = ok(c.get("/v1/cutout/col/exp/seg/0/0:256/0:256/0:64/"))
     assert len(r.content) < seg.nbytes // 10
     assert blosc.decompress(r.content) == seg.tobytes()
+
+
+def test_downsample_builds_every_time_sample_and_annotation_levels(c: TestClient) -> None:
+    setup(c, levels=2, times=2)  # anisotropic: x and y halved
+    channel(c, "w16", "uint16")
+    channel(c, "seg", "uint64", "annotation")
+    rng = np.random.default_rng(12)
+    vol = rng.integers(0, 65535, (2, 8, 32, 32), dtype=np.uint16)
+    put(c, "w16", "0:32/0:32/0:8/0:2", vol)
+    ok(c.post("/v1/downsample/col/exp/w16"), 201)
+    for _ in range(400):
+        if ok(c.get("/v1/downsample/col/exp/w16")).json()["status"] == "DOWNSAMPLED":
+            break
+    got = get(c, "w16", 1, "0:16/0:16/0:8/0:2", "<u2", (2, 8, 16, 16))
+    cells = vol.reshape(2, 8, 16, 2, 16, 2).astype(np.int64).sum(axis=(3, 5))
+    assert got.tobytes() == ((cells + 2) // 4).astype(np.uint16).tobytes()
+    # annotation channels: labelmap keeps its scales on every write (2x2x2 mode); in an
+    # anisotropic experiment each scale-1 z slice stands for two
+    lab = np.zeros((8, 32, 32), np.uint64)
+    lab[:, :16, :] = 5
+    put(c, "seg", "0:32/0:32/0:8", lab)
+    assert ok(c.post("/v1/downsample/col/exp/seg"), 201).json() == {"status": "DOWNSAMPLED"}
+    half = get(c, "seg", 1, "0:16/0:16/0:8", "<u8", (8, 16, 16))
+    assert (half[:, :8, :] == 5).all() and not half[:, 8:, :].any()
+    boss_error(c.delete("/v1/downsample/col/exp/seg"), 409, 2006)

@@ -339,3 +339,45 @@ def test_pyramid_halving_rules_do_not_mix(client: TestClient) -> None:
     assert c.post(f"{base}/downres?wait=true&levels=1").status_code == 200
     r = c.post(f"{base}/downres?wait=true&levels=1&anisotropic=true&full=true")
     assert r.status_code == 400 and "halving" in r.text
+
+
+def test_cancelled_downres_keeps_its_dirty_blocks(client: TestClient) -> None:
+    """A cancelled job stops between batches, says ``cancelled`` and leaves every dirty
+    marker in place, so the next downres redoes the blocks."""
+    import threading
+    import time
+
+    c = client
+    root, name, base = new_instance(c, "uint16blk")
+    post_raw(c, base, (0, 0, 0), np.ones((16, 16, 64), dtype="<u2"))
+    dirty = c.get(f"{base}/downres-status").json()["DirtyBlocks"]
+    assert dirty == 8 * 2 * 2
+    repo, _ = c.app.state.manager.resolve(root)
+    inst = repo.instances[name]
+    entered, release = threading.Event(), threading.Event()
+    real = inst.reduce
+
+    def slow(stack: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+        entered.set()
+        release.wait(10)
+        return real(stack, factors)
+
+    inst.reduce = slow  # the job's first batch waits here until the cancel is asked
+    try:
+        assert c.post(f"{base}/downres?levels=2").status_code == 202
+        assert entered.wait(10)
+        assert c.post(f"{base}/downres?levels=2").status_code == 400  # one at a time
+        assert inst.cancel_downres() is True
+        release.set()
+        for _ in range(200):
+            st = c.get(f"{base}/downres-status").json()
+            if st["State"] != "running":
+                break
+            time.sleep(0.02)
+    finally:
+        release.set()
+        inst.reduce = real
+    assert st["State"] == "cancelled" and st["DirtyBlocks"] == dirty
+    assert inst.cancel_downres() is False  # nothing runs now
+    assert c.post(f"{base}/downres?levels=2&wait=true").json()["State"] == "done"
+    assert c.get(f"{base}/downres-status").json()["DirtyBlocks"] == 0
