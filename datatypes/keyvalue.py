@@ -222,24 +222,7 @@ class KeyValue(Datatype):
         return self._respond_pairs(call, pairs)
 
     def _respond_pairs(self, call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
-        if call.flag("json"):
-            body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
-            return Response(body, media_type="application/json")
-        if call.flag("tar") or call.flag("jsontar"):
-            def tar() -> Iterator[bytes]:
-                for k, v in pairs:
-                    yield tar_entry(k, v)
-                yield TAR_END
-
-            return StreamingResponse(tar(), media_type="application/tar")
-
-        def pb() -> Iterator[bytes]:
-            # A repeated field's entries concatenate: each chunk is a valid KeyValues.
-            for k, v in pairs:
-                yield protos.keyvalue_head(key_bytes(k), len(v))
-                yield v
-
-        return StreamingResponse(pb(), media_type="application/octet-stream")
+        return respond_pairs(call, pairs)
 
     # ----- batches ----------------------------------------------------------------------
 
@@ -311,3 +294,28 @@ def _json_object(pairs: Iterable[tuple[str, bytes]], check: bool) -> bytes:
                 raise BadRequest(f"value of key {k!r} is not valid JSON") from None
         parts.append(json.dumps(k).encode() + b":" + v)
     return b"{" + b",".join(parts) + b"}"
+
+
+def respond_pairs(call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
+    """``(key, value)`` pairs answered as ``json=true`` (one object, values inserted
+    verbatim; ``check=true`` validates them), ``tar=true``/``jsontar=true`` (a streamed tar,
+    one member per key) or, by default, a streamed protobuf ``KeyValues``. Shared by
+    keyvalue and neuronjson."""
+    if call.flag("json"):
+        body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
+        return Response(body, media_type="application/json")
+    if call.flag("tar") or call.flag("jsontar"):
+        def tar() -> Iterator[bytes]:
+            for k, v in pairs:
+                yield tar_entry(k, v)
+            yield TAR_END
+
+        return StreamingResponse(tar(), media_type="application/tar")
+
+    def pb() -> Iterator[bytes]:
+        # A repeated field's entries concatenate: each chunk is a valid KeyValues.
+        for k, v in pairs:
+            yield protos.keyvalue_head(key_bytes(k), len(v))
+            yield v
+
+    return StreamingResponse(pb(), media_type="application/octet-stream")

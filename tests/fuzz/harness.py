@@ -102,6 +102,9 @@ def populate(c: httpx.Client) -> list[str]:
         _ok(c.post(f"{base}/annotation1/elements", json=[
             {"Pos": [1, 2, 3], "Kind": "PreSyn", "Tags": ["t"], "Rels": []},
             {"Pos": [5, 6, 7], "Kind": "PostSyn", "Rels": []}]))
+    if "neuronjson" in made:
+        _ok(c.post(f"{base}/neuronjson1/key/1?u=fuzz", json={"bodyid": 1, "status": "a"}))
+        _ok(c.post(f"{base}/neuronjson1/key/2?u=fuzz", json={"bodyid": 2, "tags": ["x"]}))
     _ok(c.post(f"{base}/commit", json={"note": "fuzz root"}))
     child = _ok(c.post(f"{base}/newversion", json={})).json()["child"]
     return [child, root]
