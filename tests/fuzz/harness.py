@@ -79,7 +79,8 @@ def populate(c: httpx.Client) -> list[str]:
     root = _ok(c.post("/api/repos", json={"alias": "fuzz"})).json()["root"]
     types = _ok(c.get("/api/server/compiled-types")).json()
     special = {"labelmap": {"BlockSize": "16,16,16"}, "uint8blk": {"BlockSize": "16,16,16"},
-               "labelsz": {}, "annotation": {}}
+               "labelsz": {}, "annotation": {},
+               "tarsupervoxels": {"Extension": "drc", "sync": "labelmap1"}}
     made = []
     for t in sorted(types):
         extra = special.get(t, {})
@@ -105,6 +106,8 @@ def populate(c: httpx.Client) -> list[str]:
     if "neuronjson" in made:
         _ok(c.post(f"{base}/neuronjson1/key/1?u=fuzz", json={"bodyid": 1, "status": "a"}))
         _ok(c.post(f"{base}/neuronjson1/key/2?u=fuzz", json={"bodyid": 2, "tags": ["x"]}))
+    if "tarsupervoxels" in made:
+        _ok(c.post(f"{base}/tarsupervoxels1/supervoxel/1", content=b"mesh"))
     _ok(c.post(f"{base}/commit", json={"note": "fuzz root"}))
     child = _ok(c.post(f"{base}/newversion", json={})).json()["child"]
     return [child, root]
