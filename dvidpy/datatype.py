@@ -354,8 +354,10 @@ class Datatype:
 
         The record carries ``Action``, ``MutationID``, ``UUID``, ``User`` (``u=``), ``App``
         (``app=``) and ``Timestamp`` plus ``fields``. Pass the ``batch`` that writes the data
-        so the record lands atomically with it. Returns the record's mutation id (a new
-        repo-wide id unless ``mutation_id`` is given). Records are keyed by version and
+        so the record lands atomically with it; the record also enters the server's
+        mutation stream (:mod:`dvidpy.mutations`) in that batch. Returns the record's
+        mutation id (a new repo-wide id unless ``mutation_id`` is given). Records are keyed
+        by version and
         mutation id, so ``GET mutations`` at a version lists that version's records only.
         """
         mid = mutation_id if mutation_id is not None else self.manager.next_mutation_id(
@@ -366,8 +368,11 @@ class Datatype:
         raw = json.dumps(rec, separators=(",", ":")).encode()
         if batch is not None:
             batch.put(tk, raw)
+            self.manager.mutations.enqueue(self, rec, batch.wb)
         else:
-            self.store.put(ctx, tk, raw)
+            with self.store.batch(ctx) as b:
+                b.put(tk, raw)
+                self.manager.mutations.enqueue(self, rec, b.wb)
         return mid
 
     def mutations(self, ctx: VersionedCtx) -> list[dict[str, Any]]:

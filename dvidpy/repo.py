@@ -91,6 +91,9 @@ class RepoManager:
         self.next_version = int(counters.get("version", 1))
         self.next_instance = int(counters.get("instance", 1))
         self._load()
+        from dvidpy.mutations import MutationHub
+
+        self.mutations = MutationHub(self, settings.mutations)
 
     # ----- persistence ------------------------------------------------------------------
 
@@ -150,7 +153,8 @@ class RepoManager:
         return inst
 
     def close(self) -> None:
-        """Close every engine."""
+        """Stop the mutation stream, then close every engine."""
+        self.mutations.close()
         for e in self.engines.values():
             e.close()
 
