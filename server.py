@@ -28,7 +28,7 @@ from fastapi import FastAPI
 import datatypes  # noqa: F401  (registers the built-in datatypes)
 from dvidpy import __version__
 from dvidpy.config import Settings
-from dvidpy.http import docs_api, mutations_api, node_api, repo_api, server_api
+from dvidpy.http import diff_api, docs_api, mutations_api, node_api, repo_api, server_api
 from dvidpy.http.router import Dispatcher, Router, ServerState
 from dvidpy.http.spec import RouteSpec
 from dvidpy.repo import RepoManager
@@ -36,7 +36,7 @@ from dvidpy.transfer import routes as transfer_api
 
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
-                docs_api.routes, mutations_api.routes)
+                docs_api.routes, mutations_api.routes, diff_api.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

@@ -143,6 +143,24 @@ class KeyValue(Datatype):
         for tk, v in self.store.scan_prefix(ctx, bytes((KEY_CLASS, 1)), keys_only=keys_only):
             yield decode_key(tk), (b"" if keys_only else self._decode(v))
 
+    def describe_key(self, tk: bytes) -> Any:
+        """Keys show as their key strings."""
+        return decode_key(tk) if tk[:1] == bytes((KEY_CLASS,)) else super().describe_key(tk)
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any]:
+        """Counts of keys added/changed/deleted and their stored bytes at each side."""
+        n = {"added": 0, "changed": 0, "deleted": 0, "bytes_from": 0, "bytes_to": 0}
+        for tk, old, new in changes:
+            if tk[:1] != bytes((KEY_CLASS,)):
+                continue
+            kind = "added" if old is None else "deleted" if new is None else "changed"
+            n[kind] += 1
+            n["bytes_from"] += len(old) if isinstance(old, bytes) else 0
+            n["bytes_to"] += len(new) if isinstance(new, bytes) else 0
+        n["mutations"] = len(self.mutations_between(changes)["to"])
+        return n
+
     # ----- single keys ------------------------------------------------------------------
 
     @endpoint(("GET", "HEAD"), "key/{key}", "The value of a key", params=(_KEY,),

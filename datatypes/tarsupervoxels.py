@@ -107,6 +107,13 @@ class TarSupervoxels(Datatype):
             raise BadRequest(f"tarsupervoxels {self.meta.name!r} syncs to one labelmap, not "
                              f"{sorted(labelmaps)}")
 
+    def describe_key(self, tk: bytes) -> Any:
+        """Blobs show as ``"<sv>.<extension>"`` (they live at the root: diffs between
+        versions never list them)."""
+        if tk[:1] == bytes((BLOB_CLASS_SV,)):
+            return f"{int.from_bytes(tk[2:10], 'big')}.{tk[10:-1].decode(errors='replace')}"
+        return super().describe_key(tk)
+
     @property
     def extension(self) -> str:
         return str(self.meta.config.get("Extension", "dat"))

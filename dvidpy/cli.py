@@ -5,6 +5,10 @@
 ``dvidpy serve --memory``             everything in memory (throwaway)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
+``dvidpy downsample URL UUID NAME``   build a uint8blk pyramid on a server
+``dvidpy diff URL UUID FROM TO``      what changed between two versions of a repo
+
+Every command runs on the base install (HTTP through the standard library).
 """
 
 from __future__ import annotations
@@ -54,17 +58,37 @@ def _transfer(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _base_url(server: str) -> str:
+    base = server.rstrip("/")
+    return base if "://" in base else "http://" + base
+
+
+def http_request(method: str, url: str, params: dict[str, str] | None = None,
+                 timeout: float = 600) -> tuple[int, bytes]:
+    """``(status, body)`` of one request, with the standard library only (every command
+    runs on the base install). Connection failures raise :class:`OSError`."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
 def _downsample(args: argparse.Namespace) -> int:
     """Build a uint8blk pyramid on a running server (``POST downres``), with progress."""
+    import json
     import time
 
-    import httpx
     from tqdm import tqdm
 
-    base = args.server.rstrip("/")
-    if "://" not in base:
-        base = "http://" + base
-    url = f"{base}/api/node/{args.uuid}/{args.name}"
+    url = f"{_base_url(args.server)}/api/node/{args.uuid}/{args.name}"
     params: dict[str, str] = {}
     if args.bbox:
         params["bbox"] = args.bbox
@@ -72,26 +96,61 @@ def _downsample(args: argparse.Namespace) -> int:
         params["levels"] = str(args.levels)
     if args.full:
         params["full"] = "true"
-    with httpx.Client(timeout=600) as c:
-        r = c.post(f"{url}/downres", params=params)
-        if r.status_code >= 400:
-            print(f"dvidpy downsample: {r.status_code} {r.text.strip()}", file=sys.stderr)
-            return 1
-        bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
-        while True:
-            st = c.get(f"{url}/downres-status").json()
-            bar.total = st.get("BlocksTotal", 0)
-            bar.n = st.get("BlocksDone", 0)
-            bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
-            bar.refresh()
-            if st.get("State") != "running":
-                break
-            time.sleep(args.poll)
-        bar.close()
+    status, body = http_request("POST", f"{url}/downres", params)
+    if status >= 400:
+        print(f"dvidpy downsample: {status} {body.decode(errors='replace').strip()}",
+              file=sys.stderr)
+        return 1
+    bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
+    while True:
+        status, body = http_request("GET", f"{url}/downres-status")
+        st = json.loads(body) if status == 200 else {"State": "error", "Error": body.decode(
+            errors="replace")}
+        bar.total = st.get("BlocksTotal", 0)
+        bar.n = st.get("BlocksDone", 0)
+        bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
+        bar.refresh()
+        if st.get("State") != "running":
+            break
+        time.sleep(args.poll)
+    bar.close()
     if st.get("State") == "error":
         print(f"dvidpy downsample: failed: {st.get('Error')}", file=sys.stderr)
         return 1
     print(f"built {st.get('Levels')} level(s), {st.get('BlocksDone')} block(s)")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """Print what changed between two versions (``GET /api/repo/{uuid}/diff/...``)."""
+    import json
+
+    url = f"{_base_url(args.server)}/api/repo/{args.uuid}/diff/{args.frm}/{args.to}"
+    try:
+        status, body = http_request("GET", url, {"data": args.data} if args.data else None)
+    except OSError as e:
+        print(f"dvidpy diff: cannot reach {args.server}: {e}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"dvidpy diff: {status} {body.decode(errors='replace').strip()}",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(body.decode() + "\n")
+        return 0
+    d = json.loads(body)
+    print(f"diff {d['from']} -> {d['to']}")
+    for name, inst in d["instances"].items():
+        a, c, x = inst["added"], inst["changed"], inst["deleted"]
+        print(f"{name}: {len(a)} added, {len(c)} changed, {len(x)} deleted"
+              + (f", {len(inst['conflicts'])} conflicting" if inst.get("conflicts") else ""))
+        for mark, keys in (("+", a), ("~", c), ("-", x)):
+            for k in keys[:args.limit]:
+                print(f"  {mark} {json.dumps(k)}")
+            if len(keys) > args.limit:
+                print(f"  {mark} ... {len(keys) - args.limit} more")
+        if "summary" in inst:
+            print(f"  summary: {json.dumps(inst['summary'])[:2000]}")
     return 0
 
 
@@ -133,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_downsample)
+    f = sub.add_parser("diff", help="what changed between two versions of a repo")
+    f.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
+    f.add_argument("uuid", help="any version of the repo")
+    f.add_argument("frm", metavar="FROM", help="the older version (UUID, prefix or :branch)")
+    f.add_argument("to", metavar="TO", help="the newer version")
+    f.add_argument("--data", help="only these instances (comma-separated)")
+    f.add_argument("--json", action="store_true", help="print the server's JSON as is")
+    f.add_argument("--limit", type=int, default=20, help="keys shown per list (default 20)")
+    f.set_defaults(func=_diff)
     return p
 
 

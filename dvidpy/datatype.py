@@ -288,6 +288,39 @@ class Datatype:
         """
         return value
 
+    # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) --------------------------
+
+    def describe_key(self, tk: bytes) -> Any:
+        """How a version diff lists TKey ``tk``: a JSON-able value as clients know the key
+        (a key string, a label id, block coordinates). ``None`` leaves the key out of the
+        lists (internal bookkeeping). Default: mutation log and blobstore keys are left
+        out, class-1 properties show as ``"property:NAME"``, anything else as hex."""
+        if not tk or tk[0] in (MUTLOG_CLASS, BLOB_CLASS):
+            return None
+        if tk[0] == 1:
+            return "property:" + tk[2:].rstrip(b"\x00").decode("utf-8", "replace")
+        return tk.hex()
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any] | None:
+        """A typed summary of what changed in this instance between two versions, or None
+        (the default). ``changes`` are :meth:`VersionedStore.diff
+        <dvidpy.versioned.VersionedStore.diff>`'s ``(tkey, stored value at from, stored
+        value at to)`` triples (``None`` absent), mutation-log keys included."""
+        return None
+
+    def mutations_between(self, changes: list[tuple[bytes, Any, Any]],
+                          log_class: int = MUTLOG_CLASS) -> dict[str, list[Any]]:
+        """Mutation-log records among ``changes``: ``"to"`` those only in the history of
+        the ``to`` version, ``"from"`` those only in the history of ``from``."""
+        out: dict[str, list[Any]] = {"to": [], "from": []}
+        for tk, old, new in changes:
+            if tk and tk[0] == log_class:
+                for side, raw in (("to", new), ("from", old)):
+                    if isinstance(raw, bytes | bytearray):
+                        out[side].append(json.loads(raw))
+        return out
+
     # ----- dispatch ----------------------------------------------------------------------
 
     @classmethod

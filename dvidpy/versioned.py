@@ -73,6 +73,9 @@ class VersionedCtx:
             )
 
 
+#: a read that conflicts (several live revisions reach a merge), in :meth:`VersionedStore.diff`
+CONFLICT = object()
+
 #: Above this many ancestors holding keys of an instance, point reads scan the key's
 #: revisions instead of probing each ancestor with a get.
 MAX_PROBES = 4
@@ -86,16 +89,30 @@ def _vset_key(instance_id: int) -> bytes:
     return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
 
 
+def written_prefix(instance_id: int, version: int | None = None) -> bytes:
+    """Prefix of the *written-keys index*: ``0x00 | "vk/" | iid u32 | version u32 | TKey``
+    → marker, one entry per TKey written (or deleted) at a version of a versioned
+    instance, in the batch that writes it. :meth:`VersionedStore.diff` reads it to find
+    what changed at a version without scanning the instance."""
+    p = meta_key(b"vk/" + instance_id.to_bytes(4, "big"))
+    return p if version is None else p + version.to_bytes(4, "big")
+
+
 @dataclass
 class _InstanceVersions:
-    """Versions holding data keys / tombstones of one instance, and cached probe lists."""
+    """Versions holding data keys / tombstones of one instance, and cached probe lists.
+
+    ``unindexed``: versions whose keys may be missing from the written-keys index (data
+    written behind the store's back, or before the index existed)."""
 
     data: set[int]
     tomb: set[int]
     cands: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    unindexed: set[int] = field(default_factory=set)
 
     def to_json(self) -> bytes:
-        return json.dumps({"d": sorted(self.data), "t": sorted(self.tomb)}).encode()
+        return json.dumps({"d": sorted(self.data), "t": sorted(self.tomb), "k": 1,
+                           "u": sorted(self.unindexed)}).encode()
 
 
 class VersionedStore:
@@ -144,26 +161,40 @@ class VersionedStore:
                     raw = self.engine.get(_vset_key(iid))
                     if raw is None:
                         iv = self._scan_versions(iid)
+                        iv.unindexed = iv.data | iv.tomb  # keys from before the index
                     else:
                         d = json.loads(raw)
                         iv = _InstanceVersions(set(d["d"]), set(d["t"]))
+                        iv.unindexed = (set(d.get("u", ())) if d.get("k")
+                                        else iv.data | iv.tomb)
                     self._iv[iid] = iv
         return iv
 
-    def _scan_versions(self, iid: int) -> _InstanceVersions:
+    def _scan_versions(self, iid: int, reindex: bool = False) -> _InstanceVersions:
         iv = _InstanceVersions(set(), set())
-        for k, _ in self.engine.scan(KeyRange.prefix(instance_prefix(iid)), keys_only=True):
-            (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(_version_of(k))
+        pre = instance_prefix(iid)
+        wb = self.engine.batch() if reindex else None
+        if wb is not None:
+            self.engine.delete_range(KeyRange.prefix(written_prefix(iid)))
+        vk = written_prefix(iid)
+        for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
+            v = _version_of(k)
+            (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(v)
+            if wb is not None:
+                wb.put(vk + k[-SUFFIX_LEN:-1] + k[len(pre):-SUFFIX_LEN], k[-1:])
+        if wb is not None:
+            wb.commit()
         return iv
 
     def rebuild_versions(self, instance_id: int) -> None:
-        """Recompute which versions hold keys of an instance from the keys themselves.
+        """Recompute which versions hold keys of an instance, and the written-keys index,
+        from the keys themselves (one scan).
 
         Call after writing data keys behind the store's back (e.g. a repo transfer writing
-        raw engine keys); ordinary puts and deletes keep the index current by themselves.
+        raw engine keys); ordinary puts and deletes keep both current by themselves.
         """
         with self._iv_lock:
-            iv = self._scan_versions(instance_id)
+            iv = self._scan_versions(instance_id, reindex=True)
             self.engine.put(_vset_key(instance_id), iv.to_json())
             self._iv[instance_id] = iv
 
@@ -175,11 +206,12 @@ class VersionedStore:
         """
         vs = set(versions)
         iv = self._versions(instance_id)
-        if vs <= iv.data and vs <= iv.tomb:
+        if vs <= iv.data and vs <= iv.tomb and vs <= iv.unindexed:
             return
         with self._iv_lock:
             iv = self._iv[instance_id]
-            nxt = _InstanceVersions(iv.data | vs, iv.tomb | vs)
+            nxt = _InstanceVersions(iv.data | vs, iv.tomb | vs,
+                                    unindexed=iv.unindexed | vs)
             self.engine.put(_vset_key(instance_id), nxt.to_json())
             self._iv[instance_id] = nxt
 
@@ -317,6 +349,78 @@ class VersionedStore:
         end = KeyRange.prefix(tkey_prefix).end
         return self.scan(ctx, tkey_prefix, end, keys_only=keys_only)
 
+    # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) ------------------------
+
+    def diff_candidates(self, a: VersionedCtx,
+                        b: VersionedCtx) -> dict[bytes, list[tuple[int, bool]]]:
+        """TKeys that may read differently at ``a`` and ``b`` (one instance), each with its
+        revisions ``(version, is_tombstone)`` at the versions between them.
+
+        Only revisions at versions that are ancestors of one context but not of the other
+        can make the reads differ (revisions at common ancestors resolve the same from both
+        sides), so the candidates are the TKeys written at such versions, read from the
+        written-keys index of those versions that hold keys of the instance (per the
+        version index): cost proportional to what was written between them. Versions
+        marked unindexed fall back to one key-only scan of the instance.
+        """
+        if not (a.versioned and b.versioned):
+            return {}
+        iid = a.instance_id
+        iv = self._versions(iid)
+        between = set(a.ancestry.pos).symmetric_difference(b.ancestry.pos)
+        hot = between & (iv.data | iv.tomb)
+        cands: dict[bytes, list[tuple[int, bool]]] = {}
+        if not hot:
+            return cands
+        if hot & iv.unindexed:
+            pre = instance_prefix(iid)
+            for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
+                v = _version_of(k)
+                if v in hot:
+                    cands.setdefault(k[len(pre):-SUFFIX_LEN], []).append(
+                        (v, k[-1] == MARK_TOMBSTONE))
+            return cands
+        for v in sorted(hot):
+            p = written_prefix(iid, v)
+            n = len(p)
+            for k, m in self.engine.scan(KeyRange.prefix(p)):
+                cands.setdefault(k[n:], []).append((v, m == b"\x4f"))
+        return cands
+
+    def diff(self, a: VersionedCtx, b: VersionedCtx) -> Iterator[tuple[bytes, object, object]]:
+        """``(tkey, value at a, value at b)`` for every TKey whose read differs between two
+        contexts of one instance, in TKey order; a value is bytes, ``None`` (absent) or
+        :data:`CONFLICT` (the read conflicts at that merge version). A key rewritten with
+        the same bytes does not differ. See :meth:`diff_candidates` for the cost: per
+        candidate, a side with a linear ancestry that wrote the key reads its nearest
+        revision directly (no read for a tombstone); other sides read normally."""
+        cands = self.diff_candidates(a, b)
+        for tk in sorted(cands):
+            revs = cands[tk]
+            va = self._diff_read(a, tk, revs)
+            vb = self._diff_read(b, tk, revs)
+            if va is CONFLICT or vb is CONFLICT or va != vb:
+                yield tk, va, vb
+
+    def _diff_read(self, ctx: VersionedCtx, tk: bytes, revs: list[tuple[int, bool]]) -> object:
+        pos = ctx.ancestry.pos
+        if ctx.ancestry.linear:
+            best: tuple[int, int, bool] | None = None
+            for v, tomb in revs:
+                p = pos.get(v)
+                if p is not None and (best is None or p < best[0]):
+                    best = (p, v, tomb)
+            if best is not None:
+                if best[2]:
+                    return None
+                val = self.engine.get(ctx.prefix + tk + best[1].to_bytes(4, "big") + b"\x03")
+                if val is not None:
+                    return val
+        try:
+            return self.get_with_version(ctx, tk)[0]
+        except Conflict:
+            return CONFLICT
+
     # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
 
     def resolve_plan(self, ctxs: Sequence[VersionedCtx]) -> Iterator[KeyResolution]:
@@ -427,6 +531,7 @@ class VersionedStore:
         """Physically remove every key of an instance at every version."""
         with self._iv_lock:
             n = self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
+            self.engine.delete_range(KeyRange.prefix(written_prefix(instance_id)))
             self.engine.delete(_vset_key(instance_id))
             self._iv.pop(instance_id, None)
         return n
@@ -441,7 +546,7 @@ class VersionedStore:
             iv = self._iv[iid]
             data = iv.data | {version} if new_data else iv.data
             tomb = iv.tomb | {version} if new_tomb else iv.tomb
-            nxt = _InstanceVersions(set(data), set(tomb))
+            nxt = _InstanceVersions(set(data), set(tomb), unindexed=iv.unindexed)
             wb.put(_vset_key(iid), nxt.to_json())
             wb.commit()
             self._iv[iid] = nxt
@@ -550,12 +655,15 @@ class VersionedBatch:
         self._iv = store._versions(ctx.instance_id)
         self._new_data = False
         self._new_tomb = False
+        self._vk = written_prefix(ctx.instance_id, ctx.version) if ctx.versioned else None
 
     def put(self, tk: bytes, value: bytes) -> None:
         """Queue a write of ``tk``."""
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.put(base + b"\x03", value)
+        if self._vk is not None:
+            self.wb.put(self._vk + tk, b"\x03")
         if c.versioned and (self._new_tomb or c.version in self._iv.tomb):
             self.wb.delete(base + b"\x4f")
         if c.version not in self._iv.data:
@@ -567,6 +675,8 @@ class VersionedBatch:
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.delete(base + b"\x03")
+        if self._vk is not None:
+            self.wb.put(self._vk + tk, b"\x4f")
         if c.versioned and c.ancestry.order[1:]:
             self.wb.put(base + b"\x4f", b"")
             if c.version not in self._iv.tomb:

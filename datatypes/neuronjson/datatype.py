@@ -122,6 +122,13 @@ class NeuronJSON(Datatype):
         super().__init__(*a, **kw)
         self._write_lock = threading.Lock()
 
+    def describe_key(self, tk: bytes) -> Any:
+        """Records show as body ids, schemas by name."""
+        if tk[:1] == bytes((RECORD_CLASS,)):
+            return body_of(tk)
+        names = {v: k for k, v in SCHEMA_CLASSES.items()}
+        return names.get(tk[0]) or super().describe_key(tk)
+
     # ----- storage ----------------------------------------------------------------------
 
     def _decode(self, stored: bytes) -> dict[str, Any]:
