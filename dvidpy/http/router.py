@@ -33,6 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 from dvidpy import jsonio
 from dvidpy.errors import BadRequest, DvidError
 from dvidpy.http.body import read_body
+from dvidpy.http.load import LoadCounters
 from dvidpy.http.spec import RouteSpec, Segment
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class ServerState:
     mgr: RepoManager
     started: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
+    load: LoadCounters = field(default_factory=LoadCounters)
 
 
 class HttpCall:
@@ -239,7 +241,14 @@ class Dispatcher:
             return
         t0 = time.perf_counter()
         status = [0]
+        nbytes = [0, 0]  # body bytes received, sent (for /api/load)
         cors = self.cors
+        self.state.load.begin()
+
+        async def counting_receive() -> Message:
+            msg = await receive()
+            nbytes[0] += len(msg.get("body", b""))
+            return msg
 
         async def send_wrapper(msg: Message) -> None:
             if msg["type"] == "http.response.start":
@@ -247,20 +256,25 @@ class Dispatcher:
                 if cors:
                     msg["headers"] = [*msg.get("headers", ()),
                                       (b"access-control-allow-origin", cors)]
+            else:
+                nbytes[1] += len(msg.get("body", b""))
             await send(msg)
 
         method = scope["method"]
         try:
-            resp = await self.respond(scope, receive, method)
-            await resp(scope, receive, send_wrapper)
+            resp = await self.respond(scope, counting_receive, method)
+            await resp(scope, counting_receive, send_wrapper)
         except Exception:  # a failure while streaming: nothing more can reach the client
             errlog.exception("error while answering %s %s", method, scope["path"])
             if status[0] == 0:
                 await PlainTextResponse("internal error", status_code=500)(
                     scope, receive, send_wrapper)
         finally:
-            log.info("%s %s %d %.1fms", method, scope["path"], status[0],
-                     (time.perf_counter() - t0) * 1e3)
+            dt = time.perf_counter() - t0
+            user = (QueryParams(scope.get("query_string", b"")).get("u", "")
+                    if scope["path"] == "/api/heartbeat" else "")
+            self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], user)
+            log.info("%s %s %d %.1fms", method, scope["path"], status[0], dt * 1e3)
 
     async def respond(self, scope: Scope, receive: Receive, method: str) -> Response:
         """The response to one request (never raises for bad input)."""
