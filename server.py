@@ -8,6 +8,7 @@ Every route is declared once, in the module of its level (dvid-api.md §2, §4-�
 ``dvidpy.http.node_api``       ``/api/node/{uuid}/{action}`` and the datatype dispatch
 ``dvidpy.transfer.routes``     ``/api/transfer/...`` (push/pull between servers)
 ``dvidpy.http.docs_api``       ``/api/openapi.json``, ``/api/docs``
+``dvidpy.auth.routes``         whoami, tokens, login, ``/api/repo/{uuid}/permissions``
 datatypes (``@endpoint``)      ``/api/node/{uuid}/{data}/{keyword}/...``
 =============================  ===========================================================
 
@@ -27,6 +28,8 @@ from fastapi import FastAPI
 
 import datatypes  # noqa: F401  (registers the built-in datatypes)
 from dvidpy import __version__
+from dvidpy.auth import routes as auth_api
+from dvidpy.auth.service import Auth
 from dvidpy.config import Settings
 from dvidpy.http import diff_api, docs_api, mutations_api, node_api, repo_api, server_api
 from dvidpy.http.router import Dispatcher, Router, ServerState
@@ -36,7 +39,7 @@ from dvidpy.transfer import routes as transfer_api
 
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
-                docs_api.routes, mutations_api.routes, diff_api.routes)
+                docs_api.routes, auth_api.routes, mutations_api.routes, diff_api.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
     settings = settings or Settings.memory()
     mgr = manager or RepoManager(settings)
     state = ServerState(settings, mgr)
+    state.auth = Auth(settings.auth, mgr)
     router = Router(all_routes())
     state.extras["router"] = router
 

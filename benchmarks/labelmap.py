@@ -1,6 +1,19 @@
 """labelmap endpoint benchmark (in-process app on the memory engine).
 
-Run ``python benchmarks/labelmap.py``. Prints:
+Run ``python benchmarks/labelmap.py``. Issue 13's label-block figures, from one run
+(``--codec --ingest``):
+
+* ``--codec``: block codec encode / decode throughput as ratios to ``lz4.block`` on the same
+  raw bytes, for 64³ Voronoi blocks of 30 / 100 / 300 labels
+  (:func:`benchmarks.labelmap_codec.run_benchmark`),
+* ``--ingest``: labelmap ``POST raw`` of a 512 x 512 x 256 uint64 segmentation (label
+  indices on) against tensorstore writing the same volume as neuroglancer precomputed
+  ``compressed_segmentation`` (64³ chunks, 8³ blocks), both in-process: dvidpy's handler
+  (the request already read) and the whole in-process request (ASGI app, one body
+  message), on the memory engine against tensorstore's ``memory`` kvstore and on LevelDB
+  against its ``file`` kvstore. Needs the ``bench`` extra (tensorstore).
+
+``--inproc`` prints:
 
 * codec figures from :func:`benchmarks.labelmap_codec.run_benchmark` (ratios vs lz4),
 * merge / cleave latency for bodies of ~10^4 and ~10^7 voxels and their large/small ratio,
@@ -20,13 +33,15 @@ Server figures (``--server``; a real ``dvidpy serve`` process on LevelDB, over H
   written through ``POST mappings``: seconds from spawning the restarted server to its
   first correct ``mapping`` and ``label`` answers, and VmRSS / VmHWM from /proc.
 
-``python benchmarks/labelmap.py [--inproc] [--server] [--startup] [--mapping-size N]``
-(no flag: all three).
+``python benchmarks/labelmap.py [--codec] [--ingest] [--inproc] [--server] [--startup]
+[--mapping-size N]`` (no flag: all of them).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import socket
 import statistics
 import subprocess
@@ -35,6 +50,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lz4.block
 import numpy as np
@@ -47,7 +63,10 @@ from starlette.testclient import TestClient
 
 from benchmarks.labelmap_codec import run_benchmark
 from datatypes import protos
+from datatypes.labelmap.block_codec import HAVE_EXTENSION
 from dvidpy.config import Settings
+from dvidpy.datatype import Call
+from dvidpy.repo import RepoManager
 from server import create_app
 
 BIG = 2**33
@@ -63,12 +82,160 @@ def _t(fn, n: int = 3) -> float:
     return best
 
 
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_codec() -> None:
+    """Codec vs lz4 ratios at 30 / 100 / 300 labels (issue 13's figures)."""
+    print(f"[codec] 64³ Voronoi blocks, same raw bytes through lz4.block; compiled kernels: "
+          f"{HAVE_EXTENSION}; {_load()}")
+    for k, v in run_benchmark(label_counts=(30, 100, 300)).items():
+        print(f"[codec] {k:>10}: encode {v['encode_MBps']:6.0f} MB/s = "
+              f"{v['encode_vs_lz4']:.2f}x lz4 (target >= 0.25)   decode "
+              f"{v['decode_MBps']:6.0f} MB/s = {v['decode_vs_lz4']:.2f}x lz4 (target >= 0.5)")
+
+
+def segmentation_volume(shape: tuple[int, int, int] = (256, 512, 512), cell: int = 32,
+                        seed: int = 0) -> np.ndarray:
+    """A (nz, ny, nx) uint64 segmentation: a grid of ``cell``-voxel cells whose walls are
+    bent by smooth random displacements (so no boundary is grid-aligned), each cell a
+    random 64-bit id. Costs a few numpy passes over the volume."""
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = shape
+
+    def smooth(h: int, w: int) -> np.ndarray:
+        """(h, w) float32 field, amplitude ~cell/3, varying over ~16 voxels."""
+        step = 16
+        coarse = rng.normal(0, cell / 3, size=(h // step + 2, w // step + 2))
+        yi, xi = np.arange(h) / step, np.arange(w) / step
+        rows = np.stack([np.interp(xi, np.arange(coarse.shape[1]), r) for r in coarse])
+        return np.stack([np.interp(yi, np.arange(coarse.shape[0]), c) for c in rows.T],
+                        axis=1).astype(np.float32)
+
+    dz = smooth(ny, nx)[None]  # wall displacement of z walls, function of (y, x), etc.
+    dy = smooth(nz, nx)[:, None, :]
+    dx = smooth(nz, ny)[:, :, None]
+    pad = 2
+    ids = rng.integers(1, 2**63, size=(nz // cell + 2 * pad + 1, ny // cell + 2 * pad + 1,
+                                       nx // cell + 2 * pad + 1), dtype=np.uint64)
+    out = np.empty(shape, dtype=np.uint64)
+    zz = np.arange(nz, dtype=np.float32)[:, None, None]
+    yy = np.arange(ny, dtype=np.float32)[None, :, None]
+    xx = np.arange(nx, dtype=np.float32)[None, None, :]
+    for z0 in range(0, nz, 16):
+        sl = slice(z0, z0 + 16)
+        iz = ((zz[sl] + dz) // cell).astype(np.int64) + pad
+        iy = ((yy + dy[sl]) // cell).astype(np.int64) + pad
+        ix = ((xx + dx[sl]) // cell).astype(np.int64) + pad
+        out[sl] = ids[iz, iy, ix]
+    return out
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> int:
+    """POST ``body`` to the in-process ASGI ``app`` in one message; the status code."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"127.0.0.1"),
+                         (b"content-length", str(len(body)).encode())]}
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)  # the client never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(msg: dict[str, Any]) -> None:
+        nonlocal status
+        if msg["type"] == "http.response.start":
+            status = msg["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def _tensorstore_seconds(vol: np.ndarray, kvstore: dict[str, Any]) -> float:
+    import tensorstore as ts
+
+    nz, ny, nx = vol.shape
+    spec = {"driver": "neuroglancer_precomputed", "kvstore": kvstore,
+            "multiscale_metadata": {"type": "segmentation", "data_type": "uint64",
+                                    "num_channels": 1},
+            "scale_metadata": {"size": [nx, ny, nz], "encoding": "compressed_segmentation",
+                               "compressed_segmentation_block_size": [8, 8, 8],
+                               "chunk_size": [64, 64, 64], "resolution": [8, 8, 8]},
+            "create": True, "delete_existing": True}
+    arr = ts.open(spec).result()
+    t0 = time.perf_counter()
+    arr.write(vol.T[..., None]).result()  # x, y, z, channel view of the same buffer
+    return time.perf_counter() - t0
+
+
+def _dvidpy_seconds(vol: np.ndarray, settings: Settings, whole_request: bool) -> float:
+    """Seconds of one labelmap ``POST raw`` of ``vol`` into a new instance: the handler
+    with the body already read, or (``whole_request``) the whole in-process request."""
+    mgr = RepoManager(settings)
+    app = create_app(settings, manager=mgr)
+    c = TestClient(app)
+    root = c.post("/api/repos", json={}).json()["root"]
+    assert c.post(f"/api/repo/{root}/instance",
+                  json={"typename": "labelmap", "dataname": "seg"}).status_code == 200
+    nz, ny, nx = vol.shape
+    body = vol.tobytes()
+    args = ["0_1_2", f"{nx}_{ny}_{nz}", "0_0_0"]
+    path = f"/api/node/{root}/seg/raw/" + "/".join(args)
+    t0 = time.perf_counter()
+    if whole_request:
+        assert asyncio.run(_asgi_post(app, path, body)) == 200
+    else:
+        repo, node = mgr.resolve(root)
+        inst = mgr.instance(repo, "seg")
+        call = Call("POST", "raw", args, {}, body, mgr.context(inst, node), {}, path)
+        assert inst.handle(call).status_code == 200
+    dt = time.perf_counter() - t0
+    r = c.get(f"/api/node/{root}/seg/label/{nx // 2}_{ny // 2}_{nz // 2}")
+    assert r.json()["Label"] == int(vol[nz // 2, ny // 2, nx // 2]), r.text
+    mgr.close()
+    return dt
+
+
+def run_ingest(shape: tuple[int, int, int] = (256, 512, 512), repeats: int = 3) -> None:
+    """labelmap ``POST raw`` (with label indices) vs tensorstore compressed_segmentation."""
+    t0 = time.perf_counter()
+    vol = segmentation_volume(shape)
+    per_block = np.mean([np.unique(vol[z:z + 64, y:y + 64, x:x + 64]).size
+                         for z in range(0, shape[0], 64) for y in range(0, shape[1], 128)
+                         for x in range(0, shape[2], 128)])
+    print(f"[ingest] {shape[2]}x{shape[1]}x{shape[0]} uint64 ({vol.nbytes / 2**20:.0f} MiB), "
+          f"{np.unique(vol).size} labels, ~{per_block:.0f} per 64³ block (made in "
+          f"{time.perf_counter() - t0:.1f} s); best of {repeats}; compiled kernels: "
+          f"{HAVE_EXTENSION}; {_load()}")
+    with tempfile.TemporaryDirectory() as d:
+        peers = {
+            "memory": (lambda: Settings.memory(), lambda: {"driver": "memory"}),
+            "disk": (lambda: Settings.default(str(Path(d) / f"ldb{time.monotonic_ns()}")),
+                     lambda: {"driver": "file",
+                              "path": str(Path(d) / f"ts{time.monotonic_ns()}")}),
+        }
+        for name, (mk_settings, mk_kv) in peers.items():
+            t_ts = min(_tensorstore_seconds(vol, mk_kv()) for _ in range(repeats))
+            t_h = min(_dvidpy_seconds(vol, mk_settings(), False) for _ in range(repeats))
+            t_r = min(_dvidpy_seconds(vol, mk_settings(), True) for _ in range(repeats))
+            what = ("memory engine vs tensorstore memory kvstore" if name == "memory"
+                    else "LevelDB vs tensorstore file kvstore")
+            print(f"[ingest] {what}: tensorstore {t_ts:.2f} s; dvidpy handler {t_h:.2f} s = "
+                  f"{t_ts / t_h:.2f}x, whole request {t_r:.2f} s = {t_ts / t_r:.2f}x "
+                  f"(target >= 0.25x)")
+
+
 def run_inprocess() -> None:
     """The in-process figures (memory engine)."""
-    codec = run_benchmark(label_counts=(100,), repeats=1, min_time=0.1)
-    for k, v in codec.items():
-        print(f"codec {k}: encode_vs_lz4={v['encode_vs_lz4']:.2f} "
-              f"decode_vs_lz4={v['decode_vs_lz4']:.2f}")
     c = TestClient(create_app(Settings.memory()))
     root = c.post("/api/repos", json={}).json()["root"]
     c.post(f"/api/repo/{root}/instance", json={"typename": "labelmap", "dataname": "seg"})
@@ -370,13 +537,20 @@ def run_startup(tmp: Path, n: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--codec", action="store_true", help="block codec vs lz4 ratios")
+    ap.add_argument("--ingest", action="store_true",
+                    help="POST raw ingest vs tensorstore compressed_segmentation")
     ap.add_argument("--inproc", action="store_true", help="in-process figures")
     ap.add_argument("--server", action="store_true", help="figures through a real server")
     ap.add_argument("--startup", action="store_true", help="startup with a large mapping")
     ap.add_argument("--mapping-size", type=int, default=10_000_000)
     ap.add_argument("--tmp", help="work folder (default: a temporary folder)")
     a = ap.parse_args(argv)
-    every = not (a.inproc or a.server or a.startup)
+    every = not (a.codec or a.ingest or a.inproc or a.server or a.startup)
+    if a.codec or every:
+        run_codec()
+    if a.ingest or every:
+        run_ingest()
     if a.inproc or every:
         run_inprocess()
     with tempfile.TemporaryDirectory(dir=a.tmp) as d:

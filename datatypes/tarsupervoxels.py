@@ -2,8 +2,9 @@
 the body → supervoxel mapping of a synced labelmap (DVID's ``datatype/tarsupervoxels``,
 dvid-api.md §14).
 
-Creation setting ``Extension`` (required, e.g. ``drc`` or ``ngmesh``): the file extension
-of the blobs; ``POST info`` may change it (blobs stored under another extension are then
+Creation setting ``Extension`` (e.g. ``drc`` or ``ngmesh``; ``dat`` when not given, as
+DVID's help says, although DVID's code refuses a missing one): the file extension of the
+blobs; ``POST info`` may change it (blobs stored under another extension are then
 not seen, as in DVID). Sync to exactly one labelmap (``POST sync {"sync": "seg"}`` or the
 ``sync`` creation setting) before asking for bodies.
 
@@ -86,11 +87,7 @@ class TarSupervoxels(Datatype):
 
     @classmethod
     def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
-        ext = settings.get("extension")
-        if ext is None:
-            raise BadRequest("tarsupervoxels instances must have Extension set in the "
-                             "configuration")
-        return {"Extension": _extension(ext)}
+        return {"Extension": _extension(settings.get("extension", "dat"))}
 
     def update_settings(self, settings: Mapping[str, str]) -> None:
         if "extension" in settings:

@@ -5,6 +5,7 @@
 ``dvidpy serve --memory``             everything in memory (throwaway)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
+``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
 ``dvidpy downsample URL UUID NAME``   build a uint8blk pyramid on a server
 ``dvidpy diff URL UUID FROM TO``      what changed between two versions of a repo
 
@@ -47,8 +48,11 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as e:  # engines that cannot open: say why instead of a traceback
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
+    from dvidpy.http.protocol import protocol_class
+
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
-                log_level="warning", timeout_keep_alive=30)
+                log_level="warning", timeout_keep_alive=30,
+                http=protocol_class(settings.header_timeout))
     return 0
 
 
@@ -180,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--from-dvid", action="store_true",
                        help="(pull) read SRC through DVID's public HTTP API")
         t.add_argument("--no-progress", action="store_true", help="no progress bar")
+        t.add_argument("--token", help="credential for the server running the job (default: "
+                       "$DVIDPY_TOKEN); peers' credentials are in its [transfer.peerTokens]")
         t.set_defaults(func=_transfer, command=cmd)
     d = sub.add_parser("downsample", help="build a uint8blk 2x/4x/... pyramid on a server")
     d.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
@@ -201,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print the server's JSON as is")
     f.add_argument("--limit", type=int, default=20, help="keys shown per list (default 20)")
     f.set_defaults(func=_diff)
+    from dvidpy.auth.cli import add_parser as add_token_parser
+
+    add_token_parser(sub)
     return p
 
 

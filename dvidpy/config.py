@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dvidpy.auth.config import AuthConfigError, AuthSettings
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -143,6 +145,9 @@ class Settings:
     backend: dict[str, str] = field(default_factory=dict)  # rule -> store alias
     toml_path: str = ""
     mutations: MutationSettings = field(default_factory=MutationSettings)
+    #: whether ``corsDomains`` was set in the TOML (with auth on, unset means no CORS)
+    cors_configured: bool = False
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
     def default(cls, data_dir: str = "dvid-data") -> Settings:
@@ -186,6 +191,7 @@ class Settings:
             raise ConfigError(f"bad [server] httpAddress {addr!r}") from e
         s.note = str(server.get("note", ""))
         s.cors_domains = list(server.get("corsDomains", ["*"]))
+        s.cors_configured = "corsDomains" in server
         s.rwmode = str(server.get("rwmode", ""))
         if s.rwmode not in ("", "readonly", "fullwrite"):
             raise ConfigError(f"bad [server] rwmode {s.rwmode!r}")
@@ -216,6 +222,11 @@ class Settings:
             if store not in s.stores:
                 raise ConfigError(f"[backend.{rule}] names unknown store {store!r}")
             s.backend[str(rule)] = str(store)
+        try:
+            s.auth = AuthSettings.from_dict(data.get("auth", {}), data.get("transfer", {}),
+                                            base_dir)
+        except AuthConfigError as e:
+            raise ConfigError(str(e)) from None
         if "default" not in s.backend:
             if len(s.stores) != 1:
                 raise ConfigError("several stores are defined but no [backend.default]")

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from starlette.responses import JSONResponse, Response
 
 from dvidpy import jsonio
+from dvidpy.auth.identity import UNCHECKED, Identity
 from dvidpy.dag import timestamp
 from dvidpy.errors import BadRequest, NotFound
 from dvidpy.http.spec import JSON, OCTET, TEXT, Body, Param, Q, RouteSpec, make_spec
@@ -107,6 +108,9 @@ class Call:
     path: str = ""
     #: declared path and query parameters, parsed (absent query parameters: defaults)
     params: dict[str, Any] = field(default_factory=dict)
+    #: who is calling (:class:`~dvidpy.auth.identity.Identity`; everything allowed when
+    #: auth is off)
+    identity: Identity = UNCHECKED
 
     def json(self) -> Any:
         """The body parsed as JSON (bounded in depth); :class:`BadRequest` when malformed."""
@@ -421,7 +425,12 @@ class Datatype:
 
     @endpoint("GET", "info", "Instance description: Base and Extended", inline=True)
     def _get_info(self, call: Call) -> Any:
-        return self.info(call.ctx)
+        info = self.info(call.ctx)
+        if not call.identity.admin:  # store locations are for administrators
+            spec = self.manager.settings.stores.get(self.meta.store)
+            engine = spec.engine if spec else self.meta.store
+            info["Base"]["KVStore"] = info["Base"]["LogStore"] = engine
+        return info
 
     @endpoint("POST", "info", "Change settings of the instance", body=Body(
         JSON, "object of setting name -> string value", schema={
@@ -441,7 +450,7 @@ class Datatype:
         return Response(f"Updated settings of {self.meta.name}\n", media_type="text/plain")
 
     @endpoint("GET", "help", "The datatype's HTTP API description", returns=TEXT,
-              access="public", inline=True)
+              inline=True)
     def _help(self, call: Call) -> Response:
         return Response(self.help_text or self.type_name, media_type="text/plain")
 

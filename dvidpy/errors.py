@@ -49,3 +49,15 @@ class Unavailable(DvidError):
     """Throttled or temporarily unavailable (503)."""
 
     status_code = 503
+
+
+class Unauthorized(DvidError):
+    """Missing or invalid credentials where the route needs them (401)."""
+
+    status_code = 401
+
+
+class Forbidden(DvidError):
+    """Valid credentials without the grant the route needs (403)."""
+
+    status_code = 403

@@ -255,8 +255,10 @@ class MutationHub:
 
     def records_after(self, seq: int, limit: int = BATCH) -> list[dict[str, Any]]:
         """Up to ``limit`` logged records with a sequence number above ``seq``."""
-        out = []
-        for _, v in self.meta.scan(KeyRange(seq_key(LOG, seq + 1), seq_key(LOG, 2**64 - 1))):
+        out: list[dict[str, Any]] = []
+        if seq >= self.last_seq:
+            return out
+        for _, v in self.meta.scan(KeyRange(seq_key(LOG, max(seq, 0) + 1), LOG + b"\xff" * 9)):
             out.append(json.loads(v))
             if len(out) >= limit:
                 break

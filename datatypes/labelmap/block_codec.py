@@ -12,8 +12,14 @@ Layout (all integers little-endian)::
 
 Sub-blocks are numbered ``sb = sz·gx·gy + sy·gx + sx`` (x fastest).
 
-Everything here is vectorized with numpy: there are no Python loops over voxels, and the only
-Python loops are over the (at most nine) distinct bit widths.
+Two implementations produce the same bytes and accept the same inputs: the compiled kernels of
+``datatypes/labelmap/_block_codec_c.c`` (built by ``pip install``; the GIL is released while a
+block is encoded or decoded), used whenever they are importable, and the numpy reference
+(:func:`encode_block_numpy`, :func:`decode_block_numpy`), vectorized so that there are no Python
+loops over voxels (the only ones are over the at most nine distinct bit widths).  Setting the
+environment variable ``DVIDPY_NO_EXTENSION=1`` before the import selects the numpy path.
+Corrupt input found by the compiled decoder is handed to the reference, so error messages come
+from one place.
 
 Encoder choices (any valid encoding is accepted by DVID, libdvid and neuclease):
 
@@ -24,12 +30,15 @@ Encoder choices (any valid encoding is accepted by DVID, libdvid and neuclease):
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "HAVE_EXTENSION",
     "MAX_BLOCK_DIM",
     "SUBBLOCK_SIZE",
     "SUBBLOCK_VOXELS",
@@ -39,12 +48,26 @@ __all__ = [
     "block_shape",
     "decode_block",
     "decode_block_mask",
+    "decode_block_numpy",
     "decompose_subblocks",
     "encode_block",
+    "encode_block_counts",
+    "encode_block_numpy",
     "encode_solid_block",
     "from_subblock_order",
+    "label_counts",
     "to_subblock_order",
 ]
+
+try:
+    if os.environ.get("DVIDPY_NO_EXTENSION") or sys.byteorder != "little":
+        raise ImportError("compiled label block codec disabled")
+    from datatypes.labelmap import _block_codec_c as _ext
+except ImportError:  # not built (no compiler at install time) or disabled: numpy path
+    _ext = None
+
+HAVE_EXTENSION = _ext is not None
+"""True when the compiled kernels are in use (see the module docstring)."""
 
 SUBBLOCK_SIZE = 8
 SUBBLOCK_VOXELS = SUBBLOCK_SIZE**3
@@ -127,6 +150,8 @@ class SubblockTables(NamedTuple):
     labels, ascending (i.e. each sub-block's table is sorted by label value)."""
     local: np.ndarray
     """(n_subblocks, 512) uint16: each voxel's position within its sub-block's table."""
+    counts: np.ndarray
+    """(N,) uint64: voxels of each entry of ``labels``."""
 
 
 def decompose_subblocks(sbv: np.ndarray) -> SubblockTables:
@@ -153,7 +178,7 @@ def decompose_subblocks(sbv: np.ndarray) -> SubblockTables:
         ns = np.ones(nsb, dtype=np.int64)
         entry_label = np.zeros(nsb, dtype=np.int64)
         local = np.zeros((nsb, SUBBLOCK_VOXELS), dtype=np.uint16)
-        return SubblockTables(labels, ns, entry_label, local)
+        return SubblockTables(labels, ns, entry_label, local, np.array([m], dtype=np.uint64))
     key = run_sb * n + run_lab
     ukey, run_k = np.unique(key, return_inverse=True)
     k_sb = ukey // n
@@ -164,7 +189,8 @@ def decompose_subblocks(sbv: np.ndarray) -> SubblockTables:
     run_local = k_local[run_k.reshape(-1)]
     lengths = np.diff(starts, append=m)
     local = np.repeat(run_local, lengths).reshape(nsb, SUBBLOCK_VOXELS)
-    return SubblockTables(labels, ns, entry_label, local)
+    counts = np.bincount(run_lab, weights=lengths, minlength=n).astype(np.uint64)
+    return SubblockTables(labels, ns, entry_label, local, counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,15 +263,57 @@ def encode_block(arr: np.ndarray) -> bytes:
 
     Each dimension must be a positive multiple of 8 and at most 1024 (the block need not be
     cubic).  Any integer dtype is accepted (negative values are rejected); values are treated
-    as uint64, so ids up to 2**64-1 round-trip.  A single-label block yields the 24-byte
-    solid form.  Raises ``ValueError`` on bad shape/dtype.
+    as uint64, so ids up to 2**64-1 round-trip.  Any strides are accepted (views are encoded
+    without a copy).  A single-label block yields the 24-byte solid form.  Raises
+    ``ValueError`` on bad shape/dtype.  The bytes equal :func:`encode_block_numpy`'s.
     """
     a = _as_label_volume(arr, "block")
-    nz, ny, nx = _check_block_shape(a.shape)
+    _check_block_shape(a.shape)
+    if _ext is not None:
+        return _ext.encode(a, False)
+    return _encode_numpy(a)
+
+
+def encode_block_counts(arr: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """``(encode_block(arr), labels, counts)``: the serialization, the sorted unique labels
+    of the block (its label list, so 0 is included when present) and their voxel counts
+    (uint64), computed in the same pass.  Raises like :func:`encode_block`."""
+    a = _as_label_volume(arr, "block")
+    _check_block_shape(a.shape)
+    if _ext is not None:
+        enc, counts = _ext.encode(a, True)
+        n = _HEADER.unpack_from(enc, 0)[3]
+        return enc, np.frombuffer(enc, "<u8", n, 16), np.frombuffer(counts, np.uint64)
+    tables = decompose_subblocks(to_subblock_order(a))
+    return _encode_numpy(a, tables), tables.labels, tables.counts
+
+
+def label_counts(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique labels of a block and their voxel counts (uint64), as
+    ``np.unique(arr, return_counts=True)`` gives them; 0 is included when present.  The
+    block must satisfy :func:`encode_block`'s shape rules (ValueError otherwise)."""
+    a = _as_label_volume(arr, "block")
+    _check_block_shape(a.shape)
+    if _ext is not None:
+        labels, counts = _ext.label_counts(a)
+        return np.frombuffer(labels, np.uint64), np.frombuffer(counts, np.uint64)
+    tables = decompose_subblocks(to_subblock_order(a))
+    return tables.labels, tables.counts
+
+
+def encode_block_numpy(arr: np.ndarray) -> bytes:
+    """The numpy reference of :func:`encode_block` (same arguments, bytes and errors)."""
+    a = _as_label_volume(arr, "block")
+    _check_block_shape(a.shape)
+    return _encode_numpy(a)
+
+
+def _encode_numpy(a: np.ndarray, tables: SubblockTables | None = None) -> bytes:
+    nz, ny, nx = a.shape
     s = SUBBLOCK_SIZE
     gz, gy, gx = nz // s, ny // s, nx // s
-    sbv = to_subblock_order(a)
-    tables = decompose_subblocks(sbv)
+    if tables is None:
+        tables = decompose_subblocks(to_subblock_order(a))
     labels, ns = tables.labels, tables.ns
     n = labels.size
     if n == 1:
@@ -355,7 +423,36 @@ def decode_block(
     data: bytes | bytearray | memoryview,
     expected_shape: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
-    """Decode a DVID compressed label Block into a (nz, ny, nx) uint64 array.
+    """Decode a DVID compressed label Block into a new (nz, ny, nx) uint64 array.
+
+    Same result and errors as :func:`decode_block_numpy` (see there for the edge cases),
+    through the compiled kernel when it is available.
+    """
+    if _ext is not None:
+        buf = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
+        if len(buf) >= _HEADER.size:
+            gx, gy, gz, n = _HEADER.unpack_from(buf, 0)
+            shape = (gz * SUBBLOCK_SIZE, gy * SUBBLOCK_SIZE, gx * SUBBLOCK_SIZE)
+            if (
+                n
+                and 1 <= gx <= _MAX_GRID
+                and 1 <= gy <= _MAX_GRID
+                and 1 <= gz <= _MAX_GRID
+                and (expected_shape is None or tuple(expected_shape) == shape)
+            ):
+                out = np.empty(shape, dtype=np.uint64)
+                if _ext.decode_into(buf, out) == 0:
+                    return out
+    # Not handled by the kernel (absent, or the data is bad): the reference decodes or raises.
+    return decode_block_numpy(data, expected_shape)
+
+
+def decode_block_numpy(
+    data: bytes | bytearray | memoryview,
+    expected_shape: tuple[int, int, int] | None = None,
+) -> np.ndarray:
+    """Decode a DVID compressed label Block into a (nz, ny, nx) uint64 array (numpy
+    reference of :func:`decode_block`).
 
     The shape comes from the header (8·gz, 8·gy, 8·gx).  Handles solid blocks (N == 1; any
     bytes after the label are ignored, as DVID does), sub-blocks with Ns == 0 (all voxels 0),

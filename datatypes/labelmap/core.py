@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from datatypes import protos
+from datatypes.labelmap import block_codec
 from datatypes.labelmap import layout as L
 from datatypes.labelmap.block_codec import decode_block, decode_block_mask, encode_block
 from datatypes.labelmap.downres import downres_octants
 from datatypes.labelmap.mapping import MappingCache
+from datatypes.labelmap.rle import encode_block_coords
 from dvidpy.codec import CodecError
 from dvidpy.datatype import Call, Datatype, SyncEvent
 from dvidpy.errors import BadRequest, NotFound
@@ -327,8 +329,12 @@ class LabelmapCore(Datatype):
 
     def encode_value(self, arr: np.ndarray) -> bytes:
         """Stored value of a (bz, by, bx) supervoxel block."""
+        return self.stored_value(encode_block(arr))
+
+    def stored_value(self, serialization: bytes) -> bytes:
+        """Stored value (gzip-wrapped, framed) of a block serialization."""
         lvl = self.meta.compression_level
-        return L.frame_gzip_payload(L.gzip_payload(encode_block(arr), lvl if lvl > 0 else 1),
+        return L.frame_gzip_payload(L.gzip_payload(serialization, lvl if lvl > 0 else 1),
                                     self.meta.checksum == "crc32")
 
     def read_blocks(self, ctx: VersionedCtx, scale: int, coords: np.ndarray,
@@ -396,50 +402,52 @@ class LabelmapCore(Datatype):
 
     @staticmethod
     def label_counts(arr: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Non-zero labels of a block and their voxel counts (sorted by label)."""
+        """Labels of a block (sorted, 0 included when present) and their voxel counts
+        (uint64); two empty arrays for ``None`` (no block)."""
         if arr is None:
             z = np.zeros(0, dtype=np.uint64)
             return z, z.copy()
-        flat = arr.ravel()
-        if flat[0] == flat[-1] and (flat == flat[0]).all():
-            if flat[0] == 0:
-                z = np.zeros(0, dtype=np.uint64)
-                return z, z.copy()
-            return flat[:1].astype(np.uint64), np.array([flat.size], dtype=np.uint64)
-        u, c = np.unique(flat, return_counts=True)
-        keep = u != 0
-        return u[keep], c[keep].astype(np.uint64)
+        return block_codec.label_counts(arr)
 
     def index_block_changes(
         self, ctx: VersionedCtx, b: VersionedBatch,
-        changes: Iterable[tuple[tuple[int, int, int], np.ndarray | None, np.ndarray | None]],
+        changes: Iterable[tuple[tuple[int, int, int], tuple[np.ndarray, np.ndarray],
+                                tuple[np.ndarray, np.ndarray]]],
         mutid: int,
     ) -> set[int]:
-        """Update label indices for scale-0 blocks replaced ``old → new``; returns bodies
-        whose index changed. Work is per (block, label) pair, never per voxel."""
-        bks, svs, cnts = [], [], []
-        for coord, old, new in changes:
-            so, co = self.label_counts(old)
-            sn, cn = self.label_counts(new)
-            u = np.union1d(so, sn)
-            if u.size == 0:
-                continue
-            oc = np.zeros(u.size, dtype=np.uint64)
-            nc = np.zeros(u.size, dtype=np.uint64)
-            oc[np.searchsorted(u, so)] = co
-            nc[np.searchsorted(u, sn)] = cn
-            ch = oc != nc
-            if not ch.any():
-                continue
-            bks.append(np.full(int(ch.sum()), L.block_key(*coord), dtype=np.uint64))
-            svs.append(u[ch])
-            cnts.append(nc[ch])
-        if not bks:
+        """Update label indices for scale-0 blocks replaced ``old → new``, each given as
+        ``(coord, (old labels, old counts), (new labels, new counts))`` (see
+        :meth:`label_counts`; label 0 is ignored, a coord must not repeat); returns bodies
+        whose index changed. Vectorized over all (block, label) pairs."""
+        coords, labs, olds, news = [], [], [], []
+        for coord, (so, co), (sn, cn) in changes:
+            coords += [coord, coord]
+            labs += [so, sn]
+            olds += [co, np.zeros(sn.size, np.uint64)]
+            news += [np.zeros(so.size, np.uint64), cn]
+        if not coords:
             return set()
-        bk = np.concatenate(bks)
-        sv = np.concatenate(svs)
-        cn = np.concatenate(cnts)
-        return self.apply_index_rows(ctx, b, bk, sv, cn, mutid)
+        sizes = np.fromiter((a.size for a in labs), dtype=np.int64, count=len(labs))
+        keys = encode_block_coords(np.array(coords, dtype=np.int64).reshape(-1, 3))
+        bk = np.repeat(keys.astype(np.uint64), sizes)
+        sv = np.concatenate(labs).astype(np.uint64, copy=False)
+        oc = np.concatenate(olds).astype(np.uint64, copy=False)
+        nc = np.concatenate(news).astype(np.uint64, copy=False)
+        keep = sv != 0
+        bk, sv, oc, nc = bk[keep], sv[keep], oc[keep], nc[keep]
+        if not bk.size:
+            return set()
+        order = np.lexsort((sv, bk))
+        bk, sv, oc, nc = bk[order], sv[order], oc[order], nc[order]
+        first = np.ones(bk.size, dtype=bool)
+        first[1:] = (bk[1:] != bk[:-1]) | (sv[1:] != sv[:-1])
+        starts = np.flatnonzero(first)
+        bk, sv = bk[starts], sv[starts]
+        oc, nc = np.add.reduceat(oc, starts), np.add.reduceat(nc, starts)
+        ch = oc != nc
+        if not ch.any():
+            return set()
+        return self.apply_index_rows(ctx, b, bk[ch], sv[ch], nc[ch], mutid)
 
     def apply_index_rows(self, ctx: VersionedCtx, b: VersionedBatch, bk: np.ndarray,
                          sv: np.ndarray, cn: np.ndarray, mutid: int,

@@ -18,7 +18,7 @@ from datatypes import protos
 from datatypes.common.blockstream import decode_records
 from datatypes.common.geometry import is_block_aligned, parse_size, parse_xyz
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.block_codec import decode_block
+from datatypes.labelmap.block_codec import decode_block, encode_block_counts
 from datatypes.labelmap.core import LabelmapCore, label_list_json, parse_label
 from datatypes.labelmap.mapping import MappingCache
 from datatypes.labelmap.rle import (
@@ -85,14 +85,16 @@ class WritesMixin(LabelmapCore):
             coords = np.array(list(blocks), dtype=np.int64).reshape(-1, 3)
             old = self.read_blocks(ctx, scale, coords, False) if scale == 0 else {}
             mutid = self.manager.next_mutation_id(self.repo)
+            stored, counts = self._encode_blocks(blocks, values, counts=scale == 0)
             with self.label_batch(ctx) as b:
-                for c, arr in blocks.items():
-                    b.put(L.block_tkey(scale, *c), values.get(c) or self.encode_value(arr))
+                for c, v in stored.items():
+                    b.put(L.block_tkey(scale, *c), v)
                 if scale == 0:
                     if index and self.indexed:
                         self.index_block_changes(
-                            ctx, b, ((c, old.get(c), a) for c, a in blocks.items()), mutid)
-                    top = max((int(a.max()) for a in blocks.values()), default=0)
+                            ctx, b, ((c, self.label_counts(old.get(c)), counts[c])
+                                     for c in blocks), mutid)
+                    top = max((int(lab[-1]) for lab, _ in counts.values()), default=0)
                     self.note_labels(ctx, b, top)
                     bs = self.block_size
                     lo = [int(coords[:, i].min()) * bs[i] for i in range(3)]
@@ -111,6 +113,27 @@ class WritesMixin(LabelmapCore):
             if mut:
                 self.emit(ctx, "block-mutated", {"scale": 0, "blocks": mut}, mutid)
         return mutid
+
+    def _encode_blocks(self, blocks: dict[Coord, np.ndarray], values: dict[Coord, bytes],
+                       counts: bool) -> tuple[dict[Coord, bytes],
+                                              dict[Coord, tuple[np.ndarray, np.ndarray]]]:
+        """Stored values of ``blocks`` (``values`` holds those already encoded) and, when
+        ``counts``, each block's (labels, voxel counts), from the same encoding pass."""
+        stored: dict[Coord, bytes] = {}
+        tables: dict[Coord, tuple[np.ndarray, np.ndarray]] = {}
+        for c, arr in blocks.items():
+            v = values.get(c)
+            if v is not None:
+                stored[c] = v
+                if counts:
+                    tables[c] = self.label_counts(arr)
+            elif counts:
+                ser, labels, cnt = encode_block_counts(arr)
+                stored[c] = self.stored_value(ser)
+                tables[c] = (labels, cnt)
+            else:
+                stored[c] = self.encode_value(arr)
+        return stored, tables
 
     @endpoint("POST", "raw/{args*}")
     def _post_raw(self, call: Call) -> Response:
@@ -143,15 +166,13 @@ class WritesMixin(LabelmapCore):
             raise BadRequest(f"POST raw body has {len(data)} bytes, expected {n * 8} "
                              f"(uint64 voxels of {size})")
         vol = np.frombuffer(data, dtype="<u8").reshape(size[2], size[1], size[0])
-        blocks: dict[Coord, np.ndarray] = {}
-        for bz in range(size[2] // bs[2]):
-            for by in range(size[1] // bs[1]):
-                for bx in range(size[0] // bs[0]):
-                    c = (offset[0] // bs[0] + bx, offset[1] // bs[1] + by,
-                         offset[2] // bs[2] + bz)
-                    blocks[c] = np.ascontiguousarray(
-                        vol[bz * bs[2]:(bz + 1) * bs[2], by * bs[1]:(by + 1) * bs[1],
-                            bx * bs[0]:(bx + 1) * bs[0]], dtype=np.uint64)
+        # Blocks are read-only views of the body (the codec reads any strides): no copies.
+        nb = [size[i] // bs[i] for i in range(3)]
+        grid = vol.reshape(nb[2], bs[2], nb[1], bs[1], nb[0], bs[0]).transpose(0, 2, 4, 1, 3, 5)
+        o = [offset[i] // bs[i] for i in range(3)]
+        blocks: dict[Coord, np.ndarray] = {
+            (o[0] + bx, o[1] + by, o[2] + bz): grid[bz, by, bx]
+            for bz in range(nb[2]) for by in range(nb[1]) for bx in range(nb[0])}
         self.write_blocks(call.ctx, 0, blocks, index=True, downres=True)
         return Response(b"", media_type="text/plain")
 

@@ -265,11 +265,13 @@ class NeuronJSON(Datatype):
         cond = call.params.get("conditional") or call.params.get("conditionals") or ""
         return user, [c for c in cond.split(",") if c], bool(call.params.get("replace"))
 
-    def _prepare(self, ctx: VersionedCtx, key: str, body: bytes | bytearray,
+    def _prepare(self, ctx: VersionedCtx, key: str, body: bytes | bytearray | Any,
                  validator: Any) -> tuple[int, dict[str, Any]]:
-        """Parse, check and validate one posted record; nothing is written."""
+        """Parse (unless already parsed), check and validate one posted record; nothing is
+        written."""
         body_id = R.parse_body_id(key)
-        rec = jsonio.loads(body, f"neuronjson value of key {key}")
+        rec = (jsonio.loads(body, f"neuronjson value of key {key}")
+               if isinstance(body, bytes | bytearray) else body)
         if isinstance(rec, dict) and validator is not None:
             rec = self._validate(validator, rec)
         return body_id, R.check_post(body_id, rec)
@@ -292,12 +294,13 @@ class NeuronJSON(Datatype):
               body=Body(JSON, "JSON object with bodyid equal to the key", schema=_OBJECT))
     def _post_key(self, call: Call) -> Response:
         key = call.params["key"]
+        doc = call.json()  # malformed JSON is the first thing reported
         user, cond, replace = self._write_options(call)
         if key in ("schema", "schema_batch"):
             return self._schema_endpoint(call, key)
         ctx = call.ctx
         with self._write_lock:
-            item = self._prepare(ctx, key, call.body, self._validator(ctx))
+            item = self._prepare(ctx, key, doc, self._validator(ctx))
             with self.store.batch(ctx) as b:
                 self._put(ctx, b, [item], user, cond, replace, "postneuronjson")
         return Response(b"")

@@ -7,8 +7,9 @@ buffer only up to the limit, then 413. Each wait for the next piece of the body 
 by ``timeout`` seconds (408 after it, and the connection is closed), so a client that stops
 sending mid-body does not hold a handler for ever.
 
-The result is a :class:`bytearray`: handlers read it in place (``np.frombuffer``,
-``memoryview``, slicing) and never copy it whole.
+The result is a :class:`bytearray` (or, when the whole body arrived in one piece, that
+piece itself, uncopied): handlers read it in place (``np.frombuffer``, ``memoryview``,
+slicing) and never copy it whole.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ async def _next(receive: Receive, timeout: float | None) -> dict[str, Any]:
 
 
 async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int,
-                    timeout: float | None = None) -> bytearray:
+                    timeout: float | None = None) -> bytes | bytearray:
     """The whole request body (see the module docstring).
 
     Raises :class:`TooLarge` (413) over ``limit`` bytes, :class:`RequestTimeout` (408) when
@@ -66,9 +67,21 @@ async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit:
     if n is not None and n > limit:
         raise TooLarge(f"request body of {n} bytes is over the server limit of {limit} bytes")
     if n is not None:
+        first = await _next(receive, timeout)
+        if first["type"] == "http.disconnect":
+            raise ClientGone("client disconnected before sending its body")
+        chunk = first.get("body", b"")
+        if not first.get("more_body", False):  # all in one piece: no copy at all
+            if len(chunk) != n:
+                raise BadRequest(f"request body has {len(chunk)} bytes, Content-Length said "
+                                 f"{n}")
+            return chunk
+        if len(chunk) > n:
+            raise BadRequest(f"request body is longer than its Content-Length {n}")
         buf = bytearray(n)
         view = memoryview(buf)
-        got = 0
+        view[:len(chunk)] = chunk
+        got = len(chunk)
         more = True
         while more:
             msg = await _next(receive, timeout)

@@ -30,7 +30,10 @@ deepLinking: true});</script></body></html>"""
             query=(Q("repo", "uuid", "describe only this repo's instances"),))
 def openapi_json(call: HttpCall) -> Any:
     specs = call.state.extras["router"].specs
-    return document(specs, instance_types(call.mgr, call.params["repo"]))
+    auth = call.state.auth
+    readable = None if not auth.on else {
+        r for r in list(call.mgr.repos) if auth.can_read(call.identity, r)}
+    return document(specs, instance_types(call.mgr, call.params["repo"], readable))
 
 
 @routes.get("/api/docs", "The API browser (Swagger UI over /api/openapi.json)",

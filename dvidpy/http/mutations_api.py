@@ -6,7 +6,9 @@
 ``event: mutation``, ``data: <record JSON>``. The stream starts after the ``Last-Event-ID``
 header (or the ``last_event_id`` query parameter; default: the records still in the log),
 replays what the log holds, then follows it live with a ``: keepalive`` comment every 15 s
-of silence. ``follow=false`` ends the answer after the replay.
+of silence when the client asks for an event stream (``Accept: text/event-stream``, as
+``EventSource`` does) or says ``follow=true``; otherwise (or with ``follow=false``) the
+answer ends after the replay, so generic HTTP clients get a finite answer.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ routes = RouteTable("mutations")
 KEEPALIVE = 15.0
 EVENT_STREAM = "text/event-stream"
 _QUERY = (Q("last_event_id", "uint64", "resume after this sequence number"),
-          Q("follow", "bool", "keep the answer open for new records (default true)"))
+          Q("follow", "bool", "keep the answer open for new records (default: when the "
+            "client accepts text/event-stream)"))
 
 
 def _start(call: HttpCall) -> int:
@@ -50,7 +53,9 @@ def sse(call: HttpCall, data_uuid: str | None) -> StreamingResponse:
     """The event stream of records (of ``data_uuid`` only, when given)."""
     hub = call.mgr.mutations
     pos = _start(call)
-    follow = call.query.get("follow", "true").lower() not in ("false", "off", "0")
+    asked = call.query.get("follow")
+    follow = (asked.lower() in ("true", "on", "1") if asked
+              else EVENT_STREAM in call.headers.get("accept", ""))
 
     async def gen() -> AsyncIterator[bytes]:
         nonlocal pos

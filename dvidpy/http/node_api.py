@@ -16,8 +16,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from dvidpy.dag import Node, log_line
 from dvidpy.datatype import Call
-from dvidpy.errors import BadRequest, LockedNodeError
-from dvidpy.http.repo_api import repo_of
+from dvidpy.errors import BadRequest, LockedNodeError, Unauthorized
+from dvidpy.http.repo_api import by, note_child, repo_of
 from dvidpy.http.router import HttpCall, call_handler, to_response
 from dvidpy.http.spec import TEXT, Body, Param
 from dvidpy.http.table import RouteTable
@@ -60,8 +60,9 @@ def node_commit_status(call: HttpCall) -> Any:
 def node_commit(call: HttpCall) -> Any:
     repo, node = repo_of(call)
     b = call.obj("commit")
-    call.mgr.commit(repo, node, str_field(b, "note"), str_list(b, "log"))
+    call.mgr.commit(repo, node, str_field(b, "note"), str_list(b, "log") + by(call, "committed"))
     return {"committed": node.uuid}
+
 
 
 @routes.post("/api/node/{uuid}/newversion", "A child version on the same branch",
@@ -71,6 +72,7 @@ def node_newversion(call: HttpCall) -> Any:
     repo, node = repo_of(call)
     b = call.obj("newversion")
     child = call.mgr.new_version(repo, node, str_field(b, "note"), opt_uuid(b, "uuid"))
+    note_child(call, repo, child, "version created")
     return {"child": child.uuid}
 
 
@@ -84,6 +86,7 @@ def node_branch(call: HttpCall) -> Any:
     b = call.obj("branch")
     child = call.mgr.new_branch(repo, node, str_field(b, "branch"), str_field(b, "note"),
                                 opt_uuid(b, "uuid"))
+    note_child(call, repo, child, f"branch {child.branch!r} created")
     return {"child": child.uuid}
 
 
@@ -136,21 +139,33 @@ def node_add_log(call: HttpCall) -> Response:
     return PlainTextResponse("")
 
 
-@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*}",
+@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*:key}",
               "A datatype endpoint of instance {data}", mutates=False, inline=True,
-              openapi=False, params=(_UUID, Param("data", "str", "data instance name")))
+              openapi=False, access="delegated",
+              params=(_UUID, Param("data", "str", "data instance name")))
 async def instance_dispatch(call: HttpCall) -> Response:
     """Resolve the instance and its endpoint declaration, then run the endpoint."""
     p = call.params
     mgr = call.mgr
     settings = call.settings
-    repo, node = mgr.resolve(p["uuid"])
+    auth = call.state.auth
+    ident = call.identity
+    try:
+        repo, node = mgr.resolve(p["uuid"])
+    except BadRequest:
+        if auth.on and ident.anonymous:
+            raise Unauthorized("credentials required") from None
+        raise
+    if auth.on:  # no instance names or endpoints to callers who may not read the repo
+        auth.authorize(ident, "read", repo.root, None, node.uuid)
     inst = mgr.instance(repo, p["data"])
     rest: list[str] = p["endpoint"]
     if not rest:
         raise BadRequest(f"missing endpoint after data name {p['data']!r}")
     method = call.method
     spec = inst.route(method, rest[0], call.path)
+    if auth.on:
+        auth.authorize(ident, spec.access, repo.root, inst.meta.name, node.uuid)
     if spec.mutates and settings.rwmode == "readonly":
         raise BadRequest("server is in read-only mode")
     params = spec.match_segments(rest, call.path)
@@ -162,8 +177,9 @@ async def instance_dispatch(call: HttpCall) -> Response:
     if spec.body is not None or method in ("POST", "PUT") or spec.segments[-1].rest:
         await call.read_body()
     q = call.query
-    ctx = mgr.context(inst, node, q.get("u", ""), q.get("app", ""))
+    ctx = mgr.context(inst, node, ident.user or q.get("u", ""), q.get("app", ""))
     ctx.allow_locked = settings.rwmode == "fullwrite"
-    dcall = Call(method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path, params)
+    dcall = Call(method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path, params,
+                 ident)
     inline = spec.inline and inst.store.engine.local
     return to_response(await call_handler(spec.handler, inst, dcall, inline=inline))

@@ -104,14 +104,18 @@ def _op_id(method: str, path: str) -> str:
     return method.lower() + "_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
 
 
-def instance_types(mgr: RepoManager, repo: str | None = None) -> dict[str, type[Datatype]]:
-    """Instance name -> datatype class, for one repo (``repo`` a UUID of it) or all."""
+def instance_types(mgr: RepoManager, repo: str | None = None,
+                   readable: set[str] | None = None) -> dict[str, type[Datatype]]:
+    """Instance name -> datatype class, for one repo (``repo`` a UUID of it) or all
+    (only those whose root is in ``readable`` unless it is None)."""
     with mgr.lock:
         if repo is not None:
             r, _ = mgr.resolve(repo)
             repos = [r]
         else:
             repos = [mgr.repos[k] for k in sorted(mgr.repos)]
+        if readable is not None:
+            repos = [r for r in repos if r.root in readable]
         out: dict[str, type[Datatype]] = {}
         for r in repos:
             for name, inst in sorted(r.instances.items()):

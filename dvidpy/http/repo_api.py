@@ -25,6 +25,22 @@ def repo_of(call: HttpCall) -> tuple[Repo, Node]:
     return call.mgr.resolve(call.params["uuid"])
 
 
+def by(call: HttpCall, what: str) -> list[str]:
+    """``["<what> by <user>"]`` for an authenticated caller (the node log names who did
+    it), else nothing."""
+    user = call.identity.user
+    return [f"{what} by {user}"] if user else []
+
+
+def note_child(call: HttpCall, repo: Repo, child: Node, what: str) -> None:
+    """Record in the new version's log who made it."""
+    lines = by(call, what)
+    if lines:
+        with call.mgr.lock:
+            child.log.extend(log_line(x) for x in lines)
+            call.mgr.save_repo(repo)
+
+
 def parents_in(call: HttpCall, repo: Repo, specs: list[str], what: str) -> list[Node]:
     """Nodes of ``repo`` named by ``specs`` (400 for unknown ones or ones elsewhere)."""
     out = []
@@ -122,6 +138,7 @@ def repo_merge(call: HttpCall) -> Any:
         raise BadRequest(f"only 'conflict-free' merges are supported, not {mtype!r}")
     parents = parents_in(call, repo, str_list(body, "parents"), "merge")
     child = call.mgr.merge(repo, parents, str_field(body, "note"))
+    note_child(call, repo, child, "merge created")
     return {"child": child.uuid}
 
 
@@ -144,4 +161,5 @@ def repo_resolve(call: HttpCall) -> Any:
         raise BadRequest("Must specify at least two parent UUIDs using 'parents' field")
     parents = parents_in(call, repo, specs, "resolve")
     child = call.mgr.resolve_merge(repo, parents, data, note)
+    note_child(call, repo, child, "resolved merge created")
     return {"child": child.uuid}

@@ -31,7 +31,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from dvidpy import jsonio
-from dvidpy.errors import BadRequest, DvidError
+from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
+from dvidpy.errors import BadRequest, DvidError, Unauthorized
 from dvidpy.http.body import read_body
 from dvidpy.http.load import LoadCounters
 from dvidpy.http.spec import RouteSpec, Segment
@@ -68,13 +69,15 @@ class ServerState:
     started: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
     load: LoadCounters = field(default_factory=LoadCounters)
+    #: the server's :class:`~dvidpy.auth.service.Auth` (None: every request allowed)
+    auth: Any = None
 
 
 class HttpCall:
     """One request to a declared server-level route, with its parameters parsed."""
 
-    __slots__ = ("_headers", "body", "method", "params", "path", "query", "receive", "scope",
-                 "spec", "state")
+    __slots__ = ("_headers", "body", "identity", "method", "params", "path", "query",
+                 "receive", "scope", "spec", "state")
 
     def __init__(self, scope: Scope, receive: Receive, state: ServerState, spec: RouteSpec,
                  params: dict[str, Any], query: QueryParams) -> None:
@@ -86,7 +89,8 @@ class HttpCall:
         self.path: str = scope["path"]
         self.params = params
         self.query = query
-        self.body = bytearray()
+        self.body: bytes | bytearray = b""
+        self.identity: Identity = UNCHECKED
         self._headers: Headers | None = None
 
     @property
@@ -103,7 +107,7 @@ class HttpCall:
             self._headers = Headers(scope=self.scope)
         return self._headers
 
-    async def read_body(self) -> bytearray:
+    async def read_body(self) -> bytes | bytearray:
         """Read the body (bounded by the server's limits) into :attr:`body`."""
         s = self.state.settings
         self.body = await read_body(self.receive, self.scope["headers"], s.max_request_bytes,
@@ -199,6 +203,8 @@ def error_response(e: DvidError, path: str) -> Response:
     leave a body unread (413, 408) close the connection."""
     msg = e.message if e.message.endswith(")") else f"{e.message} ({path})"
     headers = CLOSE if e.status_code in (408, 413) else None
+    if e.status_code == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="dvidpy"'}
     return PlainTextResponse(msg, status_code=e.status_code, headers=headers)
 
 
@@ -232,8 +238,28 @@ class Dispatcher:
         self.router = router
         self.state = state
         s = state.settings
-        self.cors = ("*" if "*" in s.cors_domains else ",".join(s.cors_domains)).encode()
         self.readonly = s.rwmode == "readonly"
+        self.auth = state.auth
+        auth_on = self.auth is not None and self.auth.on
+        domains = s.cors_domains if (s.cors_configured or not auth_on) else []
+        #: ``*``: any origin (never with credentials); else the allowed origins
+        self.cors_any = "*" in domains
+        self.cors_origins = frozenset(d.rstrip("/") for d in domains if d != "*")
+        self.cors_credentials = auth_on
+
+    def cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """CORS headers for this request's ``Origin`` (see :class:`Dispatcher`)."""
+        if self.cors_any:
+            return [(b"access-control-allow-origin", b"*")]
+        if not self.cors_origins:
+            return []
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+        if origin is None or origin.decode("latin-1").rstrip("/") not in self.cors_origins:
+            return []
+        out = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        if self.cors_credentials:
+            out.append((b"access-control-allow-credentials", b"true"))
+        return out
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -242,7 +268,7 @@ class Dispatcher:
         t0 = time.perf_counter()
         status = [0]
         nbytes = [0, 0]  # body bytes received, sent (for /api/load)
-        cors = self.cors
+        cors = self.cors_headers(scope)
         self.state.load.begin()
 
         async def counting_receive() -> Message:
@@ -254,15 +280,14 @@ class Dispatcher:
             if msg["type"] == "http.response.start":
                 status[0] = msg["status"]
                 if cors:
-                    msg["headers"] = [*msg.get("headers", ()),
-                                      (b"access-control-allow-origin", cors)]
+                    msg["headers"] = [*msg.get("headers", ()), *cors]
             else:
                 nbytes[1] += len(msg.get("body", b""))
             await send(msg)
 
         method = scope["method"]
         try:
-            resp = await self.respond(scope, counting_receive, method)
+            resp = await self.respond(scope, counting_receive, method, bool(cors))
             await resp(scope, counting_receive, send_wrapper)
         except Exception:  # a failure while streaming: nothing more can reach the client
             errlog.exception("error while answering %s %s", method, scope["path"])
@@ -271,18 +296,29 @@ class Dispatcher:
                     scope, receive, send_wrapper)
         finally:
             dt = time.perf_counter() - t0
-            user = (QueryParams(scope.get("query_string", b"")).get("u", "")
-                    if scope["path"] == "/api/heartbeat" else "")
-            self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], user)
-            log.info("%s %s %d %.1fms", method, scope["path"], status[0], dt * 1e3)
+            hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
+                       if scope["path"] == "/api/heartbeat" else "")
+            self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], hb_user)
+            user = scope.get("dvidpy.user")
+            log.info("%s %s %d %.1fms%s", method, scope["path"], status[0],
+                     dt * 1e3, f" user={user}" if user else "")
 
-    async def respond(self, scope: Scope, receive: Receive, method: str) -> Response:
+    def _preflight(self, scope: Scope, allowed: bool) -> Response:
+        if not allowed and (self.cors_origins or self.cors_credentials):
+            return PlainTextResponse("origin not allowed by corsDomains", status_code=403)
+        req_headers = next((v for k, v in scope["headers"]
+                            if k == b"access-control-request-headers"), b"")
+        return PlainTextResponse("", headers={
+            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": req_headers.decode("latin-1") or "*",
+            "Access-Control-Max-Age": "600"})
+
+    async def respond(self, scope: Scope, receive: Receive, method: str,
+                      cors_ok: bool = True) -> Response:
         """The response to one request (never raises for bad input)."""
         path = scope["path"]
         if method == "OPTIONS":
-            return PlainTextResponse("", headers={
-                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
-                "Access-Control-Allow-Headers": "*"})
+            return self._preflight(scope, cors_ok)
         try:
             parts = split_path(scope)
             table = self.router.lookup(parts)
@@ -296,12 +332,14 @@ class Dispatcher:
                                          headers={"Allow": allowed})
             if self.readonly and spec.mutates:
                 raise BadRequest("server is in read-only mode")
-            nfixed = len(spec.segments) - (1 if spec.segments and spec.segments[-1].rest
-                                           else 0)
-            params = spec.match_segments(parts, path) if nfixed or spec.segments else {}
             query = QueryParams(scope.get("query_string", b""))
+            ident = self.identify(scope, query, spec)
+            params = spec.match_segments(parts, path)
             params.update(spec.parse_query(query))
             call = HttpCall(scope, receive, self.state, spec, params, query)
+            call.identity = ident
+            if spec.access != "delegated":
+                self.authorize(call)
             if spec.body is not None:
                 await call.read_body()
             return to_response(await call_handler(spec.handler, call, inline=spec.inline))
@@ -310,6 +348,35 @@ class Dispatcher:
         except Exception as e:
             errlog.exception("internal error on %s %s", method, path)
             return PlainTextResponse(f"internal error: {e!r}", status_code=500)
+
+    def identify(self, scope: Scope, query: QueryParams, spec: RouteSpec) -> Identity:
+        """The caller (an invalid credential is a 401, except on public routes)."""
+        if self.auth is None:
+            return UNCHECKED
+        try:
+            ident = self.auth.identify(scope["headers"], query)
+        except Unauthorized:
+            if spec.access == "public":
+                return ANONYMOUS
+            raise
+        scope["dvidpy.user"] = ident.user
+        return ident
+
+    def authorize(self, call: HttpCall) -> None:
+        """Check the route's access class for the caller, on the repo its ``uuid`` names."""
+        auth = self.auth
+        if auth is None or not auth.on:
+            return
+        root = version = None
+        if "uuid" in call.params and call.spec.access != "public":
+            try:
+                repo, node = call.mgr.resolve(call.params["uuid"])
+            except BadRequest:
+                if call.identity.anonymous:
+                    raise Unauthorized("credentials required") from None
+                raise
+            root, version = repo.root, node.uuid
+        auth.authorize(call.identity, call.spec.access, root, None, version)
 
 
 def routes_by_path(specs: Iterable[RouteSpec]) -> Mapping[str, list[RouteSpec]]:

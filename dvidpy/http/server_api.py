@@ -54,6 +54,7 @@ def server_info(call: HttpCall) -> Any:
     s = call.settings
     engines = "; ".join(sorted({st.engine for st in s.stores.values()}))
     up = int(time.time() - call.state.started)
+    admin = call.identity.admin  # host and file locations are for administrators
     return {
         "Cores": str(os.cpu_count() or 1),
         "Maximum Cores": str(os.cpu_count() or 1),
@@ -64,9 +65,9 @@ def server_info(call: HttpCall) -> Any:
         "Server time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "Server uptime": f"{up}s",
         "RPC Address": "",
-        "Host": platform.node(),
+        "Host": platform.node() if admin else "",
         "Note": s.note,
-        "TOML location": s.toml_path,
+        "TOML location": s.toml_path if admin else "",
         "Max Open Files": "0",
         **({"Mode": {"readonly": "read only", "fullwrite": "allow writes on committed nodes"}[
             s.rwmode]} if s.rwmode else {}),
@@ -159,10 +160,13 @@ def server_note(call: HttpCall) -> Response:
     return PlainTextResponse(call.settings.note)
 
 
-@routes.get("/api/server/types", "Datatypes in use: name -> type URL", inline=True)
+@routes.get("/api/server/types", "Datatypes in use (in repos the caller may read)",
+            inline=True)
 def server_types(call: HttpCall) -> Any:
     mgr = call.mgr
-    return {i.type_name: i.type_url for r in mgr.repos.values() for i in r.instances.values()}
+    auth = call.state.auth
+    return {i.type_name: i.type_url for r in list(mgr.repos.values())
+            if auth.can_read(call.identity, r.root) for i in r.instances.values()}
 
 
 @routes.get("/api/server/compiled-types", "Datatypes this server can create: name -> URL",
@@ -213,11 +217,15 @@ def create_repo(call: HttpCall) -> Any:
         fields[k.lower()] = v
     repo = call.mgr.create_repo(fields.get("alias", ""), fields.get("description", ""),
                                 fields.get("root") or None)
+    call.state.auth.grant_creator(call.identity, repo.root)
     return {"root": repo.root}
 
 
-@routes.get("/api/repos/info", "Every repo's info, by root UUID")
+@routes.get("/api/repos/info", "Every repo's info, by root UUID (those the caller may read)",
+            access="public")
 def repos_info(call: HttpCall) -> Any:
     mgr = call.mgr
+    auth = call.state.auth
     with mgr.lock:
-        return {root: mgr.repo_info(r) for root, r in mgr.repos.items()}
+        return {root: mgr.repo_info(r) for root, r in mgr.repos.items()
+                if auth.can_read(call.identity, root)}

@@ -27,8 +27,10 @@ from typing import Any
 
 from dvidpy.errors import BadRequest
 
-#: access classes, weakest first: who may call a route (enforced by the security layer)
+#: access classes, weakest first: who may call a route (enforced by :mod:`dvidpy.auth`);
+#: a dispatch route that checks the route it reaches instead says ``delegated``
 ACCESS_CLASSES = ("public", "read", "write", "admin")
+_ALL_ACCESS = (*ACCESS_CLASSES, "delegated")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 UINT64_MAX = 2**64 - 1
 JSON = "application/json"
@@ -328,9 +330,12 @@ class RouteSpec:
                 out[sg.param.name] = sg.param.default
         if rest:
             tail = list(parts[len(fixed):])
-            for t in tail:
-                _utf8_or_400(t, segs[-1].param.name)  # type: ignore[union-attr]
-            out[segs[-1].param.name] = tail  # type: ignore[union-attr]
+            rp = segs[-1].param
+            assert rp is not None
+            if rp.kind != "key":
+                for t in tail:
+                    _utf8_or_400(t, rp.name)
+            out[rp.name] = tail
         return out
 
     def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -377,7 +382,7 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
         mutates = method in ("POST", "PUT", "DELETE")
     if access is None:
         access = "write" if mutates else "read"
-    if access not in ACCESS_CLASSES:
+    if access not in _ALL_ACCESS or (access == "delegated" and openapi):
         raise ValueError(f"unknown access class {access!r}")
     if isinstance(body, str):
         body = BODY_SHORTHANDS[body]

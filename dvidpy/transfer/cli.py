@@ -9,6 +9,7 @@ bytes and rate). Exit status 0 on success, 1 when the job failed or a server ref
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -28,7 +29,7 @@ def run_cli(args: argparse.Namespace) -> int:
     else:
         server, body["src"], body["from_dvid"] = args.dst, args.src, args.from_dvid
     try:
-        h = Http(server)
+        h = Http(server, token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
         job = h.json("POST", f"/api/transfer/{args.command}", body)["id"]
         st = _watch(h, job, not args.no_progress)
     except TransferError as e:

@@ -57,6 +57,9 @@ def parse_peer_url(url: str) -> tuple[str, str, int | None]:
         host = u.hostname
     except ValueError as e:
         raise ValueError(f"malformed peer URL {url!r}: {e}") from None
+    if "://" not in url and port is None:
+        raise ValueError(f"peer URL {url!r} needs a scheme (http://host[:port]) or a port "
+                         "(host:port)")
     if u.scheme not in ("http", "https"):
         raise ValueError(f"peer URL {url!r} must use http or https, not {u.scheme!r}")
     if not host:
@@ -85,7 +88,9 @@ def parse_peer_url(url: str) -> tuple[str, str, int | None]:
 class Http:
     """A tiny keep-alive HTTP client for one server root such as ``http://host:port``."""
 
-    def __init__(self, base_url: str, timeout: float = 600.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 600.0, token: str = "") -> None:
+        #: sent as ``Authorization: Bearer`` on every request when set (never logged)
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             self.scheme, self.host, self.port = parse_peer_url(base_url)
         except ValueError as e:
@@ -107,7 +112,8 @@ class Http:
             if self._conn is None:
                 self._conn = self._new_conn()
             try:
-                self._conn.request(method, path, body=body, headers=headers or {})
+                self._conn.request(method, path, body=body, headers={**(headers or {}),
+                                                                     **self.auth})
                 resp = self._conn.getresponse()
                 data = resp.read()
                 if resp.will_close:
@@ -143,7 +149,7 @@ class Http:
         conn = self._new_conn()
         try:
             conn.request(method, path, body=json.dumps(obj).encode(),
-                         headers={"Content-Type": "application/json"})
+                         headers={"Content-Type": "application/json", **self.auth})
             resp = conn.getresponse()
         except OSError as e:
             conn.close()
@@ -161,9 +167,9 @@ class Http:
             self._conn = None
 
 
-def speaks_transfer(url: str) -> bool:
+def speaks_transfer(url: str, token: str = "") -> bool:
     """True when the server at ``url`` answers the dvidpy transfer protocol probe."""
-    h = Http(url, timeout=30)
+    h = Http(url, timeout=30, token=token)
     try:
         status, data = h.request("GET", "/api/transfer/protocol")
     finally:
@@ -180,8 +186,8 @@ def speaks_transfer(url: str) -> bool:
 class HttpSource:
     """A dvidpy server sending over ``/api/transfer/manifest|count|stream``."""
 
-    def __init__(self, url: str) -> None:
-        self.http = Http(url)
+    def __init__(self, url: str, token: str = "") -> None:
+        self.http = Http(url, token=token)
 
     def manifest(self, uuid: str, *, flatten: bool = False, data: list[str] | None = None,
                  roi: str | None = None) -> dict[str, Any]:
@@ -208,8 +214,8 @@ class HttpSource:
 class HttpSink:
     """A dvidpy server receiving over ``/api/transfer/receive``."""
 
-    def __init__(self, url: str) -> None:
-        self.http = Http(url)
+    def __init__(self, url: str, token: str = "") -> None:
+        self.http = Http(url, token=token)
 
     def begin(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Send the manifest, get the plan."""

@@ -118,8 +118,8 @@ def _compression(text: str) -> tuple[str, int]:
 class DvidApiSource:
     """A transfer source backed by DVID's public HTTP API at ``url``."""
 
-    def __init__(self, url: str, mgr: RepoManager | None = None) -> None:
-        self.http = Http(url)
+    def __init__(self, url: str, mgr: RepoManager | None = None, token: str = "") -> None:
+        self.http = Http(url, token=token)
         self.mgr = mgr
         self.calls: list[str] = []  # every path requested (tests check they are public)
         self._nodes: dict[str, dict[str, Any]] = {}

@@ -41,7 +41,7 @@ from typing import Any
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from dvidpy.errors import BadRequest, DvidError, NotFound, TooLarge
+from dvidpy.errors import BadRequest, DvidError, Forbidden, NotFound, TooLarge
 from dvidpy.http.router import HttpCall, ServerState
 from dvidpy.http.spec import OCTET, TEXT, Body, Param
 from dvidpy.http.table import RouteTable
@@ -80,10 +80,11 @@ class Job:
         self.error = ""
         self.started = time.time()
         self.finished: float | None = None
+        self.owner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The job as ``GET /api/transfer/{id}`` shows it."""
-        return {"id": self.id, "kind": self.kind, "params": self.params,
+        return {"id": self.id, "kind": self.kind, "params": self.params, "owner": self.owner,
                 "state": self.status, "error": self.error, **self.state,
                 "elapsed": (self.finished or time.time()) - self.started}
 
@@ -126,7 +127,9 @@ def _opts(body: Any) -> dict[str, Any]:
     return {"uuid": uuid, "flatten": flatten, "data": data or None, "roi": roi}
 
 
-def _peer(body: dict[str, Any], key: str, what: str) -> str:
+def _peer(call: HttpCall, body: dict[str, Any], key: str, what: str) -> tuple[str, str]:
+    """The peer URL named by ``body[key]`` (400 when malformed; 403 when auth is on and it
+    is not in ``[transfer] allowedPeers``) and the credential configured for it."""
     url = body.get(key)
     if not isinstance(url, str) or not url:
         raise BadRequest(f"{key!r} ({what}) is required")
@@ -134,7 +137,13 @@ def _peer(body: dict[str, Any], key: str, what: str) -> str:
         parse_peer_url(url)
     except ValueError as e:
         raise BadRequest(f"{key!r}: {e}") from None
-    return url
+    cfg = call.state.auth.cfg
+    root = url.rstrip("/")
+    if "://" not in root:
+        root = "http://" + root
+    if cfg.on and root not in cfg.allowed_peers:
+        raise Forbidden(f"{key!r}: {root} is not in [transfer] allowedPeers")
+    return url, cfg.peer_token(root)
 
 
 @routes.get("/api/transfer/protocol", "Protocol probe: name and version", inline=True)
@@ -226,9 +235,10 @@ def receive_abort(call: HttpCall) -> Response:
 
 
 def start_job(ts: TransferState, kind: str, params: dict[str, Any], src: Any,
-              sink: Any) -> Job:
-    """Run a transfer in a background thread, recorded as a job."""
+              sink: Any, owner: str | None = None) -> Job:
+    """Run a transfer in a background thread, recorded as a job of ``owner``."""
     job = Job(kind, params)
+    job.owner = owner
     ts.jobs[job.id] = job
 
     def progress(st: dict[str, Any]) -> None:
@@ -262,11 +272,13 @@ def start_job(ts: TransferState, kind: str, params: dict[str, Any], src: Any,
 def push(call: HttpCall) -> Any:
     body = call.json("push request")
     o = _opts(body)
-    dst = _peer(body, "dst", "the receiving server's URL")
+    dst, token = _peer(call, body, "dst", "the receiving server's URL")
     ts = transfer_state(call)
     # 400 now (not a failed job) for unknown UUIDs, instance names or ROI
     ts.source.manifest(o["uuid"], flatten=o["flatten"], data=o["data"], roi=o["roi"])
-    return {"id": start_job(ts, "push", {**o, "dst": dst}, ts.source, HttpSink(dst)).id}
+    job = start_job(ts, "push", {**o, "dst": dst}, ts.source, HttpSink(dst, token),
+                    call.identity.user)
+    return {"id": job.id}
 
 
 @routes.post("/api/transfer/pull", "Start a job receiving a repo from another server",
@@ -278,24 +290,24 @@ def push(call: HttpCall) -> Any:
 def pull(call: HttpCall) -> Any:
     body = call.json("pull request")
     o = _opts(body)
-    src = _peer(body, "src", "the sending server's URL")
+    src, token = _peer(call, body, "src", "the sending server's URL")
     from_dvid = body.get("from_dvid", False)
     if not isinstance(from_dvid, bool):
         raise BadRequest("'from_dvid' must be true or false")
     try:
         if not from_dvid:
-            from_dvid = not speaks_transfer(src)
+            from_dvid = not speaks_transfer(src, token)
     except TransferError as e:
         raise BadRequest(f"can't reach the source server: {e.message}") from None
     ts = transfer_state(call)
     if from_dvid:
         from dvidpy.transfer.dvid_import import DvidApiSource
 
-        s: Any = DvidApiSource(src, call.mgr)
+        s: Any = DvidApiSource(src, call.mgr, token)
     else:
-        s = HttpSource(src)
+        s = HttpSource(src, token)
     job = start_job(ts, "pull", {**o, "src": src, "from_dvid": from_dvid}, s,
-                    LocalSink(ts.receiver))
+                    LocalSink(ts.receiver), call.identity.user)
     return {"id": job.id}
 
 
@@ -308,13 +320,18 @@ def missing(call: HttpCall) -> Any:
 @routes.get("/api/transfer/jobs", "Every transfer job of this server", access="admin",
             inline=True)
 def list_jobs(call: HttpCall) -> Any:
-    return [j.to_json() for j in transfer_state(call).jobs.values()]
+    me = call.identity
+    return [j.to_json() for j in transfer_state(call).jobs.values()
+            if me.admin or (me.user is not None and j.owner == me.user)]
 
 
 @routes.get("/api/transfer/{jid}", "One transfer job's state", access="admin", inline=True,
             params=(Param("jid", "str", "job id"),))
 def job_info(call: HttpCall) -> Any:
     job = transfer_state(call).jobs.get(call.params["jid"])
+    me = call.identity
+    if job is not None and not me.admin and (me.user is None or job.owner != me.user):
+        job = None
     if job is None:
         raise NotFound(f"no transfer job {call.params['jid']!r}")
     return job.to_json()

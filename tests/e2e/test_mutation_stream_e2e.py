@@ -14,9 +14,10 @@ pytestmark = pytest.mark.e2e
 
 def read_events(server_url: str, n: int, headers: dict[str, str], out: list,
                 ready: threading.Event) -> None:
-    with httpx.stream("GET", server_url + "/api/mutations/stream", headers=headers,
-                      timeout=30) as r:
-        assert r.headers["content-type"].startswith("text/event-stream")
+    with httpx.stream("GET", server_url + "/api/mutations/stream", timeout=30,
+                      headers={"Accept": "text/event-stream", **headers}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream"), (r.status_code,
+                                                                           r.read())
         ev: dict[str, str] = {}
         for line in r.iter_lines():
             if line.startswith(": dvidpy"):

@@ -114,12 +114,15 @@ def populate(c: httpx.Client) -> list[str]:
 
 
 def narrow_uuids(doc: dict[str, Any], uuids: list[str]) -> dict[str, Any]:
-    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID."""
-    for item in doc["paths"].values():
+    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID, and
+    the mutation streams' ``follow`` fixed to ``false`` (a live tail never ends)."""
+    for path, item in doc["paths"].items():
         for op in item.values():
             for p in op.get("parameters", []):
                 if p["name"] == "uuid":
                     p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
+                if p["name"] == "follow" and path.endswith("/mutations/stream"):
+                    p["schema"] = {"type": "string", "enum": ["false"]}
     return doc
 
 

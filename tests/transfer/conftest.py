@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-_spec = importlib.util.spec_from_file_location(
-    "_e2e_conftest", Path(__file__).resolve().parents[1] / "e2e" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_e2e)
-ServerProcess = _e2e.ServerProcess
+from servers import ServerProcess
 
 MakeServer = Callable[..., Any]
 

@@ -1,0 +1,176 @@
+"""What auth keeps in the metadata store: API tokens (hashed) and per-repo grants.
+
+API tokens look like ``dvp_<id>_<secret>``: ``id`` (12 hex) finds the record, the secret (32
+random bytes, URL-safe base64) is stored only as its SHA-256, compared in constant time. A
+record holds the user, creation and expiry times, a note and whether it was revoked; a
+revoked or expired token is refused, and a token made by another server is unknown here.
+
+Grants are per repo (by root UUID): ``{"public": bool, "grants": {principal: level},
+"instances": {name: {principal: level}}}`` with principals ``user:U``, ``group:G`` or ``*``
+(any authenticated caller) and levels ``read`` < ``write`` < ``admin``. An instance entry
+that names a caller overrides the repo's level for that instance (up or down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from typing import Any
+
+from dvidpy.errors import BadRequest
+from dvidpy.keys import meta_key
+from storage import KeyRange, KVEngine
+
+LEVELS = {"read": 1, "write": 2, "admin": 3}
+_PRINCIPAL = re.compile(r"^(\*|user:[^\s]{1,256}|group:[^\s]{1,256})$")
+_TOKEN = re.compile(r"^dvp_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+
+
+def level_of(name: str) -> int:
+    """The rank of a level name; 400 for an unknown one."""
+    if name not in LEVELS:
+        raise BadRequest(f"unknown access level {name!r} (read, write or admin)")
+    return LEVELS[name]
+
+
+def check_principal(p: Any) -> str:
+    """``p`` if it is ``*``, ``user:NAME`` or ``group:NAME``; else 400."""
+    if not isinstance(p, str) or not _PRINCIPAL.match(p):
+        raise BadRequest(f"bad principal {p!r}: use '*', 'user:NAME' or 'group:NAME'")
+    return p
+
+
+class TokenStore:
+    """API tokens in the metadata store (see the module docstring)."""
+
+    PREFIX = "auth/token/"
+
+    def __init__(self, engine: KVEngine) -> None:
+        self.engine = engine
+
+    def create(self, user: str, ttl: float | None = None, note: str = "") -> tuple[str, dict]:
+        """A new token for ``user``: ``(token, record)``; the token is shown only now."""
+        if not user:
+            raise BadRequest("a token needs a user")
+        tid = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        now = time.time()
+        rec = {"id": tid, "user": user, "created": now,
+               "expires": (now + ttl) if ttl else None, "note": note, "revoked": False,
+               "sha256": hashlib.sha256(secret.encode()).hexdigest()}
+        self.engine.put(meta_key(self.PREFIX + tid), json.dumps(rec).encode())
+        return f"dvp_{tid}_{secret}", rec
+
+    def _get(self, tid: str) -> dict[str, Any] | None:
+        raw = self.engine.get(meta_key(self.PREFIX + tid))
+        return None if raw is None else json.loads(raw)
+
+    def verify(self, token: str) -> str | None:
+        """The user of a valid token; None when unknown, wrong, revoked or expired."""
+        m = _TOKEN.match(token)
+        if not m:
+            return None
+        rec = self._get(m.group(1))
+        if rec is None or rec["revoked"]:
+            return None
+        digest = hashlib.sha256(m.group(2).encode()).hexdigest()
+        if not hmac.compare_digest(digest, rec["sha256"]):
+            return None
+        if rec["expires"] is not None and time.time() > rec["expires"]:
+            return None
+        return rec["user"]
+
+    def list(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Records (without hashes), all or ``user``'s."""
+        out = []
+        for _, raw in self.engine.scan(KeyRange.prefix(meta_key(self.PREFIX))):
+            rec = json.loads(raw)
+            if user is None or rec["user"] == user:
+                rec.pop("sha256", None)
+                out.append(rec)
+        return sorted(out, key=lambda r: r["created"])
+
+    def revoke(self, tid: str) -> dict[str, Any] | None:
+        """Mark a token revoked; its record, or None when unknown."""
+        rec = self._get(tid)
+        if rec is None:
+            return None
+        rec["revoked"] = True
+        self.engine.put(meta_key(self.PREFIX + tid), json.dumps(rec).encode())
+        rec.pop("sha256", None)
+        return rec
+
+
+class GrantStore:
+    """Per-repo grants in the metadata store, cached in memory."""
+
+    PREFIX = "auth/grants/"
+
+    def __init__(self, engine: KVEngine) -> None:
+        self.engine = engine
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, root: str) -> dict[str, Any]:
+        """The grants of the repo with root ``root`` (empty ones when never set)."""
+        g = self._cache.get(root)
+        if g is None:
+            raw = self.engine.get(meta_key(self.PREFIX + root))
+            g = json.loads(raw) if raw else {"public": False, "grants": {}, "instances": {}}
+            self._cache[root] = g
+        return g
+
+    def _put(self, root: str, g: dict[str, Any]) -> None:
+        self.engine.put(meta_key(self.PREFIX + root), json.dumps(g).encode())
+        self._cache[root] = g
+
+    def update(self, root: str, grants: dict[str, str], instance: str | None = None,
+               public: bool | None = None) -> dict[str, Any]:
+        """Add or change grants (and the public flag); the repo's new grants."""
+        for p, lv in grants.items():
+            check_principal(p)
+            level_of(lv)
+        with self._lock:
+            g = json.loads(json.dumps(self.get(root)))
+            table = g["grants"] if instance is None else g["instances"].setdefault(instance, {})
+            table.update(grants)
+            if public is not None:
+                g["public"] = public
+            self._put(root, g)
+            return g
+
+    def remove(self, root: str, principals: list[str], instance: str | None = None) -> dict:
+        """Drop grants of ``principals``; the repo's new grants."""
+        for p in principals:
+            check_principal(p)
+        with self._lock:
+            g = json.loads(json.dumps(self.get(root)))
+            table = g["grants"] if instance is None else g["instances"].get(instance, {})
+            for p in principals:
+                table.pop(p, None)
+            if instance is not None and not table:
+                g["instances"].pop(instance, None)
+            self._put(root, g)
+            return g
+
+    def level(self, root: str, principals: list[str], instance: str | None = None) -> int:
+        """The highest level any of ``principals`` has on the repo (or, where an entry for
+        the instance names one of them, on the instance); 0 for none."""
+        g = self.get(root)
+        if instance is not None:
+            inst = g["instances"].get(instance)
+            if inst:
+                hits = [LEVELS[inst[p]] for p in principals if p in inst]
+                if hits:
+                    return max(hits)
+        return max((LEVELS[g["grants"][p]] for p in principals if p in g["grants"]),
+                   default=0)
+
+    def public(self, root: str) -> bool:
+        """Whether anyone may read the repo."""
+        return bool(self.get(root)["public"])
