@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes import protos
 from dvidpy import jsonio
@@ -51,6 +51,7 @@ from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
 from dvidpy.http.spec import EMPTY, JSON, OCTET, PROTOBUF, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
@@ -80,14 +81,43 @@ def key_bytes(key: str) -> bytes:
     return key.encode("utf-8", "surrogateescape")
 
 
+def _template() -> bytes:
+    ti = tarfile.TarInfo("x")
+    ti.mode = 0o755
+    return ti.tobuf(format=tarfile.PAX_FORMAT)
+
+
+_TEMPLATE = _template()
+
+
+def tar_header(name: str, size: int, mtime: int) -> bytes:
+    """The header of one tar member (mode 0755, as DVID writes them), byte-identical to
+    :mod:`tarfile`'s PAX-format header; built by hand for plain names of at most 100
+    bytes (every keyvalue key, in practice), else by :mod:`tarfile` (with a PAX record)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or not name.isascii() or size >= 8**11 or not name:
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode, ti.mtime = size, 0o755, mtime
+        return ti.tobuf(format=tarfile.PAX_FORMAT)
+    h = bytearray(_TEMPLATE)
+    h[0:100] = raw.ljust(100, b"\0")
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"%011o\0" % mtime
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
 def tar_entry(name: str, data: bytes) -> bytes:
     """One tar member (header, data, padding) with mode 0755, as DVID writes them."""
-    ti = tarfile.TarInfo(name)
-    ti.size = len(data)
-    ti.mode = 0o755
-    ti.mtime = int(time.time())
-    pad = (-len(data)) % tarfile.BLOCKSIZE
-    return ti.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * pad
+    return b"".join(tar_pieces(name, data))
+
+
+def tar_pieces(name: str, data: bytes | memoryview) -> tuple[bytes, bytes | memoryview, bytes]:
+    """Header, data and padding of one tar member, for streaming without copying data."""
+    n = data.nbytes if isinstance(data, memoryview) else len(data)
+    return (tar_header(name, n, int(time.time())), data,
+            b"\0" * ((-n) % tarfile.BLOCKSIZE))
 
 
 TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
@@ -323,9 +353,9 @@ def respond_pairs(call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
         body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
         return Response(body, media_type="application/json")
     if call.flag("tar") or call.flag("jsontar"):
-        def tar() -> Iterator[bytes]:
+        def tar() -> Iterator[bytes | memoryview]:
             for k, v in pairs:
-                yield tar_entry(k, v)
+                yield from tar_pieces(k, v)
             yield TAR_END
 
         return StreamingResponse(tar(), media_type="application/tar")

@@ -29,7 +29,6 @@ the first keys of one range scan instead of scanning every label.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -113,7 +112,7 @@ class Labelsz(Datatype):
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.lock = threading.RLock()
+        self.lock = self.instance_lock()  # across servers when coordinated
 
     @classmethod
     def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:

@@ -132,9 +132,12 @@ class Roi(Datatype):
 
     def _load(self, ctx: VersionedCtx) -> tuple[np.ndarray, np.ndarray]:
         key = ctx.version
+        # on a store other servers write, only committed versions may be cached here
+        use_cache = not self.shared_store or (ctx.versioned and ctx.node.locked
+                                              and not ctx.allow_locked)
         with self._lock:
-            hit = self._cache.get(key)
-            gen = self._gen
+            hit = self._cache.get(key) if use_cache else None
+            gen = self._gen if use_cache else -1
         if hit is not None:
             return hit
         meta = self.get_property(ctx, _META) or {"chunks": 0, "spans": 0}

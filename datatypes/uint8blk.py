@@ -255,7 +255,9 @@ class Uint8Blk(Datatype):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self._stripes = [threading.Lock() for _ in range(N_STRIPES)]
-        self._commit_lock = threading.Lock()
+        self._commit_lock: Any = threading.Lock()
+        if self.shared_store:  # other servers read-modify-write these blocks too
+            self._commit_lock = self.instance_lock()
         self._job_lock = threading.Lock()
         self._job: dict[str, Any] = {"State": "idle", "Level": 0, "Levels": 0,
                                      "BlocksDone": 0, "BlocksTotal": 0, "Error": ""}
@@ -677,7 +679,10 @@ class Uint8Blk(Datatype):
                 lk.release()
 
     def lock_blocks(self, coords: np.ndarray) -> Uint8Blk._Locked:
-        """Context manager holding the stripe locks of ``coords`` (sorted: no deadlock)."""
+        """Context manager holding the stripe locks of ``coords`` (sorted: no deadlock);
+        on a shared store, the instance lock held across servers instead."""
+        if self.shared_store:
+            return self._Locked([self._commit_lock])
         return self._Locked([self._stripes[i] for i in self._stripe_ids(coords)])
 
     def store_blocks(self, ctx: VersionedCtx, coords: np.ndarray, values: Sequence[bytes],

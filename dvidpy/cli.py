@@ -3,6 +3,7 @@
 ``dvidpy serve``                      serve 127.0.0.1:8000 with LevelDB under ./dvid-data
 ``dvidpy serve --config dvid.toml``   serve with a DVID-style TOML configuration
 ``dvidpy serve --memory``             everything in memory (throwaway)
+``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (postgres...)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
@@ -18,6 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dvidpy.config import ConfigError, Settings
 
@@ -43,6 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.workers != 1:
+        return _serve_workers(args, settings)
     try:
         app = create_app(settings)
     except Exception as e:  # engines that cannot open: say why instead of a traceback
@@ -50,10 +54,108 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from dvidpy.http.protocol import protocol_class
 
+    if args.reuse_port:  # one of --workers N
+        config = uvicorn.Config(app, access_log=False, log_level="warning",
+                                timeout_keep_alive=30,
+                                http=protocol_class(settings.header_timeout))
+        uvicorn.Server(config).run(sockets=[_reuse_port_socket(settings.host, settings.port)])
+        return 0
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30,
                 http=protocol_class(settings.header_timeout))
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """``--workers N``: N ``dvidpy serve`` processes on one port (``SO_REUSEPORT``: the
+    kernel spreads connections over them), each opening the TOML's stores itself, kept
+    running by this supervisor (a worker that dies is restarted; SIGTERM/SIGINT stop them
+    all). Every store must be shared (an engine that several processes may open at once,
+    e.g. postgres): a LevelDB, RocksDB or memory store, or a bucket without
+    ``shared = true``, is refused before anything starts, and so is a configuration that
+    does not open (checked once in this process).
+
+    Not uvicorn's own ``--workers``: its workers accept on a socket inherited without its
+    protocol number, so asyncio's own event loop never sets ``TCP_NODELAY`` and every
+    keep-alive response waits ~40 ms for a delayed ACK (measured: 23 requests/s per
+    connection; uvloop happens not to have the problem). Each worker here is an ordinary
+    ``dvidpy serve`` (the same protocol, settings and startup checks as one process).
+    """
+    import signal
+    import subprocess
+    import time
+
+    from dvidpy.repo import RepoManager
+    from storage import engine_class
+
+    if args.workers < 1:
+        print("dvidpy: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.config:
+        print("dvidpy: --workers needs --config with shared stores (the default LevelDB "
+              "and --memory serve one process only)", file=sys.stderr)
+        return 2
+    if not settings.port:
+        print("dvidpy: --workers needs a fixed --port", file=sys.stderr)
+        return 2
+    for alias, spec in settings.stores.items():
+        cls = engine_class(spec.engine)
+        if not (spec.is_shared() and cls.shareable):
+            why = ("serves one process at a time" if not cls.shareable
+                   else "is not configured 'shared = true'")
+            print(f"dvidpy: --workers {args.workers} needs every store shared by all "
+                  f"workers; store {alias!r} ({spec.engine}) {why}. Use postgres (or gcs/s3 "
+                  f"with shared = true), or run one worker.", file=sys.stderr)
+            return 2
+    try:
+        RepoManager(settings).close()
+    except Exception as e:
+        print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "dvidpy.cli", "serve", "--config", args.config,
+           "--host", settings.host, "--port", str(settings.port), "--reuse-port"]
+    if args.quiet:
+        cmd.append("--quiet")
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs = [subprocess.Popen(cmd) for _ in range(args.workers)]
+    log = logging.getLogger("dvidpy.workers")
+    while not stopping:
+        time.sleep(0.2)
+        for i, p in enumerate(procs):
+            if p.poll() is not None and not stopping:
+                log.warning("worker pid %d exited with %s; starting another", p.pid,
+                            p.returncode)
+                procs[i] = subprocess.Popen(cmd)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return 0
+
+
+def _reuse_port_socket(host: str, port: int) -> Any:
+    """A listening TCP socket with ``SO_REUSEPORT``, made with ``IPPROTO_TCP`` so that
+    asyncio sets ``TCP_NODELAY`` on the connections it accepts."""
+    import socket
+
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                      socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind((host, port))
+    s.listen(2048)
+    s.set_inheritable(False)
+    return s
 
 
 def _transfer(args: argparse.Namespace) -> int:
@@ -171,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8000)")
     s.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1); more than one needs every store "
+                   "shared, e.g. postgres")
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=_serve)
     for cmd, who in (("push", "the source server sends"), ("pull", "the receiving server fetches")):
         t = sub.add_parser(cmd, help=f"copy a repo between servers ({who})")

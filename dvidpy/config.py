@@ -13,7 +13,7 @@ Example::
     writeBatchBytes = 67108864      # bulk writes commit in batches of about this many bytes
 
     [store.raid6]
-    engine = "leveldb"              # leveldb | rocksdb | gcs | memory (basholeveldb, gbucket too)
+    engine = "leveldb"              # leveldb | rocksdb | postgres | gcs | s3 | memory
     path = "/data/dbs/leveldb"
     [store.fast]
     engine = "rocksdb"
@@ -22,6 +22,15 @@ Example::
     engine = "gcs"
     bucket = "my-bucket/prefix"
     endpoint = "http://127.0.0.1:9023"   # optional, e.g. an emulator
+    [store.pg]
+    engine = "postgres"
+    dsn = "postgresql://dvid@db.example:5432/dvid"   # password: PGPASSWORD or ~/.pgpass
+    table = "dvid_kv"
+    [store.s3]
+    engine = "s3"
+    bucket = "my-bucket/prefix"
+    endpoint = "http://127.0.0.1:9000"   # optional (MinIO, Ceph); default AWS
+    region = "us-east-1"                 # credentials: AWS_* environment variables
 
     [backend.default]                # required unless exactly one store exists
     store = "raid6"
@@ -80,12 +89,29 @@ def _positive(table: dict[str, Any], key: str, default: Any, typ: type,
 
 @dataclass
 class StoreSpec:
-    """One ``[store.NAME]`` table: an engine name and its options."""
+    """One ``[store.NAME]`` table: an engine name and its options.
+
+    Keys that belong to dvidpy rather than to the engine are taken out of ``options``:
+    ``shared`` (several servers use the store at once; default true for ``postgres``,
+    false otherwise; see :mod:`dvidpy.coord`), and the cache tier of
+    :mod:`dvidpy.cache`: ``cache_mb`` (in-process LRU of committed-version reads, MiB;
+    0 = none; for LevelDB and RocksDB ``cache_mb`` remains their own block cache),
+    ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl`` (seconds a Redis
+    entry lives, default 3600).
+    """
 
     alias: str
     engine: str
     location: str
     options: dict[str, Any] = field(default_factory=dict)
+    shared: bool | None = None
+    cache_mb: float = 0.0
+    redis: str = ""
+    cache_ttl: int = 3600
+
+    def is_shared(self) -> bool:
+        """Whether several servers may use this store at once (see the class docstring)."""
+        return self.engine == "postgres" if self.shared is None else self.shared
 
 
 @dataclass
@@ -207,12 +233,17 @@ class Settings:
             opts = dict(spec)
             engine = str(opts.pop("engine"))
             engine = ENGINE_ALIASES.get(engine, engine)
-            loc = str(opts.pop("path", opts.pop("bucket", "")))
+            loc = str(opts.pop("path", opts.pop("bucket", opts.pop("dsn", ""))))
             if engine in ("leveldb", "rocksdb"):
                 if not loc:
                     raise ConfigError(f"[store.{alias}] engine {engine} needs a path")
                 loc = str((base_dir / loc).resolve())
-            s.stores[alias] = StoreSpec(alias, engine, loc, opts)
+            elif engine in ("postgres", "s3") and not loc:
+                what = "a dsn" if engine == "postgres" else "a bucket"
+                raise ConfigError(f"[store.{alias}] engine {engine} needs {what}")
+            spec_ = StoreSpec(alias, engine, loc, opts)
+            _store_extras(spec_, opts)
+            s.stores[alias] = spec_
         if not s.stores:
             raise ConfigError("the config defines no [store.NAME] table")
         for rule, spec in data.get("backend", {}).items():
@@ -233,6 +264,10 @@ class Settings:
             s.backend["default"] = next(iter(s.stores))
         return s
 
+    def coordinated(self) -> bool:
+        """True when servers share the metadata store (and so coordinate through it)."""
+        return self.stores[self.metadata_store()].is_shared()
+
     def store_for_instance(self, typename: str, name: str, root_uuid: str, data_uuid: str,
                            tags: dict[str, str]) -> str:
         """The store alias an instance lives in, by DVID's precedence rules."""
@@ -251,3 +286,40 @@ class Settings:
     def metadata_store(self) -> str:
         """Alias of the store holding repos, DAGs and counters."""
         return self.backend.get("metadata", self.backend["default"])
+
+
+def _engine_option(engine: str, name: str) -> bool:
+    """True when engine ``engine`` has its own option ``name`` (LevelDB's and RocksDB's
+    ``cache_mb`` is their block cache, not the cache tier)."""
+    from storage.registry import EngineUnavailable, engine_class
+
+    try:
+        return name in getattr(engine_class(engine), "defaults", {})
+    except EngineUnavailable:
+        return False
+
+
+def _store_extras(spec: StoreSpec, opts: dict[str, Any]) -> None:
+    """Move dvidpy's own keys (shared, cache_mb, redis, cache_ttl) out of engine options;
+    ``cache_mb`` stays with an engine that has that option itself (LevelDB, RocksDB)."""
+    where = f"[store.{spec.alias}]"
+    if "shared" in opts:
+        v = opts.pop("shared")
+        if not isinstance(v, bool):
+            raise ConfigError(f"{where} shared must be true or false")
+        spec.shared = v
+    if "cache_mb" in opts and not _engine_option(spec.engine, "cache_mb"):
+        v = opts.pop("cache_mb")
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ConfigError(f"{where} cache_mb must be a number >= 0")
+        spec.cache_mb = float(v)
+    if "redis" in opts:
+        v = opts.pop("redis")
+        if not isinstance(v, str) or not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{where} redis must be a URL such as redis://HOST:6379/0")
+        spec.redis = v
+    if "cache_ttl" in opts:
+        v = opts.pop("cache_ttl")
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{where} cache_ttl must be a positive number of seconds")
+        spec.cache_ttl = v

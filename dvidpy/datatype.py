@@ -368,6 +368,23 @@ class Datatype:
             return out
         return json_response(out)
 
+    def instance_lock(self, on_acquire: Callable[[], None] | None = None) -> Any:
+        """A reentrant lock serializing this instance's read-modify-write edits: a
+        ``threading.RLock`` on a single server; across every server of a coordinated
+        deployment (:mod:`dvidpy.coord`), with ``on_acquire`` run after each outermost
+        acquisition to drop in-memory state other servers may have changed."""
+        import threading
+
+        coord = getattr(self.manager, "coord", None)
+        if coord is None or not coord.shared:
+            return threading.RLock()
+        return coord.lock(f"instance/{self.meta.data_uuid}", on_acquire)
+
+    @property
+    def shared_store(self) -> bool:
+        """True when other servers write this instance's store too."""
+        return bool(getattr(self.store, "shared", False))
+
     def save_meta(self) -> None:
         """Persist changes to ``self.meta``."""
         self.manager.save_repo(self.repo)

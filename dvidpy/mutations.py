@@ -33,7 +33,10 @@ Server-Sent Events (always on)
     (:mod:`dvidpy.http.mutations_api`) replay the log after ``Last-Event-ID`` and then
     follow it live; each event's ``id:`` is the record's sequence number.
 
-``retain`` (default 100000) bounds the stream log. DVID's ``[kafka]`` table (``servers``,
+``retain`` (default 100000) bounds the stream log. Servers sharing their stores
+(coordinated deployments) share one log: records are numbered under a cross-server lock,
+and each server's sinks deliver from the shared log (Redis refuses the second copy of an
+entry id; webhook receivers dedupe by ``Sequence``). DVID's ``[kafka]`` table (``servers``,
 ``topicPrefix``, ...) and its ``[mutations]`` keys ``jsonstore``/``httpstore``/
 ``blobstore`` are read and shown in ``/api/server/config``; there is no Kafka sink (no
 broker was in reach to test one against).
@@ -146,6 +149,12 @@ class MutationHub:
         self._listeners: list[Callable[[int], None]] = []
         raw = self.meta.get(SEQ_KEY)
         self.last_seq = int(raw) if raw else 0
+        coord = getattr(mgr, "coord", None)
+        # servers sharing their stores number the records one at a time (a cross-server
+        # lock, the counter re-read under it); otherwise the local lock
+        self._seq_lock: Any = (coord.lock("mutations-seq", local=threading.RLock())
+                               if getattr(mgr, "coordinated", False) and coord is not None
+                               else self._lock)
         self._threads: list[threading.Thread] = []
         self.sinks: list[Sink] = []
         s = self.settings
@@ -212,7 +221,13 @@ class MutationHub:
         return moved
 
     def _move(self, eng: KVEngine, items: list[tuple[bytes, bytes]]) -> None:
-        with self._lock:
+        with self._seq_lock:
+            if self._seq_lock is not self._lock:  # another server may have moved some
+                raw = self.meta.get(SEQ_KEY)
+                self.last_seq = max(self.last_seq, int(raw) if raw else 0)
+                items = [(k, v) for k, v in items if eng.get(k) is not None]
+                if not items:
+                    return
             first = self.last_seq + 1
             same = eng is self.meta
             wb = self.meta.batch()

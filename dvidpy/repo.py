@@ -6,25 +6,48 @@ branch HEAD, ``~N`` for the N-th ancestor along that branch), creates instances 
 store chosen by the configuration, hands out VersionIDs, InstanceIDs and mutation ids, and
 persists all of it as JSON records in the metadata store (keyspace ``0x00``) after every
 change, so a restart finds everything again without replaying history.
+
+**Several servers over one shared metadata store** (a *coordinated* deployment, see
+:mod:`dvidpy.coord`): every metadata change runs under one cross-server lease (``meta``),
+which first reloads whatever other servers changed; VersionIDs, InstanceIDs and
+mutation-id blocks come from compare-and-swap counters; each save writes a new random
+generation token (:data:`GEN_KEY`) that every server polls every 0.2 s (and re-reads at
+once when a UUID or instance name is not found), so a repo, version, instance, lock or
+branch made on one server is visible on the others well within 1 s. A save whose repo
+record changed on another server since this one last read it is refused
+(:class:`~dvidpy.errors.Conflict`, nothing written) and the repo reloaded. With an
+exclusive metadata store (LevelDB, the default) none of this runs: one process, in-memory
+counters, exactly as before.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import threading
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dvidpy.config import Settings
+from dvidpy.config import ConfigError, Settings
+from dvidpy.coord import (
+    Coordinator,
+    Identity,
+    Lease,
+    claim_exclusive,
+    claim_shared,
+    deployment_id,
+    explain_busy,
+    release_exclusive,
+)
 from dvidpy.dag import UUID_RE, Ancestry, Node, VersionDAG, log_line, timestamp
 from dvidpy.datatype import Datatype, InstanceMeta, datatype_class
 from dvidpy.errors import BadRequest, Conflict, LockedNodeError
 from dvidpy.keys import data_key, meta_key
 from dvidpy.versioned import VersionedCtx, VersionedStore
-from storage import KeyRange, KVEngine, open_engine
+from storage import KeyRange, KVEngine, engine_class, open_engine
 
 RESERVED_NAMES = frozenset({"log", "branch", "note", "commit", "newversion", "status", "tag"})
 MUTATION_STRIDE = 1000
@@ -32,6 +55,10 @@ MUTATION_STRIDE = 1000
 RESOLVE_NOTE = "Version for deleting conflicts before merge"
 #: versioned writes per engine batch when a resolve fills its new versions
 RESOLVE_BATCH = 20_000
+#: metadata key holding a random token rewritten by every repo save (coordinated mode)
+GEN_KEY = meta_key("gen")
+COUNTERS_KEY = meta_key("counters")
+MUTID_KEY = meta_key("mutids")
 
 
 def new_uuid() -> str:
@@ -54,6 +81,8 @@ class Repo:
     updated: str = field(default_factory=timestamp)
     mutation_id: int = 0
     saved_mutation_id: int = 0
+    #: the stored record as last read or written by this server (coordinated mode)
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     def to_meta(self) -> dict[str, Any]:
         """Persisted form (instances as metadata only)."""
@@ -76,24 +105,224 @@ class RepoManager:
 
     def __init__(self, settings: Settings, engines: Mapping[str, KVEngine] | None = None) -> None:
         self.settings = settings
+        self.me = Identity.here()
+        self.coordinated = settings.coordinated()
+        self._check_sharing()
         self.engines: dict[str, KVEngine] = dict(engines or {})
-        for alias, spec in settings.stores.items():
-            if alias not in self.engines:
-                self.engines[alias] = open_engine(spec.engine, spec.location, **spec.options)
-        self.stores = {a: VersionedStore(e) for a, e in self.engines.items()}
-        self.meta_engine = self.engines[settings.metadata_store()]
+        self._leases: dict[str, Lease | None] = {}
+        self.coord: Coordinator | None = None
+        try:
+            for alias, spec in settings.stores.items():
+                if alias not in self.engines:
+                    with explain_busy(alias, engine_class(spec.engine), spec.location):
+                        self.engines[alias] = open_engine(spec.engine, spec.location,
+                                                          **spec.options)
+            self.meta_engine = self.engines[settings.metadata_store()]
+            self.coord = Coordinator(self.meta_engine, self.coordinated, self.me)
+            self._claim_stores()
+        except BaseException:
+            self.close()
+            raise
+        self.stores = {a: self._versioned_store(a, e) for a, e in self.engines.items()}
         self.lock = threading.RLock()
+        self._meta_lock: Any = self.lock
+        if self.coordinated:
+            # self.lock is its local part: one lock order, no deadlock in this process
+            self._meta_lock = self.coord.lock("meta", on_acquire=self.refresh, local=self.lock)
         self.repos: dict[str, Repo] = {}
         self._uuids: list[str] = []  # sorted, every node UUID of every repo
         self._by_uuid: dict[str, tuple[Repo, Node]] = {}
         self._by_data_uuid: dict[str, Datatype] = {}
-        counters = self._get_json(meta_key("counters")) or {}
+        self._seen_gen = self.meta_engine.get(GEN_KEY)
+        self._saves = 0
+        counters = self._get_json(COUNTERS_KEY) or {}
         self.next_version = int(counters.get("version", 1))
         self.next_instance = int(counters.get("instance", 1))
         self._load()
         from dvidpy.mutations import MutationHub
 
         self.mutations = MutationHub(self, settings.mutations)
+        if self.coordinated:
+            self.coord.add_poller(self.refresh)
+
+    # ----- sharing ----------------------------------------------------------------------
+
+    def _is_shared(self, alias: str) -> bool:
+        spec = self.settings.stores.get(alias)
+        return spec is not None and spec.is_shared()
+
+    def _check_sharing(self) -> None:
+        """Refuse shared stores on engines that cannot be shared, or without a shared
+        metadata store (two servers would then allocate the same ids)."""
+        meta = self.settings.metadata_store()
+        for alias, spec in self.settings.stores.items():
+            if not spec.is_shared():
+                continue
+            cls = engine_class(spec.engine)
+            if not cls.shareable:
+                raise ConfigError(
+                    f"[store.{alias}] engine {spec.engine} cannot be shared by several "
+                    f"servers (shared = true needs postgres, gcs or s3)")
+            if not self.settings.stores[meta].is_shared():
+                raise ConfigError(
+                    f"[store.{alias}] is shared but the metadata store {meta!r} is not: "
+                    f"servers sharing data must share their metadata store (make it "
+                    f"postgres, or set shared = true on it)")
+
+    def _versioned_store(self, alias: str, engine: KVEngine) -> VersionedStore:
+        """The versioned store over ``engine``, with the cache tier its TOML table asks
+        for (none in ``fullwrite`` mode, where committed versions can change)."""
+        spec = self.settings.stores.get(alias)
+        shared = self._is_shared(alias)
+        if spec is None or not (spec.cache_mb > 0 or spec.redis) \
+                or self.settings.rwmode == "fullwrite":
+            return VersionedStore(engine, shared=shared)
+        from dvidpy.cache import CachedVersionedStore
+
+        return CachedVersionedStore(engine, shared=shared, cache_mb=spec.cache_mb,
+                                    redis_url=spec.redis, ttl=spec.cache_ttl)
+
+    def cache_stats(self) -> dict[str, int]:
+        """Cache-tier hit/miss counters of this process (see :func:`dvidpy.cache.cache_stats`)."""
+        from dvidpy.cache import cache_stats
+
+        return cache_stats()
+
+    def _claim_stores(self) -> None:
+        """Record this server as holder of each exclusive store (refusing a live holder)
+        and mark shared stores as this deployment's."""
+        assert self.coord is not None
+        dep = deployment_id(self.meta_engine) if self.coordinated else ""
+        for alias, eng in self.engines.items():
+            loc = self.settings.stores[alias].location if alias in self.settings.stores \
+                else ""
+            if self._is_shared(alias):
+                claim_shared(alias, eng, dep)
+            else:
+                self._leases[alias] = claim_exclusive(alias, eng, loc, self.me, self.coord)
+
+    @contextlib.contextmanager
+    def _mutating(self, repo: Repo | None = None) -> Iterator[None]:
+        """Hold the metadata lock (cross-server when coordinated). When coordinated and
+        the block fails, ``repo`` is reloaded from its stored record, undoing in-memory
+        changes that were not saved."""
+        with self._meta_lock:
+            next_version, saves = self.next_version, self._saves
+            try:
+                yield
+            except BaseException:
+                if self.coordinated and repo is not None:
+                    self._reload_repo(repo.root)
+                if not self.coordinated and saves == self._saves:
+                    self.next_version = next_version  # a failed change uses no VersionID
+                raise
+
+    def _fresh(self, repo: Repo, node: Node) -> Node:
+        """``node`` as it is in ``repo``'s current DAG (a refresh may have replaced it)."""
+        cur = repo.dag.nodes.get(node.version)
+        if cur is None or cur.uuid != node.uuid:
+            raise BadRequest(f"version {node.uuid} is not in repo {repo.root}")
+        return cur
+
+    def _alloc_version(self) -> int:
+        """A new VersionID (compare-and-swap counter when coordinated)."""
+        if self.coordinated:
+            assert self.coord is not None
+            return self.coord.allocate(COUNTERS_KEY, "version", start=self.next_version)
+        v = self.next_version
+        self.next_version += 1
+        return v
+
+    def alloc_version(self) -> int:
+        """A VersionID for a version made outside the manager's own methods (transfers):
+        recorded as used (persisted with the next save, or by its CAS when coordinated)."""
+        with self.lock:
+            return self._alloc_version()
+
+    def alloc_instance(self) -> int:
+        """An InstanceID for an instance made outside :meth:`new_instance` (transfers)."""
+        if self.coordinated:
+            assert self.coord is not None
+            return self.coord.allocate(COUNTERS_KEY, "instance", start=self.next_instance)
+        with self.lock:
+            iid = self.next_instance
+            self.next_instance += 1
+            return iid
+
+    def save_counters(self, wb: Any) -> None:
+        """Queue the in-memory counters into a metadata batch ``wb`` (nothing when
+        coordinated: the counters are persisted by their compare-and-swap)."""
+        if not self.coordinated:
+            wb.put(COUNTERS_KEY, json.dumps(
+                {"version": self.next_version, "instance": self.next_instance}).encode())
+
+    def refresh(self) -> bool:
+        """Reload repos changed by other servers, if the generation token moved. Returns
+        whether it moved (then a failed lookup is worth retrying). A no-op (False) for an
+        exclusive metadata store."""
+        if not self.coordinated:
+            return False
+        gen = self.meta_engine.get(GEN_KEY)
+        if gen == self._seen_gen:
+            return False
+        with self.lock:
+            if gen == self._seen_gen:  # another thread applied it while we waited
+                return True
+            changed = False
+            for _k, raw in self.meta_engine.scan(KeyRange.prefix(meta_key("repo/"))):
+                d = json.loads(raw)
+                repo = self.repos.get(d["root"])
+                if repo is not None and repo.raw == raw:
+                    continue
+                self._apply_record(d, raw)
+                changed = True
+            if changed:
+                self._reindex()
+            # Only now: a thread that sees this token finds everything it covers applied.
+            # A change saved during the scan has a newer token: the next poll rescans.
+            self._seen_gen = gen
+            return True
+
+    def _reload_repo(self, root: str) -> None:
+        with self.lock:
+            raw = self.meta_engine.get(meta_key(f"repo/{root}"))
+            if raw is None:
+                self.repos.pop(root, None)
+            else:
+                self._apply_record(json.loads(raw), raw)
+            self._reindex()
+
+    def _apply_record(self, d: dict[str, Any], raw: bytes) -> Repo:
+        """Create or update (in place) the repo described by a stored record."""
+        repo = self.repos.get(d["root"])
+        dag = VersionDAG.from_json(d["dag"])
+        if repo is None:
+            repo = Repo(root=d["root"], dag=dag)
+            mut = self._get_json(meta_key(f"mutid/{repo.root}"))
+            repo.saved_mutation_id = int(mut or d.get("saved_mutation_id", 0))
+            repo.mutation_id = repo.saved_mutation_id
+            self.repos[repo.root] = repo
+        repo.dag = dag
+        repo.alias, repo.description = d["alias"], d["description"]
+        repo.log, repo.properties = d["log"], d["properties"]
+        repo.created, repo.updated = d["created"], d["updated"]
+        repo.raw = raw
+        for m in d["instances"]:
+            meta = InstanceMeta.from_json(m)
+            inst = repo.instances.get(meta.name)
+            if inst is None:
+                self._attach_instance(repo, meta)
+            else:
+                inst.meta.__dict__.update(meta.__dict__)
+        return repo
+
+    def _reindex(self) -> None:
+        uuids: dict[str, tuple[Repo, Node]] = {}
+        for repo in self.repos.values():
+            for n in repo.dag.nodes.values():
+                uuids[n.uuid] = (repo, n)
+        self._by_uuid = uuids
+        self._uuids = sorted(uuids)
 
     # ----- persistence ------------------------------------------------------------------
 
@@ -102,30 +331,42 @@ class RepoManager:
         return None if raw is None else json.loads(raw)
 
     def _load(self) -> None:
+        # Mutation ids are persisted in strides; restart above the saved ceiling.
         for _k, raw in self.meta_engine.scan(KeyRange.prefix(meta_key("repo/"))):
-            d = json.loads(raw)
-            dag = VersionDAG.from_json(d["dag"])
-            repo = Repo(root=d["root"], dag=dag, alias=d["alias"],
-                        description=d["description"], log=d["log"],
-                        properties=d["properties"], created=d["created"],
-                        updated=d["updated"])
-            mut = self._get_json(meta_key(f"mutid/{repo.root}"))
-            repo.saved_mutation_id = int(mut or d.get("saved_mutation_id", 0))
-            # Mutation ids are persisted in strides; restart above the saved ceiling.
-            repo.mutation_id = repo.saved_mutation_id
-            self._index_repo(repo)
-            for m in d["instances"]:
-                self._attach_instance(repo, InstanceMeta.from_json(m))
+            self._apply_record(json.loads(raw), raw)
+        self._reindex()
 
     def save_repo(self, repo: Repo) -> None:
-        """Write ``repo`` and the server counters to the metadata store."""
-        with self.lock:
+        """Write ``repo`` and the server counters to the metadata store.
+
+        Coordinated: under the metadata lease; raises :class:`Conflict` (and reloads the
+        repo) when another server changed the stored record since this one read it.
+        """
+        self._saves += 1
+        if not self.coordinated:
+            with self.lock:
+                repo.updated = timestamp()
+                wb = self.meta_engine.batch()
+                wb.put(meta_key(f"repo/{repo.root}"), json.dumps(repo.to_meta()).encode())
+                wb.put(COUNTERS_KEY, json.dumps(
+                    {"version": self.next_version, "instance": self.next_instance}).encode())
+                wb.commit()
+            return
+        before = repo.raw
+        with self._meta_lock:  # (taking it may reload repos changed elsewhere)
+            key = meta_key(f"repo/{repo.root}")
+            stored = self.meta_engine.get(key)
+            if repo.raw != before or (stored is not None and stored != repo.raw):
+                self._reload_repo(repo.root)
+                raise Conflict(f"repo {repo.root} was changed by another server meanwhile; "
+                               "nothing was saved, retry the request")
             repo.updated = timestamp()
-            wb = self.meta_engine.batch()
-            wb.put(meta_key(f"repo/{repo.root}"), json.dumps(repo.to_meta()).encode())
-            wb.put(meta_key("counters"), json.dumps(
-                {"version": self.next_version, "instance": self.next_instance}).encode())
-            wb.commit()
+            raw = json.dumps(repo.to_meta()).encode()
+            self.meta_engine.put(key, raw)
+            repo.raw = raw
+            token = new_uuid().encode()
+            self.meta_engine.put(GEN_KEY, token)
+            self._seen_gen = token
 
     def _index_repo(self, repo: Repo) -> None:
         self.repos[repo.root] = repo
@@ -153,8 +394,21 @@ class RepoManager:
         return inst
 
     def close(self) -> None:
-        """Stop the mutation stream, then close every engine."""
-        self.mutations.close()
+        """Stop the mutation stream and coordinating, give up held stores and close every
+        engine."""
+        hub = getattr(self, "mutations", None)
+        if hub is not None:
+            hub.close()
+        if self.coord is not None:
+            self.coord.close()
+        for alias, lease in self._leases.items():
+            spec = self.settings.stores.get(alias)
+            release_exclusive(self.engines[alias], spec.location if spec else "", self.me,
+                              lease)
+        self._leases.clear()
+        for st in getattr(self, "stores", {}).values():
+            if hasattr(st, "close"):
+                st.close()
         for e in self.engines.values():
             e.close()
 
@@ -168,7 +422,19 @@ class RepoManager:
     # ----- resolution -------------------------------------------------------------------
 
     def resolve(self, spec: str) -> tuple[Repo, Node]:
-        """Resolve ``PREFIX``, ``PREFIX:BRANCH`` or ``PREFIX:BRANCH~N`` to a node."""
+        """Resolve ``PREFIX``, ``PREFIX:BRANCH`` or ``PREFIX:BRANCH~N`` to a node.
+
+        Coordinated: a spec that does not resolve is tried again after a refresh (it may
+        name something another server just made).
+        """
+        try:
+            return self._resolve(spec)
+        except BadRequest:
+            if not self.refresh():
+                raise
+        return self._resolve(spec)
+
+    def _resolve(self, spec: str) -> tuple[Repo, Node]:
         prefix, sep, branch = spec.partition(":")
         back = 0
         if "~" in (branch if sep else prefix):
@@ -222,6 +488,8 @@ class RepoManager:
     def instance(self, repo: Repo, name: str) -> Datatype:
         """Instance ``name`` of ``repo``; 400 when unknown (DVID's status)."""
         inst = repo.instances.get(name)
+        if inst is None and self.refresh():
+            inst = repo.instances.get(name)
         if inst is None:
             raise BadRequest(f"no data instance named {name!r} in repo {repo.root}")
         return inst
@@ -255,28 +523,33 @@ class RepoManager:
     def create_repo(self, alias: str = "", description: str = "",
                     root: str | None = None) -> Repo:
         """A new repo with one open root node on ``master``."""
-        with self.lock:
+        with self._mutating():
             uuid = self._check_new_uuid(root)
-            node = Node(uuid=uuid, version=self.next_version)
-            self.next_version += 1
+            node = Node(uuid=uuid, version=self._alloc_version())
             repo = Repo(root=uuid, dag=VersionDAG(node), alias=alias, description=description)
             self._index_repo(repo)
-            self.save_repo(repo)
+            try:
+                self.save_repo(repo)
+            except BaseException:
+                if self.coordinated:
+                    self.repos.pop(uuid, None)
+                    self._reindex()
+                raise
             return repo
 
     def commit(self, repo: Repo, node: Node, note: str = "", log: list[str] | None = None) -> None:
         """Lock ``node``."""
-        with self.lock:
-            repo.dag.commit(node, note, log or ())
+        with self._mutating(repo):
+            repo.dag.commit(self._fresh(repo, node), note, log or ())
             self.save_repo(repo)
 
     def new_version(self, repo: Repo, parent: Node, note: str = "",
                     uuid: str | None = None) -> Node:
         """Child of ``parent`` on its branch."""
-        with self.lock:
+        with self._mutating(repo):
             u = self._check_new_uuid(uuid)
-            child = repo.dag.new_version(parent, u, self.next_version, note)
-            self.next_version += 1
+            parent = self._fresh(repo, parent)
+            child = repo.dag.new_version(parent, u, self._alloc_version(), note)
             self._index_node(repo, child)
             self.save_repo(repo)
             return child
@@ -284,10 +557,10 @@ class RepoManager:
     def new_branch(self, repo: Repo, parent: Node, name: str, note: str = "",
                    uuid: str | None = None) -> Node:
         """Child of ``parent`` starting branch ``name``."""
-        with self.lock:
+        with self._mutating(repo):
             u = self._check_new_uuid(uuid)
-            child = repo.dag.new_branch(parent, name, u, self.next_version, note)
-            self.next_version += 1
+            parent = self._fresh(repo, parent)
+            child = repo.dag.new_branch(parent, name, u, self._alloc_version(), note)
             self._index_node(repo, child)
             self.save_repo(repo)
             return child
@@ -298,11 +571,11 @@ class RepoManager:
         existing version."""
         if not tag:
             raise BadRequest("tag needs a non-empty 'tag'")
-        with self.lock:
+        with self._mutating(repo):
             if tag in self._by_uuid:
                 raise BadRequest(f"tag {tag!r} is already a version UUID")
-            child = repo.dag.new_branch(node, f"tag-{tag}", tag, self.next_version, note)
-            self.next_version += 1
+            node = self._fresh(repo, node)
+            child = repo.dag.new_branch(node, f"tag-{tag}", tag, self._alloc_version(), note)
             self._index_node(repo, child)
             repo.dag.commit(child)
             self.save_repo(repo)
@@ -310,9 +583,9 @@ class RepoManager:
 
     def merge(self, repo: Repo, parents: list[Node], note: str = "") -> Node:
         """A conflict-free merge node of ``parents`` (all in ``repo``)."""
-        with self.lock:
-            child = repo.dag.merge(parents, new_uuid(), self.next_version, note)
-            self.next_version += 1
+        with self._mutating(repo):
+            parents = [self._fresh(repo, p) for p in parents]
+            child = repo.dag.merge(parents, new_uuid(), self._alloc_version(), note)
             self._index_node(repo, child)
             self.save_repo(repo)
             return child
@@ -320,10 +593,11 @@ class RepoManager:
     def _reserve_version(self) -> int:
         """A fresh VersionID, recorded as used in the metadata store before anything is
         written at it, so that it is never handed out again even after a crash."""
+        if self.coordinated:
+            return self._alloc_version()  # the counter is persisted by its CAS
         with self.lock:
-            v = self.next_version
-            self.next_version += 1
-            self.meta_engine.put(meta_key("counters"), json.dumps(
+            v = self._alloc_version()
+            self.meta_engine.put(COUNTERS_KEY, json.dumps(
                 {"version": self.next_version, "instance": self.next_instance}).encode())
             return v
 
@@ -406,9 +680,10 @@ class RepoManager:
                             b.put(tk, val)
 
         # Make it all visible at once.
-        with self.lock:
+        with self._mutating(repo):
             added: list[Node] = []
             try:
+                parents = [self._fresh(repo, p) for p in parents]
                 new_parents = list(parents)
                 for i, tmp in ext.items():
                     p = parents[i]
@@ -417,9 +692,7 @@ class RepoManager:
                     added.append(child)
                     repo.dag.commit(child, RESOLVE_NOTE)
                     new_parents[i] = child
-                v = self.next_version
-                self.next_version += 1
-                merged = repo.dag.merge(new_parents, new_uuid(), v, note)
+                merged = repo.dag.merge(new_parents, new_uuid(), self._alloc_version(), note)
                 added.append(merged)
                 self.save_repo(repo)
             except BaseException:
@@ -443,6 +716,16 @@ class RepoManager:
 
     def next_mutation_id(self, repo: Repo) -> int:
         """A new repo-wide mutation id, strictly increasing across restarts."""
+        if self.coordinated:
+            assert self.coord is not None
+            with self.lock:  # each server takes blocks of ids from a shared counter
+                if repo.mutation_id >= repo.saved_mutation_id or repo.mutation_id == 0:
+                    first = self.coord.allocate(MUTID_KEY, repo.root, MUTATION_STRIDE,
+                                                start=repo.saved_mutation_id + 1)
+                    repo.mutation_id = first - 1
+                    repo.saved_mutation_id = first + MUTATION_STRIDE - 1
+                repo.mutation_id += 1
+                return repo.mutation_id
         with self.lock:
             repo.mutation_id += 1
             if repo.mutation_id > repo.saved_mutation_id:
@@ -487,14 +770,21 @@ class RepoManager:
             raise BadRequest(f"unknown Checksum {checksum!r} (none or crc32)")
         tags = _parse_tags(settings.get("tags", ""))
         config = cls.parse_settings(settings)
-        with self.lock:
+        with self._mutating(repo):
             if name in repo.instances:
                 raise BadRequest(f"data instance {name!r} already exists in repo {repo.root}")
+            if self._fresh(repo, node).locked:
+                raise LockedNodeError(
+                    f"can't add instance {name!r}: node {node.uuid} is committed (locked)")
             data_uuid = new_uuid()
             store = self.settings.store_for_instance(typename, name, repo.root, data_uuid, tags)
+            iid = self.next_instance
+            if self.coordinated:
+                assert self.coord is not None
+                iid = self.coord.allocate(COUNTERS_KEY, "instance", start=self.next_instance)
             meta = InstanceMeta(
                 name=name, typename=typename, data_uuid=data_uuid,
-                instance_id=self.next_instance, repo_uuid=node.uuid, root_uuid=repo.root,
+                instance_id=iid, repo_uuid=node.uuid, root_uuid=repo.root,
                 versioned=versioned, compression=compression, compression_level=level,
                 checksum=checksum, tags=tags, config=config, store=store,
             )
@@ -506,7 +796,8 @@ class RepoManager:
                 repo.instances.pop(name, None)  # nothing half-made stays behind
                 self._by_data_uuid.pop(meta.data_uuid, None)
                 raise
-            self.next_instance += 1
+            if not self.coordinated:
+                self.next_instance += 1
             repo.log.append(log_line(
                 f"New data instance {name!r} of type {typename!r} with config {settings}"))
             self.save_repo(repo)

@@ -89,6 +89,11 @@ def _vset_key(instance_id: int) -> bytes:
     return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
 
 
+def _unindexed_key(instance_id: int, version: int) -> bytes:
+    """Marker of a version written behind a *shared* store's back (no in-memory index)."""
+    return meta_key(b"vku/" + instance_id.to_bytes(4, "big") + version.to_bytes(4, "big"))
+
+
 def written_prefix(instance_id: int, version: int | None = None) -> bytes:
     """Prefix of the *written-keys index*: ``0x00 | "vk/" | iid u32 | version u32 | TKey``
     → marker, one entry per TKey written (or deleted) at a version of a versioned
@@ -96,6 +101,24 @@ def written_prefix(instance_id: int, version: int | None = None) -> bytes:
     what changed at a version without scanning the instance."""
     p = meta_key(b"vk/" + instance_id.to_bytes(4, "big"))
     return p if version is None else p + version.to_bytes(4, "big")
+
+
+class _AnyVersion:
+    """A set that holds every version: what a server sharing its store with others knows
+    of which versions hold keys of an instance (others may write at any version)."""
+
+    def __contains__(self, v: object) -> bool:
+        return True
+
+    def __or__(self, other: object) -> _AnyVersion:
+        return self
+
+    __ror__ = __or__
+
+    def __and__(self, other: Iterable[int]) -> set[int]:
+        return set(other)
+
+    __rand__ = __and__
 
 
 @dataclass
@@ -116,12 +139,21 @@ class _InstanceVersions:
 
 
 class VersionedStore:
-    """Versioned reads and writes of TKeys for instances stored in one engine."""
+    """Versioned reads and writes of TKeys for instances stored in one engine.
 
-    def __init__(self, engine: KVEngine) -> None:
+    ``shared=True`` (a store other servers write too): the in-memory index of which
+    versions hold keys of an instance is not kept, since another server may add a version
+    at any time; reads then probe or scan every ancestor and writes always clear a
+    possible tombstone, which is always correct and costs a few extra reads.
+    """
+
+    def __init__(self, engine: KVEngine, shared: bool = False) -> None:
         self.engine = engine
+        self.shared = shared
         self._iv: dict[int, _InstanceVersions] = {}
         self._iv_lock = threading.Lock()
+        if shared:
+            self._any = _InstanceVersions(_AnyVersion(), _AnyVersion())  # type: ignore[arg-type]
 
     # ----- resolution -------------------------------------------------------------------
 
@@ -153,6 +185,8 @@ class VersionedStore:
     # ----- which versions hold data of an instance ---------------------------------------
 
     def _versions(self, iid: int) -> _InstanceVersions:
+        if self.shared:
+            return self._any
         iv = self._iv.get(iid)
         if iv is None:
             with self._iv_lock:
@@ -192,7 +226,10 @@ class VersionedStore:
 
         Call after writing data keys behind the store's back (e.g. a repo transfer writing
         raw engine keys); ordinary puts and deletes keep both current by themselves.
+        A no-op on a shared store (which keeps no index).
         """
+        if self.shared:
+            return
         with self._iv_lock:
             iv = self._scan_versions(instance_id, reindex=True)
             self.engine.put(_vset_key(instance_id), iv.to_json())
@@ -205,6 +242,12 @@ class VersionedStore:
         superset is harmless: it only costs a few extra point probes on reads.
         """
         vs = set(versions)
+        if self.shared:  # no in-memory index; mark the versions unindexed for diffs
+            wb = self.engine.batch()
+            for v in vs:
+                wb.put(_unindexed_key(instance_id, v), b"")
+            wb.commit()
+            return
         iv = self._versions(instance_id)
         if vs <= iv.data and vs <= iv.tomb and vs <= iv.unindexed:
             return
@@ -216,11 +259,12 @@ class VersionedStore:
             self._iv[instance_id] = nxt
 
     def _ancestor_candidates(self, ctx: VersionedCtx, iv: _InstanceVersions) -> tuple[int, ...]:
-        c = iv.cands.get(ctx.version)
+        c = None if self.shared else iv.cands.get(ctx.version)
         if c is None:
             data, tomb = iv.data, iv.tomb
             c = tuple(v for v in ctx.ancestry.order[1:] if v in data or v in tomb)
-            iv.cands[ctx.version] = c
+            if not self.shared:
+                iv.cands[ctx.version] = c
         return c
 
     # ----- point reads ------------------------------------------------------------------
@@ -282,7 +326,9 @@ class VersionedStore:
         keys written at the read version, then resolves the rest one by one."""
         suffix = ctx.vbytes + b"\x03"
         direct = self.engine.get_many([ctx.prefix + t + suffix for t in tks])
-        return [d if d is not None else self.get(ctx, t) for d, t in zip(direct, tks, strict=False)]
+        get = VersionedStore.get  # this class's read, also under a caching subclass
+        return [d if d is not None else get(self, ctx, t)
+                for d, t in zip(direct, tks, strict=False)]
 
     # ----- range reads ------------------------------------------------------------------
 
@@ -361,7 +407,9 @@ class VersionedStore:
         sides), so the candidates are the TKeys written at such versions, read from the
         written-keys index of those versions that hold keys of the instance (per the
         version index): cost proportional to what was written between them. Versions
-        marked unindexed fall back to one key-only scan of the instance.
+        marked unindexed fall back to one key-only scan of the instance (on a shared
+        store, which keeps no version index, every version between them is probed for an
+        unindexed marker).
         """
         if not (a.versioned and b.versioned):
             return {}
@@ -372,7 +420,9 @@ class VersionedStore:
         cands: dict[bytes, list[tuple[int, bool]]] = {}
         if not hot:
             return cands
-        if hot & iv.unindexed:
+        unindexed = ({v for v in hot if self.engine.get(_unindexed_key(iid, v)) is not None}
+                     if self.shared else hot & iv.unindexed)
+        if unindexed:
             pre = instance_prefix(iid)
             for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
                 v = _version_of(k)
@@ -532,6 +582,8 @@ class VersionedStore:
         with self._iv_lock:
             n = self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
             self.engine.delete_range(KeyRange.prefix(written_prefix(instance_id)))
+            self.engine.delete_range(KeyRange.prefix(
+                meta_key(b"vku/" + instance_id.to_bytes(4, "big"))))
             self.engine.delete(_vset_key(instance_id))
             self._iv.pop(instance_id, None)
         return n

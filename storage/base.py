@@ -17,10 +17,16 @@ Conventions shared by every engine (checked by :mod:`storage.testing`):
   (GCS) may apply part of the batch if they fail midway. Nothing is applied before
   ``commit()``.
 * Engines are safe to call from several threads at once. ``close()`` may be called twice.
+* ``compare_and_swap(key, expected, new)`` replaces the value only if it still equals
+  ``expected`` (``None``: absent; ``new=None``: delete). Engines with ``shareable = True``
+  (PostgreSQL, GCS, S3) do it atomically *across processes* and may be opened by several
+  servers at once; the default implementation is atomic only within one process, which is
+  all a non-shareable engine (LevelDB, RocksDB, memory) needs.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -151,6 +157,12 @@ class KVEngine(ABC):
     atomic_batches: ClassVar[bool] = True
     #: True when data survives ``close()`` and re-``open()`` of the same location.
     persistent: ClassVar[bool] = True
+    #: True when several processes (servers) may open the same location at once and
+    #: :meth:`compare_and_swap` is atomic across them. False: one process at a time.
+    shareable: ClassVar[bool] = False
+    #: True when ``location`` is a local directory that the engine itself locks against
+    #: other processes (LevelDB, RocksDB).
+    local_path: ClassVar[bool] = False
     #: True when point reads answer from this machine's memory or disk in microseconds
     #: (no network round trip): cheap requests may then run on the server's event loop.
     local: ClassVar[bool] = False
@@ -209,6 +221,27 @@ class KVEngine(ABC):
                 wb = self.batch()
         wb.commit()
         return n
+
+    def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
+        """Set ``key`` to ``new`` (``None`` deletes) iff its value equals ``expected``
+        (``None``: the key is absent). Returns whether the swap happened.
+
+        This default is atomic among threads of one process only (a per-engine lock around
+        ``get`` and ``put``); shareable engines override it with a cross-process primitive.
+        Writes through other methods do not take the lock, so callers use CAS only on keys
+        that are written by CAS alone.
+        """
+        lock = self.__dict__.get("_cas_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_cas_lock", threading.Lock())
+        with lock:
+            if self.get(key) != expected:
+                return False
+            if new is None:
+                self.delete(key)
+            else:
+                self.put(key, new)
+            return True
 
     def describe(self) -> str:
         """Human-readable description, shown as ``KVStore`` in instance info."""

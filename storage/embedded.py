@@ -21,6 +21,7 @@ class EmbeddedEngine(KVEngine):
     atomic_batches = True
     persistent = True
     local = True
+    local_path = True
     #: Every known option with its default; ``open`` rejects any other name.
     defaults: ClassVar[dict[str, Any]]
 

@@ -46,23 +46,17 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
-from google.api_core.exceptions import Conflict, Forbidden, NotFound
+from google.api_core.exceptions import Conflict, Forbidden, NotFound, PreconditionFailed
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from storage.base import GuardedWriteBatch, KeyRange, KVEngine
+from storage.hexnames import HexNames, split_location
 from storage.registry import register_engine
 
 _OPTIONS = {"client", "project", "endpoint", "threads", "create_bucket"}
-_HEX = frozenset("0123456789abcdef")
 _LIST_PAGE = 1000  # GCS's maximum page size for objects.list
 _CONTENT_TYPE = "application/octet-stream"
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = min(len(a), len(b))
-    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), n)
-    return a[:n]
 
 
 class GCSWriteBatch(GuardedWriteBatch):
@@ -100,6 +94,7 @@ class GCSEngine(KVEngine):
     name = "gcs"
     atomic_batches = False
     persistent = True
+    shareable = True
 
     def __init__(
         self,
@@ -114,7 +109,7 @@ class GCSEngine(KVEngine):
         self._bucket = bucket
         self.bucket_name: str = bucket.name
         self.prefix = prefix
-        self._max_key = (1024 - len(prefix.encode())) // 2
+        self._names = HexNames(prefix)
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gcs-kv")
         self._owns_client = owns_client
@@ -130,11 +125,7 @@ class GCSEngine(KVEngine):
         unknown = set(options) - _OPTIONS
         if unknown:
             raise TypeError(f"unknown gcs options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-        loc = location.removeprefix("gs://").strip("/")
-        bucket_name, _, path = loc.partition("/")
-        if not bucket_name:
-            raise ValueError(f"gcs location needs a bucket name: {location!r}")
-        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        bucket_name, prefix = split_location(location, "gs://")
         threads = int(options.get("threads", 16))
         project = options.get("project")
 
@@ -154,18 +145,11 @@ class GCSEngine(KVEngine):
     # ----- naming --------------------------------------------------------------------------
 
     def _name(self, key: bytes) -> str:
-        if not key:
-            raise ValueError("the gcs engine cannot store the empty key")
-        if len(key) > self._max_key:
-            raise ValueError(f"key of {len(key)} bytes is too long for gcs (max {self._max_key})")
-        return self.prefix + key.hex()
+        return self._names.name(key)
 
     def _key(self, name: str) -> bytes | None:
         """The key for an object name under the prefix, or None if it is not one of ours."""
-        rest = name[len(self.prefix) :]
-        if not rest or len(rest) % 2 or not _HEX.issuperset(rest):
-            return None
-        return bytes.fromhex(rest)
+        return self._names.key(name)
 
     # ----- single-object operations ---------------------------------------------------------
 
@@ -210,10 +194,7 @@ class GCSEngine(KVEngine):
 
     def _list(self, rng: KeyRange) -> Iterator[tuple[bytes, str]]:
         """``(key, object name)`` for keys in ``rng`` in ascending order, listed lazily."""
-        start = self.prefix + rng.start.hex()
-        end = None if rng.end is None else self.prefix + rng.end.hex()
-        # Every name in [start, end) shares the common prefix of start and end.
-        list_prefix = self.prefix if end is None else _common_prefix(start, end)
+        start, end, list_prefix = self._names.bounds(rng)
         blobs = self._client.list_blobs(
             self._bucket,
             prefix=list_prefix or None,
@@ -280,6 +261,35 @@ class GCSEngine(KVEngine):
         else:
             for _ in self._pool.map(one, ops):  # re-raises the first failure
                 pass
+
+    def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
+        """Conditional write with GCS generation preconditions: read the object and its
+        generation, compare, then write or delete ``if_generation_match`` that generation
+        (0: "does not exist"). Atomic across servers on real GCS. gcp-storage-emulator
+        neither reports generations nor checks preconditions: against it (no generation
+        in the download) this is a plain read-compare-write, atomic only within one
+        process, so the emulator cannot coordinate several servers."""
+        name = self._name(key)
+        blob = self._bucket.blob(name)
+        try:
+            cur: bytes | None = blob.download_as_bytes(raw_download=True)
+            gen = blob.generation
+        except NotFound:
+            cur, gen = None, 0
+        if cur != expected:
+            return False
+        if gen is None:  # a server without generations (the emulator): unconditional
+            return KVEngine.compare_and_swap(self, key, expected, new)
+        try:
+            if new is None:
+                if gen:
+                    self._bucket.delete_blob(name, if_generation_match=gen)
+            else:
+                self._bucket.blob(name).upload_from_string(
+                    bytes(new), content_type=_CONTENT_TYPE, if_generation_match=gen)
+        except (PreconditionFailed, NotFound):
+            return False
+        return True
 
     def batch(self) -> GCSWriteBatch:
         """A new (non-atomic) write batch."""

@@ -26,6 +26,8 @@ _BUILTIN: dict[str, tuple[str, str, str]] = {
     "leveldb": ("storage.leveldb", "LevelDBEngine", "plyvel"),
     "rocksdb": ("storage.rocksdb", "RocksDBEngine", "dvidpy[rocksdb]"),
     "gcs": ("storage.gcs", "GCSEngine", "dvidpy[gcs]"),
+    "postgres": ("storage.postgres", "PostgresEngine", "dvidpy[postgres]"),
+    "s3": ("storage.s3", "S3Engine", "dvidpy[s3]"),
 }
 _REGISTERED: dict[str, type[KVEngine]] = {}
 

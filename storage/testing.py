@@ -24,7 +24,9 @@ instead override ``engine`` entirely; persistent engines then also override
 for slow backends (``many_keys``, ``threads``, ``ops_per_thread``).
 
 :func:`make_engine_state_machine` builds a hypothesis ``RuleBasedStateMachine`` that
-compares an engine with a ``dict`` model; :func:`gcs_emulator` runs the GCS emulator.
+compares an engine with a ``dict`` model; :func:`gcs_emulator` runs the GCS emulator,
+:func:`postgres_server` a throwaway PostgreSQL, :func:`moto_server` an S3-compatible server
+and :func:`redis_server` a Redis, each on 127.0.0.1 (real processes, no mocks).
 Call ``pytest.register_assert_rewrite("storage.testing")`` in a ``conftest.py`` to get
 detailed assertion messages from the inherited tests.
 """
@@ -53,9 +55,13 @@ from storage.base import KeyRange, KVEngine
 from storage.registry import available_engines, engine_class, open_engine
 
 __all__ = [
+    "MOTO_CREDENTIALS",
     "KVEngineTests",
     "gcs_emulator",
     "make_engine_state_machine",
+    "moto_server",
+    "postgres_server",
+    "redis_server",
     "require",
     "run_engine_state_machine",
 ]
@@ -96,6 +102,9 @@ class KVEngineTests:
     #: Threads and operations per thread for the concurrency test.
     threads: ClassVar[int] = 4
     ops_per_thread: ClassVar[int] = 200
+    #: False where the server under test ignores conditional writes (gcp-storage-emulator):
+    #: skips the test of compare_and_swap racing through two handles.
+    cas_is_atomic: ClassVar[bool] = True
 
     # ----- fixtures and hooks --------------------------------------------------------------
 
@@ -463,6 +472,44 @@ class KVEngineTests:
         expected = sorted(b"t%d-%05d" % (t, i) for t in range(self.threads) for i in range(n))
         assert _keys(engine, keys_only=True) == expected
 
+    def test_compare_and_swap(self, engine: KVEngine) -> None:
+        assert engine.compare_and_swap(b"c", None, None)  # absent stays absent
+        assert engine.compare_and_swap(b"c", None, b"1")
+        assert not engine.compare_and_swap(b"c", None, b"2")  # exists now
+        assert not engine.compare_and_swap(b"c", b"0", b"2")  # wrong expectation
+        assert not engine.compare_and_swap(b"c", None, None)
+        assert engine.get(b"c") == b"1"
+        assert engine.compare_and_swap(b"c", b"1", b"")
+        assert engine.get(b"c") == b""
+        assert not engine.compare_and_swap(b"c", b"1", None)
+        assert engine.compare_and_swap(b"c", b"", None)  # delete if equal
+        assert engine.get(b"c") is None
+        assert not engine.compare_and_swap(b"c", b"", b"x")
+
+    def test_compare_and_swap_counter_through_two_handles(self, engine: KVEngine) -> None:
+        """Threads increment one counter by CAS through two handles on one location (two
+        servers, for shareable engines): no increment is lost."""
+        if not self.cas_is_atomic:
+            pytest.skip("the server under test does not check conditional writes")
+        handles = [engine, self._open()] if type(engine).shareable else [engine]
+        per_thread = max(5, self.ops_per_thread // 10)
+
+        def work(h: KVEngine) -> None:
+            for _ in range(per_thread):
+                while True:
+                    cur = h.get(b"n")
+                    nxt = str(int(cur or b"0") + 1).encode()
+                    if h.compare_and_swap(b"n", cur, nxt):
+                        break
+
+        ts = [threading.Thread(target=work, args=(handles[t % len(handles)],))
+              for t in range(self.threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert engine.get(b"n") == str(per_thread * self.threads).encode()
+
     def test_registry_knows_engine(self, engine: KVEngine) -> None:
         assert engine.name in available_engines()
         assert engine_class(engine.name) is type(engine)
@@ -662,3 +709,138 @@ def gcs_emulator(host: str = "127.0.0.1", *, timeout: float = 30.0) -> Iterator[
                     proc.kill()
                     proc.wait()
     raise RuntimeError(f"the GCS emulator did not start: {last_error}")
+
+
+# ----- PostgreSQL, S3 (moto) and Redis servers -------------------------------------------------
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes] | None,
+               timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def postgres_bin_dir() -> str:
+    """The newest ``/usr/lib/postgresql/*/bin`` holding ``initdb`` (Debian's layout)."""
+    import glob
+
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                  key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if not dirs:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql)")
+    return os.path.dirname(dirs[-1])
+
+
+@contextlib.contextmanager
+def postgres_server(host: str = "127.0.0.1", *, timeout: float = 60.0) -> Iterator[str]:
+    """Run a throwaway PostgreSQL from Debian's ``postgresql`` package; yields its DSN.
+
+    ``initdb`` makes a cluster in a temporary directory (trust authentication, fsync off),
+    ``pg_ctl`` starts it on ``host`` and a free port with its socket in that directory, and
+    everything is removed on exit. PostgreSQL refuses to run as root, so as root the
+    directory is given to the ``postgres`` user and the binaries run through
+    ``runuser -u postgres --``. The DSN is ``postgresql://postgres@HOST:PORT/postgres``.
+    """
+    import pwd
+    import shutil
+
+    bindir = postgres_bin_dir()
+    # as root, under /tmp: the postgres user must be able to reach the directory
+    as_root = os.geteuid() == 0
+    tmp = tempfile.mkdtemp(prefix="dvidpy-pg-", dir="/tmp" if as_root else None)
+    prefix: list[str] = []
+    if as_root:
+        pw = pwd.getpwnam("postgres")
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = os.path.join(tmp, "data")
+    log = os.path.join(tmp, "log")
+    port = _free_port(host)
+    try:
+        subprocess.run([*prefix, f"{bindir}/initdb", "-D", data, "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=timeout)
+        opts = (f"-c listen_addresses={host} -p {port} -k {tmp} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-l", log, "-o", opts,
+                        "-w", "-t", str(int(timeout)), "start"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=timeout + 5)
+        if not _wait_port(host, port, None, timeout):
+            raise RuntimeError("PostgreSQL did not open its port")
+        yield f"postgresql://postgres@{host}:{port}/postgres"
+    except subprocess.CalledProcessError as e:
+        tail = ""
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                tail = f.read()[-2000:]
+        raise RuntimeError(f"PostgreSQL did not start: {e.stderr!r} {tail}") from e
+    finally:
+        if os.path.exists(os.path.join(data, "postmaster.pid")):
+            subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate",
+                            "-w", "stop"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Credentials the S3 fixture puts in the environment (moto accepts any).
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def moto_server(host: str = "127.0.0.1", *, timeout: float = 60.0) -> Iterator[str]:
+    """Run moto's standalone S3-compatible server (``python -m moto.server``) in a child
+    process; yields its endpoint URL. State is in memory and gone on exit. Clients need
+    credentials in the environment (any values: see :data:`MOTO_CREDENTIALS`)."""
+    port = _free_port(host)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p",
+                                 str(port)], stdout=log, stderr=log)
+        try:
+            if not _wait_port(host, port, proc, timeout):
+                log.seek(0)
+                raise RuntimeError(f"moto server did not start: {log.read()[-2000:]!r}")
+            yield f"http://{host}:{port}"
+        finally:
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def redis_server(host: str = "127.0.0.1", *, timeout: float = 30.0) -> Iterator[str]:
+    """Run Debian's ``redis-server`` on ``host`` and a free port with its working directory
+    in a temporary folder and persistence off; yields ``redis://HOST:PORT/0``."""
+    import shutil
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+    port = _free_port(host)
+    with tempfile.TemporaryDirectory(prefix="dvidpy-redis-") as tmp:
+        proc = subprocess.Popen([exe, "--bind", host, "--port", str(port), "--dir", tmp,
+                                 "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if not _wait_port(host, port, proc, timeout):
+                raise RuntimeError("redis-server did not start")
+            yield f"redis://{host}:{port}/0"
+        finally:
+            _stop(proc)

@@ -72,3 +72,60 @@ def gcs_bucket(gcs_emulator: str) -> Iterator[str]:
             blob.delete()
         bucket.delete()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a throwaway PostgreSQL (Debian's package, run as ``postgres``) for the session.
+
+    Give each test its own table (see ``pg_table``).
+    """
+    from storage.testing import postgres_server
+
+    with postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def pg_table(postgres_dsn: str) -> Iterator[str]:
+    """A fresh table name on the session PostgreSQL, dropped after the test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield name
+    with psycopg.connect(postgres_dsn, autocommit=True) as c:
+        c.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of moto's S3 server for the session; test credentials are put in the
+    environment (inherited by child processes) while it runs."""
+    from storage.testing import MOTO_CREDENTIALS, moto_server
+
+    old = {k: os.environ.get(k) for k in MOTO_CREDENTIALS}
+    os.environ.update(MOTO_CREDENTIALS)
+    try:
+        with moto_server() as endpoint:
+            yield endpoint
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """Name of a fresh bucket name on the session moto server (created on first open)."""
+    return f"test-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0`` of a throwaway ``redis-server`` for the session."""
+    from storage.testing import redis_server
+
+    with redis_server() as url:
+        yield url

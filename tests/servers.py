@@ -37,7 +37,7 @@ class ServerProcess:
                "--port", str(self.port), *self.args]
         self.logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[1],  # the repo root
+                                     cwd=Path(__file__).resolve().parents[1],
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -119,7 +118,7 @@ class Annotation(SyncMixin, Datatype):
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.lock = threading.RLock()
+        self.lock = self.instance_lock()  # across servers when coordinated
         self.labels = LabelSource(self)
 
     # ----- settings -----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -76,8 +75,9 @@ class LabelmapCore(Datatype):
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.lock = threading.RLock()  # serializes writes and edits of this instance
-        self.mapping = MappingCache(self.store)
+        # serializes writes and edits of this instance (across servers when coordinated)
+        self.lock = self.instance_lock(on_acquire=self._drop_shared_state)
+        self.mapping = MappingCache(self.store, shared=self.shared_store)
         self._repo_max: int | None = None
         self._next_label: int | None = None
         self._pending_repo_max = 0
@@ -200,6 +200,12 @@ class LabelmapCore(Datatype):
         ext = out["Extended"]
         out["Extents"] = {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}
         return out
+
+    def _drop_shared_state(self) -> None:
+        """Forget counters that another server may have changed (the mapping cache of a
+        shared store holds committed versions only, which cannot change)."""
+        self._repo_max = None
+        self._next_label = None
 
     # ----- counters ---------------------------------------------------------------------
 

@@ -11,6 +11,10 @@ version can change, and only the instance's own edits change it: an edit calls
 :meth:`MappingCache.update` after its batch commits, which also bumps the version's
 generation so a concurrent reader that fetched before the commit does not insert stale
 entries. Each version's cache is bounded (cleared when it exceeds ``max_entries``).
+
+With ``shared=True`` (other servers edit the same store) only reads at committed versions
+(not writable in ``fullwrite`` mode) are cached, since other servers' edits at open
+versions are not seen here.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ __all__ = ["MappingCache"]
 class MappingCache:
     """Supervoxel → body lookups at a version, cached in memory per version."""
 
-    def __init__(self, store: VersionedStore, max_entries: int = 2_000_000) -> None:
+    def __init__(self, store: VersionedStore, max_entries: int = 2_000_000,
+                 shared: bool = False) -> None:
         self.store = store
+        self.shared = shared
         self.max_entries = max_entries
         self._caches: dict[int, dict[int, int]] = {}
         self._gen: dict[int, int] = {}
@@ -40,6 +46,8 @@ class MappingCache:
         """``{sv: body}`` for the given supervoxels at ``ctx`` (identity when unmapped,
         0 for retired supervoxels, 0 → 0)."""
         wanted = {int(s) for s in svs}
+        if self.shared and not (ctx.versioned and ctx.node.locked and not ctx.allow_locked):
+            return self._fetch(ctx, wanted)
         v = ctx.version
         with self._lock:
             cache = self._caches.setdefault(v, {})
@@ -49,11 +57,7 @@ class MappingCache:
         out[0] = 0
         if not missing:
             return out
-        missing = [s for s in missing if s != 0]
-        vals = self.store.get_many(ctx, [mapping_tkey(s) for s in missing])
-        fetched = {}
-        for s, val in zip(missing, vals, strict=True):
-            fetched[s] = s if val is None else int.from_bytes(val, "little")
+        fetched = self._fetch(ctx, set(missing))
         out.update(fetched)
         with self._lock:
             if self._gen.get(v, 0) == gen:
@@ -61,6 +65,14 @@ class MappingCache:
                 if len(cache) + len(fetched) > self.max_entries:
                     cache.clear()
                 cache.update(fetched)
+        return out
+
+    def _fetch(self, ctx: VersionedCtx, wanted: set[int]) -> dict[int, int]:
+        svs = [s for s in wanted if s != 0]
+        vals = self.store.get_many(ctx, [mapping_tkey(s) for s in svs])
+        out = {s: s if val is None else int.from_bytes(val, "little")
+               for s, val in zip(svs, vals, strict=True)}
+        out[0] = 0
         return out
 
     def map_array(self, ctx: VersionedCtx, labels: np.ndarray) -> np.ndarray:
@@ -77,6 +89,9 @@ class MappingCache:
 
     def update(self, version: int, changes: dict[int, int]) -> None:
         """Record entries just written at ``version`` (call after the batch commits)."""
+        if self.shared:
+            self.invalidate(version)
+            return
         with self._lock:
             self._gen[version] = self._gen.get(version, 0) + 1
             cache = self._caches.setdefault(version, {})

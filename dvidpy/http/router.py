@@ -288,7 +288,12 @@ class Dispatcher:
         method = scope["method"]
         try:
             resp = await self.respond(scope, counting_receive, method, bool(cors))
-            await resp(scope, counting_receive, send_wrapper)
+            try:
+                await resp(scope, counting_receive, send_wrapper)
+            except DvidError as e:  # raised by a stream before its first write
+                if status[0] != 0:
+                    raise
+                await error_response(e, scope["path"])(scope, receive, send_wrapper)
         except Exception:  # a failure while streaming: nothing more can reach the client
             errlog.exception("error while answering %s %s", method, scope["path"])
             if status[0] == 0:

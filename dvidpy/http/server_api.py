@@ -175,12 +175,12 @@ def compiled_types(call: HttpCall) -> Any:
     return {n: c.type_url for n, c in registered_datatypes().items()}
 
 
-@routes.get("/api/load", "Load: requests and bytes per second, handlers active",
-            inline=True)
+@routes.get("/api/load", "Load: requests and bytes per second, handlers active, and the "
+            "cache tier's hits/misses", inline=True)
 def load(call: HttpCall) -> Any:
     """DVID's fields as per-second rates over the last seconds (see
-    :mod:`dvidpy.http.load`)."""
-    return call.state.load.snapshot()
+    :mod:`dvidpy.http.load`), plus the cache tier's counters."""
+    return {**call.state.load.snapshot(), **call.mgr.cache_stats()}
 
 
 @routes.get("/api/help", "HTML index of the datatypes and the API", returns="text/html",

@@ -238,8 +238,7 @@ class Receiver:
             for n in nodes:
                 u = n["UUID"]
                 if (local is None or u not in local.dag.by_uuid) and u not in staged:
-                    entry = dict(n, Local=mgr.next_version, Locked=True)
-                    mgr.next_version += 1
+                    entry = dict(n, Local=mgr.alloc_version(), Locked=True)
                     rec["nodes"].append(entry)
                     staged[u] = entry["Local"]
                     changed = True
@@ -289,8 +288,7 @@ class Receiver:
             if changed:
                 wb = mgr.meta_engine.batch()
                 wb.put(_rec_key(root), json.dumps(rec).encode())
-                wb.put(meta_key("counters"), json.dumps(
-                    {"version": mgr.next_version, "instance": mgr.next_instance}).encode())
+                mgr.save_counters(wb)
                 wb.commit()
                 self._recs[root] = rec
             groups = []
@@ -376,12 +374,11 @@ class Receiver:
                                                 im["data_uuid"], im["tags"])
         meta = InstanceMeta(
             name=im["name"], typename=im["typename"], data_uuid=im["data_uuid"],
-            instance_id=mgr.next_instance, repo_uuid=im["repo_uuid"], root_uuid=root,
+            instance_id=mgr.alloc_instance(), repo_uuid=im["repo_uuid"], root_uuid=root,
             versioned=im["versioned"], compression=im["compression"],
             compression_level=im["compression_level"], checksum=im["checksum"],
             tags=dict(im["tags"]), syncs=list(im["syncs"]), config=dict(im["config"]),
             store=store)
-        mgr.next_instance += 1
         return meta.to_json()
 
     # ----- chunks -----------------------------------------------------------------------

@@ -38,12 +38,12 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from starlette.concurrency import iterate_in_threadpool
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 
 from dvidpy.errors import BadRequest, DvidError, Forbidden, NotFound, TooLarge
 from dvidpy.http.router import HttpCall, ServerState
 from dvidpy.http.spec import OCTET, TEXT, Body, Param
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.http.table import RouteTable
 from dvidpy.transfer.client import (
     HttpSink,
@@ -171,23 +171,12 @@ def count(call: HttpCall) -> Any:
 
 @routes.post("/api/transfer/stream", "Stream records as checksummed frames", mutates=False,
              access="admin", body=_STREAM_REQ, returns=OCTET)
-async def stream(call: HttpCall) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
+def stream(call: HttpCall) -> Response:
     req = call.json("stream request")
     if not isinstance(req, dict):
         raise BadRequest("expected a JSON stream request")
-    frames = await run_in_threadpool(transfer_state(call).source.stream, req)
-    # Validation errors surface on the first item; fetch it before answering 200.
-    it = iter(frames)
-    first = await run_in_threadpool(next, it, None)
-
-    def rest() -> Any:
-        if first is not None:
-            yield first
-            yield from it
-
-    return StreamingResponse(iterate_in_threadpool(rest()), media_type=OCTET)
+    # validation errors surface on the first frame, which is made before the 200 is sent
+    return StreamingResponse(transfer_state(call).source.stream(req), media_type=OCTET)
 
 
 @routes.post("/api/transfer/receive", "Begin receiving: manifest in, plan out",

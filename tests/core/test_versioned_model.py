@@ -45,12 +45,15 @@ def model_read(graph: nx.DiGraph, writes: dict, version: int, tk: bytes) -> obje
     return live[0]
 
 
-def make_machine(engine_factory):
+def make_machine(engine_factory, store_factory=VersionedStore):
+    """``store_factory(engine)`` builds the store under test (a plain, shared or cached
+    :class:`VersionedStore`)."""
+
     class VersionedMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.engine = engine_factory()
-            self.store = VersionedStore(self.engine)
+            self.store = store_factory(self.engine)
             self.next_v = 2
             self.dag = VersionDAG(Node(uuid=f"{1:032x}", version=1))
             self.graph = nx.DiGraph()
@@ -109,7 +112,7 @@ def make_machine(engine_factory):
         @rule()
         def reopen_store(self) -> None:
             # a new store object must find the persisted version index
-            self.store = VersionedStore(self.engine)
+            self.store = store_factory(self.engine)
 
         @rule()
         def rebuild_index(self) -> None:
@@ -183,6 +186,10 @@ def make_machine(engine_factory):
                         list(self.store.scan(ctx, b"", None))
                 else:
                     assert list(self.store.scan(ctx, b"", None)) == sorted(expect_scan)
+                    # a bounded range (what a cache may keep whole), twice
+                    for _ in range(2):
+                        assert list(self.store.scan(ctx, tkey(177, b""), tkey(178, b""))) \
+                            == sorted(expect_scan)
                     keys = [k for k, _ in self.store.scan(ctx, b"", None, keys_only=True)]
                     assert keys == [k for k, _ in sorted(expect_scan)]
 
@@ -210,4 +217,21 @@ def test_versioned_store_matches_model_leveldb(tmp_path_factory: pytest.TempPath
 
     machine = make_machine(factory)
     machine.TestCase.settings = settings(SETTINGS, max_examples=25)
+    machine.TestCase().runTest()
+
+
+@pytest.mark.parametrize("kind", ["shared", "lru", "tiny-lru"])
+def test_shared_and_cached_stores_match_model(kind: str) -> None:
+    """A store shared with other servers (no version index) and the cache tier (committed
+    reads cached forever, in an LRU big enough for everything or one that evicts all the
+    time) read exactly what the model says."""
+    from dvidpy.cache import CachedVersionedStore
+
+    factories = {
+        "shared": lambda e: VersionedStore(e, shared=True),
+        "lru": lambda e: CachedVersionedStore(e, cache_mb=1),
+        "tiny-lru": lambda e: CachedVersionedStore(e, cache_mb=0.0003),  # ~3 entries
+    }
+    machine = make_machine(lambda: open_engine("memory"), factories[kind])
+    machine.TestCase.settings = settings(SETTINGS, max_examples=30)
     machine.TestCase().runTest()

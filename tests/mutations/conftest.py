@@ -1,26 +1,24 @@
 """A restartable ``redis-server`` (Debian's) on 127.0.0.1 for the mutation-stream tests.
 
-Unlike a session-wide Redis, these tests kill the server mid-run and start it again on the
-same port and data folder, so the fixture owns the process. Append-only persistence with
-``fsync always`` keeps every acknowledged entry across a SIGKILL.
+The session-wide ``redis_url`` fixture (``storage.testing.redis_server``) runs without
+persistence and cannot be restarted; these tests kill Redis mid-run and start it again on
+the same port and data folder, so the fixture owns the process (reusing the port and
+wait helpers of :mod:`storage.testing`). Append-only persistence with ``fsync always``
+keeps every acknowledged entry across a SIGKILL.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from storage.testing import _free_port, _wait_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HOST = "127.0.0.1"
 
 
 class RedisProcess:
@@ -32,38 +30,27 @@ class RedisProcess:
             pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
         self.exe = exe
         self.folder = folder
-        self.port = free_port()
+        self.port = _free_port(HOST)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{HOST}:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-             str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--protected-mode", "yes"],
+            [self.exe, "--bind", HOST, "--port", str(self.port), "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        if not _wait_port(HOST, self.port, self.proc, 20):
+            raise RuntimeError("redis-server did not start")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-    def stop(self) -> None:
-        self.kill()
 
 
 @pytest.fixture
@@ -72,4 +59,4 @@ def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
     folder.mkdir()
     r = RedisProcess(folder)
     yield r
-    r.stop()
+    r.kill()
