@@ -9,8 +9,9 @@
 
 Any two nodes of one repo may be compared (not only parent and child). A key is *added*
 when it reads nothing at ``from`` and something at ``to``, *deleted* the other way round,
-*changed* when both read different bytes; *conflicts* lists keys whose read conflicts at a
-merge version on either side (they are in ``changed`` too). Keys are shown as each
+*changed* when both read different bytes; *conflicts* lists keys written between the two
+versions whose read conflicts at a merge version on either side (they are in ``changed``
+too; a conflict both sides inherit unchanged is no difference). Keys are shown as each
 datatype shows them (:meth:`Datatype.describe_key <dvidpy.datatype.Datatype.describe_key>`:
 keyvalue key strings, label ids, block coordinates); internal keys (mutation logs, blobs)
 are left out of the lists but feed the typed ``summary``

@@ -26,8 +26,13 @@ new children of the losing parents so that a merge of them reads the winner's va
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import sys
 import threading
+import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -95,12 +100,44 @@ def _unindexed_key(instance_id: int, version: int) -> bytes:
 
 
 def written_prefix(instance_id: int, version: int | None = None) -> bytes:
-    """Prefix of the *written-keys index*: ``0x00 | "vk/" | iid u32 | version u32 | TKey``
-    → marker, one entry per TKey written (or deleted) at a version of a versioned
-    instance, in the batch that writes it. :meth:`VersionedStore.diff` reads it to find
-    what changed at a version without scanning the instance."""
+    """Prefix of the *written-keys index*: ``0x00 | "vk/" | iid u32 | version u32 | batch id``
+    → the TKeys one batch wrote or deleted at that version of a versioned instance
+    (:func:`pack_tkeys`), written in that batch: one extra key per batch.
+    :meth:`VersionedStore.diff` reads it to find what changed at a version without
+    scanning the instance."""
     p = meta_key(b"vk/" + instance_id.to_bytes(4, "big"))
     return p if version is None else p + version.to_bytes(4, "big")
+
+
+_batch_ids = itertools.count()
+
+
+def _batch_id() -> bytes:
+    """A key suffix unique to one batch of this process (ns time + counter + pid)."""
+    return (time.time_ns().to_bytes(8, "big") + (next(_batch_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+            + (os.getpid() & 0xFFFFFFFF).to_bytes(4, "big"))
+
+
+def pack_tkeys(tks: Sequence[bytes]) -> bytes:
+    """TKeys as one index value: count (u32 BE), their lengths (u32 BE each), then the
+    TKeys back to back (two C-level joins, whatever the count)."""
+    lens = array("I", map(len, tks))
+    if sys.byteorder == "little":
+        lens.byteswap()
+    return len(tks).to_bytes(4, "big") + lens.tobytes() + b"".join(tks)
+
+
+def unpack_tkeys(value: bytes) -> Iterator[bytes]:
+    """Inverse of :func:`pack_tkeys`."""
+    n = int.from_bytes(value[:4], "big")
+    lens = array("I")
+    lens.frombytes(value[4:4 + 4 * n])
+    if sys.byteorder == "little":
+        lens.byteswap()
+    i = 4 + 4 * n
+    for ln in lens:
+        yield value[i:i + ln]
+        i += ln
 
 
 class _AnyVersion:
@@ -207,16 +244,18 @@ class VersionedStore:
     def _scan_versions(self, iid: int, reindex: bool = False) -> _InstanceVersions:
         iv = _InstanceVersions(set(), set())
         pre = instance_prefix(iid)
-        wb = self.engine.batch() if reindex else None
-        if wb is not None:
-            self.engine.delete_range(KeyRange.prefix(written_prefix(iid)))
-        vk = written_prefix(iid)
+        per_version: dict[int, list[bytes]] = {}
         for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
             v = _version_of(k)
             (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(v)
-            if wb is not None:
-                wb.put(vk + k[-SUFFIX_LEN:-1] + k[len(pre):-SUFFIX_LEN], k[-1:])
-        if wb is not None:
+            if reindex:
+                per_version.setdefault(v, []).append(k[len(pre):-SUFFIX_LEN])
+        if reindex:
+            self.engine.delete_range(KeyRange.prefix(written_prefix(iid)))
+            wb = self.engine.batch()
+            for v, tks in per_version.items():
+                for i in range(0, len(tks), 65536):
+                    wb.put(written_prefix(iid, v) + _batch_id(), pack_tkeys(tks[i:i + 65536]))
             wb.commit()
         return iv
 
@@ -397,10 +436,9 @@ class VersionedStore:
 
     # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) ------------------------
 
-    def diff_candidates(self, a: VersionedCtx,
-                        b: VersionedCtx) -> dict[bytes, list[tuple[int, bool]]]:
-        """TKeys that may read differently at ``a`` and ``b`` (one instance), each with its
-        revisions ``(version, is_tombstone)`` at the versions between them.
+    def diff_candidates(self, a: VersionedCtx, b: VersionedCtx) -> dict[bytes, set[int]]:
+        """TKeys that may read differently at ``a`` and ``b`` (one instance), each with the
+        versions between them that wrote or deleted it.
 
         Only revisions at versions that are ancestors of one context but not of the other
         can make the reads differ (revisions at common ancestors resolve the same from both
@@ -417,7 +455,7 @@ class VersionedStore:
         iv = self._versions(iid)
         between = set(a.ancestry.pos).symmetric_difference(b.ancestry.pos)
         hot = between & (iv.data | iv.tomb)
-        cands: dict[bytes, list[tuple[int, bool]]] = {}
+        cands: dict[bytes, set[int]] = {}
         if not hot:
             return cands
         unindexed = ({v for v in hot if self.engine.get(_unindexed_key(iid, v)) is not None}
@@ -427,23 +465,22 @@ class VersionedStore:
             for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
                 v = _version_of(k)
                 if v in hot:
-                    cands.setdefault(k[len(pre):-SUFFIX_LEN], []).append(
-                        (v, k[-1] == MARK_TOMBSTONE))
+                    cands.setdefault(k[len(pre):-SUFFIX_LEN], set()).add(v)
             return cands
         for v in sorted(hot):
-            p = written_prefix(iid, v)
-            n = len(p)
-            for k, m in self.engine.scan(KeyRange.prefix(p)):
-                cands.setdefault(k[n:], []).append((v, m == b"\x4f"))
+            for _, packed in self.engine.scan(KeyRange.prefix(written_prefix(iid, v))):
+                for tk in unpack_tkeys(packed):
+                    cands.setdefault(tk, set()).add(v)
         return cands
 
     def diff(self, a: VersionedCtx, b: VersionedCtx) -> Iterator[tuple[bytes, object, object]]:
         """``(tkey, value at a, value at b)`` for every TKey whose read differs between two
         contexts of one instance, in TKey order; a value is bytes, ``None`` (absent) or
-        :data:`CONFLICT` (the read conflicts at that merge version). A key rewritten with
-        the same bytes does not differ. See :meth:`diff_candidates` for the cost: per
-        candidate, a side with a linear ancestry that wrote the key reads its nearest
-        revision directly (no read for a tombstone); other sides read normally."""
+        :data:`CONFLICT` (the read conflicts at that merge version; reported for keys
+        written between the contexts). A key rewritten with the same bytes does not
+        differ. See :meth:`diff_candidates` for the cost: per
+        candidate, a side with a linear ancestry that wrote the key reads one key at its
+        nearest revision; other sides read normally."""
         cands = self.diff_candidates(a, b)
         for tk in sorted(cands):
             revs = cands[tk]
@@ -452,20 +489,15 @@ class VersionedStore:
             if va is CONFLICT or vb is CONFLICT or va != vb:
                 yield tk, va, vb
 
-    def _diff_read(self, ctx: VersionedCtx, tk: bytes, revs: list[tuple[int, bool]]) -> object:
-        pos = ctx.ancestry.pos
+    def _diff_read(self, ctx: VersionedCtx, tk: bytes, revs: set[int]) -> object:
         if ctx.ancestry.linear:
-            best: tuple[int, int, bool] | None = None
-            for v, tomb in revs:
-                p = pos.get(v)
-                if p is not None and (best is None or p < best[0]):
-                    best = (p, v, tomb)
-            if best is not None:
-                if best[2]:
-                    return None
-                val = self.engine.get(ctx.prefix + tk + best[1].to_bytes(4, "big") + b"\x03")
-                if val is not None:
-                    return val
+            # Versions between the two sides are nearer than common ancestors on a chain,
+            # so the nearest of them that wrote the key holds the winning revision: its
+            # value, or (no value key there) a tombstone.
+            pos = ctx.ancestry.pos
+            near = min((pos[v], v) for v in revs if v in pos) if revs & pos.keys() else None
+            if near is not None:
+                return self.engine.get(ctx.prefix + tk + near[1].to_bytes(4, "big") + b"\x03")
         try:
             return self.get_with_version(ctx, tk)[0]
         except Conflict:
@@ -707,15 +739,16 @@ class VersionedBatch:
         self._iv = store._versions(ctx.instance_id)
         self._new_data = False
         self._new_tomb = False
-        self._vk = written_prefix(ctx.instance_id, ctx.version) if ctx.versioned else None
+        #: TKeys written (for the written-keys index); None: not indexed (unversioned)
+        self._written: list[bytes] | None = [] if ctx.versioned else None
 
     def put(self, tk: bytes, value: bytes) -> None:
         """Queue a write of ``tk``."""
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.put(base + b"\x03", value)
-        if self._vk is not None:
-            self.wb.put(self._vk + tk, b"\x03")
+        if self._written is not None:
+            self._written.append(tk)
         if c.versioned and (self._new_tomb or c.version in self._iv.tomb):
             self.wb.delete(base + b"\x4f")
         if c.version not in self._iv.data:
@@ -727,8 +760,8 @@ class VersionedBatch:
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.delete(base + b"\x03")
-        if self._vk is not None:
-            self.wb.put(self._vk + tk, b"\x4f")
+        if self._written is not None:
+            self._written.append(tk)
         if c.versioned and c.ancestry.order[1:]:
             self.wb.put(base + b"\x4f", b"")
             if c.version not in self._iv.tomb:
@@ -738,6 +771,10 @@ class VersionedBatch:
     def commit(self) -> None:
         """Apply the queued operations."""
         c = self.ctx
+        if self._written:
+            self.wb.put(written_prefix(c.instance_id, c.version) + _batch_id(),
+                        pack_tkeys(self._written))
+            self._written = []
         self.store._commit(self.wb, c.instance_id, self._new_data, self._new_tomb, c.version)
 
     def __enter__(self) -> VersionedBatch:

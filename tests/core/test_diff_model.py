@@ -3,19 +3,21 @@
 The versioned-store state machine of ``test_versioned_model`` (branches, merges, puts,
 deletes, batches, store reopen, index rebuild) gains raw writes behind the store's back
 (marked with ``add_versions``, as a transfer does) and one more invariant: for every pair
-of nodes, the diff is exactly the keys whose model reads differ, with both values
-(conflicting reads as ``CONFLICT``)."""
+of nodes, the diff is exactly the keys whose model reads differ, with both values, plus
+the keys written between the two nodes whose read conflicts on a side (as ``CONFLICT``;
+a conflict both sides inherit unchanged is not a difference)."""
 
 from __future__ import annotations
 
-from hypothesis import settings
+import networkx as nx
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 from test_versioned_model import SETTINGS, TKEYS, VALUES, make_machine, model_read
 
 from dvidpy.errors import Conflict
 from dvidpy.keys import data_key
-from dvidpy.versioned import CONFLICT
+from dvidpy.versioned import CONFLICT, pack_tkeys, unpack_tkeys
 from storage import open_engine
 
 
@@ -35,15 +37,19 @@ def make_diff_machine(engine_factory):
         @invariant()
         def diff_agrees(self) -> None:
             nodes = sorted(self.dag.nodes)
+            anc = {v: nx.ancestors(self.graph, v) | {v} for v in nodes}
             for a in nodes:
                 for b in nodes:
+                    between = anc[a] ^ anc[b]
                     want = {}
                     for tk in TKEYS:
                         ra = model_read(self.graph, self.writes, a, tk)
                         rb = model_read(self.graph, self.writes, b, tk)
                         ra = CONFLICT if ra is Conflict else ra
                         rb = CONFLICT if rb is Conflict else rb
-                        if ra is CONFLICT or rb is CONFLICT or ra != rb:
+                        touched = any((v, tk) in self.writes for v in between)
+                        if ((ra is CONFLICT or rb is CONFLICT) and touched) or (
+                                ra is not CONFLICT and rb is not CONFLICT and ra != rb):
                             want[tk] = (ra, rb)
                     got = {tk: (x, y) for tk, x, y in self.store.diff(self.ctx(a), self.ctx(b))}
                     assert got == want, (a, b)
@@ -64,3 +70,8 @@ def test_diff_matches_model_leveldb(tmp_path_factory) -> None:
         lambda: open_engine("leveldb", str(tmp_path_factory.mktemp(f"d{next(counter)}"))))
     m.TestCase.settings = settings(SETTINGS, max_examples=20)
     m.TestCase().runTest()
+
+
+@given(st.lists(st.binary(max_size=300), max_size=50))
+def test_written_keys_codec_round_trips(tks: list[bytes]) -> None:
+    assert list(unpack_tkeys(pack_tkeys(tks))) == tks
