@@ -47,13 +47,14 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes.keyvalue import TAR_END, tar_entry
 from datatypes.labelmap import layout as L
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
 from dvidpy.http.spec import EMPTY, JSON, OCTET, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.keys import tkey
 from dvidpy.versioned import VersionedCtx
 

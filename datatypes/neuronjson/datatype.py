@@ -57,7 +57,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes import protos
 from datatypes.keyvalue import respond_pairs
@@ -68,6 +68,7 @@ from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, NotFound
 from dvidpy.http.spec import EMPTY, JSON, OCTET, PROTOBUF, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 

@@ -126,8 +126,8 @@ def update_record(orig: dict[str, Any] | None, new: dict[str, Any], user: str,
     for f in deleted:
         if is_stamp(f):
             continue
-        u = given_user.get(f, user) if f in given_user else user
-        tm = given_time.get(f, t) if f in given_time else t
+        u = given_user.get(f, user)  # a stamp posted as null: none written
+        tm = given_time.get(f, t)
         if u:
             new[f + "_user"] = u
         if tm:

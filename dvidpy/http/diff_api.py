@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from starlette.responses import StreamingResponse
-
 from dvidpy.diff import repo_diff
 from dvidpy.errors import BadRequest
 from dvidpy.http.router import HttpCall
 from dvidpy.http.spec import Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.http.table import RouteTable
 
 routes = RouteTable("repo")
