@@ -80,6 +80,8 @@ class VersionedCtx:
 
 #: a read that conflicts (several live revisions reach a merge), in :meth:`VersionedStore.diff`
 CONFLICT = object()
+#: candidate keys a diff reads per batched get
+DIFF_BATCH = 4096
 
 #: Above this many ancestors holding keys of an instance, point reads scan the key's
 #: revisions instead of probing each ancestor with a get.
@@ -482,26 +484,56 @@ class VersionedStore:
         candidate, a side with a linear ancestry that wrote the key reads one key at its
         nearest revision; other sides read normally."""
         cands = self.diff_candidates(a, b)
-        for tk in sorted(cands):
-            revs = cands[tk]
-            va = self._diff_read(a, tk, revs)
-            vb = self._diff_read(b, tk, revs)
-            if va is CONFLICT or vb is CONFLICT or va != vb:
-                yield tk, va, vb
+        tks = sorted(cands)
+        for i in range(0, len(tks), DIFF_BATCH):
+            chunk = tks[i:i + DIFF_BATCH]
+            va = self._diff_reads(a, chunk, cands)
+            vb = self._diff_reads(b, chunk, cands)
+            for tk, x, y in zip(chunk, va, vb, strict=True):
+                if x is CONFLICT or y is CONFLICT or x != y:
+                    yield tk, x, y
 
-    def _diff_read(self, ctx: VersionedCtx, tk: bytes, revs: set[int]) -> object:
+    def _diff_reads(self, ctx: VersionedCtx, tks: list[bytes],
+                    cands: dict[bytes, set[int]]) -> list[object]:
+        """Reads of ``tks`` at ``ctx`` for :meth:`diff`. On a linear ancestry, versions
+        between the two sides are nearer than common ancestors, so for a key written at
+        some of them the nearest one holds the winning revision: its value key, or (none
+        there) a tombstone; those are read in one batched get. Other keys read normally."""
+        out: list[object] = [None] * len(tks)
+        direct: list[int] = []
+        keys: list[bytes] = []
+        slow: list[int] = []
         if ctx.ancestry.linear:
-            # Versions between the two sides are nearer than common ancestors on a chain,
-            # so the nearest of them that wrote the key holds the winning revision: its
-            # value, or (no value key there) a tombstone.
             pos = ctx.ancestry.pos
-            near = min((pos[v], v) for v in revs if v in pos) if revs & pos.keys() else None
-            if near is not None:
-                return self.engine.get(ctx.prefix + tk + near[1].to_bytes(4, "big") + b"\x03")
-        try:
-            return self.get_with_version(ctx, tk)[0]
-        except Conflict:
-            return CONFLICT
+            pre = ctx.prefix
+            for j, tk in enumerate(tks):
+                best = -1
+                bp = 1 << 62
+                for v in cands[tk]:
+                    p = pos.get(v)
+                    if p is not None and p < bp:
+                        best, bp = v, p
+                if best < 0:
+                    slow.append(j)
+                else:
+                    direct.append(j)
+                    keys.append(pre + tk + best.to_bytes(4, "big") + b"\x03")
+        else:
+            slow = list(range(len(tks)))
+        if keys:
+            for j, val in zip(direct, self.engine.get_many(keys), strict=True):
+                out[j] = val
+        if slow:
+            try:
+                for j, val in zip(slow, self.get_many(ctx, [tks[j] for j in slow]), strict=True):
+                    out[j] = val
+            except Conflict:  # some key conflicts: read them one by one
+                for j in slow:
+                    try:
+                        out[j] = self.get(ctx, tks[j])
+                    except Conflict:
+                        out[j] = CONFLICT
+        return out
 
     # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
 
