@@ -429,14 +429,56 @@ class Datatype:
                 self.manager.mutations.enqueue(self, rec, b.wb)
         return mid
 
-    def mutations(self, ctx: VersionedCtx) -> list[dict[str, Any]]:
-        """This version's mutation records in mutation-id order."""
-        pre = tkey(MUTLOG_CLASS, ctx.vbytes)
-        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
+    def mutations(self, ctx: VersionedCtx, version: int | None = None) -> list[dict[str, Any]]:
+        """The mutation records written at ``version`` (default: ``ctx``'s own; else an
+        ancestor of it), in mutation-id order."""
+        v = ctx.vbytes if version is None else version.to_bytes(4, "big")
+        return [jsonio.loads(raw, f"mutation record of {self.meta.name!r}")
+                for _, raw in self.store.scan_prefix(ctx, tkey(MUTLOG_CLASS, v))]
 
     @endpoint("GET", "mutations", "This version's mutation log records, in order")
     def _get_mutations(self, call: Call) -> Any:
         return self.mutations(call.ctx)
+
+    def version_ctx(self, call: Call, spec: str) -> VersionedCtx:
+        """Context of this instance at the version ``spec`` (UUID prefix / branch syntax);
+        400 when it is unknown or in another repo."""
+        repo, node = self.manager.resolve(spec)
+        if repo is not self.repo:
+            raise BadRequest(f"version {spec!r} is not in the repo of {self.meta.name!r}")
+        return self.manager.context(self, node, call.ctx.user, call.ctx.app)
+
+    def version_chain(self, call: Call) -> tuple[VersionedCtx, VersionedCtx, list[int]]:
+        """``(from ctx, to ctx, versions from → to)`` for the path parameters ``from`` and
+        ``to``; the first must be an ancestor of (or equal to) the second, else 400. The
+        chain follows the second's ancestry (first parents at merge nodes)."""
+        beg = self.version_ctx(call, call.params["from"])
+        end = self.version_ctx(call, call.params["to"])
+        if beg.version not in end.ancestry.pos:
+            raise BadRequest(f"version {beg.node.uuid} is not an ancestor of {end.node.uuid}")
+        chain = []
+        v = end.version
+        while True:
+            chain.append(v)
+            if v == beg.version:
+                break
+            parents = self.repo.dag.node(v).parents
+            v = next(p for p in parents if beg.version in self.repo.dag.ancestry(p).pos)
+        return beg, end, chain[::-1]
+
+    @endpoint("GET", "mutations-range/{from}/{to}", "Mutation records of every version from "
+              "one to another", params=(
+                  Param("from", "uuid", "first version (an ancestor of to, or to itself)"),
+                  Param("to", "uuid", "last version")))
+    def _get_mutations_range(self, call: Call) -> Response:
+        """One JSON array of the mutation records of every version from ``{from}`` to
+        ``{to}`` (inclusive, ancestor first)."""
+        _, end, chain = self.version_chain(call)
+        recs: list[dict[str, Any]] = []
+        for v in chain:
+            recs.extend(self.mutations(end, v))
+        return Response(json.dumps(recs, separators=(",", ":")).encode(),
+                        media_type="application/json")
 
     # ----- endpoints every datatype has -------------------------------------------------
 

@@ -92,12 +92,12 @@ Sync events (``SyncEvent.kind`` → ``payload``; arrays are supervoxel ids, coor
 from __future__ import annotations
 
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.extras import ExtrasMixin
+from datatypes.labelmap.more import MoreMixin
 from dvidpy.datatype import register_datatype
 
 
 @register_datatype
-class Labelmap(ExtrasMixin):
+class Labelmap(MoreMixin):
     """The labelmap datatype."""
 
     type_name = "labelmap"
