@@ -203,6 +203,8 @@ class Datatype:
     tkey_classes: ClassVar[dict[int, str]] = {}
     #: (method, keyword) -> declaration, collected from ``@endpoint`` along the MRO
     _routes: ClassVar[dict[tuple[str, str], RouteSpec]] = {}
+    #: keywords of inherited endpoints this datatype does not serve (a variant of a type)
+    omit_endpoints: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -211,7 +213,7 @@ class Datatype:
             for attr in vars(klass).values():
                 for spec in getattr(attr, "_dvid_specs", ()):
                     routes[(spec.method, spec.segments[0].literal or "")] = spec
-        cls._routes = routes
+        cls._routes = {k: v for k, v in routes.items() if k[1] not in cls.omit_endpoints}
         if not cls.__dict__.get("help_text"):
             module = sys.modules.get(cls.__module__)
             cls.help_text = (module.__doc__ if module else None) or cls.__doc__ or ""
