@@ -33,6 +33,7 @@ from typing import Any
 from datatypes.labelmap.datatype import Labelmap
 from dvidpy.datatype import Call, Datatype, register_datatype
 from dvidpy.errors import BadRequest
+from dvidpy.http.spec import JSON
 from dvidpy.versioned import VersionedCtx
 
 SUPERVOXEL_ENDPOINTS = frozenset({
@@ -128,11 +129,13 @@ class LabelVol(Datatype):
     def _delegate(self, call: Call) -> Any:
         """Answer ``call`` with the labelblk's handler for the same route, at the same
         node, user and app."""
+        spec = Labelmap._routes.get((call.method, call.keyword)) or Labelmap._routes[
+            ("GET", call.keyword)]
+        if spec.body is not None and spec.body.media == JSON and call.body:
+            call.json()  # a malformed body is reported first, synced or not
         src = self.source()
         ctx = self.manager.context(src, call.ctx.node, call.ctx.user, call.ctx.app)
         ctx.allow_locked = call.ctx.allow_locked
-        spec = Labelmap._routes.get((call.method, call.keyword)) or Labelmap._routes[
-            ("GET", call.keyword)]
         return spec.handler(src, replace(call, ctx=ctx))
 
 

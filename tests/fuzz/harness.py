@@ -79,6 +79,8 @@ def populate(c: httpx.Client) -> list[str]:
     root = _ok(c.post("/api/repos", json={"alias": "fuzz"})).json()["root"]
     types = _ok(c.get("/api/server/compiled-types")).json()
     special = {"labelmap": {"BlockSize": "16,16,16"}, "uint8blk": {"BlockSize": "16,16,16"},
+               "labelarray": {"BlockSize": "16,16,16"}, "labelblk": {"BlockSize": "16,16,16"},
+               "labelvol": {"sync": "labelblk1"},
                "labelsz": {}, "annotation": {},
                "tarsupervoxels": {"Extension": "drc", "sync": "labelmap1"}}
     made = []
@@ -94,9 +96,10 @@ def populate(c: httpx.Client) -> list[str]:
     if "uint8blk" in made:
         vol = np.arange(32 * 32 * 32, dtype=np.uint8).tobytes()
         _ok(c.post(f"{base}/uint8blk1/raw/0_1_2/32_32_32/0_0_0", content=vol))
-    if "labelmap" in made:
-        lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
-        _ok(c.post(f"{base}/labelmap1/raw/0_1_2/32_32_32/0_0_0", content=lab))
+    lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
+    for t in ("labelmap", "labelarray", "labelblk"):
+        if t in made:
+            _ok(c.post(f"{base}/{t}1/raw/0_1_2/32_32_32/0_0_0", content=lab))
     if "roi" in made:
         _ok(c.post(f"{base}/roi1/roi", json=[[0, 0, 0, 1], [1, 0, 0, 1]]))
     if "annotation" in made:
