@@ -7,6 +7,7 @@
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
+``dvidpy --version``
 ``dvidpy downsample URL UUID NAME``   build a uint8blk pyramid on a server
 ``dvidpy diff URL UUID FROM TO``      what changed between two versions of a repo
 
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from dvidpy import __version__
 from dvidpy.config import ConfigError, Settings
 
 
@@ -52,14 +54,16 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as e:  # engines that cannot open: say why instead of a traceback
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
+    from dvidpy.banner import startup_banner
     from dvidpy.http.protocol import protocol_class
 
-    if args.reuse_port:  # one of --workers N
+    if args.reuse_port:  # one of --workers N (the supervisor printed the startup block)
         config = uvicorn.Config(app, access_log=False, log_level="warning",
                                 timeout_keep_alive=30,
                                 http=protocol_class(settings.header_timeout))
         uvicorn.Server(config).run(sockets=[_reuse_port_socket(settings.host, settings.port)])
         return 0
+    print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30,
                 http=protocol_class(settings.header_timeout))
@@ -86,7 +90,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from dvidpy.repo import RepoManager
-    from storage import engine_class
+    from storage import EngineUnavailable, engine_class
 
     if args.workers < 1:
         print("dvidpy: --workers must be at least 1", file=sys.stderr)
@@ -99,7 +103,11 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         print("dvidpy: --workers needs a fixed --port", file=sys.stderr)
         return 2
     for alias, spec in settings.stores.items():
-        cls = engine_class(spec.engine)
+        try:
+            cls = engine_class(spec.engine)
+        except EngineUnavailable as e:  # a missing extra: its install command, no traceback
+            print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
+            return 2
         if not (spec.is_shared() and cls.shareable):
             why = ("serves one process at a time" if not cls.shareable
                    else "is not configured 'shared = true'")
@@ -124,6 +132,10 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    from dvidpy.banner import startup_banner
+
+    print(f"{startup_banner(settings)}\n  workers {args.workers} processes on one port "
+          "(SO_REUSEPORT)", flush=True)
     procs = [subprocess.Popen(cmd) for _ in range(args.workers)]
     log = logging.getLogger("dvidpy.workers")
     while not stopping:
@@ -164,37 +176,19 @@ def _transfer(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
-def _base_url(server: str) -> str:
-    base = server.rstrip("/")
-    return base if "://" in base else "http://" + base
-
-
-def http_request(method: str, url: str, params: dict[str, str] | None = None,
-                 timeout: float = 600) -> tuple[int, bytes]:
-    """``(status, body)`` of one request, with the standard library only (every command
-    runs on the base install). Connection failures raise :class:`OSError`."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def _downsample(args: argparse.Namespace) -> int:
-    """Build a uint8blk pyramid on a running server (``POST downres``), with progress."""
-    import json
+    """Build a uint8blk pyramid on a running server (``POST downres``), with progress.
+
+    Standard library HTTP only (:class:`~dvidpy.transfer.client.Http`), so it runs on
+    the base install."""
+    import os
     import time
+    from urllib.parse import quote, urlencode
 
     from tqdm import tqdm
 
-    url = f"{_base_url(args.server)}/api/node/{args.uuid}/{args.name}"
+    from dvidpy.transfer.client import Http, TransferError
+
     params: dict[str, str] = {}
     if args.bbox:
         params["bbox"] = args.bbox
@@ -202,24 +196,29 @@ def _downsample(args: argparse.Namespace) -> int:
         params["levels"] = str(args.levels)
     if args.full:
         params["full"] = "true"
-    status, body = http_request("POST", f"{url}/downres", params)
-    if status >= 400:
-        print(f"dvidpy downsample: {status} {body.decode(errors='replace').strip()}",
-              file=sys.stderr)
+    path = f"/api/node/{quote(args.uuid, safe=':~')}/{quote(args.name, safe='')}"
+    query = f"?{urlencode(params)}" if params else ""
+    try:
+        h = Http(args.server.rstrip("/"), timeout=600,
+                 token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
+        h.json("POST", f"{path}/downres{query}")
+        bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
+        try:
+            while True:
+                st = h.json("GET", f"{path}/downres-status")
+                bar.total = st.get("BlocksTotal", 0)
+                bar.n = st.get("BlocksDone", 0)
+                bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
+                bar.refresh()
+                if st.get("State") != "running":
+                    break
+                time.sleep(args.poll)
+        finally:
+            bar.close()
+            h.close()
+    except TransferError as e:
+        print(f"dvidpy downsample: {e.message}", file=sys.stderr)
         return 1
-    bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
-    while True:
-        status, body = http_request("GET", f"{url}/downres-status")
-        st = json.loads(body) if status == 200 else {"State": "error", "Error": body.decode(
-            errors="replace")}
-        bar.total = st.get("BlocksTotal", 0)
-        bar.n = st.get("BlocksDone", 0)
-        bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
-        bar.refresh()
-        if st.get("State") != "running":
-            break
-        time.sleep(args.poll)
-    bar.close()
     if st.get("State") == "error":
         print(f"dvidpy downsample: failed: {st.get('Error')}", file=sys.stderr)
         return 1
@@ -228,23 +227,31 @@ def _downsample(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    """Print what changed between two versions (``GET /api/repo/{uuid}/diff/...``)."""
+    """Print what changed between two versions (``GET /api/repo/{uuid}/diff/...``), with
+    the standard-library client of :mod:`dvidpy.transfer.client` (base install)."""
     import json
+    import os
+    from urllib.parse import quote, urlencode
 
-    url = f"{_base_url(args.server)}/api/repo/{args.uuid}/diff/{args.frm}/{args.to}"
+    from dvidpy.transfer.client import Http, TransferError
+
+    q = lambda v: quote(v, safe=":~")  # noqa: E731
+    path = f"/api/repo/{q(args.uuid)}/diff/{q(args.frm)}/{q(args.to)}"
+    if args.data:
+        path += "?" + urlencode({"data": args.data})
     try:
-        status, body = http_request("GET", url, {"data": args.data} if args.data else None)
-    except OSError as e:
-        print(f"dvidpy diff: cannot reach {args.server}: {e}", file=sys.stderr)
-        return 1
-    if status != 200:
-        print(f"dvidpy diff: {status} {body.decode(errors='replace').strip()}",
-              file=sys.stderr)
+        h = Http(args.server.rstrip("/"), timeout=600,
+                 token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
+        try:
+            d = h.json("GET", path)
+        finally:
+            h.close()
+    except TransferError as e:
+        print(f"dvidpy diff: {e.message}", file=sys.stderr)
         return 1
     if args.json:
-        sys.stdout.write(body.decode() + "\n")
+        print(json.dumps(d))
         return 0
-    d = json.loads(body)
     print(f"diff {d['from']} -> {d['to']}")
     for name, inst in d["instances"].items():
         a, c, x = inst["added"], inst["changed"], inst["deleted"]
@@ -264,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="dvidpy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"dvidpy {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP server")
     s.add_argument("--config", help="TOML configuration file (DVID's shape)")
@@ -303,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--full", action="store_true", help="recompute from every stored block")
     d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     d.set_defaults(func=_downsample)
     f = sub.add_parser("diff", help="what changed between two versions of a repo")
     f.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
@@ -312,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data", help="only these instances (comma-separated)")
     f.add_argument("--json", action="store_true", help="print the server's JSON as is")
     f.add_argument("--limit", type=int, default=20, help="keys shown per list (default 20)")
+    f.add_argument("--token", default="", help="API token (default: $DVIDPY_TOKEN)")
     f.set_defaults(func=_diff)
     from dvidpy.auth.cli import add_parser as add_token_parser
 
