@@ -126,6 +126,7 @@ def narrow_uuids(doc: dict[str, Any], uuids: list[str]) -> dict[str, Any]:
                     p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
                 if p["name"] == "follow" and path.endswith("/mutations/stream"):
                     p["schema"] = {"type": "string", "enum": ["false"]}
+                    p["required"] = True  # never left to the Accept header
     return doc
 
 
