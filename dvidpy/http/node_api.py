@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from dvidpy.dag import Node, log_line
 from dvidpy.datatype import Call
-from dvidpy.errors import BadRequest, DvidError, LockedNodeError, Unauthorized
+from dvidpy.errors import BadRequest, LockedNodeError, Unauthorized
 from dvidpy.http.repo_api import by, note_child, repo_of
 from dvidpy.http.router import HttpCall, call_handler, to_response
 from dvidpy.http.spec import TEXT, Body, Param
@@ -182,9 +182,4 @@ async def instance_dispatch(call: HttpCall) -> Response:
     dcall = Call(method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path, params,
                  ident)
     inline = spec.inline and inst.store.engine.local
-    try:
-        return to_response(await call_handler(spec.handler, inst, dcall, inline=inline))
-    except DvidError as e:
-        # The thread pool's future, its frame and this traceback form a reference cycle
-        # that would keep the request (and its body) alive until a full GC: drop it.
-        raise e.with_traceback(None) from None
+    return to_response(await call_handler(spec.handler, inst, dcall, inline=inline))
