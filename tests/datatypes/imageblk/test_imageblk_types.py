@@ -6,7 +6,9 @@ Formats: ``POST raw`` / ``GET raw`` 3-D bytes, ``POST blocks`` / ``GET blocks``,
 ``subvolblocks`` and ``specificblocks`` (uncompressed and the stored LZ4 payload), 2-D
 images (PNG for all, the voxel bytes as DVID draws them; TIFF and BMP for uint8 and
 rgba8), and JPEG (uint8 only, lossy: checked on uniform data). Version 1 is committed with
-one volume, version 2 overwrites part of it; both read back exactly.
+one volume, version 2 overwrites part of it; both read back exactly (raw and every block
+format). ROI masking (0 or attenuated outside, writes limited to the ROI) and isotropic
+slices for every type.
 """
 
 from __future__ import annotations
@@ -265,6 +267,102 @@ def test_bad_bodies_write_nothing(client: TestClient) -> None:
             r = c.post(f"{base}/blocks/0_0_0/1", content=body)
             assert r.status_code == 400, r.text
         assert c.get(f"{base}/info").json()["Extended"]["MinPoint"] is None
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE)
+@given(typename=st.sampled_from(TYPES), span=st.integers(1, 3),
+       seed=st.integers(0, 2**32 - 1), block=st.tuples(*[st.integers(-2, 2)] * 3),
+       which=st.integers(0, 2))
+def test_block_formats_at_two_versions(client: TestClient, typename: str, span: int,
+                                       seed: int, block: tuple[int, int, int],
+                                       which: int) -> None:
+    """Blocks written at a committed root, one of them overwritten at its child: every
+    block format reads each version's own voxels."""
+    c = client
+    rng = np.random.default_rng(seed)
+    root, name, base = new_instance(c, typename)
+    first = voxels(rng, typename, (span, BS, BS, BS))
+    bx, by, bz = block
+    assert c.post(f"{base}/blocks/{bx}_{by}_{bz}/{span}", content=first.tobytes()).is_success
+    assert c.post(f"/api/node/{root}/commit", json={}).status_code == 200
+    child = c.post(f"/api/node/{root}/newversion", json={}).json()["child"]
+    cbase = f"/api/node/{child}/{name}"
+    i = which % span
+    second = first.copy()
+    second[i] = voxels(rng, typename, (BS, BS, BS))
+    r = c.post(f"{cbase}/blocks/{bx + i}_{by}_{bz}/1", content=second[i].tobytes())
+    assert r.status_code == 200, r.text
+    size = f"{span * BS}_{BS}_{BS}"
+    for at, want in ((base, first), (cbase, second)):
+        assert c.get(f"{at}/blocks/{bx}_{by}_{bz}/{span}").content == want.tobytes()
+        r = c.get(f"{at}/subvolblocks/{size}/{bx * BS}_{by * BS}_{bz * BS}"
+                  "?compression=uncompressed")
+        assert [bytes(rc.payload) for rc in iter_records(r.content)] == \
+            [b.tobytes() for b in want]
+        coords = ",".join(f"{bx + k},{by},{bz}" for k in range(span))
+        r = c.get(f"{at}/specificblocks?blocks={coords}&compression=uncompressed")
+        assert [bytes(rc.payload) for rc in iter_records(r.content)] == \
+            [b.tobytes() for b in want]
+        whole = np.concatenate(list(want), axis=2)  # blocks side by side along x
+        got = get_raw(c, at, (span * BS, BS, BS), (bx * BS, by * BS, bz * BS),
+                      DTYPES[typename])
+        assert got.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("typename", TYPES)
+def test_roi_masking_and_isotropic_slices_of_each_type(client: TestClient,
+                                                       typename: str) -> None:
+    """``roi=`` masks reads (0 outside, or attenuated by the type's rule) and limits
+    writes to the ROI; isotropic XZ slices repeat rows by the z/x voxel-size ratio."""
+    c = client
+    rng = np.random.default_rng(5)
+    root, name, base = new_instance(c, typename)
+    dt = DTYPES[typename]
+    vol = voxels(rng, typename, (16, 16, 16))
+    if typename == "float32blk":  # finite values: attenuation divides
+        vol = rng.random((16, 16, 16)).astype(np.float32) * 1000
+    post_raw(c, base, (0, 0, 0), vol)
+    r = c.post(f"/api/repo/{root}/instance",
+               json={"typename": "roi", "dataname": f"r{name}", "BlockSize": "8,8,8"})
+    assert r.status_code == 200, r.text
+    # ROI block spans [z, y, x0, x1] in 8-voxel blocks: the block (1, 0, 1) only
+    assert c.post(f"/api/node/{root}/r{name}/roi", json=[[1, 0, 1, 1]]).is_success
+    mask = np.zeros((16, 16, 16), bool)
+    mask[8:16, 0:8, 8:16] = True
+    url = f"{base}/raw/0_1_2/16_16_16/0_0_0"
+    got = np.frombuffer(c.get(f"{url}?roi=r{name}").content, dt).reshape(vol.shape)
+    assert got.tobytes() == np.where(mask, vol, 0).astype(dt).tobytes()
+    got = np.frombuffer(c.get(f"{url}?roi=r{name}&attenuation=3").content,
+                        dt).reshape(vol.shape)
+    if typename == "rgba8blk":
+        outside = (vol.view(np.uint8) >> 3).view(dt).reshape(vol.shape)
+    elif typename == "float32blk":
+        outside = vol / np.float32(8)
+    else:
+        outside = vol >> np.array(3, dtype=dt)
+    assert got.tobytes() == np.where(mask, vol, outside).astype(dt).tobytes()
+    assert c.get(f"{url}?roi=nosuch").status_code == 400
+    assert c.get(f"{url}?roi=r{name}&attenuation=8").status_code == 400
+    # a write through the ROI changes the voxels inside only
+    new = voxels(rng, typename, (16, 16, 16))
+    assert c.post(f"{url}?roi=r{name}", content=new.tobytes()).status_code == 200
+    model = np.where(mask, new, vol).astype(dt)
+    assert get_raw(c, base, (16, 16, 16), (0, 0, 0), dt).tobytes() == model.tobytes()
+    # isotropic XZ: z voxels twice as thick as x -> each z row twice, from the same bytes
+    assert c.post(f"{base}/resolution", json=[4, 4, 8]).status_code == 200
+    raw = c.get(f"{base}/raw/xz/16_8/0_3_0/png")
+    iso = c.get(f"{base}/isotropic/xz/16_8/0_3_0/png")
+    assert raw.status_code == iso.status_code == 200, iso.text
+    if typename == "uint8blk":
+        a = np.array(Image.open(io.BytesIO(raw.content)))
+        b = np.array(Image.open(io.BytesIO(iso.content)))
+        assert a.tobytes() == model[0:8, 3, :].tobytes()
+    else:
+        a = png_samples(raw.content)[0]
+        b = png_samples(iso.content)[0]
+        assert a.tobytes() == model[0:8, 3, :].tobytes()
+    assert b.shape == (16, a.shape[1]) and b[::2].tobytes() == a.tobytes() and \
+        b[1::2].tobytes() == a.tobytes()
 
 
 # ----- pyramids -------------------------------------------------------------------------
