@@ -205,6 +205,44 @@ def test_both_apis_see_the_same_voxels(c: TestClient) -> None:
     assert not got[:, :, :5].any() and (got[:, :, 5:] == b[:, :, 5:] + 1).all()
 
 
+@pytest.mark.parametrize("datatype", ["uint8", "uint16"])
+def test_every_answer_format_over_http(c: TestClient, datatype: str) -> None:
+    """GET in each ``Accept`` format, decoded by the formats' own readers (blosc's
+    unpack_array, numpy's npy loader after zlib, Pillow for the JPEG sprite sheet)."""
+    import io
+    import zlib
+
+    setup(c, times=2)
+    channel(c, "img", datatype)
+    rng = np.random.default_rng(9)
+    vol = rng.integers(0, np.iinfo(datatype).max, (2, 5, 12, 16), dtype=datatype)
+    for t in range(2):
+        put(c, "img", f"0:16/0:12/0:5/{t}:{t + 1}", vol[t:t + 1])
+    url = "/v1/cutout/col/exp/img/0/0:16/0:12/0:5/0:2/"
+    r = ok(c.get(url, headers={"Accept": "application/blosc-python"}))
+    assert r.headers["content-type"] == "application/blosc-python"
+    got = blosc.unpack_array(r.content)
+    assert got.dtype == np.dtype(datatype) and got.shape == vol.shape
+    assert got.tobytes() == vol.tobytes()
+    r = ok(c.get(url, headers={"Accept": "application/npygz"}))
+    assert r.headers["content-type"] == "application/npygz"
+    got = np.load(io.BytesIO(zlib.decompress(r.content)), allow_pickle=False)
+    assert got.shape == vol.shape and got.tobytes() == vol.tobytes()
+    r = c.get("/v1/cutout/col/exp/img/0/0:16/0:12/0:5/", headers={"Accept": "image/jpeg"})
+    if datatype != "uint8":
+        boss_error(r, 400, 2001, "uint8")
+        return
+    ok(r)
+    assert r.headers["content-type"] == "image/jpeg"
+    sheet = np.array(Image.open(io.BytesIO(r.content)).convert("L"))
+    assert sheet.shape == (5 * 12, 16)  # z slices stacked downwards
+    flat = np.full((3, 16, 16), 77, np.uint8)  # uniform: the lossy codec keeps it
+    put(c, "img", "0:16/0:16/0:3", flat)
+    r = ok(c.get("/v1/cutout/col/exp/img/0/0:16/0:16/0:3/", headers={"Accept": "image/jpeg"}))
+    sheet = np.array(Image.open(io.BytesIO(r.content)).convert("L")).astype(int)
+    assert sheet.shape == (48, 16) and (np.abs(sheet - 77) <= 1).all()
+
+
 def test_versions(c: TestClient) -> None:
     setup(c)
     channel(c, "img")
