@@ -86,11 +86,19 @@ def _blosc_decompress(body: bytes | bytearray | memoryview) -> bytes:
                    "data matches the channel.") from None
 
 
+#: blosc's codec for answers: LZ4 compresses about twice as fast as blosc's default
+#: blosclz at the same level (64 MiB of smooth uint8 on 2 threads: 72 vs 154 ms) for
+#: frames about 15 % bigger; every blosc decompressor (intern's, neuroglancer's) reads it
+CNAME = "lz4"
+
+
 def encode_blosc(arr: np.ndarray, clevel: int = 5) -> bytes:
-    """blosc of ``arr``'s C-order bytes, typesize = bytes per voxel, byte shuffle."""
+    """blosc of ``arr``'s C-order bytes, typesize = bytes per voxel, byte shuffle, the
+    :data:`CNAME` codec."""
     a = np.ascontiguousarray(arr)
     return _blosc().compress(memoryview(a.reshape(-1).view(np.uint8)),
-                             typesize=max(1, a.dtype.itemsize), clevel=clevel, shuffle=1)
+                             typesize=max(1, a.dtype.itemsize), clevel=clevel, shuffle=1,
+                             cname=CNAME)
 
 
 #: largest buffer one blosc frame holds (c-blosc's BLOSC_MAX_BUFFERSIZE)
@@ -124,9 +132,7 @@ def worth_compressing(arr: np.ndarray) -> bool:
     else:
         mid = (flat.nbytes // 2) // max(1, arr.dtype.itemsize) * max(1, arr.dtype.itemsize)
         sample = flat[mid:mid + _SAMPLE]
-    c = _blosc().compress(memoryview(sample), typesize=max(1, arr.dtype.itemsize),
-                          clevel=5, shuffle=1)
-    return len(c) * STORE_BELOW < sample.nbytes
+    return len(encode_blosc(sample.view(arr.dtype))) * STORE_BELOW < sample.nbytes
 
 
 class _ArrayUnpickler(pickle.Unpickler):
