@@ -12,7 +12,7 @@ import jwt
 import numpy as np
 import pytest
 import requests
-from conftest import ADMIN, SECRET
+from credentials import ADMIN, SECRET
 from intern.remote.boss import BossRemote
 from intern.resource.boss.resource import (
     ChannelResource,

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import ADMIN
+from credentials import ADMIN
 
 from dvidpy.boss.access import collection_root, frame_root
 from dvidpy.datatype import datatypes as registered_datatypes
