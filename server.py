@@ -9,6 +9,7 @@ Every route is declared once, in the module of its level (dvid-api.md §2, §4-�
 ``dvidpy.transfer.routes``     ``/api/transfer/...`` (push/pull between servers)
 ``dvidpy.http.docs_api``       ``/api/openapi.json``, ``/api/docs``
 ``dvidpy.auth.routes``         whoami, tokens, login, ``/api/repo/{uuid}/permissions``
+``dvidpy.console.routes``      ``/``, ``/console/...`` (the web console)
 datatypes (``@endpoint``)      ``/api/node/{uuid}/{data}/{keyword}/...``
 =============================  ===========================================================
 
@@ -31,6 +32,7 @@ from dvidpy import __version__
 from dvidpy.auth import routes as auth_api
 from dvidpy.auth.service import Auth
 from dvidpy.config import Settings
+from dvidpy.console import routes as console_routes
 from dvidpy.http import docs_api, node_api, repo_api, server_api
 from dvidpy.http.router import Dispatcher, Router, ServerState
 from dvidpy.http.spec import RouteSpec
@@ -39,7 +41,7 @@ from dvidpy.transfer import routes as transfer_api
 
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
-                docs_api.routes, auth_api.routes)
+                docs_api.routes, auth_api.routes, console_routes.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

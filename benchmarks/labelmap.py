@@ -32,9 +32,15 @@ Server figures (``--server``; a real ``dvidpy serve`` process on LevelDB, over H
 * (``--startup``) startup with a mapping of ``--mapping-size`` (default 10^7) supervoxels
   written through ``POST mappings``: seconds from spawning the restarted server to its
   first correct ``mapping`` and ``label`` answers, and VmRSS / VmHWM from /proc.
+* (``--post-memory``) peak server RSS above its baseline during one ``POST raw`` of
+  ``--post-mib`` MiB (default 512) of uint64 supervoxels (64³ blocks of mixed cells), as a
+  multiple of the payload, with the default ``writeBatchBytes`` (64 MiB batches) and, in
+  the same run as the baseline, with one batch for the whole request
+  (``writeBatchBytes`` = 1 TiB). ``--server-src DIR`` runs the servers from another
+  checkout (e.g. main) for comparison.
 
 ``python benchmarks/labelmap.py [--codec] [--ingest] [--inproc] [--server] [--startup]
-[--mapping-size N]`` (no flag: all of them).
+[--post-memory] [--mapping-size N] [--post-mib N]`` (no flag: all but ``--post-memory``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -302,8 +309,9 @@ def run_inprocess() -> None:
 class Server:
     """A ``dvidpy serve`` child process on a LevelDB folder."""
 
-    def __init__(self, data: Path, log: Path) -> None:
+    def __init__(self, data: Path, log: Path, toml: str = "", src: Path | None = None) -> None:
         self.data, self.log = data, log
+        self.toml, self.src = toml, src or Path(__file__).resolve().parents[1]
         self.proc: subprocess.Popen[bytes] | None = None
         with socket.socket() as sk:
             sk.bind(("127.0.0.1", 0))
@@ -313,11 +321,18 @@ class Server:
     def spawn(self) -> float:
         """Start the process; returns its spawn time (perf_counter)."""
         cmd = [sys.executable, "-m", "dvidpy.cli", "serve", "--quiet", "--host", "127.0.0.1",
-               "--port", str(self.port), "--data", str(self.data)]
+               "--port", str(self.port)]
+        if self.toml:  # [server] settings plus a LevelDB store at self.data
+            cfg = self.log.with_suffix(".toml")
+            cfg.write_text(f'[server]\nhttpAddress = "127.0.0.1:{self.port}"\n{self.toml}\n'
+                           f'[store.main]\nengine = "leveldb"\npath = "{self.data}"\n')
+            cmd += ["--config", str(cfg)]
+        else:
+            cmd += ["--data", str(self.data)]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"),  # noqa: SIM115
-                                     stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[1])
+                                     stderr=subprocess.STDOUT, cwd=self.src,
+                                     env={**os.environ, "PYTHONPATH": str(self.src)})
         return t0
 
     def wait(self, probe: Callable[[], bool], timeout: float = 120) -> float:
@@ -534,6 +549,67 @@ def run_startup(tmp: Path, n: int) -> None:
         srv.stop()
 
 
+def _post_peak(tmp: Path, name: str, toml: str, bodies: list[bytes],
+               shape: tuple[int, int, int], src: Path | None) -> list[tuple[int, int]]:
+    """Per POST raw of each of ``bodies`` (one after the other, same box, on a fresh
+    server): peak VmRSS above the pre-request level (sampled every 5 ms, KiB) and the
+    rise of VmHWM."""
+    srv = Server(tmp / name, tmp / f"{name}.log", toml, src)
+    srv.start()
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=3600)
+        root = c.post("/api/repos", json={}).json()["root"]
+        r = c.post(f"/api/repo/{root}/instance", json={"typename": "labelmap",
+                                                      "dataname": "seg"})
+        assert r.status_code == 200, r.text
+        base = f"/api/node/{root}/seg"
+        warm = np.arange(64**3, dtype=np.uint64).tobytes()  # load every code path once
+        assert c.post(f"{base}/raw/0_1_2/64_64_64/0_0_-64", content=warm).status_code == 200
+        out = []
+        for body in bodies:
+            time.sleep(1)
+            m0 = srv.memory()
+            peak = [m0["VmRSS"]]
+            done = threading.Event()
+
+            def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
+                while not done.is_set():
+                    peak[0] = max(peak[0], srv.memory()["VmRSS"])
+                    time.sleep(0.005)
+
+            th = threading.Thread(target=sample)
+            th.start()
+            nz, ny, nx = shape
+            r = c.post(f"{base}/raw/0_1_2/{nx}_{ny}_{nz}/0_0_0", content=body)
+            done.set()
+            th.join()
+            assert r.status_code == 200, r.text
+            m1 = srv.memory()
+            out.append((peak[0] - m0["VmRSS"], m1["VmHWM"] - m0["VmHWM"]))
+        return out
+    finally:
+        srv.stop()
+
+
+def run_post_memory(tmp: Path, mib: int, src: Path | None) -> None:
+    """Peak server RSS of one large POST raw, batched vs one batch (see the docstring)."""
+    nz = max(1, mib // 2)  # 512 x 512 x nz uint64 = 2 MiB per z slice
+    shape = (nz - nz % 64 or 64, 512, 512)
+    z, y, x = np.ogrid[:shape[0], :512, :512]
+    bodies = [(BIG + (z // 20) * 10_000 + (y // 24) * 100 + (x // 28)).astype(np.uint64)
+              .tobytes(),  # cells of 20 x 24 x 28 voxels, then a shifted grid over them
+              (BIG2 + ((z + 7) // 20) * 10_000 + ((y + 5) // 24) * 100 + ((x + 3) // 28))
+              .astype(np.uint64).tobytes()]
+    pay = len(bodies[0]) / 1024  # KiB
+    print(f"[post-memory] POST raw of {len(bodies[0]) >> 20} MiB ({shape[2]}x{shape[1]}x"
+          f"{shape[0]} uint64, 64³ blocks), server from {src or 'this checkout'}")
+    for name, toml in (("batched", ""), ("one batch", "writeBatchBytes = 1099511627776")):
+        res = _post_peak(tmp, name.replace(" ", "_"), toml, bodies, shape, src)
+        for what, (rss, hwm) in zip(("new data ", "overwrite"), res, strict=True):
+            print(f"[post-memory] {name:9s} {what}: peak RSS +{rss / 1024:.0f} MiB = "
+                  f"{rss / pay:.2f}x payload (VmHWM +{hwm / 1024:.0f} MiB)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -543,10 +619,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--inproc", action="store_true", help="in-process figures")
     ap.add_argument("--server", action="store_true", help="figures through a real server")
     ap.add_argument("--startup", action="store_true", help="startup with a large mapping")
+    ap.add_argument("--post-memory", action="store_true",
+                    help="peak RSS of a large POST raw, batched vs one batch")
+    ap.add_argument("--post-mib", type=int, default=512)
+    ap.add_argument("--server-src", help="checkout to run servers from (default: this one)")
     ap.add_argument("--mapping-size", type=int, default=10_000_000)
     ap.add_argument("--tmp", help="work folder (default: a temporary folder)")
     a = ap.parse_args(argv)
-    every = not (a.codec or a.ingest or a.inproc or a.server or a.startup)
+    every = not (a.codec or a.ingest or a.inproc or a.server or a.startup or a.post_memory)
     if a.codec or every:
         run_codec()
     if a.ingest or every:
@@ -558,6 +638,9 @@ def main(argv: list[str] | None = None) -> None:
             run_server(Path(d))
         if a.startup or every:
             run_startup(Path(d), a.mapping_size)
+        if a.post_memory:
+            run_post_memory(Path(d), a.post_mib,
+                            Path(a.server_src).resolve() if a.server_src else None)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
+``dvidpy --version``
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from dvidpy import __version__
 from dvidpy.config import ConfigError, Settings
 
 
@@ -52,14 +54,16 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as e:  # engines that cannot open: say why instead of a traceback
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
+    from dvidpy.banner import startup_banner
     from dvidpy.http.protocol import protocol_class
 
-    if args.reuse_port:  # one of --workers N
+    if args.reuse_port:  # one of --workers N (the supervisor printed the startup block)
         config = uvicorn.Config(app, access_log=False, log_level="warning",
                                 timeout_keep_alive=30,
                                 http=protocol_class(settings.header_timeout))
         uvicorn.Server(config).run(sockets=[_reuse_port_socket(settings.host, settings.port)])
         return 0
+    print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30,
                 http=protocol_class(settings.header_timeout))
@@ -89,7 +93,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from dvidpy.repo import RepoManager
-    from storage import engine_class
+    from storage import EngineUnavailable, engine_class
 
     if args.workers < 1:
         print("dvidpy: --workers must be at least 1", file=sys.stderr)
@@ -103,7 +107,11 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         print("dvidpy: --workers needs a fixed --port", file=sys.stderr)
         return 2
     for alias, spec in settings.stores.items():
-        cls = engine_class(spec.engine)
+        try:
+            cls = engine_class(spec.engine)
+        except EngineUnavailable as e:  # a missing extra: its install command, no traceback
+            print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
+            return 2
         if not (spec.is_shared() and cls.shareable):
             why = ("serves one process at a time" if not cls.shareable
                    else "is not configured 'shared = true'")
@@ -137,6 +145,10 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    from dvidpy.banner import startup_banner
+
+    print(f"{startup_banner(settings)}\n  workers {args.workers} processes on one port "
+          "(SO_REUSEPORT)", flush=True)
     procs = [subprocess.Popen(cmd) for _ in range(args.workers)]
     log = logging.getLogger("dvidpy.workers")
     while not stopping:
@@ -178,16 +190,18 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _downsample(args: argparse.Namespace) -> int:
-    """Build a uint8blk pyramid on a running server (``POST downres``), with progress."""
-    import time
+    """Build a uint8blk pyramid on a running server (``POST downres``), with progress.
 
-    import httpx
+    Standard library HTTP only (:class:`~dvidpy.transfer.client.Http`), so it runs on
+    the base install."""
+    import os
+    import time
+    from urllib.parse import quote, urlencode
+
     from tqdm import tqdm
 
-    base = args.server.rstrip("/")
-    if "://" not in base:
-        base = "http://" + base
-    url = f"{base}/api/node/{args.uuid}/{args.name}"
+    from dvidpy.transfer.client import Http, TransferError
+
     params: dict[str, str] = {}
     if args.bbox:
         params["bbox"] = args.bbox
@@ -195,22 +209,29 @@ def _downsample(args: argparse.Namespace) -> int:
         params["levels"] = str(args.levels)
     if args.full:
         params["full"] = "true"
-    with httpx.Client(timeout=600) as c:
-        r = c.post(f"{url}/downres", params=params)
-        if r.status_code >= 400:
-            print(f"dvidpy downsample: {r.status_code} {r.text.strip()}", file=sys.stderr)
-            return 1
+    path = f"/api/node/{quote(args.uuid, safe=':~')}/{quote(args.name, safe='')}"
+    query = f"?{urlencode(params)}" if params else ""
+    try:
+        h = Http(args.server.rstrip("/"), timeout=600,
+                 token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
+        h.json("POST", f"{path}/downres{query}")
         bar = tqdm(total=0, unit="block", desc=f"downres {args.name}", disable=args.quiet)
-        while True:
-            st = c.get(f"{url}/downres-status").json()
-            bar.total = st.get("BlocksTotal", 0)
-            bar.n = st.get("BlocksDone", 0)
-            bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
-            bar.refresh()
-            if st.get("State") != "running":
-                break
-            time.sleep(args.poll)
-        bar.close()
+        try:
+            while True:
+                st = h.json("GET", f"{path}/downres-status")
+                bar.total = st.get("BlocksTotal", 0)
+                bar.n = st.get("BlocksDone", 0)
+                bar.set_postfix(level=f"{st.get('Level', 0)}/{st.get('Levels', 0)}")
+                bar.refresh()
+                if st.get("State") != "running":
+                    break
+                time.sleep(args.poll)
+        finally:
+            bar.close()
+            h.close()
+    except TransferError as e:
+        print(f"dvidpy downsample: {e.message}", file=sys.stderr)
+        return 1
     if st.get("State") == "error":
         print(f"dvidpy downsample: failed: {st.get('Error')}", file=sys.stderr)
         return 1
@@ -222,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="dvidpy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"dvidpy {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP server")
     s.add_argument("--config", help="TOML configuration file (DVID's shape)")
@@ -265,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--full", action="store_true", help="recompute from every stored block")
     d.add_argument("--poll", type=float, default=0.2, help="status poll interval (s)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     d.set_defaults(func=_downsample)
     from dvidpy.auth.cli import add_parser as add_token_parser
 

@@ -15,6 +15,10 @@ Example::
     [store.raid6]
     engine = "leveldb"              # lmdb | leveldb | rocksdb | postgres | gcs | s3 | memory
     path = "/data/dbs/leveldb"
+    [store.old]
+    engine = "badger"               # an engine dvidpy lacks: an error, unless ...
+    substitute = "leveldb"          # ... the TOML names the engine that stands in for it
+    path = "/data/dbs/badger"
     [store.fast]
     engine = "rocksdb"
     path = "/ssd/rocks"
@@ -47,6 +51,12 @@ Example::
 
 Store precedence for an instance (first match wins): data UUID, ``name:rootUUID``, tag
 ``key=value``, datatype name, ``default``. Relative paths are relative to the TOML file.
+
+Engine names: dvidpy's own (see :func:`storage.available_engines`) and DVID's names for the
+same engines (:data:`ENGINE_ALIASES`). Any other name - DVID's ``badger``, a typo - is a
+:class:`ConfigError` naming the known engines, unless the store says which engine serves it
+instead (``substitute = "leveldb"``); ``substitute`` next to an engine dvidpy has is an error
+too (it would never apply).
 """
 
 from __future__ import annotations
@@ -57,13 +67,15 @@ from pathlib import Path
 from typing import Any
 
 from dvidpy.auth.config import AuthConfigError, AuthSettings
+from storage import available_engines
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENGINE_ALIASES = {"basholeveldb": "leveldb", "gbucket": "gcs", "badger": "leveldb"}
+#: DVID's names for engines dvidpy has (the same engine, so no ``substitute`` is needed)
+ENGINE_ALIASES = {"basholeveldb": "leveldb", "gbucket": "gcs"}
 DEFAULT_MAX_REQUEST = 4 << 30
 DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_BODY_TIMEOUT = 60.0
@@ -97,6 +109,36 @@ def folder_engine(path: str | Path) -> str | None:
         return None
 
 
+def _engine_name(alias: str, opts: dict[str, Any]) -> tuple[str, str]:
+    """``(engine to open, engine it substitutes or "")`` for ``[store.alias]``, popping
+    ``engine`` and ``substitute`` from ``opts``; ConfigError for a name dvidpy lacks (with
+    the known names and how to substitute) and for a pointless or unknown ``substitute``."""
+    where = f"[store.{alias}]"
+    asked = opts.pop("engine")
+    sub = opts.pop("substitute", None)
+    if not isinstance(asked, str) or (sub is not None and not isinstance(sub, str)):
+        raise ConfigError(f"{where} engine and substitute must be strings")
+    known = available_engines()
+    names = (f"{', '.join(known)} (DVID's "
+             + ", ".join(f"{a} = {e}" for a, e in ENGINE_ALIASES.items()) + ")")
+    engine = ENGINE_ALIASES.get(asked, asked)
+    if sub is None:
+        if engine not in known:
+            raise ConfigError(
+                f"{where} engine {asked!r} is not a storage engine of dvidpy; known engines: "
+                f"{names}. To serve this store with one of them instead, say so in {where}: "
+                f'substitute = "leveldb" (or another known engine)')
+        return engine, ""
+    if engine in known:
+        raise ConfigError(f"{where} engine {asked!r} is available, so substitute = {sub!r} "
+                          f"would never apply; remove it")
+    stand_in = ENGINE_ALIASES.get(sub, sub)
+    if stand_in not in known:
+        raise ConfigError(f"{where} substitute = {sub!r} is not a storage engine of dvidpy; "
+                          f"known engines: {names}")
+    return stand_in, asked
+
+
 def _positive(table: dict[str, Any], key: str, default: Any, typ: type) -> Any:
     """``table[key]`` as a positive ``typ`` (``default`` when absent); ConfigError if not."""
     v = table.get(key, default)
@@ -117,6 +159,9 @@ class StoreSpec:
     0 = none; for LevelDB and RocksDB ``cache_mb`` remains their own block cache),
     ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl`` (seconds a Redis
     entry lives, default 3600).
+
+    ``substitutes`` is the engine the TOML named when ``engine`` stands in for it
+    (``substitute = ...``), else "".
     """
 
     alias: str
@@ -127,6 +172,7 @@ class StoreSpec:
     cache_mb: float = 0.0
     redis: str = ""
     cache_ttl: int = 3600
+    substitutes: str = ""
 
     def is_shared(self) -> bool:
         """Whether several servers may use this store at once (see the class docstring)."""
@@ -223,8 +269,7 @@ class Settings:
             if not isinstance(spec, dict) or "engine" not in spec:
                 raise ConfigError(f"[store.{alias}] needs an engine")
             opts = dict(spec)
-            engine = str(opts.pop("engine"))
-            engine = ENGINE_ALIASES.get(engine, engine)
+            engine, substitutes = _engine_name(alias, opts)
             loc = str(opts.pop("path", opts.pop("bucket", opts.pop("dsn", ""))))
             if engine in DIRECTORY_ENGINES:
                 if not loc:
@@ -233,7 +278,7 @@ class Settings:
             elif engine in ("postgres", "s3") and not loc:
                 what = "a dsn" if engine == "postgres" else "a bucket"
                 raise ConfigError(f"[store.{alias}] engine {engine} needs {what}")
-            spec_ = StoreSpec(alias, engine, loc, opts)
+            spec_ = StoreSpec(alias, engine, loc, opts, substitutes=substitutes)
             _store_extras(spec_, opts)
             s.stores[alias] = spec_
         if not s.stores:

@@ -1,7 +1,8 @@
 """Engine registry: built-in engines register by name; third-party ones via entry points.
 
 ``open_engine("leveldb", "/data/db", write_buffer_mb=64)`` opens a store. Engines whose
-optional dependency is missing raise :class:`EngineUnavailable` with the install hint.
+optional dependency is missing raise :class:`EngineUnavailable` with the pip command that
+installs it for this install of dvidpy (:func:`install_command`: a checkout or a wheel).
 Third-party engines declare an entry point in the ``dvidpy.storage`` group whose value is
 the engine class (a :class:`~storage.base.KVEngine` subclass with a ``name``).
 """
@@ -9,7 +10,10 @@ the engine class (a :class:`~storage.base.KVEngine` subclass with a ``name``).
 from __future__ import annotations
 
 import importlib
+import re
+import shlex
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from storage.base import KVEngine
@@ -33,6 +37,46 @@ _BUILTIN: dict[str, tuple[str, str, str]] = {
 _REGISTERED: dict[str, type[KVEngine]] = {}
 
 
+def source_checkout() -> Path | None:
+    """The source tree this code runs from (the folder holding dvidpy's pyproject.toml, as
+    in a clone or an editable install), or None when it runs from an installed wheel
+    (site-packages has no pyproject.toml beside the packages).
+
+    Decided by where the running code is, not by the installed distribution's
+    ``direct_url.json``: a second checkout run with ``python -m dvidpy.cli`` beside an
+    editable install of the first would otherwise be told to change the first one.
+    """
+    root = Path(__file__).resolve().parents[1]
+    try:
+        text = (root / "pyproject.toml").read_text()
+    except OSError:
+        return None
+    return root if re.search(r'(?m)^name\s*=\s*"dvidpy"\s*$', text) else None
+
+
+def install_command(requirement: str) -> str:
+    """The shell command that installs ``requirement`` for this install of dvidpy.
+
+    ``dvidpy[x]`` (an extra of dvidpy) becomes ``pip install -e '.[x]'`` from a checkout
+    (prefixed by ``cd CHECKOUT &&`` when the working directory is elsewhere) and
+    ``pip install 'dvidpy[x]'`` from a wheel (pip keeps the installed dvidpy and adds the
+    extra's packages). Any other requirement is ``pip install REQUIREMENT``.
+    """
+    m = re.fullmatch(r"dvidpy(\[[\w,-]+\])?", requirement)
+    if m is None:
+        return f"pip install {shlex.quote(requirement)}"
+    extras = m.group(1) or ""
+    root = source_checkout()
+    if root is None:
+        return f"pip install {shlex.quote('dvidpy' + extras)}"
+    cmd = f"pip install -e {shlex.quote('.' + extras)}"
+    try:
+        here = Path.cwd().resolve() == root
+    except OSError:  # the working directory was removed
+        here = False
+    return cmd if here else f"cd {shlex.quote(str(root))} && {cmd}"
+
+
 def register_engine(cls: type[KVEngine]) -> type[KVEngine]:
     """Class decorator: make ``cls`` available under ``cls.name``."""
     _REGISTERED[cls.name] = cls
@@ -49,7 +93,8 @@ def engine_class(name: str) -> type[KVEngine]:
             mod = importlib.import_module(module)
         except ImportError as e:
             raise EngineUnavailable(
-                f"storage engine {name!r} needs an extra package ({e}); pip install {hint}"
+                f"storage engine {name!r} needs an extra package ({e}): "
+                f"{install_command(hint)}"
             ) from e
         cls = getattr(mod, attr)
         _REGISTERED[name] = cls

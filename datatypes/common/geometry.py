@@ -383,6 +383,65 @@ def blocks_in_box(
     return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
 
 
+# --------------------------------------------------------------------------------------
+# Limits of the coordinate space and of key encodings
+# --------------------------------------------------------------------------------------
+
+
+def check_int32_box(offset: Sequence[int], size: Sequence[int], what: str = "box") -> None:
+    """Check that every voxel of a box lies in DVID's int32 coordinate space.
+
+    ``offset`` is the min corner and ``size`` the (positive) extent; the last voxel
+    ``offset + size - 1`` must not pass ``INT32_MAX`` on any axis (parsing already keeps
+    the offset itself within int32). An empty box passes.
+
+    Raises:
+        ValueError: naming the axis, the box's last voxel and the int32 limit.
+    """
+    for axis, o, s in zip("xyz", offset, size, strict=True):
+        last = int(o) + int(s) - 1
+        if int(s) > 0 and not INT32_MIN <= last <= INT32_MAX:
+            raise ValueError(
+                f"{what} ends at {axis}={last}, beyond the int32 voxel coordinate limit "
+                f"{INT32_MAX}"
+            )
+
+
+def int32_block_limits(block_size: int | Sequence[int]) -> tuple[Point3, Point3]:
+    """Inclusive ``(lo, hi)`` block coordinates whose voxels all lie in the int32
+    coordinate space (block ``c`` covers voxels ``c*b .. c*b + b - 1``)."""
+    bs = as_block_size(block_size)
+    lo = tuple(-(-INT32_MIN // b) for b in bs)
+    hi = tuple((INT32_MAX + 1) // b - 1 for b in bs)
+    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+
+def check_block_coords(
+    coords: ArrayLike, lo: Sequence[int], hi: Sequence[int], limit: str
+) -> None:
+    """Check that every block coordinate of ``coords`` (``(N, 3)`` or ``(3,)``, x, y, z)
+    lies in the inclusive per-axis range ``lo..hi``; vectorized, no per-block loop.
+
+    ``limit`` names what imposes the range (e.g. "the 21-bit fields of label-index block
+    keys") and appears in the message, with the first offending coordinate.
+
+    Raises:
+        ValueError: a coordinate is outside the range.
+    """
+    c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+    if c.shape[0] == 0:
+        return
+    lo_a = np.asarray(lo, dtype=np.int64)
+    hi_a = np.asarray(hi, dtype=np.int64)
+    bad = ((c < lo_a) | (c > hi_a)).any(axis=1)
+    if bad.any():
+        x, y, z = (int(v) for v in c[int(np.argmax(bad))])
+        raise ValueError(
+            f"block coordinate ({x}, {y}, {z}) is outside {tuple(lo)}..{tuple(hi)}, the "
+            f"range {limit} can hold"
+        )
+
+
 def is_block_aligned(
     offset: Sequence[int], size: Sequence[int], block_size: int | Sequence[int]
 ) -> bool:

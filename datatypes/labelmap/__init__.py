@@ -2,7 +2,8 @@
 
 Modules: codecs (:mod:`.block_codec`, :mod:`.rle`, :mod:`.ngseg`, :mod:`.downres`), storage
 layout (:mod:`.layout`), the mapping cache (:mod:`.mapping`), instance state
-(:mod:`.core`), endpoints (:mod:`.reads`, :mod:`.writes`) and the registered class
+(:mod:`.core`), the parameter declarations shared by endpoints (:mod:`.params`), endpoints
+(:mod:`.reads`, :mod:`.writes`, :mod:`.extras`) and the registered class
 (:mod:`.datatype`, whose docstring is the user-facing API help). This package ``__init__``
 imports nothing so the codecs can be used without the server.
 
@@ -35,4 +36,7 @@ Storage design (all state lives in the versioned store, so branching is copy-on-
 
 Writes and edits of one instance are serialized by ``LabelmapCore.lock``; each builds
 one versioned batch after validating everything, so a rejected request writes nothing.
+Bulk block writes (``POST raw``/``blocks``/``ingest-supervoxels``) are validated whole
+too, then commit in batches of about ``[server] writeBatchBytes`` (see
+:mod:`.writes`).
 """

@@ -56,6 +56,7 @@ __all__ = [
     "encode_solid_block",
     "from_subblock_order",
     "label_counts",
+    "max_serialization_size",
     "to_subblock_order",
 ]
 
@@ -337,6 +338,19 @@ def _encode_numpy(a: np.ndarray, tables: SubblockTables | None = None) -> bytes:
             values.tobytes(),
         )
     )
+
+
+def max_serialization_size(shape: tuple[int, int, int]) -> int:
+    """Bytes of the largest serialization a block of ``shape`` (nz, ny, nx) can need when
+    its label list has at most one entry per voxel (true of every encoder, DVID's
+    included): header, labels, sub-block counts, index lists and 9-bit packed values.
+
+    Readers of posted blocks decompress no further than this, so a small gzip payload
+    cannot expand without bound.
+    """
+    nz, ny, nx = _check_block_shape(tuple(shape))
+    v = nz * ny * nx
+    return _HEADER.size + 8 * v + 2 * (v // SUBBLOCK_VOXELS) + 4 * v + (9 * v + 7) // 8
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,21 +16,25 @@ from typing import Any
 import numpy as np
 
 from datatypes import protos
+from datatypes.common.geometry import check_block_coords, check_int32_box, int32_block_limits
 from datatypes.labelmap import block_codec
 from datatypes.labelmap import layout as L
 from datatypes.labelmap.block_codec import decode_block, decode_block_mask, encode_block
 from datatypes.labelmap.downres import downres_octants
 from datatypes.labelmap.mapping import MappingCache
-from datatypes.labelmap.rle import encode_block_coords
+from datatypes.labelmap.rle import INDEX_BLOCK_MAX, encode_block_coords
+from dvidpy import jsonio
 from dvidpy.codec import CodecError
 from dvidpy.datatype import Call, Datatype, SyncEvent
-from dvidpy.errors import BadRequest, NotFound
+from dvidpy.errors import BadRequest, NotFound, TooLarge
 from dvidpy.keys import data_key, instance_prefix, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 from storage.base import KeyRange
 
 U64_MAX = 2**64 - 1
 MAX_SCALE = 20
+#: most voxels one request reads or writes (also bounded by maxRequestBytes / 8)
+MAX_VOXELS = 1 << 28
 
 
 def _parse_triple(text: str, what: str, cast: type = int) -> list[Any]:
@@ -43,19 +47,6 @@ def _parse_triple(text: str, what: str, cast: type = int) -> list[Any]:
         return [cast(p) for p in parts]
     except ValueError:
         raise BadRequest(f"bad {what} {text!r}") from None
-
-
-def parse_label(text: str, what: str = "label", allow_zero: bool = False) -> int:
-    """A uint64 label from a URL segment; 400 when malformed or (by default) zero."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise BadRequest(f"bad {what} {text!r}: not an unsigned integer") from None
-    if not 0 <= v <= U64_MAX:
-        raise BadRequest(f"{what} {v} is outside the uint64 range")
-    if v == 0 and not allow_zero:
-        raise BadRequest(f"{what} 0 is background and not allowed here")
-    return v
 
 
 def label_list_json(body: Any, what: str = "labels") -> list[int]:
@@ -155,12 +146,56 @@ class LabelmapCore(Datatype):
             raise BadRequest(f"{what} requires IndexedLabels=true on {self.meta.name!r}")
 
     def scale_arg(self, call: Call) -> int:
-        """``scale`` query parameter; 400 outside 0..MaxDownresLevel."""
-        s = call.int_query("scale", 0)
+        """The declared ``scale`` query parameter (0 when absent); 400 outside
+        0..MaxDownresLevel."""
+        s = call.params.get("scale") or 0
         if not 0 <= s <= self.max_scale:
             raise BadRequest(f"scale {s} is outside 0..MaxDownresLevel ({self.max_scale}) of "
                              f"{self.meta.name!r}")
         return s
+
+    @property
+    def voxel_limit(self) -> int:
+        """Most voxels one request may read or write: :data:`MAX_VOXELS`, and no more than
+        the server's ``maxRequestBytes`` holds as uint64 voxels (so a GET answers at most
+        what a POST may send, and a decompressed POST body is no larger than a raw one)."""
+        return max(1, min(MAX_VOXELS, self.manager.settings.max_request_bytes // 8))
+
+    def check_voxels(self, n: int, what: str) -> None:
+        """413 when ``n`` voxels exceed :attr:`voxel_limit`."""
+        if n > self.voxel_limit:
+            raise TooLarge(f"{what} of {n} voxels exceeds the limit of {self.voxel_limit} "
+                           f"voxels (maxRequestBytes / 8, at most {MAX_VOXELS})")
+
+    def check_box(self, offset: Sequence[int], size: Sequence[int], what: str) -> None:
+        """400 when a voxel box leaves the int32 coordinate space; 413 when it holds more
+        than :attr:`voxel_limit` voxels."""
+        try:
+            check_int32_box(offset, size, what)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        self.check_voxels(int(size[0]) * int(size[1]) * int(size[2]), what)
+
+    def block_limits(self, scale: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """Inclusive ``(lo, hi)`` block coordinates storable at ``scale``: the block's
+        voxels lie in the int32 space, and the scale-0 blocks it covers (``2**scale`` per
+        axis) fit the 21-bit sign-magnitude fields of label-index block keys
+        (``|c| <= 2**20 - 1``, §9.16.9)."""
+        lo, hi = int32_block_limits(self.block_size)
+        m = INDEX_BLOCK_MAX >> scale
+        return ((max(lo[0], -m), max(lo[1], -m), max(lo[2], -m)),
+                (min(hi[0], m), min(hi[1], m), min(hi[2], m)))
+
+    def check_block_coords(self, coords: Any, scale: int) -> None:
+        """400 naming the limit when a block coordinate at ``scale`` is outside
+        :meth:`block_limits` (checked before anything is written)."""
+        lo, hi = self.block_limits(scale)
+        try:
+            check_block_coords(coords, lo, hi, f"label-index block keys (|scale-0 block| <= "
+                                               f"{INDEX_BLOCK_MAX}) and int32 voxels at "
+                                               f"scale {scale}")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
 
     # ----- info -------------------------------------------------------------------------
 
@@ -512,9 +547,14 @@ class LabelmapCore(Datatype):
         b.put(L.mutlog_tkey(ctx.version, mutid), json.dumps(rec).encode())
         return rec
 
-    def mutation_records(self, ctx: VersionedCtx) -> list[dict[str, Any]]:
-        pre = tkey(L.MUTLOG_CLASS, ctx.version.to_bytes(4, "big"))
-        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
+    def mutation_records(self, ctx: VersionedCtx, version: int | None = None,
+                         ) -> list[dict[str, Any]]:
+        """Mutation-log records written at ``version`` (default: ``ctx``'s own; else an
+        ancestor of it), in mutation order. A corrupt record is a 400 naming it."""
+        v = ctx.version if version is None else version
+        pre = tkey(L.MUTLOG_CLASS, v.to_bytes(4, "big"))
+        return [jsonio.loads(raw, f"stored mutation record of {self.meta.name!r}")
+                for _, raw in self.store.scan_prefix(ctx, pre)]
 
     def emit(self, ctx: VersionedCtx, kind: str, payload: dict[str, Any], mutid: int) -> None:
         """Publish a :class:`SyncEvent` to synced instances."""

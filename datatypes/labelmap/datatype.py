@@ -17,14 +17,22 @@ Voxels and blocks
     2-D ``raw/0_1|0_2|1_2/{w_h}/{x_y_z}[/png]``: 16-bit RGBA PNG whose sample bytes are the
     little-endian label bytes (DVID's NRGBA64). ``GET pseudocolor/{2-D dims}/{w_h}/{x_y_z}
     [?roi&scale&supervoxels]``: RGBA PNG with a hashed color per label (0 transparent).
-    ``POST raw/0_1_2/{size}/{offset}[?compression=lz4|gzip]`` block-aligned supervoxel
-    ids; updates indices, extents, max label and all lower scales.
+    ``POST raw/0_1_2/{size}/{offset}[?compression=lz4|gzip&roi=NAME]`` block-aligned
+    supervoxel ids; updates indices, extents, max label and all lower scales; with
+    ``roi=`` only voxels inside the ROI change. Bulk writes commit in batches of about
+    ``[server] writeBatchBytes`` after the whole request is validated.
     ``GET blocks/{size}/{offset}[?scale&supervoxels&compression=]`` block stream (§8.5);
     payload: lz4 (default) / gzip / uncompressed uint64 arrays or ``blocks`` (gzip of the
     DVID label block). ``GET specificblocks?blocks=x,y,z,...`` same, default ``blocks``.
     ``POST blocks[?scale&downres=true&noindexing=true]`` gzip'd DVID label blocks.
     ``POST ingest-supervoxels[?scale]`` same body, stored as-is (no indexing, sync,
     extents, max label or downres). ``POST extents`` ``{"MinPoint","MaxPoint"}``.
+Limits (checked before any work)
+    A request reads or writes at most ``min(2^28, maxRequestBytes / 8)`` voxels (413).
+    Boxes must lie in the int32 voxel space and block coordinates must fit label-index
+    block keys (``|scale-0 block| <= 2^20 - 1``; at scale s, ``2^(20-s) - 1``): 400
+    naming the limit. ``roi=NAME`` naming no roi instance is a 400 on every endpoint
+    taking it.
 Point and index queries
     ``GET label/{x_y_z}`` → ``{"Label": id}``; ``GET labels`` body ``[[x,y,z],...]``.
     ``GET size/{label}`` (404 unknown), ``GET sizes`` body ``[l,...]`` (0 unknown),
@@ -54,7 +62,8 @@ Edits (each gets a MutationID, a ``GET mutations`` record and a sync event)
     ``POST cleave/{label}`` body ``[sv,...]`` → ``{"CleavedLabel","MutationID"}``; all
     supervoxels must belong to the label and at least one must remain.
     ``POST split-supervoxel/{sv}[?split=&remain=&downres=false]`` body legacy RLE (all
-    voxels must lie in the supervoxel) → ``{"SplitSupervoxel","RemainSupervoxel",
+    voxels must lie in the supervoxel: spans leaving its bounding box, or more voxels
+    than it has, are refused before any per-span work) → ``{"SplitSupervoxel","RemainSupervoxel",
     "MutationID"}``; the old supervoxel id is retired (maps to 0).
     ``POST split/{label}`` body legacy RLE (strict subset of the body) →
     ``{"label": new body, "MutationID"}``; supervoxels entirely inside move to the new

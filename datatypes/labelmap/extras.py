@@ -17,20 +17,34 @@ import numpy as np
 from starlette.responses import Response, StreamingResponse
 
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.core import label_list_json, parse_label
+from datatypes.labelmap.core import label_list_json
 from datatypes.labelmap.mapping import MappingCache
-from datatypes.labelmap.reads import OCTET, ReadsMixin, _bounds
+from datatypes.labelmap.params import (
+    BLOCKS_BODY,
+    BOUNDS,
+    LABEL,
+    LABELS_BODY,
+    SCALE,
+    bounds,
+    labels_schema,
+    nonzero,
+)
+from datatypes.labelmap.reads import ReadsMixin
 from datatypes.labelmap.rle import encode_sparsevols_coarse_record
 from datatypes.labelmap.writes import WritesMixin
 from dvidpy.datatype import Call, endpoint
 from dvidpy.errors import BadRequest, NotFound
-from dvidpy.keys import tkey
+from dvidpy.http.spec import JSON, OCTET, TEXT, Body, Param
 from dvidpy.versioned import VersionedCtx
 from storage.base import prefix_successor
 
 MAX_INDICES = 50_000
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 STREAM_CHUNK = 1 << 20
+_FROM_TO = (Param("from", "uuid", "first version (an ancestor of to, or to itself)"),
+            Param("to", "uuid", "last version"))
+_POINT3 = {"type": "array", "minItems": 3, "maxItems": 3,
+           "items": {"type": "integer", "minimum": I32_MIN, "maximum": I32_MAX}}
 
 
 def _compact(obj: Any) -> bytes:
@@ -63,13 +77,12 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
             raise BadRequest(f"version {spec!r} is not in the repo of {self.meta.name!r}")
         return self.manager.context(self, node, call.ctx.user, call.ctx.app)
 
-    def _version_chain(self, call: Call, i: int) -> tuple[VersionedCtx, VersionedCtx,
-                                                          list[int]]:
-        """``(from ctx, to ctx, versions from → to)`` for path args ``i``, ``i+1``; the
-        first must be an ancestor of (or equal to) the second, else 400. The chain follows
-        the second's ancestry (first parents at merge nodes)."""
-        beg = self._ctx_at(call, call.arg(i, "from UUID"))
-        end = self._ctx_at(call, call.arg(i + 1, "to UUID"))
+    def _version_chain(self, call: Call) -> tuple[VersionedCtx, VersionedCtx, list[int]]:
+        """``(from ctx, to ctx, versions from → to)`` for the path parameters ``from`` and
+        ``to``; the first must be an ancestor of (or equal to) the second, else 400. The
+        chain follows the second's ancestry (first parents at merge nodes)."""
+        beg = self._ctx_at(call, call.params["from"])
+        end = self._ctx_at(call, call.params["to"])
         if beg.version not in end.ancestry.pos:
             raise BadRequest(f"version {beg.node.uuid} is not an ancestor of {end.node.uuid}")
         chain = []
@@ -85,23 +98,19 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
             v = nxt[0]
         return beg, end, chain[::-1]
 
-    def _records_at(self, ctx: VersionedCtx, version: int) -> list[dict[str, Any]]:
-        """Mutation-log records written at ``version`` (an ancestor of ``ctx`` or itself),
-        in mutation order."""
-        pre = tkey(L.MUTLOG_CLASS, version.to_bytes(4, "big"))
-        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
-
-    @endpoint("GET", "mutations-range/{args*}")
+    @endpoint("GET", "mutations-range/{from}/{to}", "Mutation records of every version from "
+              "one to another", params=_FROM_TO)
     def _get_mutations_range(self, call: Call) -> Response:
-        """One JSON array of the mutation records of every version from ``{beg}`` to
-        ``{end}`` (inclusive, ancestor first)."""
-        _, end, chain = self._version_chain(call, 0)
+        """One JSON array of the mutation records of every version from ``{from}`` to
+        ``{to}`` (inclusive, ancestor first)."""
+        _, end, chain = self._version_chain(call)
         recs: list[dict[str, Any]] = []
         for v in chain:
-            recs.extend(self._records_at(end, v))
+            recs.extend(self.mutation_records(end, v))
         return Response(_compact(recs), media_type="application/json")
 
-    @endpoint("GET", "history/{args*}")
+    @endpoint("GET", "history/{label}/{from}/{to}", "The edits that built a label between "
+              "two versions", params=(LABEL, *_FROM_TO))
     def _get_history(self, call: Call) -> Response:
         """``history/{label}/{from}/{to}``: concatenated JSON objects (no brackets) of the
         merges/cleaves/splits of the bodies that held ``label``'s supervoxels (as of
@@ -109,8 +118,8 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         Renumbers are followed (later edits of the new id count) but, as in DVID, not
         listed. 400 when ``{from}`` is not an ancestor of ``{to}``; 404 when ``label`` has
         no index at ``{to}``."""
-        label = parse_label(call.arg(0, "label"))
-        beg, end, chain = self._version_chain(call, 1)
+        label = nonzero(call.params["label"])
+        beg, end, chain = self._version_chain(call)
         idx = self.get_index(end, label)
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} not found in {self.meta.name!r} at {end.node.uuid}")
@@ -119,7 +128,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         orig = set(self.mapping.lookup(beg, svs).values()) - {0}
         out: list[bytes] = []
         for v in chain:
-            for r in self._records_at(end, v):
+            for r in self.mutation_records(end, v):
                 a = r.get("Action")
                 o: dict[str, Any] | None = None
                 if a == "renumber" and r.get("OrigLabel") in orig:
@@ -143,7 +152,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
                     out.append(_compact(o))
         return Response(b"".join(out), media_type="application/json")
 
-    @endpoint("GET", "supervoxel-splits/{args*}")
+    @endpoint("GET", "supervoxel-splits", "Supervoxel splits from this version to the root")
     def _get_supervoxel_splits(self, call: Call) -> Response:
         """``["<uuid>", [[mutid, old sv, remain sv, split sv], ...], "<parent uuid>", ...]``
         from this version to the root, skipping versions without splits. Body splits
@@ -152,7 +161,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         items: list[Any] = []
         for v in ctx.ancestry.order:
             ops = []
-            for r in self._records_at(ctx, v):
+            for r in self.mutation_records(ctx, v):
                 a = r.get("Action")
                 if a == "split-supervoxel":
                     ops.append([r["MutationID"], r["Supervoxel"], r["RemainSupervoxel"],
@@ -174,7 +183,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         for tk, v in self.store.scan(ctx, L.index_tkey(start), stop, keys_only=keys_only):
             yield int.from_bytes(tk[2:10], "big"), v
 
-    @endpoint("GET", "existing-labels/{args*}")
+    @endpoint("GET", "existing-labels", "Every body with a label index, ascending")
     def _get_existing_labels(self, call: Call) -> Response:
         """Streamed JSON array of every body with a label index, ascending. A storage error
         mid-stream truncates the array (DVID can't report it either)."""
@@ -195,16 +204,18 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
         return StreamingResponse(gen(), media_type="application/json")
 
-    @endpoint("GET", "sparsevols-coarse/{args*}")
+    @endpoint("GET", "sparsevols-coarse/{start}/{end}", "Coarse sparse volumes of the bodies "
+              "in a label range", returns=OCTET, query=BOUNDS, params=(
+                  Param("start", "label", "first label (inclusive)"),
+                  Param("end", "label", "last label (inclusive)")))
     def _get_sparsevols_coarse(self, call: Call) -> Response:
         """Stream, per body with an index in ``[start, end]``: ``uint64 label, int32 S``
         and S block-coordinate spans; bodies with no block inside the bounds are skipped."""
         self.require_indexed("sparsevols-coarse")
-        start = parse_label(call.arg(0, "start label"), "start label", allow_zero=True)
-        end = parse_label(call.arg(1, "end label"), "end label", allow_zero=True)
+        start, end = call.params["start"], call.params["end"]
         if end < start:
             raise BadRequest(f"end label {end} is below start label {start}")
-        bnd = _bounds(call)
+        bnd = bounds(call)
         bs = np.array(self.block_size)
         lo = hi = None
         if bnd is not None:
@@ -235,7 +246,8 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
         return StreamingResponse(gen(), media_type=OCTET)
 
-    @endpoint("GET", "indices-compressed/{args*}")
+    @endpoint("GET", "indices-compressed", "Stored label indices of the labels listed in the "
+              "GET body (<= 50,000)", body=LABELS_BODY, returns=OCTET)
     def _get_indices_compressed(self, call: Call) -> Response:
         """GET body ``[l1, ...]`` (≤ 50,000) → per label in request order: ``uint64 size,
         uint64 label`` and ``size`` bytes of the stored (lz4-framed) LabelIndex; size 0
@@ -266,7 +278,8 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
 
     # ----- writes -----------------------------------------------------------------------
 
-    @endpoint("POST", "renumber/{args*}")
+    @endpoint("POST", "renumber", "Give bodies new ids", returns=TEXT, body=Body(
+        JSON, "[new1, old1, new2, old2, ...] body ids", schema=labels_schema([1000, 3], 2)))
     def _renumber(self, call: Call) -> Response:
         """Body ``[new1, old1, new2, old2, ...]``: each old body becomes ``new`` (its
         supervoxels are remapped, its index moves). Every pair gets its own mutation id,
@@ -328,24 +341,37 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
             self.emit(ctx, "merge", payload, mutid)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "ingest-supervoxels/{args*}")
+    @endpoint("POST", "ingest-supervoxels", "Store gzip'd label blocks as-is (no indexing, "
+              "sync, extents, max label or downres)", body=BLOCKS_BODY, query=(SCALE,),
+              returns=TEXT)
     def _post_ingest_supervoxels(self, call: Call) -> Response:
         """``POST blocks`` body stored as-is at ``scale``: no indexing, sync, extents,
         max-label or downres (bulk loads follow with ``POST indices``/``mappings``/
-        ``extents``). The whole stream is validated first; one batch."""
+        ``extents``). The whole stream is validated first, then written in batches of
+        about ``writeBatchBytes`` of stored bytes."""
         scale = self.scale_arg(call)
-        blocks, values = self.parse_block_stream(call)
-        if not values:
-            return Response(b"", media_type="text/plain")
+        recs = self.parse_block_stream(call, scale, 0)
+        crc = self.meta.checksum == "crc32"
+        limit = self.manager.settings.write_batch_bytes
         with self.lock:
-            b = self.store.batch(call.ctx)
-            for c, val in values.items():
-                b.put(L.block_tkey(scale, *c), val)
-            b.commit()
-        del blocks
+            items = iter(recs.items())
+            while True:
+                b = self.store.batch(call.ctx)
+                size = 0
+                for c, (payload, _) in items:
+                    b.put(L.block_tkey(scale, *c), L.frame_gzip_payload(payload, crc))
+                    size += len(payload)
+                    if size >= limit:
+                        break
+                if not size:
+                    break
+                b.commit()
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "extents/{args*}")
+    @endpoint("POST", "extents", "Replace this version's extents", returns=TEXT, body=Body(
+        JSON, '{"MinPoint": [x, y, z], "MaxPoint": [x, y, z]}', schema={
+            "type": "object", "properties": {
+                "MinPoint": _POINT3, "MaxPoint": _POINT3}}))
     def _post_extents(self, call: Call) -> Response:
         """Body ``{"MinPoint": [x, y, z], "MaxPoint": [x, y, z]}`` (either may be omitted
         when extents exist) replaces this version's extents. 400 for non-int32 values,

@@ -24,14 +24,32 @@ from datatypes.common.geometry import (
     is_block_aligned,
     parse_block_list,
     parse_dims,
-    parse_size,
-    parse_xyz,
     plane_size_to_3d,
 )
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.core import LabelmapCore, label_list_json, parse_label
+from datatypes.labelmap.core import LabelmapCore, label_list_json
 from datatypes.labelmap.images import encode_png_rgba, pseudocolor
 from datatypes.labelmap.ngseg import encode_compressed_segmentation
+from datatypes.labelmap.params import (
+    BOUNDS,
+    DIMS,
+    FORMAT,
+    HASH,
+    LABEL,
+    LABELS_BODY,
+    OFFSET,
+    PNG,
+    POINT,
+    POINTS_BODY,
+    SCALE,
+    SIZE,
+    SUPERVOXELS,
+    VOXEL_QUERY,
+    bounds,
+    flag,
+    nonzero,
+    opt,
+)
 from datatypes.labelmap.rle import (
     encode_binary_blocks,
     encode_rles,
@@ -42,23 +60,26 @@ from datatypes.labelmap.rle import (
 from datatypes.roi import find_roi
 from dvidpy.codec import CodecError, lz4_compress
 from dvidpy.datatype import Call, endpoint
-from dvidpy.errors import BadRequest, NotFound, TooLarge
+from dvidpy.errors import BadRequest, NotFound
+from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Q
 from dvidpy.versioned import VersionedCtx
 
-OCTET = "application/octet-stream"
-MAX_READ_VOXELS = 1 << 28
 CHUNK_BLOCKS = 64
 I32 = 2**31
-
-
-def _bounds(call: Call) -> tuple[list[int], list[int]] | None:
-    """Inclusive voxel bounds from minx..maxz (missing sides unbounded); None if none."""
-    names = ("minx", "miny", "minz", "maxx", "maxy", "maxz")
-    if not any(n in call.query for n in names):
-        return None
-    lo = [call.int_query(n, -I32) for n in names[:3]]
-    hi = [call.int_query(n, I32 - 1) for n in names[3:]]
-    return lo, hi
+_RAW = {"params": (DIMS, SIZE, OFFSET, FORMAT), "returns": {200: (OCTET, PNG)},
+        "query": (*VOXEL_QUERY, Q("compression", "str", "3-D answer encoding: lz4 (one raw "
+                                  "LZ4 block), gzip, google (neuroglancer compressed "
+                                  "segmentation; sizes multiples of 8) or googlegzip; absent: "
+                                  "uint64 LE", enum=("lz4", "gzip", "google", "googlegzip")))}
+_BLOCK_COMP = Q("compression", "str", "payload per block: lz4 (default), gzip, uncompressed "
+                "uint64 or blocks (gzip'd DVID label block)",
+                enum=("lz4", "gzip", "uncompressed", "blocks"))
+_SPARSEVOL = (Q("format", "str", "rles (legacy RLE, default), srles (spans only) or blocks "
+                "(binary block masks)", enum=("rles", "srles", "blocks")),
+              SCALE, SUPERVOXELS,
+              Q("compression", "str", "lz4 or gzip of the rles/srles answer",
+                enum=("lz4", "gzip")), *BOUNDS)
+_SPARSEVOL_HEAD = {200: EMPTY, 204: EMPTY}
 
 
 def _json_points(body: Any) -> np.ndarray:
@@ -85,16 +106,15 @@ class ReadsMixin(LabelmapCore):
         blocks = self.read_blocks(ctx, scale, coords, mapped)
         return extract_subvolume(blocks, offset, size, bs, dtype=np.uint64)
 
-    def _geometry(self, call: Call, first: int = 1) -> tuple[tuple[int, int, int],
-                                                           tuple[int, int, int]]:
-        try:
-            size = parse_size(call.arg(first, "size"))
-            offset = parse_xyz(call.arg(first + 1, "offset"))
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
-        n = size[0] * size[1] * size[2]
-        if n > MAX_READ_VOXELS:
-            raise TooLarge(f"request of {n} voxels exceeds the limit of {MAX_READ_VOXELS}")
+    def box3(self, call: Call, what: str) -> tuple[tuple[int, int, int],
+                                                    tuple[int, int, int]]:
+        """The declared ``size`` (which must be 3-D) and ``offset`` of a request: 400 when
+        the box leaves the int32 space, 413 over :attr:`voxel_limit`."""
+        size, offset = call.params["size"], call.params["offset"]
+        if len(size) != 3:
+            raise BadRequest(f"{what} needs a 3-D size nx_ny_nz, not "
+                             f"{'_'.join(map(str, size))}")
+        self.check_box(offset, size, what)
         return (size[0], size[1], size[2]), offset
 
     def roi_mask(self, call: Call, scale: int, offset: tuple[int, int, int],
@@ -107,7 +127,7 @@ class ReadsMixin(LabelmapCore):
         400 when the instance is not an ROI or its block size is not divisible by
         ``2**scale``.
         """
-        name = call.query.get("roi", "")
+        name = call.params.get("roi")
         if not name:
             return None
         roi = find_roi(self.repo, name)
@@ -122,7 +142,7 @@ class ReadsMixin(LabelmapCore):
                 scale: int) -> np.ndarray:
         """Mapped (unless ``supervoxels=true``) labels of a box, zero outside ``roi=``."""
         mask = self.roi_mask(call, scale, offset, size)
-        vol = self.read_subvolume(call.ctx, scale, offset, size, not call.flag("supervoxels"))
+        vol = self.read_subvolume(call.ctx, scale, offset, size, not flag(call, "supervoxels"))
         if mask is not None:
             vol[~mask] = 0
         return vol
@@ -131,16 +151,15 @@ class ReadsMixin(LabelmapCore):
         """Parse a 2-D ``{dims}/{size}/{offset}`` request and read its plane:
         ``(dims, (h, w) uint64 labels)`` (rows z for xz/yz planes, y for xy)."""
         try:
-            dims = parse_dims(call.arg(0, "dims"))
+            dims = parse_dims(call.params["dims"])
             if len(dims) != 2:
-                raise ValueError(f"expected 2-D dims (0_1, 0_2, 1_2), got {call.args[0]!r}")
-            size = plane_size_to_3d(dims, parse_size(call.arg(1, "size"), 2))
-            offset = parse_xyz(call.arg(2, "offset"))
+                raise ValueError(f"expected 2-D dims (0_1, 0_2, 1_2), got "
+                                 f"{call.params['dims']!r}")
+            size = plane_size_to_3d(dims, call.params["size"])
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        n = size[0] * size[1] * size[2]
-        if n > MAX_READ_VOXELS:
-            raise TooLarge(f"request of {n} voxels exceeds the limit of {MAX_READ_VOXELS}")
+        offset = call.params["offset"]
+        self.check_box(offset, size, "plane")
         vol = self._voxels(call, offset, size, self.scale_arg(call))
         if dims == (0, 1):
             return dims, vol[0]
@@ -148,18 +167,18 @@ class ReadsMixin(LabelmapCore):
             return dims, vol[:, 0, :]
         return dims, vol[:, :, 0]
 
-    @endpoint(("GET", "HEAD"), "raw/{args*}")
+    @endpoint(("GET", "HEAD"), "raw/{dims}/{size}/{offset}/{format?}",
+              "Voxels of a box: uint64 volume (3-D) or label PNG (2-D)", **_RAW)
     def _get_raw(self, call: Call) -> Response:
         """3-D: uint64 volume (``compression`` none/lz4/gzip/google/googlegzip; format
         segment absent or ``octet-stream``). 2-D: a 16-bit RGBA PNG whose sample bytes are
-        the little-endian label bytes (Go ``NRGBA64`` as DVID sends it)."""
+        the little-endian label bytes (Go ``NRGBA64`` as DVID sends it). ``roi=`` zeroes
+        voxels outside the ROI (400 when no such roi instance)."""
         try:
-            dims = parse_dims(call.arg(0, "dims"))
+            dims = parse_dims(call.params["dims"])
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        if len(call.args) > 4:
-            raise BadRequest(f"unexpected path segments after the format ({call.path})")
-        fmt = call.args[3] if len(call.args) > 3 else ""
+        fmt = call.params["format"] or ""
         if len(dims) == 2:
             if fmt not in ("", "png"):
                 raise BadRequest(f"labelmap 2-D slices are served only as png, not {fmt!r}")
@@ -170,17 +189,16 @@ class ReadsMixin(LabelmapCore):
         if fmt not in ("", "octet-stream"):
             raise BadRequest(f"labelmap 3-D volumes are served only as octet-stream, not "
                              f"{fmt!r}")
-        size, offset = self._geometry(call)
+        size, offset = self.box3(call, "raw request")
         scale = self.scale_arg(call)
-        comp = call.query.get("compression", "")
-        if comp not in ("", "lz4", "gzip", "google", "googlegzip"):
-            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, google, googlegzip)")
+        comp = call.params["compression"] or ""
         if comp.startswith("google") and any(s % 8 for s in size):
             raise BadRequest(f"compression={comp} needs sizes that are multiples of 8")
         vol = self._voxels(call, offset, size, scale)
         headers = {}
-        if comp == "":
-            data: bytes = vol.astype("<u8", copy=False).tobytes()
+        if comp == "":  # the volume's own buffer, no copy
+            data: bytes | memoryview = memoryview(
+                np.ascontiguousarray(vol, dtype="<u8").reshape(-1)).cast("B")
         elif comp == "lz4":
             data = lz4_compress(vol.astype("<u8", copy=False).tobytes())
         elif comp == "gzip":
@@ -192,14 +210,18 @@ class ReadsMixin(LabelmapCore):
                 headers["Content-Encoding"] = "gzip"
         return Response(data, media_type=OCTET, headers=headers)
 
-    @endpoint(("GET", "HEAD"), "pseudocolor/{args*}")
+    @endpoint(("GET", "HEAD"), "isotropic/{dims}/{size}/{offset}/{format?}",
+              "Same as raw (labelmap voxels are served as stored)", **_RAW)
+    def _get_isotropic(self, call: Call) -> Response:
+        return self._get_raw(call)
+
+    @endpoint(("GET", "HEAD"), "pseudocolor/{dims}/{size}/{offset}",
+              "A plane as an RGBA PNG with a hashed color per label", params=(DIMS, SIZE, OFFSET),
+              query=VOXEL_QUERY, returns=PNG)
     def _get_pseudocolor(self, call: Call) -> Response:
         """2-D RGBA PNG; each body (or supervoxel) gets a hashed color, 0 is transparent."""
         _, img = self._plane(call)
         return Response(encode_png_rgba(pseudocolor(img), 8), media_type="image/png")
-
-    _get_isotropic = endpoint(("GET", "HEAD"), "isotropic/{args*}")(
-        lambda self, call: self._get_raw(call))
 
     # ----- blocks -----------------------------------------------------------------------
 
@@ -267,37 +289,38 @@ class ReadsMixin(LabelmapCore):
                 parts.append(p)
             yield b"".join(parts)
 
-    def _check_block_comp(self, comp: str) -> None:
-        if comp not in ("", "lz4", "gzip", "uncompressed", "blocks"):
-            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip, uncompressed, blocks)")
-
-    @endpoint("GET", "blocks/{args*}")
+    @endpoint("GET", "blocks/{size}/{offset}", "Stored blocks of a block-aligned box, as a "
+              "block stream", params=(SIZE, OFFSET), query=(SCALE, SUPERVOXELS, _BLOCK_COMP),
+              returns=OCTET)
     def _get_blocks(self, call: Call) -> Response:
-        size, offset = self._geometry(call, 0)
+        size, offset = self.box3(call, "blocks request")
         scale = self.scale_arg(call)
-        comp = call.query.get("compression", "")
-        self._check_block_comp(comp)
+        comp = call.params["compression"] or ""
         bs = self.block_size
         if not is_block_aligned(offset, size, bs):
             raise BadRequest(f"blocks request {size} at {offset} must be block-aligned ({bs})")
         coords = blocks_in_box(offset, size, bs)
         return StreamingResponse(
-            self._stream_blocks(call.ctx, scale, coords, comp, not call.flag("supervoxels")),
+            self._stream_blocks(call.ctx, scale, coords, comp, not flag(call, "supervoxels")),
             media_type=OCTET)
 
-    @endpoint("GET", "specificblocks/{args*}")
+    @endpoint("GET", "specificblocks", "The listed stored blocks, as a block stream",
+              query=(Q("blocks", "str", "block coordinates x1,y1,z1,x2,y2,z2,... at scale"),
+                     SCALE, SUPERVOXELS, Q("compression", "str", _BLOCK_COMP.doc + "; default "
+                                           "blocks", default="blocks", enum=_BLOCK_COMP.enum),
+                     Q("prefetch", "bool", "answer empty (DVID's cache warm-up)")),
+              returns=OCTET)
     def _get_specificblocks(self, call: Call) -> Response:
         scale = self.scale_arg(call)
-        comp = call.query.get("compression", "blocks") or "blocks"
-        self._check_block_comp(comp)
+        comp = call.params["compression"]
         try:
-            coords = parse_block_list(call.query.get("blocks", ""))
+            coords = parse_block_list(call.params["blocks"] or "")
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        if call.flag("prefetch"):
+        if flag(call, "prefetch"):
             return Response(b"", media_type=OCTET)
         return StreamingResponse(
-            self._stream_blocks(call.ctx, scale, coords, comp, not call.flag("supervoxels")),
+            self._stream_blocks(call.ctx, scale, coords, comp, not flag(call, "supervoxels")),
             media_type=OCTET)
 
     # ----- point queries ----------------------------------------------------------------
@@ -326,59 +349,63 @@ class ReadsMixin(LabelmapCore):
         return out
 
     def _check_hash(self, call: Call) -> None:
-        h = call.query.get("hash")
+        h = call.params.get("hash")
         if h and hashlib.md5(call.body).hexdigest() != h.lower():
             raise BadRequest("request body does not match the given hash (body dropped?)")
 
-    @endpoint("GET", "label/{args*}")
+    @endpoint("GET", "label/{point}", "The label at a voxel", params=(POINT,),
+              query=(SCALE, SUPERVOXELS), inline=True)
     def _get_label(self, call: Call) -> Any:
-        try:
-            p = parse_xyz(call.arg(0, "point"))
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+        """``{"Label": id}``; 0 for background or unwritten voxels."""
+        p = call.params["point"]
         scale = self.scale_arg(call)
         v = self.labels_at(call.ctx, np.array([p], dtype=np.int64), scale,
-                           not call.flag("supervoxels"))
+                           not flag(call, "supervoxels"))
         return {"Label": int(v[0])}
 
-    @endpoint("GET", "labels/{args*}")
+    @endpoint("GET", "labels", "The labels at the points listed in the GET body",
+              body=POINTS_BODY, query=(SCALE, SUPERVOXELS, HASH))
     def _get_labels(self, call: Call) -> Any:
         self._check_hash(call)
         pts = _json_points(call.json())
         scale = self.scale_arg(call)
-        return self.labels_at(call.ctx, pts, scale, not call.flag("supervoxels")).tolist()
+        return self.labels_at(call.ctx, pts, scale, not flag(call, "supervoxels")).tolist()
 
     # ----- index-derived queries ----------------------------------------------------------
 
     def _idx(self, call: Call) -> tuple[int, Any]:
-        label = parse_label(call.arg(0, "label"))
-        idx = self.index_for(call.ctx, label, call.flag("supervoxels"))
+        label = nonzero(call.params["label"])
+        idx = self.index_for(call.ctx, label, flag(call, "supervoxels"))
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} not found in {self.meta.name!r}")
         return label, idx
 
-    @endpoint("GET", "size/{args*}")
+    @endpoint("GET", "size/{label}", "Voxel count of a label (404 when absent)",
+              params=(LABEL,), query=(SUPERVOXELS,))
     def _get_size(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return {"voxels": int(L.index_arrays(idx)[2].sum())}
 
-    @endpoint("GET", "sizes/{args*}")
+    @endpoint("GET", "sizes", "Voxel counts of the labels listed in the GET body (0 when "
+              "absent)", body=LABELS_BODY, query=(SUPERVOXELS, HASH))
     def _get_sizes(self, call: Call) -> Any:
         self._check_hash(call)
         labels = label_list_json(call.json())
-        sv = call.flag("supervoxels")
+        sv = flag(call, "supervoxels")
         out = []
         for lab in labels:
             idx = self.index_for(call.ctx, lab, sv) if lab else None
             out.append(0 if idx is None else int(L.index_arrays(idx)[2].sum()))
         return out
 
-    @endpoint("GET", "supervoxels/{args*}")
+    @endpoint("GET", "supervoxels/{label}", "Supervoxels of a body", params=(LABEL,),
+              query=(SUPERVOXELS,))
     def _get_supervoxels(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return np.unique(L.index_arrays(idx)[1]).tolist()
 
-    @endpoint("GET", "supervoxel-sizes/{args*}")
+    @endpoint("GET", "supervoxel-sizes/{label}", "Supervoxels of a body and their voxel "
+              "counts", params=(LABEL,), query=(SUPERVOXELS,))
     def _get_sv_sizes(self, call: Call) -> Any:
         _, idx = self._idx(call)
         _, sv, cn = L.index_arrays(idx)
@@ -387,13 +414,15 @@ class ReadsMixin(LabelmapCore):
         np.add.at(tot, inv, cn)
         return {"supervoxels": u.tolist(), "sizes": tot.tolist()}
 
-    @endpoint("GET", "lastmod/{args*}")
+    @endpoint("GET", "lastmod/{label}", "Last mutation of a label", params=(LABEL,),
+              query=(SUPERVOXELS,))
     def _get_lastmod(self, call: Call) -> Any:
         _, idx = self._idx(call)
         return {"mutation id": idx.last_mutid, "last mod user": idx.last_mod_user,
                 "last mod app": idx.last_mod_app, "last mod time": idx.last_mod_time}
 
-    @endpoint("GET", "sparsevol-size/{args*}")
+    @endpoint("GET", "sparsevol-size/{label}", "Voxel count, block count and block-aligned "
+              "bounds of a label", params=(LABEL,), query=(SUPERVOXELS,))
     def _get_sparsevol_size(self, call: Call) -> Any:
         _, idx = self._idx(call)
         c = L.index_block_coords(idx)
@@ -402,11 +431,12 @@ class ReadsMixin(LabelmapCore):
                 "minvoxel": (c.min(axis=0) * bs).tolist(),
                 "maxvoxel": ((c.max(axis=0) + 1) * bs - 1).tolist()}
 
-    @endpoint(("GET", "HEAD"), "sparsevol-coarse/{args*}")
+    @endpoint(("GET", "HEAD"), "sparsevol-coarse/{label}", "Scale-0 block coordinates of a "
+              "label, as RLE", params=(LABEL,), query=(SUPERVOXELS, *BOUNDS), returns=OCTET)
     def _get_sparsevol_coarse(self, call: Call) -> Response:
         label, idx = self._idx(call)
         c = L.index_block_coords(idx)
-        bnd = _bounds(call)
+        bnd = bounds(call)
         if bnd is not None:
             bs = np.array(self.block_size)
             lo = np.floor_divide(np.array(bnd[0]), bs)
@@ -469,22 +499,27 @@ class ReadsMixin(LabelmapCore):
                 if mask.any():
                     yield (int(off[0]), int(off[1]), int(off[2])), mask
 
-    @endpoint(("GET", "HEAD"), "sparsevol/{args*}")
+    @endpoint("GET", "sparsevol/{label}", "The voxels of a label as a sparse volume",
+              params=(LABEL,), query=_SPARSEVOL, returns=OCTET)
+    @endpoint("HEAD", "sparsevol/{label}", "200 when the label has voxels (within the "
+              "bounds, rounded out to blocks), else 204", params=(LABEL,), query=_SPARSEVOL,
+              returns=_SPARSEVOL_HEAD)
     def _get_sparsevol(self, call: Call) -> Response:
         self.require_indexed("sparsevol")
-        return self.sparsevol_response(call, parse_label(call.arg(0, "label")))
+        return self.sparsevol_response(call, nonzero(call.params["label"]))
 
-    @endpoint(("GET", "HEAD"), "sparsevol-by-point/{args*}")
+    @endpoint("GET", "sparsevol-by-point/{point}", "Sparse volume of the label at a voxel",
+              params=(POINT,), query=_SPARSEVOL, returns=OCTET)
+    @endpoint("HEAD", "sparsevol-by-point/{point}", "200 when the label at a voxel has voxels "
+              "within the bounds, else 204", params=(POINT,), query=_SPARSEVOL,
+              returns=_SPARSEVOL_HEAD)
     def _get_sparsevol_by_point(self, call: Call) -> Response:
         """Sparsevol of the body (or with ``supervoxels=true`` the supervoxel) at a scale-0
         point; 400 when the point is background or unwritten."""
         self.require_indexed("sparsevol-by-point")
-        try:
-            p = parse_xyz(call.arg(0, "point"))
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+        p = call.params["point"]
         label = int(self.labels_at(call.ctx, np.array([p], dtype=np.int64), 0,
-                                   not call.flag("supervoxels"))[0])
+                                   not flag(call, "supervoxels"))[0])
         if label == 0:
             raise BadRequest(f"point {p} is background (label 0) in {self.meta.name!r}")
         return self.sparsevol_response(call, label)
@@ -493,28 +528,24 @@ class ReadsMixin(LabelmapCore):
         """The ``sparsevol`` answer for ``label`` (format, compression, bounds, scale and
         supervoxels from the query); everything is validated before reading."""
         scale = self.scale_arg(call)
-        fmt = call.query.get("format", "rles") or "rles"
-        if fmt not in ("rles", "srles", "blocks"):
-            raise BadRequest(f"unknown sparsevol format {fmt!r} (rles, srles, blocks)")
-        comp = call.query.get("compression", "")
-        if comp not in ("", "lz4", "gzip"):
-            raise BadRequest(f"unknown compression {comp!r} (lz4, gzip)")
-        bounds = _bounds(call)
-        idx = self.index_for(call.ctx, label, call.flag("supervoxels"))
+        fmt = opt(call, "format", "rles")
+        comp = opt(call, "compression", "")
+        bnds = bounds(call)
+        idx = self.index_for(call.ctx, label, flag(call, "supervoxels"))
         if call.method == "HEAD":
             if idx is None or not len(idx.blocks):
                 return Response(b"", status_code=204)
-            if bounds is not None:
+            if bnds is not None:
                 c = L.index_block_coords(idx)
                 bs = np.array(self.block_size)
-                lo = np.floor_divide(np.array(bounds[0]), bs)
-                hi = np.floor_divide(np.array(bounds[1]), bs)
+                lo = np.floor_divide(np.array(bnds[0]), bs)
+                hi = np.floor_divide(np.array(bnds[1]), bs)
                 if not ((c >= lo) & (c <= hi)).all(axis=1).any():
                     return Response(b"", status_code=204)
             return Response(b"", status_code=200)
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} not found in {self.meta.name!r}")
-        blocks = self.sparse_blocks(call.ctx, idx, scale, bounds)
+        blocks = self.sparse_blocks(call.ctx, idx, scale, bnds)
         if fmt == "blocks":
             data = encode_binary_blocks(label, blocks)
             if not data:
@@ -531,13 +562,17 @@ class ReadsMixin(LabelmapCore):
             data = gzip.compress(data, 1, mtime=0)
         return Response(data, media_type=OCTET)
 
-    @endpoint("GET", "listlabels/{args*}")
+    @endpoint("GET", "listlabels", "Bodies with an index, ascending, as uint64 LE (with "
+              "sizes=true: label, voxels pairs)", returns=OCTET, query=(
+                  Q("start", "uint64", "first label (inclusive)", default=0),
+                  Q("number", "count", "most labels to list (1..10,000,000)",
+                    default=10_000_000),
+                  Q("sizes", "bool", "add each label's voxel count")))
     def _get_listlabels(self, call: Call) -> Response:
-        start = call.int_query("start", 0)
-        number = call.int_query("number", 10_000_000)
-        if not 0 <= start < 2**64 or not 0 < number <= 10_000_000:
-            raise BadRequest("listlabels needs 0 <= start < 2^64 and 0 < number <= 10000000")
-        sizes = call.flag("sizes")
+        start, number = call.params["start"], call.params["number"]
+        if not 0 < number <= 10_000_000:
+            raise BadRequest("listlabels needs 0 < number <= 10000000")
+        sizes = flag(call, "sizes")
         ctx = call.ctx
         end = L.index_tkey(0)[:2] + b"\xff" * 9
 
@@ -563,7 +598,8 @@ class ReadsMixin(LabelmapCore):
 
     # ----- labels, mapping, indices ------------------------------------------------------
 
-    @endpoint("GET", "maxlabel/{args*}")
+    @endpoint("GET", "maxlabel", "This version's max label (400 \"No maximum label\" when "
+              "none)", inline=True)
     def _get_maxlabel(self, call: Call) -> Any:
         self.require_indexed("maxlabel")
         v = self.version_max_label(call.ctx)
@@ -572,20 +608,23 @@ class ReadsMixin(LabelmapCore):
                              f"{call.ctx.node.uuid}")
         return {"maxlabel": v}
 
-    @endpoint("GET", "nextlabel/{args*}")
+    @endpoint("GET", "nextlabel", "The id the next allocation would start at", inline=True)
     def _get_nextlabel(self, call: Call) -> Any:
         self.require_indexed("nextlabel")
         nxt = self.next_label_counter()
         return {"nextlabel": nxt if nxt else self.repo_max_label() + 1}
 
-    @endpoint("GET", "mapping/{args*}")
+    @endpoint("GET", "mapping", "Bodies of the supervoxels listed in the GET body (0 when "
+              "absent or retired)", body=LABELS_BODY, query=(
+                  Q("nolookup", "bool", "skip checking the supervoxels against the indices"),
+                  HASH))
     def _get_mapping(self, call: Call) -> Any:
         self._check_hash(call)
         svs = label_list_json(call.json(), "supervoxels")
         ctx = call.ctx
         m = self.mapping.lookup(ctx, svs)
         out = [m[s] for s in svs]
-        if not call.flag("nolookup"):
+        if not flag(call, "nolookup"):
             by_body: dict[int, set[int]] = {}
             for s, b in zip(svs, out, strict=True):
                 if b:
@@ -598,9 +637,11 @@ class ReadsMixin(LabelmapCore):
             out = [b if s in present else 0 for s, b in zip(svs, out, strict=True)]
         return out
 
-    @endpoint("GET", "mappings/{args*}")
+    @endpoint("GET", "mappings", "Every non-identity mapping of this version: text lines "
+              "\"sv body\" or binary uint64 LE pairs", returns={200: (TEXT, OCTET)},
+              query=(Q("format", "str", "binary for uint64 LE pairs; anything else: text"),))
     def _get_mappings(self, call: Call) -> Response:
-        binary = call.query.get("format", "") == "binary"
+        binary = call.params["format"] == "binary"
         ctx = call.ctx
         pre = L.mapping_tkey(0)[:2]
 
@@ -621,21 +662,25 @@ class ReadsMixin(LabelmapCore):
 
         return StreamingResponse(gen(), media_type=OCTET if binary else "text/plain")
 
-    @endpoint("GET", "index/{args*}")
+    @endpoint("GET", "index/{label}", "A body's LabelIndex protobuf (or its metadata as JSON)",
+              params=(LABEL,), returns={200: (OCTET, JSON)}, query=(
+                  Q("metadata-only", "bool", "answer only the index metadata, as JSON"),
+                  Q("mutid", "uint64", "the index before that mutation (not kept: 404)")))
     def _get_index(self, call: Call) -> Any:
-        label = parse_label(call.arg(0, "label"))
-        if "mutid" in call.query:
+        label = nonzero(call.params["label"])
+        if call.params["mutid"] is not None:
             raise NotFound("label indices before a given mutation are not kept")
         idx = self.get_index(call.ctx, label)
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} has no index in {self.meta.name!r}")
-        if call.flag("metadata-only"):
+        if flag(call, "metadata-only"):
             return {"num_voxels": int(L.index_arrays(idx)[2].sum()),
                     "last_mutid": idx.last_mutid, "last_mod_time": idx.last_mod_time,
                     "last_mod_user": idx.last_mod_user, "last_mod_app": idx.last_mod_app}
         return Response(idx.SerializeToString(), media_type=OCTET)
 
-    @endpoint("GET", "indices/{args*}")
+    @endpoint("GET", "indices", "LabelIndices protobuf of the labels listed in the GET body "
+              "(<= 50,000)", body=LABELS_BODY, returns=OCTET)
     def _get_indices(self, call: Call) -> Response:
         labels = label_list_json(call.json())
         if len(labels) > 50_000:
@@ -649,6 +694,6 @@ class ReadsMixin(LabelmapCore):
                 out.indices.append(idx)
         return Response(out.SerializeToString(), media_type=OCTET)
 
-    @endpoint("GET", "mutations/{args*}")
+    @endpoint("GET", "mutations", "This version's completed-mutation records, in order")
     def _get_mutations(self, call: Call) -> Any:
         return self.mutation_records(call.ctx)

@@ -21,6 +21,7 @@ import numpy as np
 from datatypes.labelmap.block_codec import SUBBLOCK_SIZE, SUBBLOCK_VOXELS, to_subblock_order
 
 __all__ = [
+    "INDEX_BLOCK_MAX",
     "RLE_HEADER_SIZE",
     "block_coords_to_spans",
     "decode_binary_blocks",
@@ -407,6 +408,8 @@ def decode_binary_blocks(
 # --------------------------------------------------------------------------------------------
 
 _MAG = 0xFFFFF
+#: largest |block coordinate| a label-index block key holds (20-bit magnitude)
+INDEX_BLOCK_MAX = _MAG
 _SIGN = 0x100000
 _FIELD = 0x1FFFFF
 

@@ -3,7 +3,8 @@
 ``push SRC UUID DST`` asks SRC (``POST /api/transfer/push``) to send to DST; ``pull``
 asks DST (``POST /api/transfer/pull``) to fetch from SRC. Both poll
 ``GET /api/transfer/{id}`` and draw a tqdm bar (records with ETA when the total is known,
-bytes and rate). Exit status 0 on success, 1 when the job failed or a server refused.
+bytes and rate). Exit status 0 on success, 1 when the job failed or a server refused. A
+transfer that moved nothing says why and what to do (the job's ``note``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def run_cli(args: argparse.Namespace) -> int:
     secs = max(st.get("seconds", 0.0), 1e-9)
     print(f"{args.command} done: {st['records']} records, {mb:.1f} MB in {secs:.1f} s "
           f"({mb / secs:.1f} MB/s), {len(st.get('versions') or [])} new version(s)")
+    if st.get("note"):
+        print(st["note"])
     return 0
 
 

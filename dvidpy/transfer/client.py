@@ -305,12 +305,60 @@ def _prefetch(it: Iterator[bytes], depth: int = 3) -> Iterator[bytes]:
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
+def _names(xs: list[str]) -> str:
+    return ", ".join(xs) if len(xs) <= 6 else ", ".join(xs[:6]) + f" and {len(xs) - 6} more"
+
+
+def nothing_moved(m: dict[str, Any], plan: dict[str, Any], state: dict[str, Any]) -> str:
+    """Why a transfer of manifest ``m`` with receiver plan ``plan`` that ended in
+    ``state`` moved nothing, and what to do; "" when records or new versions moved.
+
+    Two causes: the receiver already held every (instance, version) asked for (no
+    transfer was opened), or what was asked for held no records once filtered (``roi``,
+    or instances empty at those versions). Versions still open on the source
+    (``m["source_open"]``) are named: writes made there after they were sent never travel.
+    """
+    if state["records"] or state["versions"]:
+        return ""
+    included = [im["name"] for im in m["instances"] if im["included"]]
+    left_out = [im["name"] for im in m["instances"] if not im["included"]]
+    uuid = m.get("uuid") or m["root"]
+    if m.get("flatten"):
+        versions = f"the flattened version {uuid}"
+    else:
+        versions = f"all {len(m['nodes'])} version(s) of repo {m['root']}"
+    scope = (f"instance(s) {_names(included)} (--data; left out: {_names(left_out)})"
+             if left_out else "every instance")
+    still_open = [u for u in m.get("source_open", []) if isinstance(u, str)]
+    if plan.get("transfer") is None:
+        why = f"Nothing moved: the receiver already holds {scope} at {versions}."
+        if still_open:
+            todo = (f"Version(s) {_names(still_open)} are still open on the source: writes "
+                    "made there after the first transfer are not sent again. Commit on the "
+                    "source (POST /api/node/UUID/commit), write in a new version "
+                    "(POST /api/node/UUID/newversion) and push that.")
+        else:
+            todo = ("Nothing to do: the receiver is up to date. Later changes travel once "
+                    "they are in a new version: push that version.")
+        return f"{why} {todo}"
+    sent = sorted({g["instance"] for g in plan["groups"]})
+    at = sorted({u for g in plan["groups"] for u in g["versions"]})
+    where = f"instance(s) {_names(sent)} at version(s) {_names(at)}"
+    if m.get("roi"):
+        return (f"Nothing moved: no record of {where} lies inside roi {m['roi']!r} (as it "
+                f"is at {uuid}). Check that ROI (GET /api/node/{uuid}/{m['roi']}/roi), or "
+                "push without --roi.")
+    return (f"Nothing moved: nothing was written to {where}. Check --data and the UUID "
+            "(is the data in another version?).")
+
+
 def run_transfer(source: Any, sink: Any, uuid: str, *, flatten: bool = False,
                  data: list[str] | None = None, roi: str | None = None,
                  progress: ProgressFn | None = None) -> dict[str, Any]:
     """Copy what the sink lacks of the repo holding ``uuid`` from ``source`` to ``sink``.
 
-    Returns ``{"transfer", "groups", "records", "bytes", "seconds", "versions"}``.
+    Returns ``{"transfer", "groups", "records", "bytes", "seconds", "versions", "note"}``;
+    ``note`` says why nothing moved and what to do (:func:`nothing_moved`), else "".
     ``progress`` is called with the same keys plus ``records_total`` (None when unknown)
     after every chunk. Interrupted transfers resume on the next call: the sink's plan
     carries each group's restart key. A sink answering 413 (over its limits) has already
@@ -321,9 +369,11 @@ def run_transfer(source: Any, sink: Any, uuid: str, *, flatten: bool = False,
     plan = sink.begin(m)
     state: dict[str, Any] = {"transfer": plan["transfer"], "groups": len(plan["groups"]),
                              "groups_done": 0, "records": 0, "bytes": 0,
-                             "records_total": None, "seconds": 0.0, "versions": []}
+                             "records_total": None, "seconds": 0.0, "versions": [],
+                             "note": ""}
     if plan["transfer"] is None:
         state["seconds"] = time.monotonic() - t0
+        state["note"] = nothing_moved(m, plan, state)
         if progress:
             progress(state)
         return state
@@ -352,6 +402,7 @@ def run_transfer(source: Any, sink: Any, uuid: str, *, flatten: bool = False,
     res = sink.finish(tid)
     state["versions"] = res.get("versions", [])
     state["seconds"] = time.monotonic() - t0
+    state["note"] = nothing_moved(m, plan, state)
     if progress:
         progress(state)
     return state

@@ -69,11 +69,13 @@ def build_manifest(mgr: RepoManager, uuid: str, *, flatten: bool = False,
                 raise BadRequest(f"no roi instance named {roi!r} in repo {repo.root}")
         if flatten:
             n = node_entry(repo, node.version)
+            still_open = [] if n["Locked"] else [node.uuid]
             n.update(Parents=[], Children=[], Branch="", Locked=True)
             nodes = [n]
             root = node.uuid
         else:
             nodes = [node_entry(repo, v) for v in sorted(repo.dag.nodes)]
+            still_open = [n["UUID"] for n in nodes if not n["Locked"]]
             root = repo.root
         instances = []
         for name, inst in repo.instances.items():
@@ -95,6 +97,7 @@ def build_manifest(mgr: RepoManager, uuid: str, *, flatten: bool = False,
                      "created": repo.created, "updated": repo.updated},
             "nodes": nodes,
             "instances": instances,
+            "source_open": still_open,  # versions still open on the source (for messages)
         }
 
 

@@ -21,8 +21,11 @@ from datatypes.common.geometry import (
     block_pieces,
     block_range,
     blocks_in_box,
+    check_block_coords,
+    check_int32_box,
     extract_subvolume,
     format_xyz,
+    int32_block_limits,
     is_block_aligned,
     parse_block_list,
     parse_dims,
@@ -471,3 +474,43 @@ def test_extract_speed_is_block_level():
     out = extract_subvolume(blocks, (10, 10, 10), (256, 256, 256), bs)
     assert out.shape == (256, 256, 256)
     assert out[:-10, :-10, :-10].all() and not out[-1, -1, -1]
+
+
+# ----- limits of the coordinate space and of key encodings ------------------------------
+
+
+@SETTINGS
+@given(o=st.tuples(i32, i32, i32), s=st.tuples(*[st.integers(1, 2**32)] * 3))
+def test_check_int32_box_matches_model(o, s):
+    last = [a + b - 1 for a, b in zip(o, s, strict=True)]
+    inside = all(v <= INT32_MAX for v in last)
+    if inside:
+        check_int32_box(o, s)
+    else:
+        axis = "xyz"[next(i for i, v in enumerate(last) if v > INT32_MAX)]
+        with pytest.raises(ValueError, match=f"ends at {axis}=.*int32 voxel coordinate limit"):
+            check_int32_box(o, s, "raw request")
+
+
+@SETTINGS
+@given(b=st.tuples(*[st.integers(1, 1024)] * 3))
+def test_int32_block_limits_are_tight(b):
+    lo, hi = int32_block_limits(b)
+    for i in range(3):
+        assert lo[i] * b[i] >= INT32_MIN and (lo[i] - 1) * b[i] < INT32_MIN
+        assert (hi[i] + 1) * b[i] - 1 <= INT32_MAX and (hi[i] + 2) * b[i] - 1 > INT32_MAX
+
+
+@SETTINGS
+@given(coords=st.lists(st.tuples(*[st.integers(-40, 40)] * 3), max_size=20),
+       lo=st.tuples(*[st.integers(-30, 0)] * 3), hi=st.tuples(*[st.integers(0, 30)] * 3))
+def test_check_block_coords_matches_model(coords, lo, hi):
+    bad = [c for c in coords if any(not a <= v <= z for a, v, z in zip(lo, c, hi, strict=True))]
+    if not bad:
+        check_block_coords(np.array(coords, dtype=np.int64).reshape(-1, 3), lo, hi, "keys")
+        return
+    with pytest.raises(ValueError) as e:
+        check_block_coords(coords, lo, hi, "label-index block keys")
+    msg = str(e.value)
+    assert f"block coordinate {bad[0]}" in msg
+    assert "label-index block keys" in msg and str(tuple(hi)) in msg
