@@ -55,9 +55,42 @@ async def _next(receive: Receive, timeout: float | None) -> dict[str, Any]:
             f"request body not received within {timeout:g} s of the previous part") from None
 
 
+#: bodies of at least this many bytes are received straight into their buffer when the
+#: server offers a sink (see :func:`read_body`)
+SINK_MIN = 1 << 20
+
+
+async def _read_into_sink(receive: Receive, sink: Any, n: int,
+                          timeout: float | None) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    try:
+        sink.install(view)
+        more = True
+        while more:
+            msg = await _next(receive, timeout)
+            if msg["type"] == "http.disconnect":
+                raise ClientGone("client disconnected before sending its body")
+            if msg.get("body"):  # only bytes that did not fit (never for a Content-Length)
+                raise BadRequest(f"request body is longer than its Content-Length {n}")
+            more = msg.get("more_body", False)
+        got = sink.received
+    finally:
+        sink.close()
+        view.release()
+    if got != n:
+        raise BadRequest(f"request body has {got} bytes, Content-Length said {n}")
+    return buf
+
+
 async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int,
-                    timeout: float | None = None) -> bytes | bytearray:
+                    timeout: float | None = None, sink: Any = None) -> bytes | bytearray:
     """The whole request body (see the module docstring).
+
+    ``sink``: the server's ``scope["dvidpy.body_sink"]``
+    (:class:`dvidpy.http.protocol.BodySink`), if any: a body of at least :data:`SINK_MIN`
+    bytes with a ``Content-Length`` is then copied once, by the server's protocol, from the
+    HTTP parser into the returned buffer (instead of three times through ``receive``).
 
     Raises :class:`TooLarge` (413) over ``limit`` bytes, :class:`RequestTimeout` (408) when
     a part does not arrive within ``timeout`` s, :class:`ClientGone` on disconnect, and
@@ -66,6 +99,8 @@ async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit:
     n = content_length(headers)
     if n is not None and n > limit:
         raise TooLarge(f"request body of {n} bytes is over the server limit of {limit} bytes")
+    if n is not None and sink is not None and n >= SINK_MIN:
+        return await _read_into_sink(receive, sink, n, timeout)
     if n is not None:
         first = await _next(receive, timeout)
         if first["type"] == "http.disconnect":

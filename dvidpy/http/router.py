@@ -109,7 +109,7 @@ class HttpCall:
         """Read the body (bounded by the server's limits) into :attr:`body`."""
         s = self.state.settings
         self.body = await read_body(self.receive, self.scope["headers"], s.max_request_bytes,
-                                    s.body_timeout)
+                                    s.body_timeout, self.scope.get("dvidpy.body_sink"))
         return self.body
 
     def json(self, what: str = "request body") -> Any:
