@@ -11,8 +11,15 @@ Figures (clients are curl or a raw asyncio socket client, never the bottleneck):
     keep-alive connections, requests/s.
 (d) peak server RSS (sampled VmRSS, and VmHWM) during a 1 GiB streamed ``GET raw`` (on a
     freshly restarted server over the same data).
+(e) peak server RSS above its baseline during a 512 MiB ``POST raw`` (1024x1024x512,
+    block-aligned, the volume of (a) tiled), as a multiple of the payload (the body buffer
+    alone is 1x), on a freshly restarted server; and the MB/s of that write.
+(f) server RSS after a rejected 2 GiB body (``POST raw`` of a 1 GiB box with a 2 GiB body:
+    read in full, then a 400), sent once with an honest ``Content-Length`` and once
+    chunked, compared with the RSS before it (same restarted server as (e)).
 
-Not a test: prints numbers, asserts only that responses have the expected size.
+``--memory-only`` runs (e) and (f) only. Not a test: prints numbers, asserts only that
+responses have the expected size and status.
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 256
+
+
+def synthetic_volume() -> np.ndarray:
+    """256^3 uint8: smooth waves plus noise (LZ4 compresses it about as badly as EM)."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.meshgrid(*(np.arange(N),) * 3, indexing="ij", sparse=True)
+    return np.clip(128 + 60 * np.sin(x / 9) * np.cos(y / 11) + 30 * np.cos(z / 7)
+                   + rng.normal(0, 4, (N, N, N)), 0, 255).astype(np.uint8)
 
 
 def free_port() -> int:
@@ -63,6 +78,96 @@ def curl_time(args: list[str]) -> float:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
                           *args], capture_output=True, text=True, check=True).stdout.split()
     return float(out[0])
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 5 ms in a thread; ``peak`` is the largest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = proc_status(pid, "VmRSS")
+        self._done = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, proc_status(self.pid, "VmRSS"))
+            time.sleep(0.005)
+
+    def __enter__(self) -> RssSampler:
+        self._th.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._th.join()
+
+
+def settled_rss(pid: int, seconds: float = 1.5) -> int:
+    """VmRSS after the server has been idle ``seconds`` (freed memory given back)."""
+    time.sleep(seconds)
+    return proc_status(pid, "VmRSS")
+
+
+def memory_figures(tmp: Path, vol: np.ndarray) -> tuple[str, str]:
+    """(e) and (f) on a fresh server and instance (see the module docstring)."""
+    proc, url = start_server(tmp / "memdb")
+    try:
+        c = httpx.Client(base_url=url, timeout=600)
+        uuid = c.post("/api/repos", json={}).json()["root"]
+        c.post(f"/api/repo/{uuid}/instance", json={
+            "typename": "uint8blk", "dataname": "big", "BlockSize": "64,64,64",
+            "Compression": "lz4"}).raise_for_status()
+        base = f"{url}/api/node/{uuid}/big"
+        nx, ny, nz = 1024, 1024, 512
+        big = tmp / "post512.raw"
+        with big.open("wb") as f:  # vol (256^3) tiled 4 x 4 x 2
+            for _ in range(nz // N):
+                tile = np.tile(vol, (1, ny // N, nx // N))
+                f.write(tile.tobytes())
+        payload = nx * ny * nz
+        assert big.stat().st_size == payload
+        # warm up: imports, thread pools, the engine's first memtable
+        warm = vol[:64, :64, :64].tobytes()
+        c.post(f"{base}/raw/0_1_2/64_64_64/-4096_0_0", content=warm).raise_for_status()
+        pid = proc.pid
+        base_rss = settled_rss(pid)
+        with RssSampler(pid) as smp:
+            t = curl_time(["-X", "POST", "-T", str(big), "-H",
+                           "Content-Type: application/octet-stream",
+                           f"{base}/raw/0_1_2/{nx}_{ny}_{nz}/0_0_0"])
+        got = c.get(f"{base}/raw/0_1_2/64_64_64/{nx - 64}_{ny - 64}_{nz - 64}").content
+        want = np.fromfile(big, np.uint8).reshape(nz, ny, nx)[-64:, -64:, -64:]
+        assert got == want.tobytes(), "POST raw stored wrong voxels"
+        big.unlink()
+        e = (f"(e) POST raw 512 MiB         : peak server RSS {smp.peak - base_rss >> 20} MiB "
+             f"above baseline {base_rss >> 20} MiB = {(smp.peak - base_rss) / payload:.2f}x "
+             f"payload, {payload / 1e6 / t:.0f} MB/s  [target <= 1.5x]")
+
+        # (f) 2 GiB bodies for a 1 GiB box: read whole, then refused
+        huge = tmp / "body2g.raw"
+        with huge.open("wb") as f:
+            f.truncate(2 << 30)
+        url1g = f"{base}/raw/0_1_2/1024_1024_1024/0_0_0"
+        rows = []
+        for how, extra in (("Content-Length", []), ("chunked", ["-H",
+                                                                "Transfer-Encoding: chunked"])):
+            before = settled_rss(pid)
+            with RssSampler(pid) as smp:
+                out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                      "-X", "POST", "-T", str(huge), *extra, url1g],
+                                     capture_output=True, text=True, check=True)
+            assert out.stdout == "400", out.stdout
+            after = settled_rss(pid)
+            rows.append(f"{how}: before {before >> 20} MiB, peak {smp.peak >> 20} MiB, after "
+                        f"{after >> 20} MiB ({(after - before) / 2**20:+.0f} MiB)")
+        huge.unlink()
+        f_line = ("(f) rejected 2 GiB body       : " + "; ".join(rows)
+                  + "  [target: after within 100 MiB of before]")
+        return e, f_line
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def best_of(n: int, fn) -> float:
@@ -120,8 +225,16 @@ def main() -> int:
     ap.add_argument("--blocksize", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--memory-only", action="store_true", help="run (e) and (f) only")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dvidpy-bench-"))
+    if args.memory_only:
+        try:
+            for line in memory_figures(tmp, synthetic_volume()):
+                print(line)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     proc, url = start_server(tmp / "db")
     try:
         c = httpx.Client(base_url=url, timeout=600)
@@ -133,10 +246,7 @@ def main() -> int:
                 body.update(Compression=comp, BlockSize=f"{bs},{bs},{bs}")
             r = c.post(f"/api/repo/{uuid}/instance", json=body)
             r.raise_for_status()
-        rng = np.random.default_rng(0)
-        z, y, x = np.meshgrid(*(np.arange(N),) * 3, indexing="ij", sparse=True)
-        vol = np.clip(128 + 60 * np.sin(x / 9) * np.cos(y / 11) + 30 * np.cos(z / 7)
-                      + rng.normal(0, 4, (N, N, N)), 0, 255).astype(np.uint8)
+        vol = synthetic_volume()
         f = tmp / "vol.raw"
         f.write_bytes(vol.tobytes())
         mb = vol.nbytes / 1e6
@@ -186,6 +296,9 @@ def main() -> int:
         done.set()
         th.join()
         hwm = proc_status(pid, "VmHWM")
+        proc.terminate()
+        proc.wait(10)
+        mem_e, mem_f = memory_figures(tmp, vol)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -205,6 +318,8 @@ def main() -> int:
     print(f"(d) 1 GiB streamed GET        : {1073.741824 / t_big:8.1f} MB/s; server RSS "
           f"before {rss_before >> 20} MiB, sampled peak {peak[0] >> 20} MiB, VmHWM "
           f"{hwm >> 20} MiB  [target < 300 MiB]")
+    print(mem_e)
+    print(mem_f)
     return 0
 
 

@@ -99,8 +99,8 @@ def tar_header(name: str, size: int, mtime: int) -> bytes:
     :mod:`tarfile`'s PAX-format header; built by hand for plain names of at most 100
     bytes (every keyvalue key, in practice), else by :mod:`tarfile` (with a PAX record)."""
     raw = name.encode("utf-8", "surrogateescape")
-    if len(raw) > 100 or not name.isascii() or size >= 8**11 or not name \
-            or not 0 <= mtime < 8**11:
+    if (len(raw) > 100 or not name.isascii() or not name or not 0 <= size < 8**11
+            or not 0 <= mtime < 8**11):
         ti = tarfile.TarInfo(name)
         ti.size, ti.mode, ti.mtime = size, 0o755, mtime
         return ti.tobuf(format=tarfile.PAX_FORMAT)

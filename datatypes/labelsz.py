@@ -36,6 +36,7 @@ import numpy as np
 
 from dvidpy.datatype import Call, Datatype, SyncEvent, endpoint, register_datatype
 from dvidpy.errors import BadRequest
+from dvidpy.http.spec import JSON, Body, Param, Q
 from dvidpy.keys import tkey
 from dvidpy.versioned import VersionedCtx
 
@@ -82,18 +83,7 @@ def counts_by_index(labels: np.ndarray, kinds: np.ndarray) -> dict[tuple[int, in
     return out
 
 
-def _index_arg(text: str) -> int:
-    code = INDEX_TYPES.get(text)
-    if code is None:
-        raise BadRequest(f"unknown labelsz index type {text!r}; expected one of "
-                         f"{', '.join(INDEX_TYPES)}")
-    return code
-
-
-def _uint(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) >= 2**64:
-        raise BadRequest(f"bad {what} {text!r}: expected a non-negative integer")
-    return int(text)
+_INDEX = Param("index", "str", "index type (case-sensitive)", enum=tuple(INDEX_TYPES))
 
 
 @register_datatype
@@ -227,53 +217,53 @@ class Labelsz(Datatype):
             c, lab = decode_sort_tkey(tk)
             yield lab, c
 
-    @endpoint("GET", "count/{args*}")
+    @endpoint("GET", "count/{label}/{index}", "Number of elements of one label",
+              params=(Param("label", "label"), _INDEX), inline=True)
     def _count(self, call: Call) -> Any:
-        label = _uint(call.arg(0, "label"), "label")
-        name = call.arg(1, "index type")
-        return {"Label": label, name: self.count(call.ctx, _index_arg(name), [label])[0]}
+        label, name = call.params["label"], call.params["index"]
+        return {"Label": label, name: self.count(call.ctx, INDEX_TYPES[name], [label])[0]}
 
-    @endpoint("GET", "counts/{args*}")
+    @endpoint("GET", "counts/{index}", "Numbers of elements of the labels in the body",
+              params=(_INDEX,), body=Body(JSON, "array of labels", schema={
+                  "type": "array", "items": {"type": "integer", "minimum": 0,
+                                             "maximum": 2**64 - 1}}))
     def _counts(self, call: Call) -> Any:
-        name = call.arg(0, "index type")
-        ix = _index_arg(name)
+        name = call.params["index"]
         body = call.json()
         if not isinstance(body, list) or not all(
                 isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**64 for x in body):
             raise BadRequest("GET counts expects a JSON array of labels")
-        return [{"Label": lab, name: n}
-                for lab, n in zip(body, self.count(call.ctx, ix, body), strict=True)]
+        return [{"Label": lab, name: n} for lab, n in
+                zip(body, self.count(call.ctx, INDEX_TYPES[name], body), strict=True)]
 
-    @endpoint("GET", "top/{args*}")
+    @endpoint("GET", "top/{n}/{index}", "The n labels with the most elements",
+              params=(Param("n", "uint64", "how many labels"), _INDEX))
     def _top(self, call: Call) -> Any:
-        n = _uint(call.arg(0, "N"), "N")
-        ix = _index_arg(call.arg(1, "index type"))
+        n = call.params["n"]
         out = []
-        if n:
-            for lab, c in self.ranked(call.ctx, ix):
+        if n:  # a lazy scan of the rank keys: the work is min(n, stored labels)
+            for lab, c in self.ranked(call.ctx, INDEX_TYPES[call.params["index"]]):
                 out.append({"Label": lab, "Size": c})
                 if len(out) >= n:
                     break
         return out
 
-    @endpoint("GET", "threshold/{args*}")
+    @endpoint("GET", "threshold/{t}/{index}", "Labels with at least t elements",
+              params=(Param("t", "uint64", "the least count"), _INDEX),
+              query=(Q("offset", "count", "ranks to skip", 0),
+                     Q("n", "count", f"most labels to answer (at most {MAX_N})", MAX_N)))
     def _threshold(self, call: Call) -> Any:
-        t = _uint(call.arg(0, "threshold"), "threshold")
-        ix = _index_arg(call.arg(1, "index type"))
-        offset = call.int_query("offset", 0)
-        n = call.int_query("n", MAX_N)
-        if offset < 0 or n < 0:
-            raise BadRequest("offset and n must be non-negative")
-        n = min(n, MAX_N)
+        p = call.params
+        t, offset, n = p["t"], p["offset"], min(p["n"], MAX_N)
         out = []
-        for rank, (lab, c) in enumerate(self.ranked(call.ctx, ix)):
+        for rank, (lab, c) in enumerate(self.ranked(call.ctx, INDEX_TYPES[p["index"]])):
             if c < t or len(out) >= n:
                 break
             if rank >= offset:
                 out.append({"Label": lab, "Size": c})
         return out
 
-    @endpoint("POST", "reload/{args*}")
+    @endpoint("POST", "reload", "Recount this version from the synced annotation")
     def _reload(self, call: Call) -> Any:
         n = self.reload(call.ctx)
         return {"Labels": n}

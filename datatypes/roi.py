@@ -20,7 +20,8 @@ inclusive). Endpoints, under ``/api/node/{uuid}/{data}/``:
     works on committed nodes.
 ``GET partition?batchsize=N``
     Subvolumes of N^3 blocks covering the ROI (``batchsize`` required, >= 1); see
-    :func:`datatypes.common.roi_spans.partition` for the exact layout.
+    :func:`datatypes.common.roi_spans.partition` for the exact layout. A partition into
+    more than ``MAX_PARTITION_PIECES`` span pieces is a 413 (use a larger batchsize).
 ``GET info``
     ``Extended`` = ``{"BlockSize": [x,y,z], "MinZ": int, "MaxZ": int}`` (block Z extent;
     ``2147483647`` / ``-2147483648`` when empty).
@@ -47,10 +48,11 @@ import numpy as np
 from starlette.responses import Response
 
 from datatypes.common import roi_spans as rs
-from datatypes.common.geometry import parse_dims, parse_size, parse_xyz
+from datatypes.common.geometry import check_int32_box, parse_dims
 from dvidpy.codec import CodecError, deserialize, serialize
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, TooLarge
+from dvidpy.http.spec import EMPTY, JSON, OCTET, Body, Param, Q
 from dvidpy.keys import tkey
 from dvidpy.versioned import VersionedCtx
 
@@ -58,6 +60,12 @@ SPAN_CHUNK_CLASS = 20
 CHUNK_SPANS = 1 << 18
 _META = "roi-meta"
 DEFAULT_BLOCK_SIZE = (32, 32, 32)
+#: most (span, subvolume) pieces ``GET partition`` computes (each is ~100 bytes of work
+#: and answer); a finer partition is a 413 asking for a larger batchsize
+MAX_PARTITION_PIECES = 1 << 20
+_INT3 = {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3}
+_SPANS = {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
+                                     "minItems": 4, "maxItems": 4}}
 
 
 def _chunk_key(i: int) -> bytes:
@@ -223,7 +231,7 @@ class Roi(Datatype):
 
     # ----- endpoints --------------------------------------------------------------------
 
-    @endpoint("GET", "roi/{args*}")
+    @endpoint("GET", "roi", "The ROI's spans [[z, y, x0, x1], ...] as stored")
     def _get_roi(self, call: Call) -> Response:
         spans = self.spans_at(call.ctx)
         if len(spans) == 0:
@@ -231,7 +239,9 @@ class Roi(Datatype):
         body = json.dumps(spans.tolist(), separators=(",", ":"))  # C encoder: fast
         return Response(body.encode(), media_type="application/json")
 
-    @endpoint("POST", "roi/{args*}")
+    @endpoint("POST", "roi", "Replace the ROI at this version", returns=EMPTY,
+              body=Body(JSON, "array of spans [z, y, x0, x1] (block coordinates, x1 "
+                              "inclusive)", schema=_SPANS))
     def _post_roi(self, call: Call) -> Response:
         try:
             spans = rs.validate_spans(call.json())
@@ -240,19 +250,27 @@ class Roi(Datatype):
         self.write_spans(call.ctx, spans)
         return Response(b"")
 
-    @endpoint("DELETE", "roi/{args*}")
+    @endpoint("DELETE", "roi", "Empty the ROI at this version", returns=EMPTY)
     def _delete_roi(self, call: Call) -> Response:
         self.write_spans(call.ctx, np.zeros((0, 4), dtype=np.int64))
         return Response(b"")
 
-    @endpoint("GET", "mask/{args*}")
+    @endpoint("GET", "mask/{dims}/{size}/{offset}", "uint8 mask of a box: 1 inside the ROI",
+              params=(Param("dims", "dims", "0_1_2 (the mask is 3-D only)"),
+                      Param("size", "size3", "nx_ny_nz voxels"),
+                      Param("offset", "coord", "x_y_z of the box's first voxel")),
+              returns=OCTET)
     def _get_mask(self, call: Call) -> Response:
+        p = call.params
         try:
-            dims = parse_dims(call.arg(0, "dims"))
-            if dims != (0, 1, 2):
-                raise BadRequest("ROI mask is only available in 3-D (0_1_2)")
-            size = parse_size(call.arg(1, "size"), 3)
-            offset = parse_xyz(call.arg(2, "offset"))
+            dims = parse_dims(p["dims"])
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        size, offset = p["size"], p["offset"]
+        if dims != (0, 1, 2):
+            raise BadRequest("ROI mask is only available in 3-D (0_1_2)")
+        try:
+            check_int32_box(offset, size)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         n = size[0] * size[1] * size[2]
@@ -264,7 +282,9 @@ class Roi(Datatype):
         m = self.mask(call.ctx, offset, size)
         return Response(m.tobytes(), media_type="application/octet-stream")
 
-    @endpoint("POST", "ptquery/{args*}", mutates=False)
+    @endpoint("POST", "ptquery", "Which voxel points lie inside the ROI", mutates=False,
+              body=Body(JSON, "array of [x, y, z] voxel points", schema={
+                  "type": "array", "items": _INT3}))
     def _ptquery(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, list):
@@ -284,14 +304,18 @@ class Roi(Datatype):
         body_out = "[" + ",".join("true" if v else "false" for v in inside.tolist()) + "]"
         return Response(body_out.encode(), media_type="application/json")
 
-    @endpoint("GET", "partition/{args*}")
+    @endpoint("GET", "partition", "Subvolumes of batchsize^3 blocks covering the ROI",
+              query=(Q("batchsize", "count", "subvolume edge in blocks (>= 1)",
+                       required=True),))
     def _partition(self, call: Call) -> Any:
-        if "batchsize" not in call.query:
-            raise BadRequest("partition requires the batchsize query parameter")
-        b = call.int_query("batchsize", 0)
+        b = call.params["batchsize"]
         if b < 1:
             raise BadRequest(f"batchsize must be >= 1, got {b}")
-        return rs.partition(self.normalized_spans_at(call.ctx), b, self.block_size)
+        try:
+            return rs.partition(self.normalized_spans_at(call.ctx), b, self.block_size,
+                                max_pieces=MAX_PARTITION_PIECES)
+        except rs.TooManyPieces as e:
+            raise TooLarge(f"{e}; use a larger batchsize") from None
 
 
 __all__ = ["Roi", "find_roi", "parse_block_size_setting"]

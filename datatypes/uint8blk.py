@@ -38,7 +38,9 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
 ``POST raw/0_1_2/{size}/{offset}[?roi=NAME]``
     Body exactly ``nx*ny*nz`` bytes. Block-aligned boxes are written whole; unaligned
     ones read-modify-write their edge blocks (per-block striped locks make concurrent
-    writers safe). With ``roi=`` only voxels inside the ROI change. One atomic batch.
+    writers safe). With ``roi=`` only voxels inside the ROI change (400 for an unknown
+    roi). Blocks are encoded straight from the body and committed in batches of about
+    ``writeBatchBytes`` (one atomic batch when the write fits one), after every check.
 ``GET subvolblocks/{size}/{offset}[?compression=jpeg|uncompressed]``
     Block-aligned box (else 400); §8.5 records in ZYX order, missing blocks omitted.
     Default payload is the stored payload (JPEG file / ``u32 len`` + LZ4 block / gzip
@@ -61,8 +63,11 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
     ``{"State": "idle|running|done|error", "Level", "Levels", "BlocksDone",
     "BlocksTotal", "Error", "DirtyBlocks"}`` (``DirtyBlocks`` at the requested version).
 
-Size limits: any request whose voxel count is over the server's ``max_request_bytes`` is
-refused with 413 before any work; 3-D JPEG answers are limited to 256 MiB.
+Size limits: any request whose voxel count (or stretched ``isotropic`` image) is over the
+server's ``max_request_bytes`` is refused with 413 before any work; 3-D JPEG answers are
+limited to 256 MiB. A box or block span whose voxels leave the int32 range is a 400.
+``subvolblocks`` reads only the blocks stored in its box (a seek past each gap), so a huge,
+mostly empty box costs what it holds.
 """
 
 from __future__ import annotations
@@ -72,35 +77,43 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import starlette.responses
 from PIL import Image
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from datatypes.common import arbslice, imagecodec
+from datatypes.common import arbslice, blockscan, imagecodec
+from datatypes.common.blockscan import BoxRegion, scan_region
 from datatypes.common.blockstream import encode_header
 from datatypes.common.downsample import downsample_mean2
 from datatypes.common.geometry import (
     INT32_MAX,
     INT32_MIN,
+    BlockPiece,
     Box,
+    Point3,
     block_range,
+    blocks_in_box,
+    check_block_coords,
+    check_int32_box,
+    int32_block_limits,
     iter_block_pieces,
     parse_block_list,
     parse_dims,
-    parse_size,
-    parse_xyz,
     plane_size_to_3d,
 )
 from datatypes.roi import find_roi
 from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_frame
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest, DvidError, TooLarge
+from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.keys import prefix_successor, tkey
-from dvidpy.versioned import VersionedCtx
+from dvidpy.versioned import VersionedBatch, VersionedCtx
 
 BLOCK_CLASS = 23
 DIRTY_CLASS = 24
@@ -114,6 +127,30 @@ _SMALL_SUBVOL = 64  # block count below which subvolblocks answers without strea
 _ARB_BAND = 1 << 18  # samples resampled at once by arb
 _ARB_BLOCK_BUDGET = 128 << 20  # decoded block bytes an arb band may hold
 _BlockCache = dict[tuple[int, int, int], np.ndarray | None]  # arb: decoded or not stored
+_WRITE_RUN = 8 << 20  # voxels write_box encodes at once (a run of blocks along X)
+
+# ----- declarations shared by several endpoints ---------------------------------------
+ND_JSON = "application/vnd.dvid-nd-data+json"
+_IMAGES = ("image/png", "image/jpeg", "image/tiff", "image/bmp")
+_GEOMETRY = (
+    Param("dims", "dims", "0_1_2 for a 3-D box; 0_1 (xy), 0_2 (xz) or 1_2 (yz) for an image"),
+    Param("size", "size", "nx_ny_nz for 3-D, width_height for 2-D (voxels)"),
+    Param("offset", "coord", "x_y_z of the box's first voxel"),
+    Param("format", "str", "2-D: png (default), jpg[:quality], tif, bmp; 3-D: jpg[:quality] "
+                           "for one JPEG nx wide and ny*nz high, else raw bytes"),
+)
+_MASK_QUERY = (
+    Q("roi", "str", "name of an roi instance of the repo: voxels outside it read as 0 "
+                    "(400 when there is no such roi)"),
+    Q("attenuation", "count", "with roi: outside voxels are shifted right by this many "
+                              "bits (1..7) instead of zeroed"),
+)
+_COMPRESSION = Q("compression", "str", "block payload: the stored one (default), jpeg "
+                                       "(JPEG-stored instances only) or uncompressed",
+                 enum=("jpeg", "uncompressed"))
+_BLOCK_SPAN = (Param("block", "coord", "block coordinate x_y_z of the first block"),
+               Param("span", "count", "number of blocks along X (>= 1)"))
+_POINT3 = {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3}
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -134,9 +171,9 @@ def _encode_pool() -> ThreadPoolExecutor:
 
 
 def block_tkey(x: int, y: int, z: int, cls: int = BLOCK_CLASS) -> bytes:
-    """TKey of block ``(x, y, z)``: class, 0x01, ZYX as big-endian ``coord - INT32_MIN``."""
-    return tkey(cls, ((z - INT32_MIN) << 64 | (y - INT32_MIN) << 32 | (x - INT32_MIN))
-                .to_bytes(12, "big"))
+    """TKey of block ``(x, y, z)``: class, 0x01, ZYX as big-endian ``coord - INT32_MIN``
+    (the layout of :mod:`datatypes.common.blockscan`)."""
+    return blockscan.block_tkey(cls, x, y, z)
 
 
 def block_tkeys(coords: np.ndarray, cls: int = BLOCK_CLASS) -> list[bytes]:
@@ -147,11 +184,7 @@ def block_tkeys(coords: np.ndarray, cls: int = BLOCK_CLASS) -> list[bytes]:
     return [head + raw[i:i + 12] for i in range(0, len(raw), 12)]
 
 
-def decode_block_tkey(tk: bytes) -> tuple[int, int, int]:
-    """Inverse of :func:`block_tkey` -> ``(x, y, z)``."""
-    v = int.from_bytes(tk[2:14], "big")
-    mask = (1 << 32) - 1
-    return ((v & mask) + INT32_MIN, ((v >> 32) & mask) + INT32_MIN, (v >> 64) + INT32_MIN)
+decode_block_tkey = blockscan.decode_block_tkey
 
 
 # ----- settings -----------------------------------------------------------------------
@@ -450,14 +483,15 @@ class Uint8Blk(Datatype):
         return out
 
     def _roi_filter(self, call: Call) -> Any:
-        """A function ``(vol, offset) -> vol`` applying ``roi=``/``attenuation=``, or None."""
-        name = call.query.get("roi", "")
+        """A function ``(vol, offset) -> vol`` applying ``roi=``/``attenuation=``, or None
+        (400 for an unknown roi or an attenuation over 7)."""
+        name = call.params["roi"]
+        att = call.params["attenuation"] or 0
+        if not 0 <= att <= 7:
+            raise BadRequest(f"attenuation must be 0..7, got {att}")
         if not name:
             return None
         roi = find_roi(self.repo, name)
-        att = call.int_query("attenuation", 0)
-        if not 0 <= att <= 7:
-            raise BadRequest(f"attenuation must be 0..7, got {att}")
         ctx = call.ctx
 
         def apply(vol: np.ndarray, offset: Sequence[int]) -> np.ndarray:
@@ -474,32 +508,41 @@ class Uint8Blk(Datatype):
         if n > limit:
             raise TooLarge(f"request for {n} voxels is over the server limit of {limit} bytes")
 
-    def _parse_geometry(self, call: Call) -> tuple[tuple[int, ...], tuple[int, int, int],
-                                                   tuple[int, int, int], str]:
+    @staticmethod
+    def _geometry(call: Call) -> tuple[tuple[int, ...], Point3, Point3, str]:
+        """``(dims, 3-D size, offset, format)`` of a raw/isotropic request; 400 when the
+        size does not fit the dims or the box leaves the int32 coordinate range."""
+        p = call.params
         try:
-            dims = parse_dims(call.arg(0, "dims"))
-            size = parse_size(call.arg(1, "size"), len(dims))
-            offset = parse_xyz(call.arg(2, "offset"))
+            dims = parse_dims(p["dims"])
         except ValueError as e:
             raise BadRequest(str(e)) from None
+        size = p["size"]
+        if len(size) != len(dims):
+            raise BadRequest(f"size {'_'.join(map(str, size))} has {len(size)} components "
+                             f"but dims {p['dims']} needs {len(dims)}")
         size3 = plane_size_to_3d(dims, size)
-        end = [o + s - 1 for o, s in zip(offset, size3, strict=True)]
-        _coords_ok(end)
-        fmt = call.args[3] if len(call.args) > 3 else ""
-        if len(call.args) > 4:
-            raise BadRequest(f"unexpected path segments after format ({call.path})")
-        return dims, size3, offset, fmt
+        offset = p["offset"]
+        try:
+            check_int32_box(offset, size3)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        return dims, size3, offset, p.get("format") or ""
 
-    @endpoint(("GET", "HEAD"), "raw/{args*}")
+    @endpoint(("GET", "HEAD"), "raw/{dims}/{size}/{offset}/{format?}",
+              "Voxels of a box: raw ZYX bytes (3-D), one JPEG (3-D jpg) or a 2-D image",
+              params=_GEOMETRY, query=_MASK_QUERY, returns={200: (OCTET, *_IMAGES)})
     def _get_raw(self, call: Call) -> Response:
         return self._get_voxels(call, isotropic=False)
 
-    @endpoint(("GET", "HEAD"), "isotropic/{args*}")
+    @endpoint(("GET", "HEAD"), "isotropic/{dims}/{size}/{offset}/{format?}",
+              "As raw; 2-D images are stretched along their second axis to square pixels",
+              params=_GEOMETRY, query=_MASK_QUERY, returns={200: (OCTET, *_IMAGES)})
     def _get_iso(self, call: Call) -> Response:
         return self._get_voxels(call, isotropic=True)
 
     def _get_voxels(self, call: Call, isotropic: bool) -> Response:
-        dims, size, offset, fmt = self._parse_geometry(call)
+        dims, size, offset, fmt = self._geometry(call)
         n = size[0] * size[1] * size[2]
         self._check_volume(n)
         filt = self._roi_filter(call)
@@ -518,10 +561,23 @@ class Uint8Blk(Datatype):
                     vol = filt(vol, offset)
                 img = imagecodec.encode_jpeg(vol.reshape(size[2] * size[1], size[0]), q)
                 return Response(img, media_type="image/jpeg")
-            return StreamingResponse(self._stream_box(ctx, offset, size, filt),
-                                     media_type="application/octet-stream",
-                                     headers={"Content-Length": str(n)})
+            # Starlette's stream pulls one (>= 4 MiB) piece at a time: the next slab is
+            # built only when the last one is sent, so at most one slab is alive (a
+            # producer thread running ahead would hold two).
+            return starlette.responses.StreamingResponse(
+                self._stream_box(ctx, offset, size, filt),
+                media_type="application/octet-stream", headers={"Content-Length": str(n)})
         kind, q = _parse_format(fmt)
+        ra = rb = 1.0
+        if isotropic:
+            res = self.meta.config["VoxelSize"]
+            ra, rb = float(res[dims[0]]), float(res[dims[1]])
+            # the stretched image, not the box read, is what costs: bound it first
+            px = size[dims[1]] * rb / ra * size[dims[0]]
+            limit = self.manager.settings.max_request_bytes
+            if not px <= limit:  # also inf for absurd voxel size ratios
+                raise TooLarge(f"isotropic image of {px:.3g} pixels is over the server "
+                               f"limit of {limit} bytes")
         vol = self.read_box(ctx, offset, size)
         if filt:
             vol = filt(vol, offset)
@@ -531,29 +587,29 @@ class Uint8Blk(Datatype):
             img = vol[:, 0, :]
         else:
             img = vol[:, :, 0]
-        if isotropic:
-            res = self.meta.config["VoxelSize"]
-            ra, rb = float(res[dims[0]]), float(res[dims[1]])
-            if ra != rb:
-                h = img.shape[0]
-                newh = max(1, round(h * rb / ra))
-                rows = np.minimum((np.arange(newh) * ra / rb).astype(np.int64), h - 1)
-                img = img[rows]
+        if ra != rb:
+            h = img.shape[0]
+            newh = max(1, round(h * rb / ra))
+            rows = np.minimum((np.arange(newh) * ra / rb).astype(np.int64), h - 1)
+            img = img[rows]
         return _image_response(img, kind, q)
 
     # ----- arbitrary planes -------------------------------------------------------------
 
-    @endpoint(("GET", "HEAD"), "arb/{args*}")
+    @endpoint(("GET", "HEAD"), "arb/{topleft}/{topright}/{bottomleft}/{res}/{format?}",
+              "An arbitrary plane through the volume, resampled (physical coordinates)",
+              params=(Param("topleft", "point", "physical x_y_z of the top-left pixel"),
+                      Param("topright", "point", "physical x_y_z of the top-right pixel"),
+                      Param("bottomleft", "point", "physical x_y_z of the bottom-left pixel"),
+                      Param("res", "float", "physical size of one output pixel (> 0)"),
+                      Param("format", "str", "png (default), jpg[:quality], tif or bmp")),
+              returns={200: _IMAGES})
     def _get_arb(self, call: Call) -> Response:
-        if len(call.args) > 5:
-            raise BadRequest(f"unexpected path segments after format ({call.path})")
-        names = ("top left corner", "top right corner", "bottom left corner")
-        try:
-            tl, tr, bl = (arbslice.parse_point(call.arg(i, w), w) for i, w in enumerate(names))
-            res = arbslice.parse_res(call.arg(3, "res"))
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
-        kind, q = _parse_format(call.args[4] if len(call.args) > 4 else "")
+        p = call.params
+        tl, tr, bl, res = p["topleft"], p["topright"], p["bottomleft"], p["res"]
+        if not res > 0:
+            raise BadRequest(f"bad res {res!r}: must be a positive finite number")
+        kind, q = _parse_format(p["format"] or "")
         try:
             plane = arbslice.make_plane(tl, tr, bl, res)
         except arbslice.PlaneTooLarge as e:
@@ -685,10 +741,12 @@ class Uint8Blk(Datatype):
             return self._Locked([self._commit_lock])
         return self._Locked([self._stripes[i] for i in self._stripe_ids(coords)])
 
-    def store_blocks(self, ctx: VersionedCtx, coords: np.ndarray, values: Sequence[bytes],
+    def store_blocks(self, ctx: VersionedCtx, coords: np.ndarray, values: Iterable[bytes],
                      mark_dirty: bool = True,
                      grow: tuple[Sequence[int], Sequence[int]] | None = None) -> None:
-        """Write encoded blocks, dirty markers and grown extents in one batch.
+        """Write encoded blocks (``values`` may be produced lazily), their dirty markers
+        and the grown extents, in batches of about ``writeBatchBytes`` (see
+        :class:`_BlockBatches`).
 
         ``grow`` is the inclusive (lo, hi) voxel box to add to the extents (default: the
         blocks' bounds).
@@ -699,86 +757,128 @@ class Uint8Blk(Datatype):
         if grow is None:
             bs = np.asarray(self.block_size)
             grow = ((c.min(axis=0) * bs).tolist(), ((c.max(axis=0) + 1) * bs - 1).tolist())
-        keys = block_tkeys(c)
-        dkeys = block_tkeys(c, DIRTY_CLASS) if mark_dirty else []
-        with self._commit_lock:
-            ext = self._grow(self.extents_at(ctx), grow[0], grow[1])
-            with self.store.batch(ctx) as b:
-                for k, v in zip(keys, values, strict=True):
-                    b.put(k, v)
-                for k in dkeys:
-                    b.put(k, b"")
-                b.put(tkey(1, _EXTENTS.encode() + b"\x00"),
-                      f'{{"MinPoint":{ext["MinPoint"]},"MaxPoint":{ext["MaxPoint"]}}}'.encode())
+        out = _BlockBatches(self, ctx, grow, mark_dirty)
+        for k, v in zip(block_tkeys(c), values, strict=True):
+            out.put(k, v)
+        out.flush()
 
     def write_box(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
-                  mask: np.ndarray | None = None) -> None:
-        """Write a ``(nz, ny, nx)`` volume at ``offset`` (any alignment) atomically.
+                  mask: Callable[[Point3, Point3], np.ndarray] | None = None) -> None:
+        """Write a ``(nz, ny, nx)`` volume at ``offset`` (any alignment).
 
-        Edge blocks are read-modify-written under their stripe locks. With ``mask`` (same
-        shape, bool) only masked voxels change.
+        Blocks are encoded from views of ``vol`` (no copy of the volume) in runs of
+        consecutive blocks along X of at most ``_WRITE_RUN`` voxels, and committed in
+        batches of about ``writeBatchBytes`` of encoded data, so the memory a write needs
+        besides ``vol`` is bounded whatever its size. A write that fits one batch is
+        atomic; a bigger one is committed batch by batch (the extents grow with the first
+        batch), after every check on the request has passed. Edge blocks are
+        read-modify-written under their stripe locks, held for the whole write.
+
+        ``mask(offset, size)`` (optional) gives the bool ``(nz, ny, nx)`` voxels of a box
+        that may change (e.g. those inside an ROI); it is called once per run.
         """
         ctx.check_writable()
         size = (vol.shape[2], vol.shape[1], vol.shape[0])
-        pieces = list(iter_block_pieces(offset, size, self.block_size))
-        if not pieces:
+        if min(size) <= 0:
             return
-        coords = np.array([p.coord for p in pieces], dtype=np.int64)
-        _coords_ok(coords.min(axis=0).tolist(), coords.max(axis=0).tolist())
-        need_old = [i for i, p in enumerate(pieces) if not p.full or mask is not None]
+        try:
+            check_int32_box(offset, size)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
+        coords = blocks_in_box(offset, size, self.block_size)
+        out = _BlockBatches(self, ctx, (list(offset), hi), True)
         with self.lock_blocks(coords):
-            old: dict[int, bytes | None] = {}
-            if need_old:
-                got = self.store.get_many(ctx, block_tkeys(coords[need_old]))
-                old = dict(zip(need_old, got, strict=True))
-            def build(i: int) -> bytes:
-                p = pieces[i]
-                if i not in old:
-                    return self.encode_block(vol[p.volume_slices])
-                raw = old[i]
-                blk = (np.full(self.bshape, self.background, np.uint8) if raw is None
-                       else self.decode_block(raw).copy())
-                if mask is None:
-                    blk[p.block_slices] = vol[p.volume_slices]
-                else:
-                    sub = blk[p.block_slices]
-                    m = mask[p.volume_slices]
-                    sub[m] = vol[p.volume_slices][m]
-                return self.encode_block(blk)
+            for run in self._runs(offset, size):
+                for p, value in zip(run, self._encode_run(ctx, offset, vol, run, mask),
+                                    strict=True):
+                    out.put(block_tkey(*p.coord), value)
+            out.flush()
 
-            # Copy + LZ4/JPEG/gzip release the GIL: encode big writes on all cores.
-            if len(pieces) >= 8:
-                values = list(_encode_pool().map(build, range(len(pieces))))
+    def _runs(self, offset: Sequence[int], size: Sequence[int]) -> Iterator[list[BlockPiece]]:
+        """The box's block pieces in key order, grouped in runs of consecutive blocks of
+        one (y, z) row holding at most ``_WRITE_RUN`` voxels (one block at least)."""
+        run: list[BlockPiece] = []
+        voxels = 0
+        for p in iter_block_pieces(offset, size, self.block_size):
+            zs, ys, xs = p.volume_slices
+            n = (zs.stop - zs.start) * (ys.stop - ys.start) * (xs.stop - xs.start)
+            if run and (run[-1].coord[1:] != p.coord[1:] or voxels + n > _WRITE_RUN):
+                yield run
+                run, voxels = [], 0
+            run.append(p)
+            voxels += n
+        if run:
+            yield run
+
+    def _encode_run(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
+                    run: list[BlockPiece],
+                    mask: Callable[[Point3, Point3], np.ndarray] | None) -> list[bytes]:
+        """Stored values of the blocks of one run (see :meth:`write_box`)."""
+        z0, y0, x0 = (s.start for s in run[0].volume_slices)
+        m_run = None
+        if mask is not None:
+            zs, ys = run[0].volume_slices[:2]
+            xe = run[-1].volume_slices[2].stop
+            m_run = mask((offset[0] + x0, offset[1] + y0, offset[2] + z0),
+                         (xe - x0, ys.stop - ys.start, zs.stop - zs.start))
+        need_old = [i for i, p in enumerate(run) if not p.full or mask is not None]
+        old: dict[int, bytes | None] = {}
+        if need_old:
+            got = self.store.get_many(ctx, block_tkeys(
+                np.array([run[i].coord for i in need_old], dtype=np.int64)))
+            old = dict(zip(need_old, got, strict=True))
+
+        def build(i: int) -> bytes:
+            p = run[i]
+            if i not in old:
+                return self.encode_block(vol[p.volume_slices])
+            raw = old[i]
+            blk = (np.full(self.bshape, self.background, np.uint8) if raw is None
+                   else self.decode_block(raw).copy())
+            if m_run is None:
+                blk[p.block_slices] = vol[p.volume_slices]
             else:
-                values = [build(i) for i in range(len(pieces))]
-            hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
-            self.store_blocks(ctx, coords, values, grow=(list(offset), hi))
+                zs, ys, xs = p.volume_slices
+                m = m_run[zs.start - z0:zs.stop - z0, ys.start - y0:ys.stop - y0,
+                          xs.start - x0:xs.stop - x0]
+                sub = blk[p.block_slices]
+                sub[m] = vol[p.volume_slices][m]
+            return self.encode_block(blk)
 
-    @endpoint("POST", "raw/{args*}")
+        # Copy + LZ4/JPEG/gzip release the GIL: encode big runs on all cores.
+        if len(run) >= 8:
+            return list(_encode_pool().map(build, range(len(run))))
+        return [build(i) for i in range(len(run))]
+
+    @endpoint("POST", "raw/{dims}/{size}/{offset}", "Write a 3-D box of raw uint8 voxels",
+              params=_GEOMETRY[:3], body=Body(OCTET, "nx*ny*nz uint8 voxels in ZYX order"),
+              query=(Q("roi", "str", "only voxels inside this roi instance change (400 when "
+                                     "there is no such roi)"),), returns=EMPTY)
     def _post_raw(self, call: Call) -> Response:
-        dims, size, offset, fmt = self._parse_geometry(call)
+        dims, size, offset, _ = self._geometry(call)
         if dims != (0, 1, 2):
             raise BadRequest("POST raw accepts only 3-D data (0_1_2)")
-        if fmt:
-            raise BadRequest(f"POST raw takes raw bytes only, not format {fmt!r}")
         n = size[0] * size[1] * size[2]
         self._check_volume(n)
         if len(call.body) != n:
             raise BadRequest(f"POST raw body has {len(call.body)} bytes; size {size} needs {n}")
-        vol = np.frombuffer(call.body, dtype=np.uint8).reshape(size[2], size[1], size[0])
         mask = None
-        if call.query.get("roi"):
-            roi = find_roi(self.repo, call.query["roi"])
-            mask = roi.mask(call.ctx, offset, size).view(bool)
+        if call.params["roi"]:
+            roi = find_roi(self.repo, call.params["roi"])
+            ctx = call.ctx
+
+            def mask(o: Point3, s: Point3) -> np.ndarray:
+                return roi.mask(ctx, o, s).view(bool)
+
+        vol = np.frombuffer(call.body, dtype=np.uint8).reshape(size[2], size[1], size[0])
         self.write_box(call.ctx, offset, vol, mask)
         return Response(b"")
 
     # ----- block endpoints --------------------------------------------------------------
 
     def _payload_mode(self, call: Call) -> str:
-        comp = call.query.get("compression", "")
-        if comp not in ("", "jpeg", "uncompressed"):
-            raise BadRequest(f"unknown compression {comp!r} (jpeg or uncompressed)")
+        comp = call.params["compression"] or ""
         if comp == "jpeg" and not self.is_jpeg:
             raise BadRequest(f"instance {self.meta.name!r} is not stored as JPEG "
                              f"({self.meta.compression}); use compression=uncompressed")
@@ -792,45 +892,52 @@ class Uint8Blk(Datatype):
         except CodecError as e:
             raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
 
-    @endpoint(("GET", "HEAD"), "subvolblocks/{args*}")
+    @endpoint(("GET", "HEAD"), "subvolblocks/{size}/{offset}",
+              "Stored blocks of a block-aligned box as a block stream (missing ones omitted)",
+              params=(Param("size", "size3", "nx_ny_nz voxels, multiples of the block size"),
+                      Param("offset", "coord", "x_y_z voxels, multiples of the block size")),
+              query=(_COMPRESSION,), returns=OCTET)
     def _subvolblocks(self, call: Call) -> Response:
-        try:
-            size = parse_size(call.arg(0, "size"), 3)
-            offset = parse_xyz(call.arg(1, "offset"))
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+        size, offset = call.params["size"], call.params["offset"]
         bs = self.block_size
         if any(o % b or s % b for o, s, b in zip(offset, size, bs, strict=True)):
             raise BadRequest(f"subvolblocks size {size} and offset {offset} must be "
                              f"multiples of the block size {bs}")
-        _coords_ok([o + s - 1 for o, s in zip(offset, size, strict=True)])
+        try:
+            check_int32_box(offset, size)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         self._check_volume(size[0] * size[1] * size[2])
         mode = self._payload_mode(call)
         lo, hi = block_range(offset, size, bs)
         ctx = call.ctx
         nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
+        region = BoxRegion(lo, hi)
 
         def gen() -> Iterator[bytes | memoryview]:
-            for cz in range(lo[2], hi[2] + 1):
-                for cy in range(lo[1], hi[1] + 1):
-                    for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz):
-                        p = self._payload(raw, mode)
-                        yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes)
-                                            else p.nbytes)
-                        yield p
+            # driven by the stored blocks, not by the (possibly huge, empty) box
+            for (cx, cy, cz), raw in scan_region(self.store, ctx, BLOCK_CLASS, region):
+                p = self._payload(raw, mode)
+                yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
+                yield p
 
         if nblocks <= _SMALL_SUBVOL:
             return Response(b"".join(gen()), media_type="application/octet-stream")
         return StreamingResponse(gen(), media_type="application/octet-stream")
 
-    @endpoint(("GET", "HEAD"), "specificblocks/{args*}")
+    @endpoint(("GET", "HEAD"), "specificblocks",
+              "Listed stored blocks as a block stream, in request order (missing omitted)",
+              query=(Q("blocks", "str", "block coordinates x1,y1,z1,x2,y2,z2,..."),
+                     _COMPRESSION,
+                     Q("prefetch", "bool", "answer nothing (DVID warms its caches)")),
+              returns=OCTET)
     def _specificblocks(self, call: Call) -> Response:
         try:
-            coords = parse_block_list(call.query.get("blocks", ""))
+            coords = parse_block_list(call.params["blocks"] or "")
         except ValueError as e:
             raise BadRequest(str(e)) from None
         mode = self._payload_mode(call)
-        if call.flag("prefetch"):
+        if call.params["prefetch"]:
             return Response(b"", media_type="application/octet-stream")
         ctx = call.ctx
         keys = block_tkeys(coords)
@@ -850,19 +957,22 @@ class Uint8Blk(Datatype):
         return StreamingResponse(gen(), media_type="application/octet-stream")
 
     def _span_args(self, call: Call) -> tuple[tuple[int, int, int], int]:
-        try:
-            start = parse_xyz(call.arg(0, "block coordinate"))
-            span = int(call.arg(1, "spanX"))
-        except ValueError as e:
-            raise BadRequest(f"bad blocks request: {e}") from None
+        (x, y, z), span = call.params["block"], call.params["span"]
         if span < 1:
             raise BadRequest(f"spanX must be >= 1, got {span}")
-        _coords_ok([start[0] + span - 1])
         bx, by, bz = self.block_size
+        lo, hi = int32_block_limits(self.block_size)
+        try:
+            check_block_coords([[x, y, z], [x + span - 1, y, z]], lo, hi,
+                               "int32 voxel coordinates")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         self._check_volume(span * bx * by * bz)
-        return start, span
+        return (x, y, z), span
 
-    @endpoint(("GET", "HEAD"), "blocks/{args*}")
+    @endpoint(("GET", "HEAD"), "blocks/{block}/{span}",
+              "span consecutive blocks along X, uncompressed and concatenated (Background "
+              "for missing ones)", params=_BLOCK_SPAN, returns=OCTET)
     def _get_blocks(self, call: Call) -> Response:
         (x, y, z), span = self._span_args(call)
         out = np.full((span, *self.bshape), self.background, dtype=np.uint8)
@@ -870,7 +980,9 @@ class Uint8Blk(Datatype):
             out[cx - x] = self.decode_block(raw)
         return Response(out.tobytes(), media_type="application/octet-stream")
 
-    @endpoint("POST", "blocks/{args*}")
+    @endpoint("POST", "blocks/{block}/{span}", "Store span consecutive blocks along X",
+              params=_BLOCK_SPAN, body=Body(OCTET, "span uncompressed blocks, each bx*by*bz "
+                                                   "bytes in ZYX order"), returns=EMPTY)
     def _post_blocks(self, call: Call) -> Response:
         (x, y, z), span = self._span_args(call)
         bx, by, bz = self.block_size
@@ -880,14 +992,16 @@ class Uint8Blk(Datatype):
                              f"of {bx}x{by}x{bz} need {span * nb}")
         arr = np.frombuffer(call.body, dtype=np.uint8).reshape(span, *self.bshape)
         coords = np.array([[x + i, y, z] for i in range(span)], dtype=np.int64)
-        values = [self.encode_block(arr[i]) for i in range(span)]
         with self.lock_blocks(coords):
-            self.store_blocks(call.ctx, coords, values)
+            self.store_blocks(call.ctx, coords, (self.encode_block(a) for a in arr))
         return Response(b"")
 
     # ----- metadata endpoints -----------------------------------------------------------
 
-    @endpoint("POST", "extents/{args*}")
+    @endpoint("POST", "extents", "Replace the extents at this version", returns=EMPTY,
+              body=Body(JSON, '{"MinPoint": [x,y,z], "MaxPoint": [x,y,z]} (inclusive voxels)',
+                        schema={"type": "object", "required": ["MinPoint", "MaxPoint"],
+                                "properties": {"MinPoint": _POINT3, "MaxPoint": _POINT3}}))
     def _post_extents(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -906,17 +1020,21 @@ class Uint8Blk(Datatype):
             self.put_property(call.ctx, _EXTENTS, {"MinPoint": pts[0], "MaxPoint": pts[1]})
         return Response(b"")
 
-    @endpoint("POST", "resolution/{args*}")
+    @endpoint("POST", "resolution", "Set the voxel size", returns=EMPTY,
+              body=Body(JSON, "[rx, ry, rz] positive numbers", schema={
+                  "type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                  "minItems": 3, "maxItems": 3}))
     def _post_resolution(self, call: Call) -> Response:
         body = call.json()
         if not (isinstance(body, list) and len(body) == 3 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in body)):
-            raise BadRequest("POST resolution expects [rx, ry, rz] positive numbers")
+                isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1e300
+                for v in body)):
+            raise BadRequest("POST resolution expects [rx, ry, rz] positive finite numbers")
         self.meta.config = {**self.meta.config, "VoxelSize": [float(v) for v in body]}
         self.save_meta()
         return Response(b"")
 
-    @endpoint("GET", "metadata/{args*}")
+    @endpoint("GET", "metadata", "Axes and properties (DVID's nd-data JSON)", returns=ND_JSON)
     def _metadata(self, call: Call) -> Response:
         ext = self.extended(call.ctx)
         axes = []
@@ -926,16 +1044,13 @@ class Uint8Blk(Datatype):
             axes.append({"Label": lab, "Resolution": ext["VoxelSize"][i],
                          "Units": ext["VoxelUnits"][i], "Size": mx - mn + 1, "Offset": mn})
         body = json.dumps({"Axes": axes, "Properties": ext}, separators=(",", ":"))
-        return Response(body.encode(), media_type="application/vnd.dvid-nd-data+json")
+        return Response(body.encode(), media_type=ND_JSON)
 
-    @endpoint("GET", "rawkey/{args*}")
+    @endpoint("GET", "rawkey", "Hex TKey of a block (debugging)", returns=TEXT, inline=True,
+              query=tuple(Q(a, "int32", f"block coordinate {a}", required=True) for a in "xyz"))
     def _rawkey(self, call: Call) -> Response:
-        try:
-            x, y, z = (int(call.query[k]) for k in "xyz")
-        except (KeyError, ValueError):
-            raise BadRequest("rawkey needs integer x, y and z query parameters") from None
-        _coords_ok([x, y, z])
-        return Response(block_tkey(x, y, z).hex(), media_type="text/plain")
+        p = call.params
+        return Response(block_tkey(p["x"], p["y"], p["z"]).hex(), media_type="text/plain")
 
     # ----- pyramid ----------------------------------------------------------------------
 
@@ -1082,18 +1197,23 @@ class Uint8Blk(Datatype):
         except Exception as e:  # background job: report, never crash the server
             self._set_job(State="error", Error=repr(e), Finished=time.time())
 
-    @endpoint("POST", "downres/{args*}")
+    @endpoint("POST", "downres", "Build the 2x, 4x, ... pyramid into NAME_1, NAME_2, ...",
+              query=(Q("levels", "count", "number of levels (1..31; default: until the "
+                                          "extents fit one block)"),
+                     Q("bbox", "str", "x0,y0,z0,x1,y1,z1 voxels (exclusive end): every "
+                                      "stored block in the box instead of the dirty ones"),
+                     Q("full", "bool", "every stored block instead of the dirty ones"),
+                     Q("wait", "bool", "answer when done (200) instead of at once (202)")),
+              returns={200: JSON, 202: JSON})
     def _post_downres(self, call: Call) -> Response:
         ctx = call.ctx
         ctx.check_writable()
-        levels = None
-        if call.query.get("levels"):
-            levels = call.int_query("levels", 0)
-            if not 1 <= levels <= 31:
-                raise BadRequest(f"levels must be 1..31, got {levels}")
+        levels = call.params["levels"]
+        if levels is not None and not 1 <= levels <= 31:
+            raise BadRequest(f"levels must be 1..31, got {levels}")
         bbox = None
-        if call.query.get("bbox"):
-            v = _ints(call.query["bbox"], "bbox", 6)
+        if call.params["bbox"]:
+            v = _ints(call.params["bbox"], "bbox", 6)
             _coords_ok(v)
             bbox = Box.from_bounds(v[:3], v[3:])
             if bbox.is_empty:
@@ -1104,8 +1224,8 @@ class Uint8Blk(Datatype):
             self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
                          "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
                          "Started": time.time(), "UUID": ctx.node.uuid}
-        full = call.flag("full")
-        if call.flag("wait"):
+        full = call.params["full"]
+        if call.params["wait"]:
             self._job_thread(ctx, levels, bbox, full)
             st = self.downres_status()
             if st["State"] == "error":
@@ -1117,9 +1237,57 @@ class Uint8Blk(Datatype):
         return Response(_json(self.downres_status()), status_code=202,
                         media_type="application/json")
 
-    @endpoint("GET", "downres-status/{args*}")
+    @endpoint("GET", "downres-status", "State of the current or last downres job")
     def _get_downres_status(self, call: Call) -> Response:
         return Response(_json(self.downres_status(call.ctx)), media_type="application/json")
+
+
+class _BlockBatches:
+    """Encoded blocks of one write, committed in batches of about ``writeBatchBytes``.
+
+    Each block is queued with its dirty marker (unless ``mark_dirty`` is false); a batch
+    commits as soon as its values reach the limit, under the instance's commit lock. The
+    first batch also grows the extents by the voxel box ``grow`` (read and written under
+    that lock, so concurrent writers never lose each other's growth). Encoded values are
+    not kept once queued, so a write holds at most one batch of them.
+    """
+
+    def __init__(self, inst: Uint8Blk, ctx: VersionedCtx,
+                 grow: tuple[Sequence[int], Sequence[int]] | None, mark_dirty: bool) -> None:
+        self.inst = inst
+        self.ctx = ctx
+        self.grow = grow
+        self.mark_dirty = mark_dirty
+        self.limit = inst.manager.settings.write_batch_bytes
+        self.batch: VersionedBatch | None = None
+        self.nbytes = 0
+
+    def put(self, tk: bytes, value: bytes) -> None:
+        """Queue block TKey ``tk`` with its stored ``value``."""
+        if self.batch is None:
+            self.batch = self.inst.store.batch(self.ctx)
+        self.batch.put(tk, value)
+        if self.mark_dirty:
+            self.batch.put(bytes((DIRTY_CLASS,)) + tk[1:], b"")
+        self.nbytes += len(value) + 2 * len(tk)
+        if self.nbytes >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is queued (with the extents when it is the first batch)."""
+        b = self.batch
+        if b is None:
+            return
+        self.batch, self.nbytes = None, 0
+        inst = self.inst
+        with inst._commit_lock:
+            if self.grow is not None:
+                ext = inst._grow(inst.extents_at(self.ctx), self.grow[0], self.grow[1])
+                b.put(tkey(1, _EXTENTS.encode() + b"\x00"),
+                      f'{{"MinPoint":{ext["MinPoint"]},"MaxPoint":{ext["MaxPoint"]}}}'
+                      .encode())
+                self.grow = None
+            b.commit()
 
 
 def _image_response(img: np.ndarray, kind: str, quality: int) -> Response:

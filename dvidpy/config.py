@@ -10,7 +10,7 @@ Example::
     maxRequestBytes = 4294967296    # bodies / responses larger than this get 413 / 400
     headerTimeout = 30              # s a client may take to send its request headers
     bodyTimeout = 60                # s a client may pause while sending its body (408)
-    writeBatchBytes = 67108864      # bulk writes commit in batches of about this many bytes
+    writeBatchBytes = 16777216      # bulk writes commit in batches of about this many bytes
 
     [store.raid6]
     engine = "leveldb"              # lmdb | leveldb | rocksdb | postgres | gcs | s3 | memory
@@ -79,7 +79,7 @@ ENGINE_ALIASES = {"basholeveldb": "leveldb", "gbucket": "gcs"}
 DEFAULT_MAX_REQUEST = 4 << 30
 DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_BODY_TIMEOUT = 60.0
-DEFAULT_WRITE_BATCH = 64 << 20
+DEFAULT_WRITE_BATCH = 16 << 20  # 64 MiB batches cost LevelDB more memory and speed
 
 
 class ConfigError(ValueError):

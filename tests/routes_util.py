@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dvidpy.http.spec import RouteSpec
 
-EXAMPLES = {"label": "1", "coord": "0_0_0", "size": "1_1_1", "dims": "0_1_2", "count": "1",
+EXAMPLES = {"label": "1", "coord": "0_0_0", "size": "1_1_1", "size3": "1_1_1", "dims": "0_1_2",
+            "count": "1",
             "int": "1", "int32": "1", "uint64": "1", "float": "1", "point": "0_0_0",
             "bool": "true"}
 
@@ -20,5 +21,6 @@ def fill(spec: RouteSpec, values: dict[str, str]) -> str:
             continue
         else:
             p = sg.param
-            parts.append(values.get(p.name) or EXAMPLES.get(p.kind) or "x")
+            parts.append(values.get(p.name) or (p.enum[0] if p.enum else None)
+                         or EXAMPLES.get(p.kind) or "x")
     return "/".join(parts)

@@ -17,7 +17,9 @@ Endpoints under ``/api/node/{uuid}/{data}/``:
     Array of elements; each is inserted or replaces the element at the same ``Pos`` (the
     last one wins within a request). Block, label and tag lists change in one batch.
 ``GET elements/{nx_ny_nz}/{x_y_z}``
-    Elements (with Rels) whose Pos lies in the box; the literal ``null`` when none.
+    Elements (with Rels) whose Pos lies in the box; the literal ``null`` when none. Only
+    the stored blocks inside the box are read, so any box (up to the int32 range; beyond
+    it 400) costs what it holds.
 ``DELETE element/{x_y_z}``
     Deletes it and removes relationships pointing to it from elements in its own block
     and in its partners' blocks. 400 "Did not find element" when missing.

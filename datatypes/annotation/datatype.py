@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from datatypes.annotation.elements import (
+    KINDS,
+    RELS,
     Element,
     ElemList,
     element_from_json,
@@ -32,36 +34,34 @@ from datatypes.annotation.store import (
     tag_tkey,
 )
 from datatypes.annotation.sync import LABEL_EVENT, LABELMAP_EVENTS, Deltas, LabelSource, SyncMixin
-from datatypes.common.geometry import parse_size, parse_xyz
+from datatypes.common.blockscan import BoxRegion, Region, SpanRegion, scan_region
+from datatypes.common.geometry import check_int32_box, parse_xyz
+from dvidpy import jsonio
 from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
 from dvidpy.errors import BadRequest
-from dvidpy.keys import prefix_successor
+from dvidpy.http.spec import JSON, TEXT, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
 from dvidpy.versioned import VersionedCtx
 
-JSON = "application/json"
 DEFAULT_BLOCK_SIZE = (64, 64, 64)
+_INT3 = {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3}
+_ELEMENT = {"type": "object", "required": ["Pos"], "properties": {
+    "Pos": _INT3, "Kind": {"type": "string", "enum": list(KINDS)},
+    "Tags": {"type": ["array", "null"], "items": {"type": "string"}},
+    "Prop": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+    "Rels": {"type": ["array", "null"], "items": {
+        "type": "object", "required": ["To"],
+        "properties": {"Rel": {"type": "string", "enum": list(RELS)}, "To": _INT3}}}}}
+_POS = Param("pos", "coord", "x_y_z voxel position of the element")
+_BOX = (Param("size", "size3", "nx_ny_nz voxels"),
+        Param("offset", "coord", "x_y_z of the box's first voxel"))
+_RELS = Q("relationships", "str", "true: with Rels; verbose: Rels also carry the partner's "
+                                  "Kind, Tags and Prop; default: without Rels")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _point_arg(call: Call, i: int, what: str) -> tuple[int, int, int]:
-    try:
-        return parse_xyz(call.arg(i, what))
-    except ValueError as e:
-        raise BadRequest(f"{e} ({call.path})") from None
-
-
-def _label_arg(call: Call) -> int:
-    text = call.arg(0, "label")
-    if not text.isdigit() or int(text) >= 2**64:
-        raise BadRequest(f"bad label {text!r} ({call.path})")
-    label = int(text)
-    if label == 0:
-        raise BadRequest("Label 0 is protected background value and cannot be used for query.")
-    return label
-
-
 def _rel_mode(call: Call) -> str:
-    mode = call.query.get("relationships", "").lower()
+    mode = (call.params["relationships"] or "").lower()
     if mode in ("", "false"):
         return ""
     if mode not in ("true", "verbose"):
@@ -391,79 +391,90 @@ class Annotation(SyncMixin, Datatype):
             out.append(doc)
         return _dumps(out).encode()
 
-    def iter_blocks(self, ctx: VersionedCtx, lo: np.ndarray | None = None,
-                    hi: np.ndarray | None = None) -> Iterator[tuple[tuple[int, int, int],
-                                                                     ElemList]]:
-        """Non-empty blocks in key (ZYX) order: all, or those in ``[lo, hi]`` (inclusive
-        block coordinates), one range scan per (z, y) row."""
-        if lo is None or hi is None:
+    def iter_blocks(self, ctx: VersionedCtx, region: Region | None = None,
+                    ) -> Iterator[tuple[tuple[int, int, int], ElemList]]:
+        """Non-empty blocks in key (ZYX) order: all, or those of ``region`` (a
+        :class:`~datatypes.common.blockscan.BoxRegion` or ``SpanRegion`` of block
+        coordinates), found by scanning the stored blocks, never by walking the region."""
+        if region is None:
             start, end = class_range(BLOCK_CLASS)
             for tk, v in self.store.scan(ctx, start, end):
                 lst = decode_list(v, "element block")
                 if len(lst):
                     yield decode_block_tkey(tk), lst
             return
-        for z in range(int(lo[2]), int(hi[2]) + 1):
-            for y in range(int(lo[1]), int(hi[1]) + 1):
-                start = block_tkey(int(lo[0]), y, z)
-                end = _succ(block_tkey(int(hi[0]), y, z))
-                for tk, v in self.store.scan(ctx, start, end):
-                    lst = decode_list(v, "element block")
-                    if len(lst):
-                        yield decode_block_tkey(tk), lst
+        for b, v in scan_region(self.store, ctx, BLOCK_CLASS, region):
+            lst = decode_list(v, "element block")
+            if len(lst):
+                yield b, lst
 
-    def _box(self, call: Call) -> tuple[np.ndarray, np.ndarray]:
+    def _box(self, call: Call) -> tuple[np.ndarray, np.ndarray, BoxRegion]:
+        """``(lo, hi, blocks)``: the request's voxel box ``[lo, hi)`` and its blocks; 400
+        when the box leaves the int32 coordinate range."""
+        size, off = call.params["size"], call.params["offset"]
         try:
-            size = parse_size(call.arg(0, "size"))
-            off = parse_xyz(call.arg(1, "offset"))
+            check_int32_box(off, size)
         except ValueError as e:
-            raise BadRequest(f"{e} ({call.path})") from None
+            raise BadRequest(str(e)) from None
         lo = np.array(off, np.int64)
-        return lo, lo + np.array(size, np.int64)
+        hi = lo + np.array(size, np.int64)
+        bs = np.array(self.block_size, np.int64)
+        return lo, hi, BoxRegion(lo // bs, (hi - 1) // bs)
 
     # ----- endpoints ----------------------------------------------------------------------
 
-    @endpoint("POST", "elements/{args*}")
+    @endpoint("POST", "elements", "Insert or replace elements (by position)", returns=TEXT,
+              body=Body(JSON, "array of elements", schema={"type": "array",
+                                                           "items": _ELEMENT}),
+              query=(Q("kafkalog", "str", "off: no DataRef blob in the mutation record"),))
     def _post_elements(self, call: Call) -> Response:
         elems = parse_elements(call.json())
         fields: dict[str, Any] = {}
-        if call.query.get("kafkalog") != "off" and elems:
+        if call.params["kafkalog"] != "off" and elems:
             fields["DataRef"] = self.put_blob(call.ctx, call.body)
         self.store_elements(call.ctx, elems, fields)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "elements/{args*}")
+    @endpoint("GET", "elements/{size}/{offset}", "Elements whose Pos lies in a box (null if "
+              "none)", params=_BOX)
     def _get_elements(self, call: Call) -> Response:
-        lo, hi = self._box(call)
-        bs = np.array(self.block_size, np.int64)
+        lo, hi, blocks = self._box(call)
         parts = []
-        for _, lst in self.iter_blocks(call.ctx, lo // bs, (hi - 1) // bs):
+        for _, lst in self.iter_blocks(call.ctx, blocks):
             p = lst.pos
             inside = np.flatnonzero(((p >= lo) & (p < hi)).all(axis=1))
             parts.extend(lst.iter_json(inside.tolist()))
         body = b"[" + b",".join(parts) + b"]" if parts else b"null"
         return Response(body, media_type=JSON)
 
-    @endpoint("DELETE", "element/{args*}")
+    @endpoint("DELETE", "element/{pos}", "Delete an element and relationships pointing to it",
+              params=(_POS,), returns=TEXT)
     def _delete_element(self, call: Call) -> Response:
-        self.delete_element(call.ctx, _point_arg(call, 0, "element coordinate"))
+        self.delete_element(call.ctx, call.params["pos"])
         return Response(b"", media_type="text/plain")
 
-    @endpoint("POST", "move/{args*}")
+    @endpoint("POST", "move/{from}/{to}", "Move an element, retargeting relationships to it",
+              params=(Param("from", "coord", "x_y_z of the element"),
+                      Param("to", "coord", "x_y_z it moves to")), returns=TEXT)
     def _move(self, call: Call) -> Response:
-        frm = _point_arg(call, 0, "from coordinate")
-        to = _point_arg(call, 1, "to coordinate")
-        self.move_element(call.ctx, frm, to)
+        self.move_element(call.ctx, call.params["from"], call.params["to"])
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "label/{args*}")
+    @endpoint("GET", "label/{label}", "Elements of a body (needs a synced labelmap)",
+              params=(Param("label", "label", "body id (not 0)"),), query=(_RELS,))
     def _get_label(self, call: Call) -> Response:
-        label = _label_arg(call)
+        label = call.params["label"]
+        if label == 0:
+            raise BadRequest("Label 0 is protected background value and cannot be used for "
+                             "query.")
         mode = _rel_mode(call)
         lst = decode_list(self.store.get(call.ctx, label_tkey(label)), "label list")
         return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
 
-    @endpoint("GET", "labels/{args*}")
+    @endpoint("GET", "labels", "Elements of each body listed in the body, in order",
+              query=(_RELS,), body=Body(JSON, "array of nonzero labels", schema={
+                  "type": "array", "items": {"type": "integer", "minimum": 1,
+                                             "maximum": 2**64 - 1}}))
     def _get_labels(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, list) or not all(
@@ -474,7 +485,9 @@ class Annotation(SyncMixin, Datatype):
         parts = [self.list_json(call.ctx, decode_list(r, "label list"), mode) for r in raws]
         return Response(b"[" + b",".join(parts) + b"]", media_type=JSON)
 
-    @endpoint("POST", "labels/{args*}")
+    @endpoint("POST", "labels", "Low-level ingest of label lists", returns=TEXT,
+              body=Body(JSON, '{"<label>": "<JSON array of elements, as a string>"}',
+                        schema={"type": "object", "additionalProperties": {"type": "string"}}))
     def _post_labels(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -483,10 +496,7 @@ class Annotation(SyncMixin, Datatype):
         for k, v in body.items():
             if not k.isdigit() or int(k) >= 2**64 or not isinstance(v, str):
                 raise BadRequest(f"bad label entry {k!r} in POST labels")
-            try:
-                arr = json.loads(v)
-            except ValueError as e:
-                raise BadRequest(f"label {k}: malformed element JSON ({e})") from None
+            arr = jsonio.loads(v.encode(), f"elements of label {k}")
             if int(k) != 0:
                 lists[int(k)] = nr_of(ElemList.of(parse_elements(arr)))
         with self.lock, self.store.batch(call.ctx) as b:
@@ -498,19 +508,22 @@ class Annotation(SyncMixin, Datatype):
             self.log_mutation(call.ctx, "labels-post", {"NumLabels": len(lists)}, b)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "tag/{args*}")
+    @endpoint("GET", "tag/{tag}", "Elements with a tag", params=(Param("tag", "str"),),
+              query=(_RELS,))
     def _get_tag(self, call: Call) -> Response:
-        tag = call.arg(0, "tag")
         mode = _rel_mode(call)
-        lst = decode_list(self.store.get(call.ctx, tag_tkey(tag)), "tag list")
+        lst = decode_list(self.store.get(call.ctx, tag_tkey(call.params["tag"])), "tag list")
         return Response(self.list_json(call.ctx, lst, mode), media_type=JSON)
 
-    @endpoint("GET", "roi/{args*}")
+    @endpoint("GET", "roi/{roi}", "Elements in the blocks of an ROI (null if none)",
+              params=(Param("roi", "str", "roiname, or roiname,uuid to read the ROI at "
+                                          "another version"),))
     def _get_roi(self, call: Call) -> Response:
         from datatypes.roi import find_roi
-        spec = call.arg(0, "ROI specification").split(",")
+        text = call.params["roi"]
+        spec = text.split(",")
         if len(spec) > 2 or not spec[0]:
-            raise BadRequest(f"Bad ROI specification: {call.args[0]!r}")
+            raise BadRequest(f"Bad ROI specification: {text!r}")
         roi = find_roi(self.repo, spec[0])
         node = call.ctx.node
         if len(spec) == 2:
@@ -522,9 +535,8 @@ class Annotation(SyncMixin, Datatype):
                              f"block size as annotation {self.meta.name!r}")
         spans = roi.normalized_spans_at(self.manager.context(roi, node))
         parts = []
-        for z, y, x0, x1 in spans.tolist():
-            for _, lst in self.iter_blocks(call.ctx, np.array([x0, y, z]), np.array([x1, y, z])):
-                parts.extend(lst.iter_json())
+        for _, lst in self.iter_blocks(call.ctx, SpanRegion(spans)):
+            parts.extend(lst.iter_json())
         body = b"[" + b",".join(parts) + b"]" if parts else b"null"
         return Response(body, media_type=JSON)
 
@@ -539,17 +551,19 @@ class Annotation(SyncMixin, Datatype):
 
         return StreamingResponse(gen(), media_type=JSON)
 
-    @endpoint("GET", "blocks/{args*}")
+    @endpoint("GET", "blocks/{size}/{offset}", 'Streamed {"x,y,z": [elements]} of the blocks '
+              "intersecting a box", params=_BOX)
     def _get_blocks(self, call: Call) -> Response:
-        lo, hi = self._box(call)
-        bs = np.array(self.block_size, np.int64)
-        return self._stream(self.iter_blocks(call.ctx, lo // bs, (hi - 1) // bs))
+        return self._stream(self.iter_blocks(call.ctx, self._box(call)[2]))
 
-    @endpoint("GET", "all-elements/{args*}")
+    @endpoint("GET", "all-elements", 'Streamed {"x,y,z": [elements]} of every block')
     def _get_all(self, call: Call) -> Response:
         return self._stream(self.iter_blocks(call.ctx))
 
-    @endpoint("POST", "blocks/{args*}")
+    @endpoint("POST", "blocks", "Replace block lists wholesale (POST reload after)",
+              returns=TEXT, body=Body(JSON, '{"x,y,z": [elements], ...}', schema={
+                  "type": "object", "additionalProperties": {"type": "array",
+                                                             "items": _ELEMENT}}))
     def _post_blocks(self, call: Call) -> Response:
         body = call.json()
         if not isinstance(body, dict):
@@ -576,7 +590,7 @@ class Annotation(SyncMixin, Datatype):
             self.log_mutation(call.ctx, "blocks-post", {"NumBlocks": len(lists)}, b)
         return Response(b"", media_type="text/plain")
 
-    @endpoint("GET", "scan/{args*}")
+    @endpoint("GET", "scan", "Counts of stored block lists and empty ones")
     def _scan(self, call: Call) -> Any:
         start, end = class_range(BLOCK_CLASS)
         n = empty = 0
@@ -586,7 +600,8 @@ class Annotation(SyncMixin, Datatype):
                 empty += 1
         return {"num kv pairs": n, "num empty blocks": empty}
 
-    @endpoint("POST", "reload/{args*}")
+    @endpoint("POST", "reload", "Rebuild the label and tag lists from the blocks",
+              returns=TEXT)
     def _reload(self, call: Call) -> Response:
         self.reload(call.ctx)
         return Response(f"Rebuilt label and tag denormalizations of {self.meta.name!r}\n",
@@ -616,13 +631,6 @@ class Annotation(SyncMixin, Datatype):
             lst = decode_list(v, "label list")
             if len(lst):
                 yield decode_label_tkey(tk), lst
-
-
-def _succ(tk: bytes) -> bytes:
-    """Exclusive end of a scan that must include TKey ``tk`` (and all its versions)."""
-    end = prefix_successor(tk)
-    assert end is not None  # block TKeys start with class 210, never all 0xFF
-    return end
 
 
 __all__ = ["Annotation", "denormalize", "parse_element"]

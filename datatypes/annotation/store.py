@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from datatypes.annotation.elements import ElemList
+from datatypes.common import blockscan
 from dvidpy.errors import BadRequest
 from dvidpy.keys import tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx, VersionedStore
@@ -26,19 +27,15 @@ from dvidpy.versioned import VersionedBatch, VersionedCtx, VersionedStore
 BLOCK_CLASS = 210
 LABEL_CLASS = 211
 TAG_CLASS = 212
-_ZYX = struct.Struct(">III")
-_OFF = 2**31
 
 
 def block_tkey(x: int, y: int, z: int) -> bytes:
-    """TKey of the element list of block ``(x, y, z)``."""
-    return tkey(BLOCK_CLASS, _ZYX.pack(z + _OFF, y + _OFF, x + _OFF))
+    """TKey of the element list of block ``(x, y, z)`` (the layout of
+    :mod:`datatypes.common.blockscan`)."""
+    return blockscan.block_tkey(BLOCK_CLASS, x, y, z)
 
 
-def decode_block_tkey(tk: bytes) -> tuple[int, int, int]:
-    """Inverse of :func:`block_tkey`: ``(x, y, z)``."""
-    z, y, x = _ZYX.unpack_from(tk, 2)
-    return x - _OFF, y - _OFF, z - _OFF
+decode_block_tkey = blockscan.decode_block_tkey
 
 
 def label_tkey(label: int) -> bytes:

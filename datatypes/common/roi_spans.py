@@ -392,7 +392,12 @@ def roi_mask(
 # --------------------------------------------------------------------------------------
 
 
-def partition(spans: Any, batchsize: int, block_size: int | Sequence[int]) -> dict[str, Any]:
+class TooManyPieces(ValueError):
+    """:func:`partition` would split the spans into more pieces than allowed."""
+
+
+def partition(spans: Any, batchsize: int, block_size: int | Sequence[int],
+              max_pieces: int | None = None) -> dict[str, Any]:
     """Subvolumes of ``batchsize**3`` blocks covering the ROI (``GET partition``).
 
     A fixed grid of ``batchsize``-block cubes is anchored at the ROI's minimum block
@@ -410,7 +415,11 @@ def partition(spans: Any, batchsize: int, block_size: int | Sequence[int]) -> di
     gives no subvolumes and DVID's ``MinChunk [0, 0, 2147483647]`` /
     ``MaxChunk [0, 0, -2147483648]``. ``optimized=true`` is not modelled.
 
+    The work (and the answer) grows with the number of (span, cube) pieces, which a few
+    long spans and a small batchsize make huge; it is counted before anything is built.
+
     Raises:
+        TooManyPieces: more than ``max_pieces`` pieces (when given).
         ValueError: ``batchsize < 1``, bad spans or bad block size.
     """
     if isinstance(batchsize, bool) or not isinstance(batchsize, int | np.integer):
@@ -439,6 +448,9 @@ def partition(spans: Any, batchsize: int, block_size: int | Sequence[int]) -> di
     cx1 = (x1 - minc[0]) // b
     ncube = cx1 - cx0 + 1
     total = int(ncube.sum())
+    if max_pieces is not None and total > max_pieces:
+        raise TooManyPieces(f"partition into {batchsize}^3-block subvolumes has {total} "
+                            f"span pieces, over the limit of {max_pieces}")
     first = np.cumsum(ncube) - ncube
     rep = np.repeat(np.arange(len(n)), ncube)
     cx = cx0[rep] + (np.arange(total, dtype=np.int64) - np.repeat(first, ncube))

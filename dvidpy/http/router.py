@@ -217,12 +217,20 @@ def to_response(out: Any) -> Response:
 
 async def call_handler(fn: Any, *args: Any, inline: bool = False) -> Any:
     """Run ``fn(*args)``: awaited when it is a coroutine function, called directly when
-    ``inline``, else in the thread pool."""
-    if inspect.iscoroutinefunction(fn):
-        return await fn(*args)
-    if inline:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
+    ``inline``, else in the thread pool.
+
+    A :class:`~dvidpy.errors.DvidError` leaves without its traceback: the thread pool's
+    future, its frames and the traceback form a reference cycle that would keep the
+    request (and a rejected body of gigabytes) alive until a full garbage collection.
+    """
+    try:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args)
+        if inline:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+    except DvidError as e:
+        raise e.with_traceback(None) from None
 
 
 class Dispatcher:

@@ -148,6 +148,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("size", _ints_sep((2, 3), 1, INT32_MAX, "nx_ny or nx_ny_nz positive integers"),
          {"type": "string", "pattern": r"^[0-9]+_[0-9]+(_[0-9]+)?$"},
          "extent nx_ny_nz (nx_ny for 2-D)"),
+    Kind("size3", _ints_sep((3,), 1, INT32_MAX, "nx_ny_nz positive integers"),
+         {"type": "string", "pattern": r"^[0-9]+_[0-9]+_[0-9]+$"}, "3-D extent nx_ny_nz"),
     Kind("dims", _str, {"type": "string",
                         "enum": ["0_1_2", "0_1", "0_2", "1_2", "xy", "xz", "yz"]},
          "axes: 0_1_2 for 3-D, 0_1 (xy), 0_2 (xz) or 1_2 (yz) for 2-D"),
