@@ -212,19 +212,17 @@ def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
     f.write_bytes(vol.tobytes())
     srv.instance({"typename": "uint8blk", "dataname": "rnd", "Compression": "lz4",
                   "BlockSize": "64,64,64"})
+    # interleaved rounds (the page cache's dirty-page throttling moves all three alike);
     # each POST writes a new region (fresh blocks), as an ingest does
-    t_post = [curl_seconds(["-X", "POST", "--data-binary", f"@{f}", "-H",
-                            "Content-Type: application/octet-stream",
-                            srv.node(f"rnd/raw/0_1_2/{n}_{n}_{n}/{i * n}_0_0")])
-              for i in range(rounds)]
-    t_ts_w = []
+    t_post, t_ts_w, t_z_w = [], [], []
     for i in range(rounds):
+        t_post.append(curl_seconds(["-X", "POST", "--data-binary", f"@{f}", "-H",
+                                    "Content-Type: application/octet-stream",
+                                    srv.node(f"rnd/raw/0_1_2/{n}_{n}_{n}/{i * n}_0_0")]))
         arr = ts.open(zarr3_spec(tmp / f"ts{i}", vol.shape)).result()
         t0 = time.perf_counter()
         arr.write(vol).result()
         t_ts_w.append(time.perf_counter() - t0)
-    t_z_w = []
-    for i in range(rounds):
         za = zarr.create_array(store=str(tmp / f"zw{i}"), shape=vol.shape, chunks=(64,) * 3,
                                dtype="uint8", compressors=[BloscCodec(
                                    cname="lz4", clevel=5, shuffle="noshuffle")])
@@ -244,7 +242,6 @@ def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
         got = np.frombuffer(http(url), np.uint8).reshape(m, m, m)
         sl = (slice(off, off + m),) * 3
         assert np.array_equal(got, vol[sl]), "GET raw returned wrong voxels"
-        t_get = best(rounds, lambda url=url: curl_seconds([url]))
 
         def ts_read(sl: Any = sl) -> float:
             a = zarr3_open(tmp / "ts0")  # a fresh handle: nothing cached
@@ -258,8 +255,11 @@ def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
             return time.perf_counter() - t0
 
         assert np.array_equal(arr[sl].read().result(), vol[sl])
-        t_ts = best(rounds, ts_read)
-        t_z = best(rounds, z_read)
+        t_get = t_ts = t_z = float("inf")
+        for _ in range(3 * rounds):  # interleaved, best of each
+            t_get = min(t_get, curl_seconds([url]))
+            t_ts = min(t_ts, ts_read())
+            t_z = min(t_z, z_read())
         mbr = m ** 3 / 1e6
         g, tg, zg = mbr / t_get, mbr / t_ts, mbr / t_z
         print(f"  GET raw {m}³ {name:9s}: dvidpy {g:7.0f} MB/s, tensorstore {tg:7.0f} MB/s -> "
