@@ -91,7 +91,11 @@ def create_app(settings: Settings | None = None, manager: RepoManager | None = N
 
 
 def app_from_env() -> FastAPI:
-    """App for ``uvicorn server:app``: ``DVIDPY_CONFIG`` (TOML) or LevelDB in ./dvid-data."""
+    """App for ``uvicorn server:app``: ``DVIDPY_CONFIG`` (TOML) or ./dvid-data (the
+    default engine for a new folder). Tunes the allocator as ``dvidpy serve`` does."""
+    from dvidpy.malloc import tune_allocator
+
+    tune_allocator()
     cfg = os.environ.get("DVIDPY_CONFIG")
     return create_app(Settings.from_toml(cfg) if cfg else Settings.default())
 

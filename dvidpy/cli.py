@@ -28,7 +28,10 @@ from dvidpy.config import ConfigError, Settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dvidpy.malloc import tune_allocator
     from server import create_app
+
+    tune_allocator()  # block-sized buffers from the heap, not fresh mmaps (see the module)
 
     try:
         if args.config:

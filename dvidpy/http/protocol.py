@@ -21,6 +21,10 @@ _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-
         b"connection: close\r\ncontent-length: 34\r\n\r\nrequest headers not received in time")
 
 
+#: writes at least this large are not held back (nothing to gain: they are not small)
+CORK_MAX = 64 << 10
+
+
 class CorkedTransport:
     """A transport whose writes made in one event-loop step leave in one ``writelines``
     (one system call, one wake-up of the client) at the end of that step.
@@ -28,7 +32,8 @@ class CorkedTransport:
     uvicorn writes a response's status line and headers, then its body, as two
     ``transport.write`` calls; with ``TCP_NODELAY`` each is a separate segment and a separate
     wake-up of the reader, and the first one was the most expensive line of a small GET
-    (py-spy). Order is kept; ``close`` sends what is pending first; everything else is the
+    (py-spy). A write of :data:`CORK_MAX` bytes or more goes out at once with what is
+    pending. Order is kept; ``close`` sends what is pending first; everything else is the
     wrapped transport's.
     """
 
@@ -41,6 +46,10 @@ class CorkedTransport:
 
     def write(self, data: bytes) -> None:
         if not data:
+            return
+        if len(data) >= CORK_MAX:  # a big piece: send it (and what waits) at once
+            self._pending.append(data)
+            self._flush()
             return
         if not self._pending:
             self._loop.call_soon(self._flush)
