@@ -147,6 +147,9 @@ class RepoManager:
         self.next_version = int(counters.get("version", 1))
         self.next_instance = int(counters.get("instance", 1))
         self._load()
+        from dvidpy.mutations import MutationHub
+
+        self.mutations = MutationHub(self, settings.mutations)
         if self.coordinated:
             self.coord.add_poller(self.refresh)
 
@@ -399,7 +402,11 @@ class RepoManager:
         return inst
 
     def close(self) -> None:
-        """Stop coordinating, give up held stores and close every engine."""
+        """Stop the mutation stream and coordinating, give up held stores and close every
+        engine."""
+        hub = getattr(self, "mutations", None)
+        if hub is not None:
+            hub.close()
         if self.coord is not None:
             self.coord.close()
         for alias, lease in self._leases.items():
@@ -434,8 +441,11 @@ class RepoManager:
         try:
             return self._resolve(spec)
         except BadRequest:
-            if not self.refresh():
+            if not self.coordinated:
                 raise
+            # Retry even when refresh() finds nothing new: the poller thread may have
+            # applied the change between the miss and this call.
+            self.refresh()
         return self._resolve(spec)
 
     def _resolve(self, spec: str) -> tuple[Repo, Node]:

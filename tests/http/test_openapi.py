@@ -61,3 +61,11 @@ def test_docs_page_and_its_files(c: TestClient) -> None:
         assert r.status_code == 200 and len(r.content) > 10_000, name
     assert c.get("/api/docs/static/..%2Fspec.py").status_code == 404
     assert c.get("/api/docs/static/nothing.js").status_code == 404
+
+
+def test_datatype_endpoints_declare_every_path_segment() -> None:
+    """No endpoint takes "the rest of the path" to parse by hand: every segment is declared
+    (so the router validates it, the document shows it and the fuzzer generates it)."""
+    loose = [(t, s.method, s.template) for t, cls in registered_datatypes().items()
+             for s in cls.routes() if s.segments[-1].rest]
+    assert not loose, loose
