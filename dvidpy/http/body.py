@@ -70,12 +70,9 @@ async def _read_into_sink(receive: Receive, sink: Any, n: int,
         sink.install(view)
         more = True
         while more:
-            msg = await _next(receive, timeout)
-            if msg["type"] == "http.disconnect":
-                raise ClientGone("client disconnected before sending its body")
-            if msg.get("body"):  # only bytes that did not fit (never for a Content-Length)
+            chunk, more = await _piece(receive, timeout)
+            if chunk:  # only bytes that did not fit (never for a Content-Length)
                 raise BadRequest(f"request body is longer than its Content-Length {n}")
-            more = msg.get("more_body", False)
         got = sink.received
     finally:
         sink.close()
