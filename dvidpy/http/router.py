@@ -309,6 +309,9 @@ class Dispatcher:
                     scope, receive, send_wrapper)
         finally:
             dt = time.perf_counter() - t0
+            sink = scope.get("dvidpy.body_sink")
+            if sink is not None:  # bytes received straight into a handler's buffer
+                nbytes[0] += sink.received
             hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
                        if scope["path"] == "/api/heartbeat" else "")
             self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], hb_user)

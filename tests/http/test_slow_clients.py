@@ -95,7 +95,8 @@ def test_large_bodies_received_into_their_buffer(tmp_path: Path) -> None:
     (dvidpy.http.protocol.BodySink). Tried: a 3 MiB body trickled in 256 KiB pieces with
     pauses shorter than bodyTimeout (longer in total); one that stops half way (408,
     nothing stored); a large POST pipelined with a GET in one write; Expect: 100-continue;
-    a client that disconnects mid-body. Every stored value reads back byte for byte."""
+    a client that disconnects mid-body. Every stored value reads back byte for byte, and
+    /api/load counts the bytes received."""
     import os
 
     srv = ServerProcess(["--config", str(_toml(tmp_path))], tmp_path / "server.log")
@@ -105,6 +106,7 @@ def test_large_bodies_received_into_their_buffer(tmp_path: Path) -> None:
             root = c.post("/api/repos", json={}).json()["root"]
             assert c.post(f"/api/repo/{root}/instance",
                           json={"typename": "keyvalue", "dataname": "kv"}).status_code == 200
+            bytes_in = c.get("/api/load").json()["total bytes in"]
         kv = f"/api/node/{root}/kv/key"
 
         def post_head(key: str, n: int, extra: str = "") -> bytes:
@@ -159,5 +161,8 @@ def test_large_bodies_received_into_their_buffer(tmp_path: Path) -> None:
             assert c.get(f"{kv}/piped").content == piped
             for key in ("stalled", "gone"):
                 assert c.get(f"{kv}/{key}").status_code == 404
+            # bodies received into their buffer are counted by /api/load
+            got = c.get("/api/load").json()["total bytes in"] - bytes_in
+            assert got >= len(slow) + len(piped) + len(cont), got
     finally:
         srv.stop()
