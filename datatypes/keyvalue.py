@@ -88,6 +88,10 @@ def _template() -> bytes:
 
 
 _TEMPLATE = _template()
+_HEAD_MID = _TEMPLATE[100:124]  # mode, uid, gid
+_HEAD_TAIL = _TEMPLATE[156:]  # type flag onwards
+#: checksum of the template with name, size and mtime zero and the checksum field blank
+_SUM_BASE = sum(_HEAD_MID) + sum(_HEAD_TAIL) + 8 * 32
 
 
 def tar_header(name: str, size: int, mtime: int) -> bytes:
@@ -100,13 +104,9 @@ def tar_header(name: str, size: int, mtime: int) -> bytes:
         ti = tarfile.TarInfo(name)
         ti.size, ti.mode, ti.mtime = size, 0o755, mtime
         return ti.tobuf(format=tarfile.PAX_FORMAT)
-    h = bytearray(_TEMPLATE)
-    h[0:100] = raw.ljust(100, b"\0")
-    h[124:136] = b"%011o\0" % size
-    h[136:148] = b"%011o\0" % mtime
-    h[148:156] = b" " * 8
-    h[148:156] = b"%06o\0 " % sum(h)
-    return bytes(h)
+    fields = b"%011o\0%011o\0" % (size, mtime)
+    chk = b"%06o\0 " % (_SUM_BASE + sum(raw) + sum(fields))
+    return b"".join((raw.ljust(100, b"\0"), _HEAD_MID, fields, chk, _HEAD_TAIL))
 
 
 def tar_entry(name: str, data: bytes) -> bytes:

@@ -1,9 +1,12 @@
 """Command line: ``dvidpy serve`` and friends.
 
-``dvidpy serve``                      serve 127.0.0.1:8000 with LevelDB under ./dvid-data
+``dvidpy serve``                      serve 127.0.0.1:8000 with the data in ./dvid-data (LMDB
+                                      for a new folder; a LevelDB folder stays LevelDB)
+``dvidpy serve --workers 2``          2 processes sharing ./dvid-data (LMDB folders only)
 ``dvidpy serve --config dvid.toml``   serve with a DVID-style TOML configuration
 ``dvidpy serve --memory``             everything in memory (throwaway)
-``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (postgres...)
+``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (lmdb,
+                                      postgres, ... with shared = true)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
@@ -29,15 +32,19 @@ from dvidpy.config import ConfigError, Settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dvidpy.malloc import tune_allocator
     from server import create_app
+
+    tune_allocator()  # block-sized buffers from the heap, not fresh mmaps (see the module)
 
     try:
         if args.config:
             settings = Settings.from_toml(args.config)
         elif args.memory:
             settings = Settings.memory()
-        else:
-            settings = Settings.default(args.data)
+        else:  # one of several workers, or their supervisor: the folder is shared
+            settings = Settings.default(args.data, args.engine,
+                                        shared=args.workers != 1 or args.reuse_port)
     except ConfigError as e:
         print(f"dvidpy: {e}", file=sys.stderr)
         return 2
@@ -72,12 +79,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """``--workers N``: N ``dvidpy serve`` processes on one port (``SO_REUSEPORT``: the
-    kernel spreads connections over them), each opening the TOML's stores itself, kept
-    running by this supervisor (a worker that dies is restarted; SIGTERM/SIGINT stop them
-    all). Every store must be shared (an engine that several processes may open at once,
-    e.g. postgres): a LevelDB, RocksDB or memory store, or a bucket without
-    ``shared = true``, is refused before anything starts, and so is a configuration that
-    does not open (checked once in this process).
+    kernel spreads connections over them), each opening the stores itself, kept running by
+    this supervisor (a worker that dies is restarted; SIGTERM/SIGINT stop them all). Every
+    store must be shared (an engine that several processes may open at once: lmdb on this
+    machine, postgres, gcs, s3): a LevelDB, RocksDB or memory store, or a TOML store
+    without ``shared = true``, is refused before anything starts, and so is a
+    configuration that does not open (checked once in this process). Without ``--config``
+    the data folder must be LMDB's (a new folder is), and the workers share it.
+    State kept in one process's memory stays there: a transfer job's or a downres job's
+    status is answered by the worker that runs it.
 
     Not uvicorn's own ``--workers``: its workers accept on a socket inherited without its
     protocol number, so asyncio's own event loop never sets ``TCP_NODELAY`` and every
@@ -95,9 +105,10 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         print("dvidpy: --workers must be at least 1", file=sys.stderr)
         return 2
-    if not args.config:
-        print("dvidpy: --workers needs --config with shared stores (the default LevelDB "
-              "and --memory serve one process only)", file=sys.stderr)
+    if args.memory:
+        print("dvidpy: --workers cannot share --memory (each process would hold its own "
+              "data); use the default LMDB folder or a --config with shared stores",
+              file=sys.stderr)
         return 2
     if not settings.port:
         print("dvidpy: --workers needs a fixed --port", file=sys.stderr)
@@ -111,16 +122,25 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         if not (spec.is_shared() and cls.shareable):
             why = ("serves one process at a time" if not cls.shareable
                    else "is not configured 'shared = true'")
+            if not args.config:
+                print(f"dvidpy: --workers {args.workers}: {spec.location} is a "
+                      f"{spec.engine} folder, which {why}; run one worker, or copy the data "
+                      f"into a new folder (LMDB, the default for new folders) with dvidpy "
+                      f"push", file=sys.stderr)
+                return 2
             print(f"dvidpy: --workers {args.workers} needs every store shared by all "
-                  f"workers; store {alias!r} ({spec.engine}) {why}. Use postgres (or gcs/s3 "
-                  f"with shared = true), or run one worker.", file=sys.stderr)
+                  f"workers; store {alias!r} ({spec.engine}) {why}. Use lmdb or postgres "
+                  f"(or gcs/s3) with shared = true, or run one worker.", file=sys.stderr)
             return 2
     try:
         RepoManager(settings).close()
     except Exception as e:
         print(f"dvidpy: cannot open storage: {e}", file=sys.stderr)
         return 2
-    cmd = [sys.executable, "-m", "dvidpy.cli", "serve", "--config", args.config,
+    where = ["--config", args.config] if args.config else \
+        ["--data", settings.stores["default"].location, "--engine",
+         settings.stores["default"].engine]
+    cmd = [sys.executable, "-m", "dvidpy.cli", "serve", *where,
            "--host", settings.host, "--port", str(settings.port), "--reuse-port"]
     if args.quiet:
         cmd.append("--quiet")
@@ -276,14 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP server")
     s.add_argument("--config", help="TOML configuration file (DVID's shape)")
     s.add_argument("--data", default="dvid-data",
-                   help="LevelDB folder when no config is given (default ./dvid-data)")
+                   help="data folder when no config is given (default ./dvid-data)")
+    s.add_argument("--engine", choices=("lmdb", "leveldb"), default="",
+                   help="engine of a new --data folder (default lmdb; an existing folder "
+                   "keeps the engine whose data it holds)")
     s.add_argument("--memory", action="store_true", help="keep everything in memory")
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8000)")
     s.add_argument("--quiet", action="store_true", help="no per-request log lines")
     s.add_argument("--workers", type=int, default=1,
                    help="server processes (default 1); more than one needs every store "
-                   "shared, e.g. postgres")
+                   "shared: the default LMDB folder is, a --config needs e.g. lmdb or "
+                   "postgres stores with shared = true")
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=_serve)
     for cmd, who in (("push", "the source server sends"), ("pull", "the receiving server fetches")):

@@ -13,7 +13,7 @@ Example::
     writeBatchBytes = 16777216      # bulk writes commit in batches of about this many bytes
 
     [store.raid6]
-    engine = "leveldb"              # leveldb | rocksdb | postgres | gcs | s3 | memory
+    engine = "leveldb"              # lmdb | leveldb | rocksdb | postgres | gcs | s3 | memory
     path = "/data/dbs/leveldb"
     [store.old]
     engine = "badger"               # an engine dvidpy lacks: an error, unless ...
@@ -90,6 +90,29 @@ class ConfigError(ValueError):
     """The configuration file is invalid."""
 
 
+#: engines of ``dvidpy serve`` without a config, the first one for new folders
+EMBEDDED_DEFAULTS = ("lmdb", "leveldb")
+#: engines whose location is a local directory (relative paths resolve from the TOML)
+DIRECTORY_ENGINES = ("leveldb", "rocksdb", "lmdb")
+
+
+def folder_engine(path: str | Path) -> str | None:
+    """The engine whose data the folder ``path`` holds: ``"lmdb"`` (a ``data.mdb`` file),
+    ``"leveldb"`` (a ``CURRENT`` file, or any other content: what ``dvidpy serve`` always
+    made before LMDB became its default), or None for a missing or empty folder (dvidpy's
+    own ``dvidpy-*`` holder files do not count)."""
+    p = Path(path)
+    if (p / "data.mdb").is_file():
+        return "lmdb"
+    if (p / "CURRENT").is_file():
+        return "leveldb"
+    try:
+        return "leveldb" if any(not x.name.startswith("dvidpy-") for x in p.iterdir()) \
+            else None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _engine_name(alias: str, opts: dict[str, Any]) -> tuple[str, str]:
     """``(engine to open, engine it substitutes or "")`` for ``[store.alias]``, popping
     ``engine`` and ``substitute`` from ``opts``; ConfigError for a name dvidpy lacks (with
@@ -135,7 +158,8 @@ class StoreSpec:
 
     Keys that belong to dvidpy rather than to the engine are taken out of ``options``:
     ``shared`` (several servers use the store at once; default true for ``postgres``,
-    false otherwise; see :mod:`dvidpy.coord`), and the cache tier of
+    false otherwise; ``lmdb`` may be shared by the processes of one machine; see
+    :mod:`dvidpy.coord`), and the cache tier of
     :mod:`dvidpy.cache`: ``cache_mb`` (in-process LRU of committed-version reads, MiB;
     0 = none; for LevelDB and RocksDB ``cache_mb`` remains their own block cache),
     ``redis`` (``redis://HOST:PORT/DB`` shared cache) and ``cache_ttl`` (seconds a Redis
@@ -222,10 +246,26 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
-    def default(cls, data_dir: str = "dvid-data") -> Settings:
-        """LevelDB under ``data_dir``: the embedded default of ``dvidpy serve``."""
+    def default(cls, data_dir: str = "dvid-data", engine: str = "",
+                shared: bool = False) -> Settings:
+        """One embedded store in ``data_dir``: the default of ``dvidpy serve``.
+
+        The engine is what the folder holds (:func:`folder_engine`: LMDB for a new or
+        empty folder, LevelDB for one LevelDB made); ``engine`` ("lmdb" or "leveldb")
+        forces it for a new folder and must agree with an existing one (ConfigError).
+        ``shared``: the store is shared by several processes (``--workers``; LMDB only).
+        """
+        path = Path(data_dir).resolve()
+        found = folder_engine(path)
+        if engine and engine not in EMBEDDED_DEFAULTS:
+            raise ConfigError(f"--engine must be one of {', '.join(EMBEDDED_DEFAULTS)}, "
+                              f"not {engine!r}")
+        if engine and found is not None and engine != found:
+            raise ConfigError(f"{path} holds {found} data, not {engine}")
+        chosen = engine or found or EMBEDDED_DEFAULTS[0]
         s = cls()
-        s.stores["default"] = StoreSpec("default", "leveldb", str(Path(data_dir).resolve()))
+        s.stores["default"] = StoreSpec("default", chosen, str(path),
+                                        shared=True if shared else None)
         s.backend["default"] = "default"
         return s
 
@@ -279,7 +319,7 @@ class Settings:
             opts = dict(spec)
             engine, substitutes = _engine_name(alias, opts)
             loc = str(opts.pop("path", opts.pop("bucket", opts.pop("dsn", ""))))
-            if engine in ("leveldb", "rocksdb"):
+            if engine in DIRECTORY_ENGINES:
                 if not loc:
                     raise ConfigError(f"[store.{alias}] engine {engine} needs a path")
                 loc = str((base_dir / loc).resolve())

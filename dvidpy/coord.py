@@ -16,6 +16,11 @@ Every store a server opens is either **exclusive** (one server at a time) or **s
   ``shared = true``) hold a **lease** record (:data:`HOLDER_KEY`) renewed by a heartbeat
   every ``ttl/3`` seconds: a holder whose lease expired, or whose pid is gone on this same
   host, is stale and replaced, so a restart after SIGKILL needs no cleanup.
+* **Local directories that many processes may open** (``local_path`` and ``shareable``:
+  LMDB) are held with an ``flock`` on :data:`HOLD_FILE` in the directory, taken before the
+  engine opens (:func:`hold_directory`): exclusive by a server that holds the store alone,
+  shared by the servers (``--workers``) that share it, so a lone server and sharing
+  servers refuse each other, and the OS drops the lock when a process dies.
 * **Shared stores record the deployment** (the metadata store's random id,
   :data:`DEPLOYMENT_KEY`) so a store of another deployment is refused.
 
@@ -47,6 +52,7 @@ log = logging.getLogger("dvidpy.coord")
 HOLDER_KEY = meta_key("holder")
 DEPLOYMENT_KEY = meta_key("deployment")
 HOLDER_FILE = "dvidpy-holder.json"
+HOLD_FILE = "dvidpy-hold.lock"
 #: seconds without a heartbeat after which a store holder or lease is stale
 HOLDER_TTL = 15.0
 LEASE_TTL = 10.0
@@ -350,6 +356,69 @@ def explain_busy(alias: str, engine_cls: type[KVEngine], location: str) -> Itera
 _OPEN_HERE: set[str] = set()
 
 
+class DirHold:
+    """This process's ``flock`` on a store directory's :data:`HOLD_FILE` (see
+    :func:`hold_directory`); :meth:`release` drops it and this server's holder record."""
+
+    def __init__(self, fd: int, location: str, me: Identity) -> None:
+        self.fd = fd
+        self.location = location
+        self.me = me
+
+    def release(self) -> None:
+        """Drop the lock (idempotent); the holder file goes too if it names this server."""
+        fd, self.fd = self.fd, -1
+        if fd < 0:
+            return
+        rec = _read_holder_file(self.location)
+        if rec is not None and rec.get("token") == self.me.token:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.location, HOLDER_FILE))
+        os.close(fd)
+
+
+def _write_holder_file(location: str, me: Identity, shared: bool = False) -> None:
+    rec = {"host": me.host, "pid": me.pid, "started": me.started, "token": me.token,
+           "shared": shared}
+    tmp = os.path.join(location, f"{HOLDER_FILE}.{me.pid}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(rec, f)
+    os.replace(tmp, os.path.join(location, HOLDER_FILE))
+
+
+def hold_directory(alias: str, engine_cls: type[KVEngine], location: str, shared: bool,
+                   me: Identity) -> DirHold | None:
+    """Hold the local directory of an engine that many processes may open (LMDB) before it
+    is opened: an exclusive ``flock`` for a store this server holds alone, a shared one for
+    a store it shares (``shared = true``, as ``--workers`` sets for the default folder).
+    Raises :class:`StoreBusy` naming the holder when the other kind is held, by this or
+    another process. None (nothing to hold) for every other engine."""
+    import fcntl
+
+    if not (engine_cls.local_path and engine_cls.shareable and location):
+        return None
+    os.makedirs(location, exist_ok=True)
+    fd = os.open(os.path.join(location, HOLD_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        rec = _read_holder_file(location) or {}
+        what = f"store {alias!r} ({engine_cls.name} @ {location})"
+        if shared:
+            raise StoreBusy(
+                f"{what} is in use by dvidpy {_holder_text(rec)}, which holds it alone "
+                f"(without shared = true); stop that server before starting servers that "
+                f"share it") from None
+        raise StoreBusy(
+            f"{what} is in use by dvidpy {_holder_text(rec)}"
+            f"{' and the servers sharing it' if rec.get('shared') else ''}; without "
+            f"shared = true it serves one server at a time (stop those servers, or share "
+            f"it: shared = true on every server, as dvidpy serve --workers N does)") from None
+    _write_holder_file(location, me, shared)
+    return DirHold(fd, location, me)
+
+
 def _lock_held_elsewhere(path: str) -> bool:
     """True when another process holds an ``fcntl`` lock on ``path``."""
     import fcntl
@@ -381,11 +450,7 @@ def claim_exclusive(alias: str, engine: KVEngine, location: str, me: Identity,
     engines that lock themselves or keep nothing)."""
     cls = type(engine)
     if cls.local_path:
-        rec = {"host": me.host, "pid": me.pid, "started": me.started, "token": me.token}
-        tmp = os.path.join(location, HOLDER_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(rec, f)
-        os.replace(tmp, os.path.join(location, HOLDER_FILE))
+        _write_holder_file(location, me)
         return None
     if not cls.persistent:
         return None

@@ -34,12 +34,14 @@ from typing import Any
 from dvidpy.config import ConfigError, Settings
 from dvidpy.coord import (
     Coordinator,
+    DirHold,
     Identity,
     Lease,
     claim_exclusive,
     claim_shared,
     deployment_id,
     explain_busy,
+    hold_directory,
     release_exclusive,
 )
 from dvidpy.dag import UUID_RE, Ancestry, Node, VersionDAG, log_line, timestamp
@@ -110,11 +112,17 @@ class RepoManager:
         self._check_sharing()
         self.engines: dict[str, KVEngine] = dict(engines or {})
         self._leases: dict[str, Lease | None] = {}
+        self._holds: list[DirHold] = []
         self.coord: Coordinator | None = None
         try:
             for alias, spec in settings.stores.items():
                 if alias not in self.engines:
-                    with explain_busy(alias, engine_class(spec.engine), spec.location):
+                    cls = engine_class(spec.engine)
+                    hold = hold_directory(alias, cls, spec.location, spec.is_shared(),
+                                          self.me)
+                    if hold is not None:
+                        self._holds.append(hold)
+                    with explain_busy(alias, cls, spec.location):
                         self.engines[alias] = open_engine(spec.engine, spec.location,
                                                           **spec.options)
             self.meta_engine = self.engines[settings.metadata_store()]
@@ -162,7 +170,7 @@ class RepoManager:
             if not cls.shareable:
                 raise ConfigError(
                     f"[store.{alias}] engine {spec.engine} cannot be shared by several "
-                    f"servers (shared = true needs postgres, gcs or s3)")
+                    f"servers (shared = true needs postgres, lmdb, gcs or s3)")
             if not self.settings.stores[meta].is_shared():
                 raise ConfigError(
                     f"[store.{alias}] is shared but the metadata store {meta!r} is not: "
@@ -411,6 +419,9 @@ class RepoManager:
                 st.close()
         for e in self.engines.values():
             e.close()
+        for hold in self._holds:
+            hold.release()
+        self._holds.clear()
 
     def store_description(self, alias: str) -> str:
         """Human-readable description of a store (``KVStore`` in instance info)."""

@@ -1,4 +1,4 @@
-"""Ordered byte key-value engines (LevelDB, RocksDB, PostgreSQL, GCS, S3, memory).
+"""Ordered byte key-value engines (LMDB, LevelDB, RocksDB, PostgreSQL, GCS, S3, memory).
 
 This package knows nothing of versions or datatypes; see :mod:`storage.base` for the
 contract and :mod:`storage.testing` for the conformance suite every engine passes.

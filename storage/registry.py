@@ -28,6 +28,7 @@ class EngineUnavailable(RuntimeError):
 _BUILTIN: dict[str, tuple[str, str, str]] = {
     "memory": ("storage.memory", "MemoryEngine", ""),
     "leveldb": ("storage.leveldb", "LevelDBEngine", "plyvel"),
+    "lmdb": ("storage.lmdbkv", "LMDBEngine", "lmdb"),
     "rocksdb": ("storage.rocksdb", "RocksDBEngine", "dvidpy[rocksdb]"),
     "gcs": ("storage.gcs", "GCSEngine", "dvidpy[gcs]"),
     "postgres": ("storage.postgres", "PostgresEngine", "dvidpy[postgres]"),

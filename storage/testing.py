@@ -533,14 +533,21 @@ ops_strategy = st.lists(st.tuples(keys_strategy, st.one_of(st.none(), values_str
 
 def make_engine_state_machine(
     engine_factory: Callable[[], KVEngine],
+    keys: st.SearchStrategy[bytes] | None = None,
+    prefixes: st.SearchStrategy[bytes] | None = None,
 ) -> type[RuleBasedStateMachine]:
     """A state machine comparing engines from ``engine_factory`` with a ``dict`` model.
 
     ``engine_factory`` must return a fresh, empty engine on every call (one per example);
     the machine closes it in ``teardown``. Rules: put, delete, get, get_many, batch
     (committed or aborted by an exception), scan (forward/reverse, keys_only), prefix scan
-    and delete_range, with keys from :data:`KEY_ALPHABET`.
+    and delete_range, with keys from :data:`KEY_ALPHABET` (or the strategies ``keys`` and
+    ``prefixes``, e.g. keys around an engine's internal key-length limit).
     """
+    keys_strategy = keys if keys is not None else globals()["keys_strategy"]
+    prefixes_strategy = prefixes if prefixes is not None else globals()["prefixes_strategy"]
+    ops_strategy = st.lists(st.tuples(keys_strategy, st.one_of(st.none(), values_strategy)),
+                            max_size=8)
 
     class EngineStateMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -637,13 +644,16 @@ def run_engine_state_machine(
     *,
     max_examples: int = 50,
     stateful_step_count: int = 30,
+    keys: st.SearchStrategy[bytes] | None = None,
+    prefixes: st.SearchStrategy[bytes] | None = None,
     **settings_kwargs: Any,
 ) -> None:
-    """Run :func:`make_engine_state_machine` as a test with the given hypothesis settings.
+    """Run :func:`make_engine_state_machine` as a test with the given hypothesis settings
+    (``keys``, ``prefixes``: see there).
 
     The deadline and the "too slow" health check are off by default: I/O latency varies.
     """
-    machine = make_engine_state_machine(engine_factory)
+    machine = make_engine_state_machine(engine_factory, keys, prefixes)
     settings_kwargs.setdefault("deadline", None)
     settings_kwargs.setdefault("suppress_health_check", [HealthCheck.too_slow])
     run_state_machine_as_test(

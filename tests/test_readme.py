@@ -14,14 +14,14 @@ Conventions (so that the README stays plain to read):
   shared machine), so these two spellings, and only they, are replaced by
   ``127.0.0.1:PORT`` in a block's text before it runs; nothing else is changed.
 * Shell blocks run with bash in a temporary folder against one ``dvidpy serve`` started
-  there as the README's first command starts it (LevelDB under ``./dvid-data``, auth
+  there as the README's first command starts it (LMDB under ``./dvid-data``, auth
   off). ``PATH`` holds the system's tools except any ``python*`` and a ``dvidpy`` that
   runs this checkout with the venv's interpreter, so an example that needs ``python`` on
   ``PATH`` fails. Each command must exit 0; a comment ``# -> X`` (or ``... -> X``) says
   the command prints exactly ``X``.
 * TOML blocks are loaded with :meth:`Settings.from_toml` and served by ``dvidpy serve
   --config``; a block without a ``[store.NAME]`` table is a fragment of a config and gets
-  ``dvidpy serve``'s default store (``[store.default]``, LevelDB under ``dvid-data``)
+  ``dvidpy serve``'s default store (``[store.default]``, LMDB under ``dvid-data``)
   appended. ``"env:NAME"`` values get NAME set to a random secret; GCS stores use the
   session's emulator through ``$STORAGE_EMULATOR_HOST`` (which the GCS engine reads
   when a store gives no ``endpoint``).
@@ -251,7 +251,7 @@ def test_toml_block(block: Block, tmp_path: Path, request: pytest.FixtureRequest
     text = ADDRESS.sub(f"127.0.0.1:{port}", block.text)
     data = tomllib.loads(text)
     if "store" not in data:
-        text += '\n[store.default]\nengine = "leveldb"\npath = "dvid-data"\n'
+        text += '\n[store.default]\nengine = "lmdb"\npath = "dvid-data"\n'
     env_names = set(re.findall(r'"env:(\w+)"', text))
     if re.search(r'engine\s*=\s*"(gcs|gbucket)"', text):
         request.getfixturevalue("gcs_emulator")  # sets STORAGE_EMULATOR_HOST

@@ -65,6 +65,7 @@ from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Q
 from dvidpy.versioned import VersionedCtx
 
 CHUNK_BLOCKS = 64
+INLINE_BLOCKS = 64  # stored blocks a block request passes through on the event loop
 I32 = 2**31
 _RAW = {"params": (DIMS, SIZE, OFFSET, FORMAT), "returns": {200: (OCTET, PNG)},
         "query": (*VOXEL_QUERY, Q("compression", "str", "3-D answer encoding: lz4 (one raw "
@@ -291,7 +292,7 @@ class ReadsMixin(LabelmapCore):
 
     @endpoint("GET", "blocks/{size}/{offset}", "Stored blocks of a block-aligned box, as a "
               "block stream", params=(SIZE, OFFSET), query=(SCALE, SUPERVOXELS, _BLOCK_COMP),
-              returns=OCTET)
+              returns=OCTET, inline=True)
     def _get_blocks(self, call: Call) -> Response:
         size, offset = self.box3(call, "blocks request")
         scale = self.scale_arg(call)
@@ -300,16 +301,27 @@ class ReadsMixin(LabelmapCore):
         if not is_block_aligned(offset, size, bs):
             raise BadRequest(f"blocks request {size} at {offset} must be block-aligned ({bs})")
         coords = blocks_in_box(offset, size, bs)
-        return StreamingResponse(
-            self._stream_blocks(call.ctx, scale, coords, comp, not flag(call, "supervoxels")),
-            media_type=OCTET)
+        return self._blocks_response(call.ctx, scale, coords, comp,
+                                     not flag(call, "supervoxels"))
+
+    def _blocks_response(self, ctx: VersionedCtx, scale: int, coords: np.ndarray, comp: str,
+                         mapped: bool) -> Response:
+        """A block stream answer. The endpoints are declared ``inline`` (they run on the
+        event loop when the engine is local): up to :data:`INLINE_BLOCKS` stored blocks
+        passed through as stored (``compression=blocks`` of supervoxels) are read and
+        joined here, a few point reads; anything that decodes or relabels blocks, or more
+        blocks, is streamed from a worker thread."""
+        gen = self._stream_blocks(ctx, scale, coords, comp, mapped)
+        if comp == "blocks" and not mapped and coords.shape[0] <= INLINE_BLOCKS:
+            return Response(b"".join(gen), media_type=OCTET)
+        return StreamingResponse(gen, media_type=OCTET)
 
     @endpoint("GET", "specificblocks", "The listed stored blocks, as a block stream",
               query=(Q("blocks", "str", "block coordinates x1,y1,z1,x2,y2,z2,... at scale"),
                      SCALE, SUPERVOXELS, Q("compression", "str", _BLOCK_COMP.doc + "; default "
                                            "blocks", default="blocks", enum=_BLOCK_COMP.enum),
                      Q("prefetch", "bool", "answer empty (DVID's cache warm-up)")),
-              returns=OCTET)
+              returns=OCTET, inline=True)
     def _get_specificblocks(self, call: Call) -> Response:
         scale = self.scale_arg(call)
         comp = call.params["compression"]
@@ -319,9 +331,8 @@ class ReadsMixin(LabelmapCore):
             raise BadRequest(str(e)) from None
         if flag(call, "prefetch"):
             return Response(b"", media_type=OCTET)
-        return StreamingResponse(
-            self._stream_blocks(call.ctx, scale, coords, comp, not flag(call, "supervoxels")),
-            media_type=OCTET)
+        return self._blocks_response(call.ctx, scale, coords, comp,
+                                     not flag(call, "supervoxels"))
 
     # ----- point queries ----------------------------------------------------------------
 

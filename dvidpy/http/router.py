@@ -121,7 +121,7 @@ class HttpCall:
         """Read the body (bounded by the server's limits) into :attr:`body`."""
         s = self.state.settings
         self.body = await read_body(self.receive, self.scope["headers"], s.max_request_bytes,
-                                    s.body_timeout)
+                                    s.body_timeout, self.scope.get("dvidpy.body_sink"))
         return self.body
 
     def json(self, what: str = "request body") -> Any:
@@ -359,6 +359,9 @@ class Dispatcher:
                     scope, receive, send_wrapper)
         finally:
             dt = time.perf_counter() - t0
+            sink = scope.get("dvidpy.body_sink")
+            if sink is not None:  # bytes received straight into a handler's buffer
+                nbytes[0] += sink.received
             hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
                        if scope["path"] == "/api/heartbeat" else "")
             self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], hb_user)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.responses import StreamingResponse as _Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -107,6 +109,27 @@ async def threaded(pieces: Iterable[Any], chunk: int = CHUNK,
         while not q.empty():  # unblock a worker waiting for room; it then sees stop
             q.get_nowait()
         del worker
+
+
+class Deferred(Response):
+    """A response made in the thread pool when it is sent: ``fn(*args)`` returns the real
+    :class:`~starlette.responses.Response`. Lets a handler that runs on the event loop
+    (declared ``inline``) answer its cheap cases at once and hand the expensive ones to a
+    thread. A :class:`~dvidpy.errors.DvidError` from ``fn`` is raised before anything is
+    sent, so it still becomes its 4xx answer."""
+
+    def __init__(self, fn: Callable[..., Response], *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            resp = await run_in_threadpool(self.fn, *self.args)
+        except DvidError as e:  # no traceback: the pool's frames would keep the request
+            raise e.with_traceback(None) from None
+        await resp(scope, receive, send)
 
 
 class StreamingResponse(_Starlette):

@@ -57,6 +57,46 @@ def test_second_server_on_one_leveldb_is_refused_naming_the_holder(tmp_path: Pat
         b.close()
 
 
+def _files(path: Path) -> list[tuple[str, int, int]]:
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir())
+
+
+def test_lmdb_lone_and_sharing_servers_refuse_each_other(tmp_path: Path) -> None:
+    """An LMDB folder is held alone (no ``shared``) or shared (``shared = true``, as the
+    workers of ``--workers`` do): each kind refuses the other, naming the holder, before
+    anything is written."""
+    path = tmp_path / "db"
+    lone = settings({"m": {"engine": "lmdb", "path": str(path)}})
+    sharing = settings({"m": {"engine": "lmdb", "path": str(path), "shared": True}})
+    assert not lone.coordinated() and sharing.coordinated()
+    a = RepoManager(lone)
+    try:
+        root = a.create_repo("alone").root
+        before = _files(path)
+        for s in (lone, sharing):
+            with pytest.raises(StoreBusy, match=rf"lmdb @ .*pid {os.getpid()} on host"):
+                RepoManager(s)
+        assert _files(path) == before  # nothing written by the refused servers
+    finally:
+        a.close()
+    assert not (path / HOLDER_FILE).exists()
+    b, c = RepoManager(sharing), RepoManager(sharing)
+    try:
+        assert list(b.repos) == list(c.repos) == [root]
+        with pytest.raises(StoreBusy, match="and the servers sharing it"):
+            RepoManager(lone)
+        made = b.create_repo("shared").root
+        assert c.resolve(made)[1].uuid == made
+    finally:
+        b.close()
+        c.close()
+    d = RepoManager(lone)  # every sharing server gone: it may be held alone again
+    try:
+        assert sorted(d.repos) == sorted([root, made])
+    finally:
+        d.close()
+
+
 def test_unmanaged_bucket_refuses_a_second_server(s3_endpoint: str, s3_bucket: str) -> None:
     s = settings({"obj": {"engine": "s3", "bucket": f"{s3_bucket}/dvid",
                           "endpoint": s3_endpoint}})
@@ -152,9 +192,15 @@ def test_store_of_another_deployment_is_refused(postgres_dsn: str, pg_table: str
 # ----- coordination ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def two(postgres_dsn: str, pg_table: str) -> Any:
-    s = settings({"m": pg(postgres_dsn, pg_table)})
+@pytest.fixture(params=["postgres", "lmdb"])
+def two(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Two servers over one shared metadata store: PostgreSQL, or one LMDB folder (as the
+    workers of ``dvidpy serve --workers``)."""
+    if request.param == "postgres":
+        s = settings({"m": pg(request.getfixturevalue("postgres_dsn"),
+                              request.getfixturevalue("pg_table"))})
+    else:
+        s = settings({"m": {"engine": "lmdb", "path": str(tmp_path / "lmdb"), "shared": True}})
     a, b = RepoManager(s), RepoManager(s)
     yield a, b
     a.close()

@@ -4,7 +4,7 @@ The model keeps ``{(version, tkey): value | TOMB}`` and answers reads from the n
 graph directly (ancestor sets, maximal revisions), independently of the DAG's cached
 ancestry and the store's reverse-scan shortcut. Random programs branch, commit, make new
 versions, merge, put and delete; after every step every key is read at every node, and a
-full scan is compared too. It runs on the memory and LevelDB engines.
+full scan is compared too. It runs on the memory, LevelDB and LMDB engines.
 """
 
 from __future__ import annotations
@@ -209,13 +209,17 @@ def test_versioned_store_matches_model_memory(probes: int, monkeypatch) -> None:
     machine.TestCase().runTest()
 
 
-def test_versioned_store_matches_model_leveldb(tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.parametrize(("engine", "shared"), [("leveldb", False), ("lmdb", False),
+                                               ("lmdb", True)])
+def test_versioned_store_matches_model_on_disk(engine: str, shared: bool,
+                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """LevelDB, and LMDB both as one server's store and as a store shared by workers."""
     counter = iter(range(10**6))
 
     def factory():
-        return open_engine("leveldb", str(tmp_path_factory.mktemp(f"vs{next(counter)}")))
+        return open_engine(engine, str(tmp_path_factory.mktemp(f"vs{next(counter)}")))
 
-    machine = make_machine(factory)
+    machine = make_machine(factory, lambda e: VersionedStore(e, shared=shared))
     machine.TestCase.settings = settings(SETTINGS, max_examples=25)
     machine.TestCase().runTest()
 

@@ -8,8 +8,8 @@ one server is SIGKILLed mid-write and restarted; then the root is committed, a n
 and a branch are made on different servers and written through all of them. Afterwards
 every acknowledged write reads back through every server, VersionIDs, InstanceIDs and
 cleaved labels are unique, and each body's label index (sizes, supervoxels) equals the
-voxels. Also: the refusals of a second server on one LevelDB folder or one unmanaged
-bucket, and ``--workers``.
+voxels; the same with three processes sharing one LMDB folder. Also: the refusals of a
+second server on one LevelDB or LMDB folder or one unmanaged bucket, and ``--workers``.
 """
 
 from __future__ import annotations
@@ -171,7 +171,26 @@ def _labelmap_edits(servers: list[ServerProcess], uuid_: str, svs: list[int],
         t.join()
 
 
-def _run_scale_out(tmp_path: Path, toml: Path, dsn: str, table: str) -> None:
+def _pg_instance_ids(dsn: str, table: str) -> Any:
+    def ids(root: str) -> list[int]:
+        import json
+
+        import psycopg
+
+        from dvidpy.keys import meta_key
+
+        with psycopg.connect(dsn, autocommit=True) as pc:
+            rec = pc.execute(f"SELECT v FROM {table} WHERE k = %s",
+                             (meta_key(f"repo/{root}"),)).fetchone()
+        return [m["instance_id"] for m in json.loads(bytes(rec[0]))["instances"]]
+
+    return ids
+
+
+def _run_scale_out(tmp_path: Path, toml: Path, instance_ids: Any,
+                   cached: bool = True) -> None:
+    """``instance_ids(root)``: the InstanceIDs in the stored repo record, read from the
+    store directly; ``cached``: the TOML has the cache tier (LRU + Redis)."""
     servers = [ServerProcess(["--config", str(toml), "--quiet"], tmp_path / f"s{i}.log")
                for i in range(3)]
     a, b, c3 = servers
@@ -249,10 +268,11 @@ def _run_scale_out(tmp_path: Path, toml: Path, dsn: str, table: str) -> None:
         # the committed root reads the same twice on every server (the second from cache)
         _check_everywhere(servers, root, wr)
         _check_everywhere(servers, root, wr)
-        loads = [_ok(httpx.get(f"{s.url}/api/load")).json() for s in servers]
-        assert loads[0]["cache misses"] > 0  # A read the root first, from the store
-        assert loads[1]["cache Redis hits"] > 0  # B found A's reads in the shared Redis
-        assert all(ld["cache LRU hits"] > 0 for ld in loads)  # second pass: in-process
+        if cached:
+            loads = [_ok(httpx.get(f"{s.url}/api/load")).json() for s in servers]
+            assert loads[0]["cache misses"] > 0  # A read the root first, from the store
+            assert loads[1]["cache Redis hits"] > 0  # B found A's reads in the shared Redis
+            assert all(ld["cache LRU hits"] > 0 for ld in loads)  # second pass: in-process
 
         # ids: unique VersionIDs and InstanceIDs, the same DAG on every server
         infos = [_ok(httpx.get(f"{s.url}/api/repo/{root}/info")).json() for s in servers]
@@ -260,16 +280,7 @@ def _run_scale_out(tmp_path: Path, toml: Path, dsn: str, table: str) -> None:
         assert dags[0] == dags[1] == dags[2]
         vids = [n["VersionID"] for n in dags[0]["Nodes"].values()]
         assert len(set(vids)) == len(vids) == 3
-        import json
-
-        import psycopg
-
-        from dvidpy.keys import meta_key
-
-        with psycopg.connect(dsn, autocommit=True) as pc:
-            rec = pc.execute(f"SELECT v FROM {table} WHERE k = %s",
-                             (meta_key(f"repo/{root}"),)).fetchone()
-        iids = [m["instance_id"] for m in json.loads(bytes(rec[0]))["instances"]]
+        iids = instance_ids(root)
         assert len(set(iids)) == len(iids) == 3
     finally:
         for s in servers:
@@ -281,7 +292,7 @@ def test_three_servers_on_postgres_and_s3(tmp_path: Path, postgres_dsn: str, pg_
     bucket = f"scale-{uuid.uuid4().hex[:10]}"
     obj = f'engine = "s3"\nbucket = "{bucket}/dvid"\nendpoint = "{s3_endpoint}"'
     _run_scale_out(tmp_path, _shared_toml(tmp_path, postgres_dsn, pg_table, obj, redis_url),
-                   postgres_dsn, pg_table)
+                   _pg_instance_ids(postgres_dsn, pg_table))
 
 
 def test_three_servers_on_postgres_and_gcs(tmp_path: Path, postgres_dsn: str, pg_table: str,
@@ -289,7 +300,28 @@ def test_three_servers_on_postgres_and_gcs(tmp_path: Path, postgres_dsn: str, pg
     bucket = f"scale-{uuid.uuid4().hex[:10]}"
     obj = f'engine = "gcs"\nbucket = "{bucket}/dvid"\nendpoint = "{gcs_emulator}"'
     _run_scale_out(tmp_path, _shared_toml(tmp_path, postgres_dsn, pg_table, obj, redis_url),
-                   postgres_dsn, pg_table)
+                   _pg_instance_ids(postgres_dsn, pg_table))
+
+
+def test_three_servers_on_one_lmdb_folder(tmp_path: Path) -> None:
+    """The same run with every instance in one LMDB folder shared by three processes of
+    this machine (what ``--workers`` does with the default folder); the SIGKILLed server
+    may die inside a write transaction."""
+    toml = _toml(tmp_path, "lmdb.toml", '[store.main]\nengine = "lmdb"\npath = "db"\n'
+                 'shared = true\n')
+
+    def ids(root: str) -> list[int]:
+        import json
+
+        from dvidpy.keys import meta_key
+        from storage import open_engine
+
+        with open_engine("lmdb", str(tmp_path / "db")) as e:  # a fourth process, reading
+            raw = e.get(meta_key(f"repo/{root}"))
+        assert raw is not None
+        return [m["instance_id"] for m in json.loads(raw)["instances"]]
+
+    _run_scale_out(tmp_path, toml, ids, cached=False)
 
 
 # ----- refusals and --workers -----------------------------------------------------------------
@@ -306,17 +338,25 @@ def _refused(args: list[str], tmp: Path) -> str:
     return r.stderr
 
 
-def test_second_server_on_one_leveldb_refuses(tmp_path: Path) -> None:
-    a = ServerProcess(["--data", str(tmp_path / "db")], tmp_path / "a.log")
+@pytest.mark.parametrize("engine", ["leveldb", "lmdb"])
+def test_second_server_on_one_folder_refuses(tmp_path: Path, engine: str) -> None:
+    data = ["--data", str(tmp_path / "db")]
+    a = ServerProcess([*data, "--engine", engine], tmp_path / "a.log")
     try:
         root = _ok(httpx.post(f"{a.url}/api/repos", json={})).json()["root"]
-        before = sorted((p.name, p.stat().st_size) for p in (tmp_path / "db").iterdir())
-        err = _refused(["--data", str(tmp_path / "db")], tmp_path)
-        assert f"pid {a.proc.pid}" in err and "in use by dvidpy" in err, err
-        after = sorted((p.name, p.stat().st_size) for p in (tmp_path / "db").iterdir())
+        marker = "CURRENT" if engine == "leveldb" else "data.mdb"
+        assert (tmp_path / "db" / marker).exists()
+        before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in (tmp_path / "db").iterdir())
+        refusals = [data, [*data, "--workers", "2"]] if engine == "lmdb" else [data]
+        for args in refusals:  # the folder's engine is found without --engine
+            err = _refused(args, tmp_path)
+            assert f"pid {a.proc.pid}" in err and "in use by dvidpy" in err, err
+        after = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in (tmp_path / "db").iterdir())
         assert after == before  # nothing written
         assert _ok(httpx.get(f"{a.url}/api/repo/{root}/info")).json()["Root"] == root
-        # SIGKILL: the OS drops LevelDB's lock, a restart needs no cleanup
+        # SIGKILL: the OS drops the folder's lock, a restart needs no cleanup
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()
         a.logf.close()
@@ -350,22 +390,39 @@ endpoint = "{s3_endpoint}"
 
 
 def test_workers_refused_for_single_process_engines(tmp_path: Path) -> None:
-    assert "needs --config" in _refused(["--workers", "2", "--data", str(tmp_path)], tmp_path)
+    err = _refused(["--workers", "2", "--data", str(tmp_path / "lv"), "--engine", "leveldb"],
+                   tmp_path)
+    assert "is a leveldb folder, which serves one process at a time" in err, err
+    assert "memory" in _refused(["--workers", "2", "--memory"], tmp_path)
+    assert "holds lmdb data, not leveldb" in _refused(
+        ["--data", str(_lmdb_folder(tmp_path / "m")), "--engine", "leveldb"], tmp_path)
     toml = _toml(tmp_path, "l.toml", '[store.main]\nengine = "leveldb"\npath = "db"\n')
     err = _refused(["--workers", "2", "--config", str(toml)], tmp_path)
     assert "store 'main' (leveldb) serves one process at a time" in err
     assert not (tmp_path / "db").exists()
 
 
-def test_workers_serve_one_shared_store(tmp_path: Path, postgres_dsn: str,
-                                        pg_table: str) -> None:
-    toml = _toml(tmp_path, "pg.toml", f"""
+def _lmdb_folder(path: Path) -> Path:
+    from storage import open_engine
+
+    open_engine("lmdb", str(path)).close()
+    return path
+
+
+@pytest.mark.parametrize("store", ["postgres", "default-lmdb"])
+def test_workers_serve_one_shared_store(tmp_path: Path, request: pytest.FixtureRequest,
+                                        store: str) -> None:
+    if store == "postgres":
+        toml = _toml(tmp_path, "pg.toml", f"""
 [store.pg]
 engine = "postgres"
-dsn = "{postgres_dsn}"
-table = "{pg_table}"
+dsn = "{request.getfixturevalue("postgres_dsn")}"
+table = "{request.getfixturevalue("pg_table")}"
 """)
-    srv = ServerProcess(["--config", str(toml), "--workers", "2"], tmp_path / "w.log")
+        where = ["--config", str(toml)]
+    else:  # dvidpy serve --workers 2 with no config: the workers share the LMDB folder
+        where = ["--data", str(tmp_path / "db")]
+    srv = ServerProcess([*where, "--workers", "2"], tmp_path / "w.log")
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             for i in range(5):  # new repos are readable whichever worker answers
@@ -389,6 +446,9 @@ table = "{pg_table}"
             with httpx.Client(base_url=srv.url, timeout=30) as fresh:
                 assert _ok(fresh.get(f"/api/node/{root}/kv/key/k0")).content == b"0"
         kids = _children(srv.proc.pid)
+        if store == "default-lmdb":  # a lone server is refused while the workers run
+            err = _refused(where, tmp_path)
+            assert "and the servers sharing it" in err, err
     finally:
         srv.stop()
     for pid in kids:  # SIGTERM to the supervisor stopped every worker

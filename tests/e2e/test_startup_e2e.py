@@ -81,11 +81,12 @@ secretkey = "a-secret"
 
 @pytest.mark.parametrize("args, store, auth", [
     (["--memory"], r"memory\s+in memory", "none"),
-    ([], r"leveldb\s+\S+/dvid-data", "none"),
+    ([], r"lmdb\s+\S+/dvid-data", "none"),  # a new folder: LMDB, the default
+    (["--engine", "leveldb"], r"leveldb\s+\S+/dvid-data", "none"),
 ])
 def test_serve_defaults(tmp_path: Path, args: list[str], store: str, auth: str) -> None:
-    if not args:
-        args = ["--data", str(tmp_path / "dvid-data")]
+    if args != ["--memory"]:
+        args = ["--data", str(tmp_path / "dvid-data"), *args]
     srv = ServerProcess(args, tmp_path / "server.log")
     try:
         text = "\n".join(banner_of(tmp_path / "server.log"))

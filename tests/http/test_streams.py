@@ -28,7 +28,8 @@ def test_coalesce_keeps_bytes_and_bounds_writes(pieces: list[bytes], chunk: int)
         assert len(w) >= chunk or w in pieces or len(nxt) >= chunk
 
 
-def run(resp: Any, disconnect_after: int | None = None) -> tuple[int, bytes, int]:
+def run(resp: Any, disconnect_after: int | None = None,
+        path: str = "/x") -> tuple[int, bytes, int]:
     """Status, body and number of body messages of ``resp`` sent to a fake client."""
     msgs: list[dict[str, Any]] = []
 
@@ -43,7 +44,7 @@ def run(resp: Any, disconnect_after: int | None = None) -> tuple[int, bytes, int
     async def send(m: dict[str, Any]) -> None:
         msgs.append(m)
 
-    scope = {"type": "http", "method": "GET", "path": "/x", "raw_path": b"/x",
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
              "headers": [], "query_string": b"", "asgi": {"spec_version": "2.3"}}  # as uvicorn
 
     async def main() -> None:
@@ -104,3 +105,35 @@ def test_disconnect_stops_the_worker() -> None:
     assert closed.wait(5)
     time.sleep(0.05)
     assert produced[0] < 1000  # the queue bounded the work done ahead of the client
+
+
+def test_deferred_runs_in_a_worker_thread_and_errors_are_4xx() -> None:
+    """A Deferred answer (an inline handler's expensive case) is made off the event loop;
+    a DvidError it raises is the 4xx answer, nothing else having been sent."""
+    from starlette.responses import Response
+
+    from dvidpy.config import Settings
+    from dvidpy.http.spec import make_spec
+    from dvidpy.http.streams import Deferred
+    from dvidpy.repo import RepoManager
+
+    where: list[int] = []
+
+    def make(ok: bool) -> Response:
+        where.append(threading.get_ident())
+        if not ok:
+            raise BadRequest("no such box")
+        return Response(b"made", media_type="text/plain")
+
+    def handler(call: Any) -> Any:
+        return Deferred(make, call.path == "/ok")
+
+    settings = Settings.memory()
+    state = ServerState(settings, RepoManager(settings))
+    specs = [make_spec("GET", p, handler, access="public", inline=True) for p in ("/ok", "/no")]
+    d = Dispatcher(None, Router(specs), state)
+    loop_thread = threading.get_ident()
+    assert run(d, path="/ok")[:2] == (200, b"made")
+    status, body, _ = run(d, path="/no")
+    assert status == 400 and body.startswith(b"no such box")
+    assert where and loop_thread not in where
