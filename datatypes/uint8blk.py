@@ -1197,6 +1197,26 @@ class Uint8Blk(Datatype):
         except Exception as e:  # background job: report, never crash the server
             self._set_job(State="error", Error=repr(e), Finished=time.time())
 
+    def _begin_downres(self, ctx: VersionedCtx, levels: int | None) -> None:
+        with self._job_lock:
+            if self._job.get("State") == "running":
+                raise BadRequest(f"a downres of {self.meta.name!r} is already running")
+            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
+                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
+                         "Started": time.time(), "UUID": ctx.node.uuid}
+
+    def downres_job(self, ctx: VersionedCtx, levels: int | None = None,
+                    bbox: Box | None = None, full: bool = False) -> dict[str, Any]:
+        """Run a downres as this instance's job in the calling thread (what ``POST
+        downres?wait=true`` does; ``downres-status`` shows it meanwhile). 400 while another
+        runs, or when it fails; returns the final status."""
+        self._begin_downres(ctx, levels)
+        self._job_thread(ctx, levels, bbox, full)
+        st = self.downres_status()
+        if st["State"] == "error":
+            raise BadRequest(f"downres failed: {st['Error']}")
+        return st
+
     @endpoint("POST", "downres", "Build the 2x, 4x, ... pyramid into NAME_1, NAME_2, ...",
               query=(Q("levels", "count", "number of levels (1..31; default: until the "
                                           "extents fit one block)"),
@@ -1218,19 +1238,11 @@ class Uint8Blk(Datatype):
             bbox = Box.from_bounds(v[:3], v[3:])
             if bbox.is_empty:
                 raise BadRequest(f"bbox {v} is empty (x0,y0,z0,x1,y1,z1 with x1 > x0 ...)")
-        with self._job_lock:
-            if self._job.get("State") == "running":
-                raise BadRequest(f"a downres of {self.meta.name!r} is already running")
-            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
-                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
-                         "Started": time.time(), "UUID": ctx.node.uuid}
         full = call.params["full"]
         if call.params["wait"]:
-            self._job_thread(ctx, levels, bbox, full)
-            st = self.downres_status()
-            if st["State"] == "error":
-                raise BadRequest(f"downres failed: {st['Error']}")
+            st = self.downres_job(ctx, levels, bbox, full)
             return Response(_json(st), media_type="application/json")
+        self._begin_downres(ctx, levels)
         t = threading.Thread(target=self._job_thread, args=(ctx, levels, bbox, full),
                              name=f"downres-{self.meta.name}", daemon=True)
         t.start()

@@ -6,6 +6,7 @@
 ``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (postgres...)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
+``dvidpy ingest SRC SERVER UUID NAME``  load slices or a volume as a resumable job
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
 ``dvidpy --version``
 """
@@ -269,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     d.set_defaults(func=_downsample)
     from dvidpy.auth.cli import add_parser as add_token_parser
+    from dvidpy.ingest.cli import add_parser as add_ingest_parser
 
+    add_ingest_parser(sub)
     add_token_parser(sub)
     return p
 
