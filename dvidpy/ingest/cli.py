@@ -45,6 +45,8 @@ def add_parser(sub: Any) -> None:
                    help="re-upload acknowledged chunks whose source changed")
     g.add_argument("--cast", action="store_true",
                    help="accept a source dtype the target can't hold when the values fit")
+    g.add_argument("--retries", type=int, default=6, help="tries again of a request that "
+                   "found the server down or failing (backoff 0.5..8 s; default 6)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     g.set_defaults(func=run_cli)
@@ -78,7 +80,7 @@ def run_cli(args: argparse.Namespace) -> int:
                    workers=args.workers, scheduler=args.scheduler, token=args.token,
                    pyramid=not args.no_pyramid, restart=args.restart,
                    resend_changed=args.resend_changed, cast=args.cast,
-                   progress=not args.quiet)
+                   progress=not args.quiet, retries=max(0, args.retries))
     except (SourceError, IngestError) as e:
         print(f"dvidpy ingest: {e}", file=sys.stderr)
         return 1

@@ -123,7 +123,7 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
            voxel_size: Sequence[float] | None = None, scale_from_source: bool = False,
            workers: int = 4, scheduler: str = "auto", token: str | None = None,
            pyramid: bool = True, restart: bool = False, resend_changed: bool = False,
-           cast: bool = False, progress: bool = True, poll: float = 0.25,
+           cast: bool = False, progress: bool = True, poll: float = 0.25, retries: int = 6,
            log: Callable[[str], None] | None = None,
            on_runner: Callable[[Any], None] | None = None) -> IngestResult:
     """Ingest ``source`` into ``instance`` at version ``uuid`` of the server at ``server``.
@@ -141,7 +141,9 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     or ``tcp://host:8786``; ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
     token; ``pyramid=False`` skips the pyramid; ``restart`` starts the job afresh;
     ``resend_changed`` uploads acknowledged chunks whose source changed; ``cast`` accepts
-    a source dtype the target cannot hold when the values fit.
+    a source dtype the target cannot hold when the values fit; ``retries``: how often a
+    request that found the server unreachable (or answering 5xx) is tried again, with
+    backoff from 0.5 s to 8 s, before the call gives up (run it again to resume).
 
     Raises :class:`SourceError` (bad source) or :class:`IngestError` (the server refused,
     the job failed or was cancelled) with a message saying why; nothing is uploaded
@@ -157,7 +159,7 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
         return _ingest(src, server, uuid, instance, z_range, box, offset, chunk, create,
                        block_size, voxel_size, scale_from_source, workers, scheduler,
                        token, pyramid, restart, resend_changed, cast, progress, poll, say,
-                       t_start, on_runner)
+                       t_start, on_runner, retries)
     finally:
         src.close()
 
@@ -182,7 +184,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             scale_from_source: bool, workers: int, scheduler: str, token: str,
             pyramid: bool, restart: bool, resend_changed: bool, cast: bool,
             progress: bool, poll: float, say: Callable[[str], None], t_start: float,
-            on_runner: Callable[[Any], None] | None) -> IngestResult:
+            on_runner: Callable[[Any], None] | None, retries: int) -> IngestResult:
     sbox = _source_box(src, box, z_range)
     off = parse_ints(offset, 3, "--offset") or [0, 0, 0]
     tbox = [sbox[i] + off[i % 3] for i in range(6)]
@@ -258,7 +260,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
         + (" (resumed)" if job.get("resumed") else ""))
     _OPEN[json.dumps(src.spec(), sort_keys=True)] = src  # the threads runner reuses it
     task = ChunkTask(server, token, uuid, instance, jid, job, src.spec(),
-                     (off[0], off[1], off[2]), info, cast)
+                     (off[0], off[1], off[2]), info, cast, retries=retries)
     if job["state"] in ("DOWNSAMPLING", "COMPLETE"):
         sent, skipped = 0, total
         upload_s = 0.0
