@@ -129,7 +129,7 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     """Ingest ``source`` into ``instance`` at version ``uuid`` of the server at ``server``.
 
     Options as for ``dvidpy ingest`` (see :mod:`dvidpy.cli`): ``glob`` picks slice files;
-    ``dataset`` names an HDF5 dataset; ``z_range=(a, b)`` takes slices (z) a..b-1;
+    ``dataset`` names an HDF5 dataset; ``z_range=(a, b)`` takes slices (z) a..b-1 (the box's z bounds);
     ``box`` ``x0,y0,z0,x1,y1,z1`` is the part of the source to ingest (source voxels,
     exclusive end; default all); ``offset`` ``x,y,z`` is added to source coordinates to
     give target coordinates; ``chunk`` ``x,y,z`` is the chunk shape (multiples of the
@@ -169,7 +169,7 @@ def _source_box(src: Source, box: Any, z_range: tuple[int, int] | None) -> list[
     b = parse_ints(box, 6, "--box") if box is not None else [0, 0, 0, nx, ny, nz]
     assert b is not None
     if z_range is not None:
-        b[2], b[5] = max(b[2], z_range[0]), min(b[5], z_range[1])
+        b[2], b[5] = z_range  # the box's z bounds
     full = [0, 0, 0, nx, ny, nz]
     if any(b[i + 3] <= b[i] for i in range(3)):
         raise IngestError(f"box {b} is empty (x0,y0,z0,x1,y1,z1 with x1 > x0 ...)")
@@ -386,7 +386,7 @@ def _upload(runner: ThreadRunner | DaskRunner, task: ChunkTask, todo: list[int],
             raise IngestError(f"ingest job {task.job} FAILED: {msg} ({sent} more chunk(s) "
                               "were acknowledged; fix the source and run the same command "
                               "again to resume)") from None
-        if isinstance(e, ServerRefused) and e.status == 409 and "CANCELLED" in msg:
+        if isinstance(e, ServerRefused) and f"{task.job} is CANCELLED" in msg:
             raise IngestError(f"ingest job {task.job} was cancelled") from None
         if isinstance(e, IngestError):
             raise IngestError(f"{msg} (run the same command again to resume)") from None

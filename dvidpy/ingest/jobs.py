@@ -264,7 +264,7 @@ class JobStore:
 
     def ack(self, jid: str, n: int, body: Any) -> dict[str, Any]:
         """Record chunk ``n`` as written. The same checksum again is a no-op; another
-        checksum for an acknowledged chunk is a 409 unless ``replace`` is true."""
+        checksum for an acknowledged chunk is refused (400) unless ``replace`` is true."""
         rec = self.get(jid)
         if not isinstance(body, dict):
             raise BadRequest('an acknowledgement is {"crc", "bytes", "fp"}')
