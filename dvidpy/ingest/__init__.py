@@ -16,7 +16,7 @@ store (:mod:`dvidpy.ingest.jobs`, routes in :mod:`dvidpy.ingest.routes`):
 ``POST   /api/ingest/{job}/chunks/{n}``   acknowledge chunk ``n`` after its ``POST raw``
 ``POST   /api/ingest/{job}/state``        ``UPLOADING``, ``DOWNSAMPLING`` (all chunks
                                           acknowledged: build the pyramid) or ``FAILED``
-``DELETE /api/ingest/{job}``              cancel (a finished job: forget it)
+``DELETE /api/ingest/{job}``              cancel (a COMPLETE or CANCELLED job: forget it)
 
 States: ``PREPARING`` (made or resumed; the client checks the source) -> ``UPLOADING`` ->
 ``DOWNSAMPLING`` (the server builds the pyramid of the blocks this job wrote: uint8blk's

@@ -129,9 +129,9 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     """Ingest ``source`` into ``instance`` at version ``uuid`` of the server at ``server``.
 
     Options as for ``dvidpy ingest`` (see :mod:`dvidpy.cli`): ``glob`` picks slice files;
-    ``dataset`` names an HDF5 dataset; ``z_range=(a, b)`` takes slices (z) a..b-1 (the box's z bounds);
-    ``box`` ``x0,y0,z0,x1,y1,z1`` is the part of the source to ingest (source voxels,
-    exclusive end; default all); ``offset`` ``x,y,z`` is added to source coordinates to
+    ``dataset`` names an HDF5 dataset; ``box`` ``x0,y0,z0,x1,y1,z1`` is the part of the
+    source to ingest (source voxels, exclusive end; default all) and ``z_range=(a, b)``
+    its z bounds (slices a..b-1); ``offset`` ``x,y,z`` is added to source coordinates to
     give target coordinates; ``chunk`` ``x,y,z`` is the chunk shape (multiples of the
     block size; default about 16 MiB); ``create`` makes the instance when it is missing
     (``"auto"``: the type for the source's dtype, else a type name), with ``block_size``

@@ -34,6 +34,7 @@ log = logging.getLogger("dvidpy.ingest")
 JOB_PREFIX = "ingest/job/"
 ACK_PREFIX = "ingest/ack/"
 ACTIVE = ("PREPARING", "UPLOADING", "DOWNSAMPLING")
+UNFINISHED = (*ACTIVE, "FAILED")
 #: most chunks one job may have (a 16 MiB chunk each: 256 TiB)
 MAX_CHUNKS = 1 << 24
 INT32 = (-(2**31), 2**31 - 1)
@@ -346,12 +347,13 @@ class JobStore:
         return rec
 
     def cancel(self, jid: str) -> tuple[dict[str, Any] | None, str]:
-        """Cancel an unfinished job, or forget a finished one (its record and acks).
+        """Cancel an unfinished job (``FAILED`` included), or forget a ``COMPLETE`` or
+        ``CANCELLED`` one (its record and acknowledgements; the voxels stay written).
         Returns ``(record or None when forgotten, message)``."""
         rec = self.get(jid)
-        if rec["state"] in ACTIVE:
+        if rec["state"] in UNFINISHED:
             def change(r: dict[str, Any]) -> None:
-                if r["state"] in ACTIVE:
+                if r["state"] in UNFINISHED:
                     self._set_state(r, "CANCELLED")
 
             return self.update(jid, change), f"ingest job {jid} cancelled"

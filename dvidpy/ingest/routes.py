@@ -132,8 +132,8 @@ def set_state(call: HttpCall) -> Any:
     return js.view(js.request_state(rec["id"], call.json("state request")))
 
 
-@routes.delete("/api/ingest/{job}", "Cancel an unfinished ingest job; forget a finished one",
-               access="read", params=(_JOB,), returns=TEXT)
+@routes.delete("/api/ingest/{job}", "Cancel an unfinished ingest job; forget a COMPLETE or "
+               "CANCELLED one", access="read", params=(_JOB,), returns=TEXT)
 def delete_job(call: HttpCall) -> Response:
     """Needs write access to the job's instance. Acknowledged chunks stay written."""
     rec = _job(call, "write")

@@ -187,18 +187,21 @@ class DaskRunner:
             return
         tf = self.client.scatter(task, broadcast=True)
         futs = self.client.map(run_chunk, [tf] * len(chunks), list(chunks), pure=False)
-        ac = as_completed(futs)
         failed = False
-        for f in ac:
-            if f.status == "error":
-                e = f.exception()
+        for f in as_completed(futs):
+            if f.cancelled():
+                continue
+            try:  # waits again for a result lost with its worker (recomputed elsewhere)
+                res = f.result()
+            except Exception as e:
+                if failed and f.cancelled():
+                    continue
                 if not failed:
                     failed = True
-                    rest = [g for g in futs if not g.done()]
-                    self.client.cancel(rest)
-                yield e if isinstance(e, BaseException) else IngestError(str(e))
-            elif f.status == "finished":
-                yield f.result()
+                    self.client.cancel([g for g in futs if not g.done()])
+                yield e
+                continue
+            yield res
             if stop() and not failed:
                 failed = True
                 self.client.cancel([g for g in futs if not g.done()])
