@@ -22,27 +22,31 @@ from dvidpy.ingest.jobs import CLIENT_TRANSITIONS, JobStore
 routes = RouteTable("ingest")
 _STORE_LOCK = threading.Lock()
 _JOB = Param("job", "str", "ingest job id (from POST /api/ingest or GET /api/ingest)")
-_BOX = {"type": "array", "items": {"type": "integer"}, "minItems": 6, "maxItems": 6}
-_XYZ = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3,
-        "maxItems": 3}
+_BOX = {"type": "array", "items": {"type": "integer", "minimum": -(2**31),
+                                   "maximum": 2**31 - 1}, "minItems": 6, "maxItems": 6}
+_XYZ = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+        "minItems": 3, "maxItems": 3}
 _JOB_SCHEMA = {
     "type": "object", "required": ["uuid", "instance", "source", "source_key", "dtype", "box",
                                    "chunk"],
     "properties": {
-        "uuid": {"type": "string"}, "instance": {"type": "string"},
-        "source": {"type": "string"}, "source_key": {"type": "string"},
-        "dtype": {"type": "string"}, "box": _BOX, "chunk": _XYZ,
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 200},
+        "instance": {"type": "string", "minLength": 1, "maxLength": 500},
+        "source": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "source_key": {"type": "string", "minLength": 1, "maxLength": 200},
+        "dtype": {"type": "string", "minLength": 1, "maxLength": 40}, "box": _BOX,
+        "chunk": _XYZ,
         "pyramid": {"type": "boolean"}, "restart": {"type": "boolean"}},
     "example": {"uuid": "x", "instance": "grayscale", "source": "slices/*.tif (64 files)",
                 "source_key": "0123abcd", "dtype": "uint8", "box": [0, 0, 0, 64, 64, 64],
                 "chunk": [64, 64, 64]}}
 _ACK_SCHEMA = {"type": "object", "required": ["crc", "bytes"], "properties": {
     "crc": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
-    "bytes": {"type": "integer", "minimum": 0}, "fp": {"type": "string"},
+    "bytes": {"type": "integer", "minimum": 0}, "fp": {"type": "string", "maxLength": 200},
     "replace": {"type": "boolean"}}}
 _STATE_SCHEMA = {"type": "object", "required": ["state"], "properties": {
     "state": {"type": "string", "enum": list(CLIENT_TRANSITIONS)},
-    "error": {"type": "string"}}}
+    "error": {"type": "string", "maxLength": 4000}}}
 
 
 def job_store(call: HttpCall) -> JobStore:

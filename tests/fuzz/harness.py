@@ -107,13 +107,24 @@ def populate(c: httpx.Client) -> list[str]:
     return [child, root]
 
 
-def narrow_uuids(doc: dict[str, Any], uuids: list[str]) -> dict[str, Any]:
-    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID."""
+def ingest_job(c: httpx.Client, uuid: str) -> str:
+    """An ingest job into ``uint8blk1`` at the open version ``uuid``; its id."""
+    return _ok(c.post("/api/ingest", json={
+        "uuid": uuid, "instance": "uint8blk1", "source": "fuzz", "source_key": "fuzz",
+        "dtype": "uint8", "box": [0, 0, 0, 32, 32, 32], "chunk": [16, 16, 16]})).json()["id"]
+
+
+def narrow_uuids(doc: dict[str, Any], uuids: list[str],
+                 jobs: list[str] | None = None) -> dict[str, Any]:
+    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID (and
+    every ingest ``job`` one of ``jobs`` or an unknown id)."""
     for item in doc["paths"].values():
         for op in item.values():
             for p in op.get("parameters", []):
                 if p["name"] == "uuid":
                     p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
+                elif p["name"] == "job" and jobs:
+                    p["schema"] = {"type": "string", "enum": [*jobs, "0" * 16]}
     return doc
 
 
@@ -144,9 +155,10 @@ def fuzz_target(folder: Path, max_request_bytes: int = 8 << 20) -> Target:
         raise RuntimeError("server did not start")
     with httpx.Client(base_url=url, timeout=60) as c:
         uuids = populate(c)
+        jobs = [ingest_job(c, uuids[0])]
         doc = _ok(c.get("/api/openapi.json")).json()
     schema = folder / "openapi.json"
-    schema.write_text(json.dumps(narrow_uuids(doc, uuids)))
+    schema.write_text(json.dumps(narrow_uuids(doc, uuids, jobs)))
     return Target(proc, url, log, schema, folder, uuids)
 
 
