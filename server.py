@@ -34,7 +34,7 @@ from dvidpy.auth import routes as auth_api
 from dvidpy.auth.service import Auth
 from dvidpy.config import Settings
 from dvidpy.console import routes as console_routes
-from dvidpy.http import docs_api, node_api, repo_api, server_api
+from dvidpy.http import diff_api, docs_api, mutations_api, node_api, repo_api, server_api
 from dvidpy.http.router import Dispatcher, Router, ServerState
 from dvidpy.http.spec import RouteSpec
 from dvidpy.ingest import routes as ingest_api
@@ -43,7 +43,8 @@ from dvidpy.transfer import routes as transfer_api
 
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
-                ingest_api.routes, docs_api.routes, auth_api.routes, console_routes.routes)
+                ingest_api.routes, docs_api.routes, auth_api.routes, console_routes.routes,
+                mutations_api.routes, diff_api.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

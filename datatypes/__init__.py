@@ -1,6 +1,16 @@
 """Built-in datatypes. Importing this package registers them (DVID's blank imports)."""
 
-from datatypes import annotation, keyvalue, labelsz, roi, uint8blk
+from datatypes import (
+    annotation,
+    keyvalue,
+    labelarray,
+    labelsz,
+    neuronjson,
+    roi,
+    tarsupervoxels,
+    uint8blk,
+)
 from datatypes.labelmap import datatype as labelmap
 
-__all__ = ["annotation", "keyvalue", "labelmap", "labelsz", "roi", "uint8blk"]
+__all__ = ["annotation", "keyvalue", "labelarray", "labelmap", "labelsz", "neuronjson", "roi",
+           "tarsupervoxels", "uint8blk"]

@@ -174,6 +174,24 @@ class KeyValue(Datatype):
         for tk, v in self.store.scan_prefix(ctx, bytes((KEY_CLASS, 1)), keys_only=keys_only):
             yield decode_key(tk), (b"" if keys_only else self._decode(v))
 
+    def describe_key(self, tk: bytes) -> Any:
+        """Keys show as their key strings."""
+        return decode_key(tk) if tk[:1] == bytes((KEY_CLASS,)) else super().describe_key(tk)
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any]:
+        """Counts of keys added/changed/deleted and their stored bytes at each side."""
+        n = {"added": 0, "changed": 0, "deleted": 0, "bytes_from": 0, "bytes_to": 0}
+        for tk, old, new in changes:
+            if tk[:1] != bytes((KEY_CLASS,)):
+                continue
+            kind = "added" if old is None else "deleted" if new is None else "changed"
+            n[kind] += 1
+            n["bytes_from"] += len(old) if isinstance(old, bytes) else 0
+            n["bytes_to"] += len(new) if isinstance(new, bytes) else 0
+        n["mutations"] = len(self.mutations_between(changes)["to"])
+        return n
+
     # ----- single keys ------------------------------------------------------------------
 
     @endpoint(("GET", "HEAD"), "key/{key}", "The value of a key", params=(_KEY,),
@@ -253,24 +271,7 @@ class KeyValue(Datatype):
         return self._respond_pairs(call, pairs)
 
     def _respond_pairs(self, call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
-        if call.flag("json"):
-            body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
-            return Response(body, media_type="application/json")
-        if call.flag("tar") or call.flag("jsontar"):
-            def tar() -> Iterator[bytes | memoryview]:
-                for k, v in pairs:
-                    yield from tar_pieces(k, v)
-                yield TAR_END
-
-            return StreamingResponse(tar(), media_type="application/tar")
-
-        def pb() -> Iterator[bytes]:
-            # A repeated field's entries concatenate: each chunk is a valid KeyValues.
-            for k, v in pairs:
-                yield protos.keyvalue_head(key_bytes(k), len(v))
-                yield v
-
-        return StreamingResponse(pb(), media_type="application/octet-stream")
+        return respond_pairs(call, pairs)
 
     # ----- batches ----------------------------------------------------------------------
 
@@ -342,3 +343,28 @@ def _json_object(pairs: Iterable[tuple[str, bytes]], check: bool) -> bytes:
                 raise BadRequest(f"value of key {k!r} is not valid JSON") from None
         parts.append(json.dumps(k).encode() + b":" + v)
     return b"{" + b",".join(parts) + b"}"
+
+
+def respond_pairs(call: Call, pairs: Iterable[tuple[str, bytes]]) -> Response:
+    """``(key, value)`` pairs answered as ``json=true`` (one object, values inserted
+    verbatim; ``check=true`` validates them), ``tar=true``/``jsontar=true`` (a streamed tar,
+    one member per key) or, by default, a streamed protobuf ``KeyValues``. Shared by
+    keyvalue and neuronjson."""
+    if call.flag("json"):
+        body = _json_object(pairs, check=call.query.get("check", "").lower() == "true")
+        return Response(body, media_type="application/json")
+    if call.flag("tar") or call.flag("jsontar"):
+        def tar() -> Iterator[bytes | memoryview]:
+            for k, v in pairs:
+                yield from tar_pieces(k, v)
+            yield TAR_END
+
+        return StreamingResponse(tar(), media_type="application/tar")
+
+    def pb() -> Iterator[bytes]:
+        # A repeated field's entries concatenate: each chunk is a valid KeyValues.
+        for k, v in pairs:
+            yield protos.keyvalue_head(key_bytes(k), len(v))
+            yield v
+
+    return StreamingResponse(pb(), media_type="application/octet-stream")

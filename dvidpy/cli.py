@@ -9,6 +9,10 @@
 ``dvidpy ingest SRC SERVER UUID NAME``  load slices or a volume as a resumable job
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
 ``dvidpy --version``
+``dvidpy downsample URL UUID NAME``   build a uint8blk pyramid on a server
+``dvidpy diff URL UUID FROM TO``      what changed between two versions of a repo
+
+Every command runs on the base install (HTTP through the standard library).
 """
 
 from __future__ import annotations
@@ -223,6 +227,47 @@ def _downsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    """Print what changed between two versions (``GET /api/repo/{uuid}/diff/...``), with
+    the standard-library client of :mod:`dvidpy.transfer.client` (base install)."""
+    import json
+    import os
+    from urllib.parse import quote, urlencode
+
+    from dvidpy.transfer.client import Http, TransferError
+
+    q = lambda v: quote(v, safe=":~")  # noqa: E731
+    path = f"/api/repo/{q(args.uuid)}/diff/{q(args.frm)}/{q(args.to)}"
+    if args.data:
+        path += "?" + urlencode({"data": args.data})
+    try:
+        h = Http(args.server.rstrip("/"), timeout=600,
+                 token=args.token or os.environ.get("DVIDPY_TOKEN", ""))
+        try:
+            d = h.json("GET", path)
+        finally:
+            h.close()
+    except TransferError as e:
+        print(f"dvidpy diff: {e.message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    print(f"diff {d['from']} -> {d['to']}")
+    for name, inst in d["instances"].items():
+        a, c, x = inst["added"], inst["changed"], inst["deleted"]
+        print(f"{name}: {len(a)} added, {len(c)} changed, {len(x)} deleted"
+              + (f", {len(inst['conflicts'])} conflicting" if inst.get("conflicts") else ""))
+        for mark, keys in (("+", a), ("~", c), ("-", x)):
+            for k in keys[:args.limit]:
+                print(f"  {mark} {json.dumps(k)}")
+            if len(keys) > args.limit:
+                print(f"  {mark} ... {len(keys) - args.limit} more")
+        if "summary" in inst:
+            print(f"  summary: {json.dumps(inst['summary'])[:2000]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="dvidpy", description=__doc__,
@@ -269,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--token", help="credential (default: $DVIDPY_TOKEN)")
     d.set_defaults(func=_downsample)
+    f = sub.add_parser("diff", help="what changed between two versions of a repo")
+    f.add_argument("server", help="server address, e.g. http://127.0.0.1:8000")
+    f.add_argument("uuid", help="any version of the repo")
+    f.add_argument("frm", metavar="FROM", help="the older version (UUID, prefix or :branch)")
+    f.add_argument("to", metavar="TO", help="the newer version")
+    f.add_argument("--data", help="only these instances (comma-separated)")
+    f.add_argument("--json", action="store_true", help="print the server's JSON as is")
+    f.add_argument("--limit", type=int, default=20, help="keys shown per list (default 20)")
+    f.add_argument("--token", default="", help="API token (default: $DVIDPY_TOKEN)")
+    f.set_defaults(func=_diff)
     from dvidpy.auth.cli import add_parser as add_token_parser
     from dvidpy.ingest.cli import add_parser as add_ingest_parser
 

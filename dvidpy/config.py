@@ -82,6 +82,10 @@ DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_WRITE_BATCH = 16 << 20  # 64 MiB batches cost LevelDB more memory and speed
 
 
+DEFAULT_STREAM = "dvidpy-mutations"
+DEFAULT_RETAIN = 100_000
+
+
 class ConfigError(ValueError):
     """The configuration file is invalid."""
 
@@ -116,11 +120,12 @@ def _engine_name(alias: str, opts: dict[str, Any]) -> tuple[str, str]:
     return stand_in, asked
 
 
-def _positive(table: dict[str, Any], key: str, default: Any, typ: type) -> Any:
+def _positive(table: dict[str, Any], key: str, default: Any, typ: type,
+              where: str = "[server]") -> Any:
     """``table[key]`` as a positive ``typ`` (``default`` when absent); ConfigError if not."""
     v = table.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise ConfigError(f"[server] {key} must be a positive number, not {v!r}")
+        raise ConfigError(f"{where} {key} must be a positive number, not {v!r}")
     return typ(v)
 
 
@@ -156,6 +161,46 @@ class StoreSpec:
 
 
 @dataclass
+class MutationSettings:
+    """The ``[mutations]`` table: sinks of the mutation stream (:mod:`dvidpy.mutations`).
+
+    ``redis`` (``redis://HOST:PORT/DB``) with ``stream``, ``webhook`` (http URL),
+    ``retain`` (records kept in the stream log). DVID's own ``[mutations]`` keys
+    (``jsonstore``, ``httpstore``, ``blobstore``) and its ``[kafka]`` table are kept in
+    ``dvid`` for reporting; nothing acts on them.
+    """
+
+    redis: str = ""
+    stream: str = DEFAULT_STREAM
+    webhook: str = ""
+    retain: int = DEFAULT_RETAIN
+    dvid: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_tables(cls, mut: Any, kafka: Any) -> MutationSettings:
+        """Parse ``[mutations]`` and ``[kafka]``; :class:`ConfigError` when malformed."""
+        if not isinstance(mut, dict) or not isinstance(kafka, dict):
+            raise ConfigError("[mutations] and [kafka] must be tables")
+        s = cls()
+        for key in ("redis", "stream", "webhook"):
+            v = mut.get(key, getattr(s, key))
+            if not isinstance(v, str):
+                raise ConfigError(f"[mutations] {key} must be a string, not {v!r}")
+            setattr(s, key, v)
+        if s.redis and not s.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"[mutations] redis {s.redis!r} is not a redis:// URL")
+        if s.webhook and not s.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"[mutations] webhook {s.webhook!r} is not an http(s) URL")
+        if not s.stream:
+            raise ConfigError("[mutations] stream must not be empty")
+        s.retain = _positive(mut, "retain", DEFAULT_RETAIN, int, "[mutations]")
+        s.dvid = {k: v for k, v in mut.items() if k in ("jsonstore", "httpstore", "blobstore")}
+        if kafka:
+            s.dvid["kafka"] = dict(kafka)
+        return s
+
+
+@dataclass
 class Settings:
     """Everything the server reads from its configuration."""
 
@@ -171,6 +216,7 @@ class Settings:
     stores: dict[str, StoreSpec] = field(default_factory=dict)
     backend: dict[str, str] = field(default_factory=dict)  # rule -> store alias
     toml_path: str = ""
+    mutations: MutationSettings = field(default_factory=MutationSettings)
     #: whether ``corsDomains`` was set in the TOML (with auth on, unset means no CORS)
     cors_configured: bool = False
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -225,6 +271,8 @@ class Settings:
         s.header_timeout = _positive(server, "headerTimeout", DEFAULT_HEADER_TIMEOUT, float)
         s.body_timeout = _positive(server, "bodyTimeout", DEFAULT_BODY_TIMEOUT, float)
         s.write_batch_bytes = _positive(server, "writeBatchBytes", DEFAULT_WRITE_BATCH, int)
+        s.mutations = MutationSettings.from_tables(data.get("mutations", {}),
+                                                   data.get("kafka", {}))
         for alias, spec in data.get("store", {}).items():
             if not isinstance(spec, dict) or "engine" not in spec:
                 raise ConfigError(f"[store.{alias}] needs an engine")

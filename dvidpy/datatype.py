@@ -203,6 +203,8 @@ class Datatype:
     tkey_classes: ClassVar[dict[int, str]] = {}
     #: (method, keyword) -> declaration, collected from ``@endpoint`` along the MRO
     _routes: ClassVar[dict[tuple[str, str], RouteSpec]] = {}
+    #: keywords of inherited endpoints this datatype does not serve (a variant of a type)
+    omit_endpoints: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -211,7 +213,7 @@ class Datatype:
             for attr in vars(klass).values():
                 for spec in getattr(attr, "_dvid_specs", ()):
                     routes[(spec.method, spec.segments[0].literal or "")] = spec
-        cls._routes = routes
+        cls._routes = {k: v for k, v in routes.items() if k[1] not in cls.omit_endpoints}
         if not cls.__dict__.get("help_text"):
             module = sys.modules.get(cls.__module__)
             cls.help_text = (module.__doc__ if module else None) or cls.__doc__ or ""
@@ -291,6 +293,39 @@ class Datatype:
         :meth:`tkey_voxel_box` reach this hook; tombstones never do.
         """
         return value
+
+    # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) --------------------------
+
+    def describe_key(self, tk: bytes) -> Any:
+        """How a version diff lists TKey ``tk``: a JSON-able value as clients know the key
+        (a key string, a label id, block coordinates). ``None`` leaves the key out of the
+        lists (internal bookkeeping). Default: mutation log and blobstore keys are left
+        out, class-1 properties show as ``"property:NAME"``, anything else as hex."""
+        if not tk or tk[0] in (MUTLOG_CLASS, BLOB_CLASS):
+            return None
+        if tk[0] == 1:
+            return "property:" + tk[2:].rstrip(b"\x00").decode("utf-8", "replace")
+        return tk.hex()
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any] | None:
+        """A typed summary of what changed in this instance between two versions, or None
+        (the default). ``changes`` are :meth:`VersionedStore.diff
+        <dvidpy.versioned.VersionedStore.diff>`'s ``(tkey, stored value at from, stored
+        value at to)`` triples (``None`` absent), mutation-log keys included."""
+        return None
+
+    def mutations_between(self, changes: list[tuple[bytes, Any, Any]],
+                          log_class: int = MUTLOG_CLASS) -> dict[str, list[Any]]:
+        """Mutation-log records among ``changes``: ``"to"`` those only in the history of
+        the ``to`` version, ``"from"`` those only in the history of ``from``."""
+        out: dict[str, list[Any]] = {"to": [], "from": []}
+        for tk, old, new in changes:
+            if tk and tk[0] == log_class:
+                for side, raw in (("to", new), ("from", old)):
+                    if isinstance(raw, bytes | bytearray):
+                        out[side].append(json.loads(raw))
+        return out
 
     # ----- dispatch ----------------------------------------------------------------------
 
@@ -375,8 +410,10 @@ class Datatype:
 
         The record carries ``Action``, ``MutationID``, ``UUID``, ``User`` (``u=``), ``App``
         (``app=``) and ``Timestamp`` plus ``fields``. Pass the ``batch`` that writes the data
-        so the record lands atomically with it. Returns the record's mutation id (a new
-        repo-wide id unless ``mutation_id`` is given). Records are keyed by version and
+        so the record lands atomically with it; the record also enters the server's
+        mutation stream (:mod:`dvidpy.mutations`) in that batch. Returns the record's
+        mutation id (a new repo-wide id unless ``mutation_id`` is given). Records are keyed
+        by version and
         mutation id, so ``GET mutations`` at a version lists that version's records only.
         """
         mid = mutation_id if mutation_id is not None else self.manager.next_mutation_id(
@@ -387,18 +424,63 @@ class Datatype:
         raw = json.dumps(rec, separators=(",", ":")).encode()
         if batch is not None:
             batch.put(tk, raw)
+            self.manager.mutations.enqueue(self, rec, batch.wb)
         else:
-            self.store.put(ctx, tk, raw)
+            with self.store.batch(ctx) as b:
+                b.put(tk, raw)
+                self.manager.mutations.enqueue(self, rec, b.wb)
         return mid
 
-    def mutations(self, ctx: VersionedCtx) -> list[dict[str, Any]]:
-        """This version's mutation records in mutation-id order."""
-        pre = tkey(MUTLOG_CLASS, ctx.vbytes)
-        return [json.loads(v) for _, v in self.store.scan_prefix(ctx, pre)]
+    def mutations(self, ctx: VersionedCtx, version: int | None = None) -> list[dict[str, Any]]:
+        """The mutation records written at ``version`` (default: ``ctx``'s own; else an
+        ancestor of it), in mutation-id order."""
+        v = ctx.vbytes if version is None else version.to_bytes(4, "big")
+        return [jsonio.loads(raw, f"mutation record of {self.meta.name!r}")
+                for _, raw in self.store.scan_prefix(ctx, tkey(MUTLOG_CLASS, v))]
 
     @endpoint("GET", "mutations", "This version's mutation log records, in order")
     def _get_mutations(self, call: Call) -> Any:
         return self.mutations(call.ctx)
+
+    def version_ctx(self, call: Call, spec: str) -> VersionedCtx:
+        """Context of this instance at the version ``spec`` (UUID prefix / branch syntax);
+        400 when it is unknown or in another repo."""
+        repo, node = self.manager.resolve(spec)
+        if repo is not self.repo:
+            raise BadRequest(f"version {spec!r} is not in the repo of {self.meta.name!r}")
+        return self.manager.context(self, node, call.ctx.user, call.ctx.app)
+
+    def version_chain(self, call: Call) -> tuple[VersionedCtx, VersionedCtx, list[int]]:
+        """``(from ctx, to ctx, versions from → to)`` for the path parameters ``from`` and
+        ``to``; the first must be an ancestor of (or equal to) the second, else 400. The
+        chain follows the second's ancestry (first parents at merge nodes)."""
+        beg = self.version_ctx(call, call.params["from"])
+        end = self.version_ctx(call, call.params["to"])
+        if beg.version not in end.ancestry.pos:
+            raise BadRequest(f"version {beg.node.uuid} is not an ancestor of {end.node.uuid}")
+        chain = []
+        v = end.version
+        while True:
+            chain.append(v)
+            if v == beg.version:
+                break
+            parents = self.repo.dag.node(v).parents
+            v = next(p for p in parents if beg.version in self.repo.dag.ancestry(p).pos)
+        return beg, end, chain[::-1]
+
+    @endpoint("GET", "mutations-range/{from}/{to}", "Mutation records of every version from "
+              "one to another", params=(
+                  Param("from", "uuid", "first version (an ancestor of to, or to itself)"),
+                  Param("to", "uuid", "last version")))
+    def _get_mutations_range(self, call: Call) -> Response:
+        """One JSON array of the mutation records of every version from ``{from}`` to
+        ``{to}`` (inclusive, ancestor first)."""
+        _, end, chain = self.version_chain(call)
+        recs: list[dict[str, Any]] = []
+        for v in chain:
+            recs.extend(self.mutations(end, v))
+        return Response(json.dumps(recs, separators=(",", ":")).encode(),
+                        media_type="application/json")
 
     # ----- endpoints every datatype has -------------------------------------------------
 

@@ -139,6 +139,9 @@ class RepoManager:
         self.next_version = int(counters.get("version", 1))
         self.next_instance = int(counters.get("instance", 1))
         self._load()
+        from dvidpy.mutations import MutationHub
+
+        self.mutations = MutationHub(self, settings.mutations)
         if self.coordinated:
             self.coord.add_poller(self.refresh)
 
@@ -391,7 +394,11 @@ class RepoManager:
         return inst
 
     def close(self) -> None:
-        """Stop coordinating, give up held stores and close every engine."""
+        """Stop the mutation stream and coordinating, give up held stores and close every
+        engine."""
+        hub = getattr(self, "mutations", None)
+        if hub is not None:
+            hub.close()
         if self.coord is not None:
             self.coord.close()
         for alias, lease in self._leases.items():

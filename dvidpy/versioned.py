@@ -26,8 +26,13 @@ new children of the losing parents so that a merge of them reads the winner's va
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import sys
 import threading
+import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -73,6 +78,11 @@ class VersionedCtx:
             )
 
 
+#: a read that conflicts (several live revisions reach a merge), in :meth:`VersionedStore.diff`
+CONFLICT = object()
+#: candidate keys a diff reads per batched get
+DIFF_BATCH = 4096
+
 #: Above this many ancestors holding keys of an instance, point reads scan the key's
 #: revisions instead of probing each ancestor with a get.
 MAX_PROBES = 4
@@ -84,6 +94,52 @@ def _version_of(key: bytes) -> int:
 
 def _vset_key(instance_id: int) -> bytes:
     return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
+
+
+def _unindexed_key(instance_id: int, version: int) -> bytes:
+    """Marker of a version written behind a *shared* store's back (no in-memory index)."""
+    return meta_key(b"vku/" + instance_id.to_bytes(4, "big") + version.to_bytes(4, "big"))
+
+
+def written_prefix(instance_id: int, version: int | None = None) -> bytes:
+    """Prefix of the *written-keys index*: ``0x00 | "vk/" | iid u32 | version u32 | batch id``
+    → the TKeys one batch wrote or deleted at that version of a versioned instance
+    (:func:`pack_tkeys`), written in that batch: one extra key per batch.
+    :meth:`VersionedStore.diff` reads it to find what changed at a version without
+    scanning the instance."""
+    p = meta_key(b"vk/" + instance_id.to_bytes(4, "big"))
+    return p if version is None else p + version.to_bytes(4, "big")
+
+
+_batch_ids = itertools.count()
+
+
+def _batch_id() -> bytes:
+    """A key suffix unique to one batch of this process (ns time + counter + pid)."""
+    return (time.time_ns().to_bytes(8, "big") + (next(_batch_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+            + (os.getpid() & 0xFFFFFFFF).to_bytes(4, "big"))
+
+
+def pack_tkeys(tks: Sequence[bytes]) -> bytes:
+    """TKeys as one index value: count (u32 BE), their lengths (u32 BE each), then the
+    TKeys back to back (two C-level joins, whatever the count)."""
+    lens = array("I", map(len, tks))
+    if sys.byteorder == "little":
+        lens.byteswap()
+    return len(tks).to_bytes(4, "big") + lens.tobytes() + b"".join(tks)
+
+
+def unpack_tkeys(value: bytes) -> Iterator[bytes]:
+    """Inverse of :func:`pack_tkeys`."""
+    n = int.from_bytes(value[:4], "big")
+    lens = array("I")
+    lens.frombytes(value[4:4 + 4 * n])
+    if sys.byteorder == "little":
+        lens.byteswap()
+    i = 4 + 4 * n
+    for ln in lens:
+        yield value[i:i + ln]
+        i += ln
 
 
 class _AnyVersion:
@@ -106,14 +162,19 @@ class _AnyVersion:
 
 @dataclass
 class _InstanceVersions:
-    """Versions holding data keys / tombstones of one instance, and cached probe lists."""
+    """Versions holding data keys / tombstones of one instance, and cached probe lists.
+
+    ``unindexed``: versions whose keys may be missing from the written-keys index (data
+    written behind the store's back, or before the index existed)."""
 
     data: set[int]
     tomb: set[int]
     cands: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    unindexed: set[int] = field(default_factory=set)
 
     def to_json(self) -> bytes:
-        return json.dumps({"d": sorted(self.data), "t": sorted(self.tomb)}).encode()
+        return json.dumps({"d": sorted(self.data), "t": sorted(self.tomb), "k": 1,
+                           "u": sorted(self.unindexed)}).encode()
 
 
 class VersionedStore:
@@ -173,29 +234,45 @@ class VersionedStore:
                     raw = self.engine.get(_vset_key(iid))
                     if raw is None:
                         iv = self._scan_versions(iid)
+                        iv.unindexed = iv.data | iv.tomb  # keys from before the index
                     else:
                         d = json.loads(raw)
                         iv = _InstanceVersions(set(d["d"]), set(d["t"]))
+                        iv.unindexed = (set(d.get("u", ())) if d.get("k")
+                                        else iv.data | iv.tomb)
                     self._iv[iid] = iv
         return iv
 
-    def _scan_versions(self, iid: int) -> _InstanceVersions:
+    def _scan_versions(self, iid: int, reindex: bool = False) -> _InstanceVersions:
         iv = _InstanceVersions(set(), set())
-        for k, _ in self.engine.scan(KeyRange.prefix(instance_prefix(iid)), keys_only=True):
-            (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(_version_of(k))
+        pre = instance_prefix(iid)
+        per_version: dict[int, list[bytes]] = {}
+        for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
+            v = _version_of(k)
+            (iv.tomb if k[-1] == MARK_TOMBSTONE else iv.data).add(v)
+            if reindex:
+                per_version.setdefault(v, []).append(k[len(pre):-SUFFIX_LEN])
+        if reindex:
+            self.engine.delete_range(KeyRange.prefix(written_prefix(iid)))
+            wb = self.engine.batch()
+            for v, tks in per_version.items():
+                for i in range(0, len(tks), 65536):
+                    wb.put(written_prefix(iid, v) + _batch_id(), pack_tkeys(tks[i:i + 65536]))
+            wb.commit()
         return iv
 
     def rebuild_versions(self, instance_id: int) -> None:
-        """Recompute which versions hold keys of an instance from the keys themselves.
+        """Recompute which versions hold keys of an instance, and the written-keys index,
+        from the keys themselves (one scan).
 
         Call after writing data keys behind the store's back (e.g. a repo transfer writing
-        raw engine keys); ordinary puts and deletes keep the index current by themselves.
+        raw engine keys); ordinary puts and deletes keep both current by themselves.
         A no-op on a shared store (which keeps no index).
         """
         if self.shared:
             return
         with self._iv_lock:
-            iv = self._scan_versions(instance_id)
+            iv = self._scan_versions(instance_id, reindex=True)
             self.engine.put(_vset_key(instance_id), iv.to_json())
             self._iv[instance_id] = iv
 
@@ -205,15 +282,20 @@ class VersionedStore:
         For writers that bypass the store (repo transfers writing raw engine keys). A
         superset is harmless: it only costs a few extra point probes on reads.
         """
-        if self.shared:
-            return
         vs = set(versions)
+        if self.shared:  # no in-memory index; mark the versions unindexed for diffs
+            wb = self.engine.batch()
+            for v in vs:
+                wb.put(_unindexed_key(instance_id, v), b"")
+            wb.commit()
+            return
         iv = self._versions(instance_id)
-        if vs <= iv.data and vs <= iv.tomb:
+        if vs <= iv.data and vs <= iv.tomb and vs <= iv.unindexed:
             return
         with self._iv_lock:
             iv = self._iv[instance_id]
-            nxt = _InstanceVersions(iv.data | vs, iv.tomb | vs)
+            nxt = _InstanceVersions(iv.data | vs, iv.tomb | vs,
+                                    unindexed=iv.unindexed | vs)
             self.engine.put(_vset_key(instance_id), nxt.to_json())
             self._iv[instance_id] = nxt
 
@@ -354,6 +436,105 @@ class VersionedStore:
         end = KeyRange.prefix(tkey_prefix).end
         return self.scan(ctx, tkey_prefix, end, keys_only=keys_only)
 
+    # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) ------------------------
+
+    def diff_candidates(self, a: VersionedCtx, b: VersionedCtx) -> dict[bytes, set[int]]:
+        """TKeys that may read differently at ``a`` and ``b`` (one instance), each with the
+        versions between them that wrote or deleted it.
+
+        Only revisions at versions that are ancestors of one context but not of the other
+        can make the reads differ (revisions at common ancestors resolve the same from both
+        sides), so the candidates are the TKeys written at such versions, read from the
+        written-keys index of those versions that hold keys of the instance (per the
+        version index): cost proportional to what was written between them. Versions
+        marked unindexed fall back to one key-only scan of the instance (on a shared
+        store, which keeps no version index, every version between them is probed for an
+        unindexed marker).
+        """
+        if not (a.versioned and b.versioned):
+            return {}
+        iid = a.instance_id
+        iv = self._versions(iid)
+        between = set(a.ancestry.pos).symmetric_difference(b.ancestry.pos)
+        hot = between & (iv.data | iv.tomb)
+        cands: dict[bytes, set[int]] = {}
+        if not hot:
+            return cands
+        unindexed = ({v for v in hot if self.engine.get(_unindexed_key(iid, v)) is not None}
+                     if self.shared else hot & iv.unindexed)
+        if unindexed:
+            pre = instance_prefix(iid)
+            for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
+                v = _version_of(k)
+                if v in hot:
+                    cands.setdefault(k[len(pre):-SUFFIX_LEN], set()).add(v)
+            return cands
+        for v in sorted(hot):
+            for _, packed in self.engine.scan(KeyRange.prefix(written_prefix(iid, v))):
+                for tk in unpack_tkeys(packed):
+                    cands.setdefault(tk, set()).add(v)
+        return cands
+
+    def diff(self, a: VersionedCtx, b: VersionedCtx) -> Iterator[tuple[bytes, object, object]]:
+        """``(tkey, value at a, value at b)`` for every TKey whose read differs between two
+        contexts of one instance, in TKey order; a value is bytes, ``None`` (absent) or
+        :data:`CONFLICT` (the read conflicts at that merge version; reported for keys
+        written between the contexts). A key rewritten with the same bytes does not
+        differ. See :meth:`diff_candidates` for the cost: per
+        candidate, a side with a linear ancestry that wrote the key reads one key at its
+        nearest revision; other sides read normally."""
+        cands = self.diff_candidates(a, b)
+        tks = sorted(cands)
+        for i in range(0, len(tks), DIFF_BATCH):
+            chunk = tks[i:i + DIFF_BATCH]
+            va = self._diff_reads(a, chunk, cands)
+            vb = self._diff_reads(b, chunk, cands)
+            for tk, x, y in zip(chunk, va, vb, strict=True):
+                if x is CONFLICT or y is CONFLICT or x != y:
+                    yield tk, x, y
+
+    def _diff_reads(self, ctx: VersionedCtx, tks: list[bytes],
+                    cands: dict[bytes, set[int]]) -> list[object]:
+        """Reads of ``tks`` at ``ctx`` for :meth:`diff`. On a linear ancestry, versions
+        between the two sides are nearer than common ancestors, so for a key written at
+        some of them the nearest one holds the winning revision: its value key, or (none
+        there) a tombstone; those are read in one batched get. Other keys read normally."""
+        out: list[object] = [None] * len(tks)
+        direct: list[int] = []
+        keys: list[bytes] = []
+        slow: list[int] = []
+        if ctx.ancestry.linear:
+            pos = ctx.ancestry.pos
+            pre = ctx.prefix
+            for j, tk in enumerate(tks):
+                best = -1
+                bp = 1 << 62
+                for v in cands[tk]:
+                    p = pos.get(v)
+                    if p is not None and p < bp:
+                        best, bp = v, p
+                if best < 0:
+                    slow.append(j)
+                else:
+                    direct.append(j)
+                    keys.append(pre + tk + best.to_bytes(4, "big") + b"\x03")
+        else:
+            slow = list(range(len(tks)))
+        if keys:
+            for j, val in zip(direct, self.engine.get_many(keys), strict=True):
+                out[j] = val
+        if slow:
+            try:
+                for j, val in zip(slow, self.get_many(ctx, [tks[j] for j in slow]), strict=True):
+                    out[j] = val
+            except Conflict:  # some key conflicts: read them one by one
+                for j in slow:
+                    try:
+                        out[j] = self.get(ctx, tks[j])
+                    except Conflict:
+                        out[j] = CONFLICT
+        return out
+
     # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
 
     def resolve_plan(self, ctxs: Sequence[VersionedCtx]) -> Iterator[KeyResolution]:
@@ -464,6 +645,9 @@ class VersionedStore:
         """Physically remove every key of an instance at every version."""
         with self._iv_lock:
             n = self.engine.delete_range(KeyRange.prefix(instance_prefix(instance_id)))
+            self.engine.delete_range(KeyRange.prefix(written_prefix(instance_id)))
+            self.engine.delete_range(KeyRange.prefix(
+                meta_key(b"vku/" + instance_id.to_bytes(4, "big"))))
             self.engine.delete(_vset_key(instance_id))
             self._iv.pop(instance_id, None)
         return n
@@ -478,7 +662,7 @@ class VersionedStore:
             iv = self._iv[iid]
             data = iv.data | {version} if new_data else iv.data
             tomb = iv.tomb | {version} if new_tomb else iv.tomb
-            nxt = _InstanceVersions(set(data), set(tomb))
+            nxt = _InstanceVersions(set(data), set(tomb), unindexed=iv.unindexed)
             wb.put(_vset_key(iid), nxt.to_json())
             wb.commit()
             self._iv[iid] = nxt
@@ -587,12 +771,16 @@ class VersionedBatch:
         self._iv = store._versions(ctx.instance_id)
         self._new_data = False
         self._new_tomb = False
+        #: TKeys written (for the written-keys index); None: not indexed (unversioned)
+        self._written: list[bytes] | None = [] if ctx.versioned else None
 
     def put(self, tk: bytes, value: bytes) -> None:
         """Queue a write of ``tk``."""
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.put(base + b"\x03", value)
+        if self._written is not None:
+            self._written.append(tk)
         if c.versioned and (self._new_tomb or c.version in self._iv.tomb):
             self.wb.delete(base + b"\x4f")
         if c.version not in self._iv.data:
@@ -604,6 +792,8 @@ class VersionedBatch:
         c = self.ctx
         base = c.prefix + tk + c.vbytes
         self.wb.delete(base + b"\x03")
+        if self._written is not None:
+            self._written.append(tk)
         if c.versioned and c.ancestry.order[1:]:
             self.wb.put(base + b"\x4f", b"")
             if c.version not in self._iv.tomb:
@@ -613,6 +803,10 @@ class VersionedBatch:
     def commit(self) -> None:
         """Apply the queued operations."""
         c = self.ctx
+        if self._written:
+            self.wb.put(written_prefix(c.instance_id, c.version) + _batch_id(),
+                        pack_tkeys(self._written))
+            self._written = []
         self.store._commit(self.wb, c.instance_id, self._new_data, self._new_tomb, c.version)
 
     def __enter__(self) -> VersionedBatch:

@@ -186,6 +186,52 @@ class Annotation(SyncMixin, Datatype):
         bx, by, bz = self.block_size
         return (x * bx, y * by, z * bz), ((x + 1) * bx, (y + 1) * by, (z + 1) * bz)
 
+    def describe_key(self, tk: bytes) -> Any:
+        """Block lists show as ``{"block": [x, y, z]}``, label lists as ``{"label": id}``,
+        tag lists as ``{"tag": name}``."""
+        c = tk[:1]
+        if c == bytes((BLOCK_CLASS,)):
+            return {"block": list(decode_block_tkey(tk))}
+        if c == bytes((LABEL_CLASS,)):
+            return {"label": decode_label_tkey(tk)}
+        if c == bytes((TAG_CLASS,)):
+            return {"tag": tk[2:-1].decode("utf-8", "replace")}
+        return super().describe_key(tk)
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any]:
+        """Elements added, deleted and changed (by position, from the changed block
+        lists), and moved (an ``element-move`` on the way to ``to`` whose old position is
+        gone and whose new one appeared); label lists whose elements changed."""
+        old: dict[tuple[int, ...], bytes] = {}
+        new: dict[tuple[int, ...], bytes] = {}
+        labels = []
+        for tk, a, b in changes:
+            if tk[:1] == bytes((LABEL_CLASS,)):
+                labels.append(decode_label_tkey(tk))
+            if tk[:1] != bytes((BLOCK_CLASS,)):
+                continue
+            for raw, side in ((a, old), (b, new)):
+                if isinstance(raw, bytes):
+                    lst = decode_list(raw, "block list")
+                    side.update((tuple(int(x) for x in lst.pos[i]), lst.json_at(i))
+                                for i in range(len(lst)))
+        added = {p for p in new if p not in old}
+        deleted = {p for p in old if p not in new}
+        changed = sorted(p for p in new if p in old and new[p] != old[p])
+        moved = []
+        for rec in self.mutations_between(changes)["to"]:
+            if rec.get("Action") == "element-move":
+                f, t = tuple(rec.get("From", ())), tuple(rec.get("To", ()))
+                if f in deleted and t in added:
+                    moved.append([list(f), list(t)])
+                    deleted.discard(f)
+                    added.discard(t)
+        return {"elements_added": [list(p) for p in sorted(added)],
+                "elements_deleted": [list(p) for p in sorted(deleted)],
+                "elements_changed": [list(p) for p in changed],
+                "elements_moved": moved, "labels_changed": sorted(labels)}
+
     def roi_filter_value(self, tk: bytes, value: bytes,
                          inside: Callable[[Any], np.ndarray]) -> bytes | None:
         """Block, label and tag lists keep only the elements whose position is ``inside``

@@ -31,6 +31,9 @@ from dvidpy.keys import data_key, instance_prefix, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 from storage.base import KeyRange
 
+#: edits whose mutation-log record is DVID's completed-mutation message (``merge-complete``)
+COMPLETED = frozenset({"merge", "cleave", "split", "split-supervoxel", "renumber"})
+
 U64_MAX = 2**64 - 1
 MAX_SCALE = 20
 #: most voxels one request reads or writes (also bounded by maxRequestBytes / 8)
@@ -299,6 +302,10 @@ class LabelmapCore(Datatype):
             start = max(self.repo_max_label(), self._pending_repo_max) + 1
         if start + n - 1 > U64_MAX:
             raise BadRequest("label ids exhausted")
+        ceiling = self._counter("nextlabelceiling") if nxt else 0
+        if ceiling and start + n - 1 > ceiling:
+            raise BadRequest(f"allocating {n} label(s) from {start} would pass the ceiling "
+                             f"{ceiling} set by set-nextlabel")
         self.note_labels(ctx, b, start + n - 1)
         return start
 
@@ -430,6 +437,26 @@ class LabelmapCore(Datatype):
                 out.blocks[bk].counts[label] = c
         return out if len(out.blocks) else None
 
+    def index_before(self, ctx: VersionedCtx, label: int, mutid: int) -> Any:
+        """The newest stored label index of ``label`` on ``ctx``'s branch (this version,
+        then its ancestors) written before mutation ``mutid`` (``last_mutid < mutid``), or
+        None. Each version keeps only its last revision of an index, so this is the state
+        before ``mutid`` exactly when no later edit of the label in the same version
+        overwrote it."""
+        tk = L.index_tkey(label)
+        iid = self.meta.instance_id
+        for v in ctx.ancestry.order:
+            raw = self.store.engine.get(data_key(iid, tk, v))
+            if raw is None:
+                continue
+            try:
+                idx = L.parse_index(raw)
+            except Exception as e:
+                raise BadRequest(f"stored label index of {label} is corrupt: {e}") from None
+            if idx.last_mutid < mutid:
+                return idx if len(idx.blocks) else None
+        return None
+
     def put_index(self, ctx: VersionedCtx, b: VersionedBatch, idx: Any, mutid: int) -> None:
         """Write (or delete, when it has no blocks) a body's index in batch ``b``."""
         if not len(idx.blocks):
@@ -538,6 +565,9 @@ class LabelmapCore(Datatype):
     def log_mutation(self, ctx: VersionedCtx, b: VersionedBatch, mutid: int,
                      record: dict[str, Any]) -> dict[str, Any]:
         """Append a completed-mutation record (``GET mutations``) in batch ``b``."""
+        action = record.get("Action")
+        if action in COMPLETED:
+            record = {**record, "Action": f"{action}-complete"}
         rec = {**record, "UUID": ctx.node.uuid, "MutationID": mutid,
                "Timestamp": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         if ctx.user:
@@ -545,7 +575,52 @@ class LabelmapCore(Datatype):
         if ctx.app:
             rec["App"] = ctx.app
         b.put(L.mutlog_tkey(ctx.version, mutid), json.dumps(rec).encode())
+        self.manager.mutations.enqueue(self, rec, b.wb)
         return rec
+
+    # ----- version diff -----------------------------------------------------------------
+
+    def describe_key(self, tk: bytes) -> Any:
+        """Blocks as ``{"block": [x, y, z], "scale": s}``, label indices as
+        ``{"label": body}``, mappings as ``{"supervoxel": sv}``; counters and the
+        mutation log are left out."""
+        c = tk[0] if tk else -1
+        if c == L.BLOCK_CLASS:
+            s, x, y, z = L.decode_block_tkey(tk)
+            return {"block": [x, y, z], "scale": s}
+        if c == L.INDEX_CLASS:
+            return {"label": int.from_bytes(tk[2:10], "big")}
+        if c == L.MAPPING_CLASS:
+            return {"supervoxel": int.from_bytes(tk[2:10], "big")}
+        if c == L.MAXLABEL_CLASS:
+            return "maxlabel"
+        if c in (L.COUNTER_CLASS, L.MUTLOG_CLASS):
+            return None
+        return super().describe_key(tk)
+
+    def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
+                     changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any]:
+        """Bodies added, changed and deleted (from their label indices), supervoxels whose
+        mapping changed, blocks rewritten per scale, and the completed-mutation records on
+        the way to ``to`` (``mutations``) and only on the way to ``from``
+        (``mutations_from``)."""
+        bodies: dict[str, list[int]] = {"added": [], "changed": [], "deleted": []}
+        remapped = 0
+        blocks: dict[int, int] = {}
+        for tk, old, new in changes:
+            c = tk[0]
+            if c == L.INDEX_CLASS:
+                kind = "added" if old is None else "deleted" if new is None else "changed"
+                bodies[kind].append(int.from_bytes(tk[2:10], "big"))
+            elif c == L.MAPPING_CLASS:
+                remapped += 1
+            elif c == L.BLOCK_CLASS:
+                blocks[tk[2]] = blocks.get(tk[2], 0) + 1
+        muts = self.mutations_between(changes, L.MUTLOG_CLASS)
+        return {"bodies_added": bodies["added"], "bodies_changed": bodies["changed"],
+                "bodies_deleted": bodies["deleted"], "supervoxels_remapped": remapped,
+                "blocks_changed": {str(k): v for k, v in sorted(blocks.items())},
+                "mutations": muts["to"], "mutations_from": muts["from"]}
 
     def mutation_records(self, ctx: VersionedCtx, version: int | None = None,
                          ) -> list[dict[str, Any]]:

@@ -48,7 +48,13 @@ Sparse volumes
     S block spans`` per body with an index in [start, end].
 Labels and mapping
     ``GET maxlabel`` (400 "No maximum label" when none), ``POST maxlabel/{N}``,
-    ``GET nextlabel``, ``POST nextlabel/{count}`` → ``{"start","end"}``.
+    ``GET nextlabel``, ``POST nextlabel/{count}`` → ``{"start","end"}``,
+    ``POST set-nextlabel/{label}[?ceiling=N]`` (admin; allocations past the ceiling fail),
+    ``GET index-version/{label}`` (UUID of the version holding the index),
+    ``GET index/{label}?mutid=M`` (the newest stored index written before mutation M),
+    ``GET map-stats``, ``GET metadata`` (nd-data JSON), ``POST resolution`` ``[x,y,z]``,
+    ``GET proximity/{target},{l2},...`` (per shared block, the smallest voxel distance;
+    see :mod:`datatypes.labelmap.more`).
     ``GET mapping`` body ``[sv,...]`` → bodies (0 unknown/retired; ``nolookup=true``
     skips the index check); ``GET mappings[?format=binary]``; ``POST mappings``
     (protobuf MappingOps). ``GET|POST index/{label}``, ``GET|POST indices`` (protobuf).
@@ -70,7 +76,9 @@ Edits (each gets a MutationID, a ``GET mutations`` record and a sync event)
     body, partially covered ones are split into new split/remain supervoxels.
     ``POST renumber`` body ``[new1, old1, ...]``: each old body becomes the (unused)
     new id; one mutation per pair; other supervoxel mappings are untouched.
-    ``GET mutations`` → this version's completed-mutation records;
+    ``GET mutations`` → this version's completed-mutation records (DVID's actions:
+    ``merge-complete``, ``cleave-complete``, ``split-complete``,
+    ``split-supervoxel-complete``, ``renumber-complete``, ``setnextlabel``);
     ``GET mutations-range/{beg}/{end}`` → one array over the versions beg..end;
     ``GET history/{label}/{from}/{to}`` → concatenated JSON objects (no brackets) of the
     merges/cleaves/splits/supervoxel splits that built ``label`` (as of ``to``).
@@ -92,12 +100,12 @@ Sync events (``SyncEvent.kind`` → ``payload``; arrays are supervoxel ids, coor
 from __future__ import annotations
 
 from datatypes.labelmap import layout as L
-from datatypes.labelmap.extras import ExtrasMixin
+from datatypes.labelmap.more import MoreMixin
 from dvidpy.datatype import register_datatype
 
 
 @register_datatype
-class Labelmap(ExtrasMixin):
+class Labelmap(MoreMixin):
     """The labelmap datatype."""
 
     type_name = "labelmap"

@@ -67,47 +67,10 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         bx, by, bz = (b * f for b in self.block_size)
         return (x * bx, y * by, z * bz), ((x + 1) * bx, (y + 1) * by, (z + 1) * bz)
 
-    # ----- versions named in the path -----------------------------------------------
-
-    def _ctx_at(self, call: Call, spec: str) -> VersionedCtx:
-        """Context of this instance at the version ``spec`` (UUID prefix / branch syntax);
-        400 when it is unknown or in another repo."""
-        repo, node = self.manager.resolve(spec)
-        if repo is not self.repo:
-            raise BadRequest(f"version {spec!r} is not in the repo of {self.meta.name!r}")
-        return self.manager.context(self, node, call.ctx.user, call.ctx.app)
-
-    def _version_chain(self, call: Call) -> tuple[VersionedCtx, VersionedCtx, list[int]]:
-        """``(from ctx, to ctx, versions from → to)`` for the path parameters ``from`` and
-        ``to``; the first must be an ancestor of (or equal to) the second, else 400. The
-        chain follows the second's ancestry (first parents at merge nodes)."""
-        beg = self._ctx_at(call, call.params["from"])
-        end = self._ctx_at(call, call.params["to"])
-        if beg.version not in end.ancestry.pos:
-            raise BadRequest(f"version {beg.node.uuid} is not an ancestor of {end.node.uuid}")
-        chain = []
-        v = end.version
-        while True:
-            chain.append(v)
-            if v == beg.version:
-                break
-            parents = self.repo.dag.node(v).parents
-            nxt = [p for p in parents if beg.version in self.repo.dag.ancestry(p).pos]
-            if not nxt:  # pragma: no cover - guarded by the ancestry test above
-                raise BadRequest("broken version chain")
-            v = nxt[0]
-        return beg, end, chain[::-1]
-
-    @endpoint("GET", "mutations-range/{from}/{to}", "Mutation records of every version from "
-              "one to another", params=_FROM_TO)
-    def _get_mutations_range(self, call: Call) -> Response:
-        """One JSON array of the mutation records of every version from ``{from}`` to
-        ``{to}`` (inclusive, ancestor first)."""
-        _, end, chain = self._version_chain(call)
-        recs: list[dict[str, Any]] = []
-        for v in chain:
-            recs.extend(self.mutation_records(end, v))
-        return Response(_compact(recs), media_type="application/json")
+    def mutations(self, ctx: VersionedCtx, version: int | None = None) -> list[dict[str, Any]]:
+        """The completed-mutation records written at ``version`` (default ``ctx``'s), as
+        ``GET mutations`` and the base ``GET mutations-range`` read them."""
+        return self.mutation_records(ctx, version)
 
     @endpoint("GET", "history/{label}/{from}/{to}", "The edits that built a label between "
               "two versions", params=(LABEL, *_FROM_TO))
@@ -119,7 +82,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         listed. 400 when ``{from}`` is not an ancestor of ``{to}``; 404 when ``label`` has
         no index at ``{to}``."""
         label = nonzero(call.params["label"])
-        beg, end, chain = self._version_chain(call)
+        beg, end, chain = self.version_chain(call)
         idx = self.get_index(end, label)
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} not found in {self.meta.name!r} at {end.node.uuid}")
@@ -129,7 +92,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         out: list[bytes] = []
         for v in chain:
             for r in self.mutation_records(end, v):
-                a = r.get("Action")
+                a = str(r.get("Action", "")).removesuffix("-complete")
                 o: dict[str, Any] | None = None
                 if a == "renumber" and r.get("OrigLabel") in orig:
                     orig.add(r["NewLabel"])  # follow the body under its new id
@@ -162,7 +125,7 @@ class ExtrasMixin(WritesMixin, ReadsMixin):
         for v in ctx.ancestry.order:
             ops = []
             for r in self.mutation_records(ctx, v):
-                a = r.get("Action")
+                a = str(r.get("Action", "")).removesuffix("-complete")
                 if a == "split-supervoxel":
                     ops.append([r["MutationID"], r["Supervoxel"], r["RemainSupervoxel"],
                                 r["SplitSupervoxel"]])

@@ -665,12 +665,13 @@ class ReadsMixin(LabelmapCore):
     @endpoint("GET", "index/{label}", "A body's LabelIndex protobuf (or its metadata as JSON)",
               params=(LABEL,), returns={200: (OCTET, JSON)}, query=(
                   Q("metadata-only", "bool", "answer only the index metadata, as JSON"),
-                  Q("mutid", "uint64", "the index before that mutation (not kept: 404)")))
+                  Q("mutid", "uint64", "the newest stored index written before that mutation (404 "
+                                    "when none is kept)")))
     def _get_index(self, call: Call) -> Any:
         label = nonzero(call.params["label"])
-        if call.params["mutid"] is not None:
-            raise NotFound("label indices before a given mutation are not kept")
-        idx = self.get_index(call.ctx, label)
+        mutid = call.params["mutid"]
+        idx = (self.get_index(call.ctx, label) if mutid is None
+               else self.index_before(call.ctx, label, mutid))
         if idx is None or not len(idx.blocks):
             raise NotFound(f"label {label} has no index in {self.meta.name!r}")
         if flag(call, "metadata-only"):

@@ -34,6 +34,7 @@ from dvidpy import jsonio
 from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
 from dvidpy.errors import BadRequest, DvidError, Unauthorized
 from dvidpy.http.body import read_body
+from dvidpy.http.load import LoadCounters
 from dvidpy.http.spec import RouteSpec, Segment
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class ServerState:
     mgr: RepoManager
     started: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
+    load: LoadCounters = field(default_factory=LoadCounters)
     #: the server's :class:`~dvidpy.auth.service.Auth` (None: every request allowed)
     auth: Any = None
 
@@ -273,20 +275,29 @@ class Dispatcher:
             return
         t0 = time.perf_counter()
         status = [0]
+        nbytes = [0, 0]  # body bytes received, sent (for /api/load)
         cors = self.cors_headers(scope)
+        self.state.load.begin()
+
+        async def counting_receive() -> Message:
+            msg = await receive()
+            nbytes[0] += len(msg.get("body", b""))
+            return msg
 
         async def send_wrapper(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 status[0] = msg["status"]
                 if cors:
                     msg["headers"] = [*msg.get("headers", ()), *cors]
+            else:
+                nbytes[1] += len(msg.get("body", b""))
             await send(msg)
 
         method = scope["method"]
         try:
-            resp = await self.respond(scope, receive, method, bool(cors))
+            resp = await self.respond(scope, counting_receive, method, bool(cors))
             try:
-                await resp(scope, receive, send_wrapper)
+                await resp(scope, counting_receive, send_wrapper)
             except DvidError as e:  # raised by a stream before its first write
                 if status[0] != 0:
                     raise
@@ -297,9 +308,13 @@ class Dispatcher:
                 await PlainTextResponse("internal error", status_code=500)(
                     scope, receive, send_wrapper)
         finally:
+            dt = time.perf_counter() - t0
+            hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
+                       if scope["path"] == "/api/heartbeat" else "")
+            self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], hb_user)
             user = scope.get("dvidpy.user")
             log.info("%s %s %d %.1fms%s", method, scope["path"], status[0],
-                     (time.perf_counter() - t0) * 1e3, f" user={user}" if user else "")
+                     dt * 1e3, f" user={user}" if user else "")
 
     def _preflight(self, scope: Scope, allowed: bool) -> Response:
         if not allowed and (self.cors_origins or self.cors_credentials):

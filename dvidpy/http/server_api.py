@@ -1,35 +1,52 @@
-"""Server-level routes (dvid-api.md §4): ``/api/heartbeat``, ``/api/server/...``,
-``/api/load``, ``/api/help``, ``/api/repos``."""
+"""Server-level routes (dvid-api.md §4): ``/api/heartbeat``, ``/api/user-latencies``,
+``/api/server/...``, ``/api/load``, ``/api/storage``, ``/api/help``, ``/api/repos``.
+
+``/api/server/info`` reports ``"DVID Version"`` in DVID's ``git describe`` form
+(:data:`DVID_VERSION`, the DVID release whose API this server follows; clients such as
+neuclease parse it to choose formats) and dvidpy's own version as ``"dvidpy Version"``.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from dvidpy import __version__
 from dvidpy.datatype import datatypes as registered_datatypes
-from dvidpy.errors import BadRequest
+from dvidpy.errors import BadRequest, NotFound
 from dvidpy.http.router import HttpCall
-from dvidpy.http.spec import TEXT, Body, Param
+from dvidpy.http.spec import OCTET, TEXT, Body, Param, Q
 from dvidpy.http.table import RouteTable
 
 routes = RouteTable("server")
-LOAD_FIELDS = (
-    "file bytes read", "file bytes written", "key bytes read", "key bytes written",
-    "value bytes read", "value bytes written", "GET requests", "PUT requests",
-    "handlers active", "goroutines", "active CGo writes", "pending log messages",
-)
+log = logging.getLogger("dvidpy")
+#: the DVID release whose HTTP API this server follows, as ``git describe`` prints it
+DVID_VERSION = "v1.0.0"
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
-@routes.get("/api/heartbeat", "Liveness probe: answers OK", returns=TEXT, access="public",
-            inline=True)
+@routes.get("/api/heartbeat", "Liveness probe: answers OK (u=USER records a latency)",
+            returns=TEXT, access="public", inline=True,
+            query=(Q("u", "str", "user whose latency to record"),))
 def heartbeat(call: HttpCall) -> Response:
     return PlainTextResponse("OK")
+
+
+@routes.get("/api/user-latencies", "Heartbeat latencies (ms) by user, or of one user",
+            inline=True, query=(Q("u", "str", "only this user (null when unknown)"),))
+def user_latencies(call: HttpCall) -> Any:
+    lat = call.state.load.latencies
+    u = call.params.get("u")
+    if u:
+        return lat.get(u)
+    return {k: dict(v) for k, v in lat.items()}
 
 
 @routes.get("/api/server/info", "Server description (DVID's fields, all strings)", inline=True)
@@ -42,7 +59,8 @@ def server_info(call: HttpCall) -> Any:
         "Cores": str(os.cpu_count() or 1),
         "Maximum Cores": str(os.cpu_count() or 1),
         "Datastore Version": "1",
-        "DVID Version": f"dvidpy {__version__}",
+        "DVID Version": DVID_VERSION,
+        "dvidpy Version": __version__,
         "Storage backend": engines,
         "Server time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "Server uptime": f"{up}s",
@@ -51,7 +69,89 @@ def server_info(call: HttpCall) -> Any:
         "Note": s.note,
         "TOML location": s.toml_path if admin else "",
         "Max Open Files": "0",
+        **({"Mode": {"readonly": "read only", "fullwrite": "allow writes on committed nodes"}[
+            s.rwmode]} if s.rwmode else {}),
+        **({"Kafka Servers": ",".join(map(str, s.mutations.dvid["kafka"].get("servers", [])))}
+           if "kafka" in s.mutations.dvid else {}),
     }
+
+
+@routes.get("/api/server/config", "The configuration TOML as written", returns=TEXT,
+            access="admin")
+def server_config(call: HttpCall) -> Response:
+    """The raw TOML the server was started with; without a file, the equivalent TOML of
+    its settings (stores and backends)."""
+    s = call.settings
+    if s.toml_path:
+        try:
+            return PlainTextResponse(Path(s.toml_path).read_text())
+        except OSError as e:
+            raise BadRequest(f"cannot read configuration {s.toml_path}: {e}") from None
+    lines = ["[server]", f'httpAddress = "{s.host}:{s.port}"', f"note = {_toml_str(s.note)}",
+             ""]
+    for alias, st in s.stores.items():
+        lines += [f"[store.{alias}]", f"engine = {_toml_str(st.engine)}"]
+        if st.location:
+            lines.append(f"path = {_toml_str(st.location)}")
+        lines.append("")
+    for rule, alias in s.backend.items():
+        lines += [f"[backend.{_toml_str(rule)}]", f"store = {_toml_str(alias)}", ""]
+    return PlainTextResponse("\n".join(lines))
+
+
+def _toml_str(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@routes.get("/api/storage", "Log a storage summary (keys and bytes per instance)",
+            returns=(TEXT, "application/json"), access="admin",
+            query=(Q("result", "bool", "answer the last summary as JSON instead"),))
+def storage_summary(call: HttpCall) -> Response:
+    """Starts a summary in the background (one scan of every instance) and answers at
+    once, as DVID does; the summary goes to the server log and to ``?result=true``."""
+    mgr = call.mgr
+    state = call.state.extras
+    if call.params.get("result"):
+        last = state.get("storage-summary")
+        if last is None:
+            raise NotFound("no storage summary has been computed yet")
+        from dvidpy.datatype import json_response
+
+        return json_response(last)
+
+    def run() -> None:
+        from dvidpy.keys import instance_prefix
+        from storage.base import KeyRange
+
+        out: dict[str, Any] = {}
+        for root, repo in list(mgr.repos.items()):
+            for name, inst in list(repo.instances.items()):
+                n = size = 0
+                rng = KeyRange.prefix(instance_prefix(inst.meta.instance_id))
+                for k, v in inst.store.engine.scan(rng):
+                    n += 1
+                    size += len(k) + len(v)
+                out[f"{root}/{name}"] = {"TypeName": inst.type_name, "Keys": n, "Bytes": size}
+                log.info("storage summary: repo %s instance %s (%s): %d keys, %d bytes",
+                         root, name, inst.type_name, n, size)
+        state["storage-summary"] = out
+
+    threading.Thread(target=run, name="storage-summary", daemon=True).start()
+    return PlainTextResponse("Storage summary requested.  Check log for details.\n")
+
+
+@routes.get("/api/server/blobstore/{ref}", "A blob by reference, from any instance",
+            returns=OCTET, params=(Param("ref", "str", "content reference"),))
+def server_blob(call: HttpCall) -> Response:
+    """The blobstore blob with reference ``ref`` (mutation-log bodies, split RLEs), looked
+    up in every instance; 404 when none has it."""
+    ref = call.params["ref"]
+    for repo in list(call.mgr.repos.values()):
+        for inst in list(repo.instances.values()):
+            data = inst.get_blob(ref)
+            if data is not None:
+                return Response(data, media_type="application/octet-stream")
+    raise NotFound(f"no blob with reference {ref!r}")
 
 
 @routes.get("/api/server/note", "The server's note from its configuration", returns=TEXT,
@@ -75,10 +175,12 @@ def compiled_types(call: HttpCall) -> Any:
     return {n: c.type_url for n, c in registered_datatypes().items()}
 
 
-@routes.get("/api/load", "Load counters (DVID's fields) and the cache tier's hits/misses",
-            inline=True)
+@routes.get("/api/load", "Load: requests and bytes per second, handlers active, and the "
+            "cache tier's hits/misses", inline=True)
 def load(call: HttpCall) -> Any:
-    return {**dict.fromkeys(LOAD_FIELDS, 0), **call.mgr.cache_stats()}
+    """DVID's fields as per-second rates over the last seconds (see
+    :mod:`dvidpy.http.load`), plus the cache tier's counters."""
+    return {**call.state.load.snapshot(), **call.mgr.cache_stats()}
 
 
 @routes.get("/api/help", "HTML index of the datatypes and the API", returns="text/html",

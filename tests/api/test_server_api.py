@@ -39,7 +39,7 @@ def test_server_endpoints(c: TestClient) -> None:
                            ("labelsz", "threshold")):
         assert word in c.get(f"/api/help/{typename}").text, typename
     assert c.get("/api/help/nope").status_code == 400
-    assert c.get("/api/load").json()["GET requests"] == 0
+    assert c.get("/api/load").json()["GET requests"] > 0
     r = c.options("/api/repos/info")
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
 

@@ -89,7 +89,7 @@ def test_labelmap_edit_chain_versions_restart(server, client) -> None:
     assert r.status_code == 200, r.text
     new = r.json()["label"]
     rec = c.get(f"{base}/mutations").json()[-1]
-    assert rec["Action"] == "split" and rec["NewLabel"] == new
+    assert rec["Action"] == "split-complete" and rec["NewLabel"] == new
     old_sv = m.sv.copy()
     splits = {int(k): v for k, v in rec["SVSplits"].items()}
     for s in np.unique(old_sv[bmask]).tolist():
@@ -104,8 +104,8 @@ def test_labelmap_edit_chain_versions_restart(server, client) -> None:
     r = c.get(f"{base}/sparsevol/{new}")
     assert np.array_equal(spans_to_mask(decode_rles(r.content), SHAPE), bmask)
     muts = c.get(f"{base}/mutations").json()
-    assert [x["Action"] for x in muts] == ["merge"] * 3 + ["cleave", "split-supervoxel",
-                                                           "split"]
+    assert [x["Action"] for x in muts] == ["merge-complete"] * 3 + [
+        "cleave-complete", "split-supervoxel-complete", "split-complete"]  # DVID's names
     assert all(muts[i]["MutationID"] < muts[i + 1]["MutationID"] for i in range(5))
     # neuclease-style block fetch of mapped bodies
     r = c.get(f"{base}/specificblocks?blocks=0,0,0,2,1,1")

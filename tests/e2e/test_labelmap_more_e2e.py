@@ -270,8 +270,9 @@ def test_renumber_history_splits_across_versions(server, client) -> None:
     assert np.array_equal(spans_to_mask(decode_rles(c.get(f"{base}/sparsevol/{new1}").content),
                                         SHAPE), bodies == new1)
     muts = c.get(f"{base}/mutations").json()
-    assert [x["Action"] for x in muts] == ["merge", "merge", "split-supervoxel", "cleave",
-                                           "renumber", "renumber"]
+    assert [x["Action"] for x in muts] == [
+        f"{a}-complete" for a in ("merge", "merge", "split-supervoxel", "cleave", "renumber",
+                                  "renumber")]
     assert (muts[-2]["NewLabel"], muts[-2]["OrigLabel"]) == (new1, a)
     # parent untouched
     got0 = np.frombuffer(c.get(f"{base0}/raw/0_1_2/48_32_32/0_0_0").content, "<u8")

@@ -79,7 +79,10 @@ def populate(c: httpx.Client) -> list[str]:
     root = _ok(c.post("/api/repos", json={"alias": "fuzz"})).json()["root"]
     types = _ok(c.get("/api/server/compiled-types")).json()
     special = {"labelmap": {"BlockSize": "16,16,16"}, "uint8blk": {"BlockSize": "16,16,16"},
-               "labelsz": {}, "annotation": {}}
+               "labelarray": {"BlockSize": "16,16,16"}, "labelblk": {"BlockSize": "16,16,16"},
+               "labelvol": {"sync": "labelblk1"},
+               "labelsz": {}, "annotation": {},
+               "tarsupervoxels": {"Extension": "drc", "sync": "labelmap1"}}
     made = []
     for t in sorted(types):
         extra = special.get(t, {})
@@ -93,15 +96,21 @@ def populate(c: httpx.Client) -> list[str]:
     if "uint8blk" in made:
         vol = np.arange(32 * 32 * 32, dtype=np.uint8).tobytes()
         _ok(c.post(f"{base}/uint8blk1/raw/0_1_2/32_32_32/0_0_0", content=vol))
-    if "labelmap" in made:
-        lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
-        _ok(c.post(f"{base}/labelmap1/raw/0_1_2/32_32_32/0_0_0", content=lab))
+    lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
+    for t in ("labelmap", "labelarray", "labelblk"):
+        if t in made:
+            _ok(c.post(f"{base}/{t}1/raw/0_1_2/32_32_32/0_0_0", content=lab))
     if "roi" in made:
         _ok(c.post(f"{base}/roi1/roi", json=[[0, 0, 0, 1], [1, 0, 0, 1]]))
     if "annotation" in made:
         _ok(c.post(f"{base}/annotation1/elements", json=[
             {"Pos": [1, 2, 3], "Kind": "PreSyn", "Tags": ["t"], "Rels": []},
             {"Pos": [5, 6, 7], "Kind": "PostSyn", "Rels": []}]))
+    if "neuronjson" in made:
+        _ok(c.post(f"{base}/neuronjson1/key/1?u=fuzz", json={"bodyid": 1, "status": "a"}))
+        _ok(c.post(f"{base}/neuronjson1/key/2?u=fuzz", json={"bodyid": 2, "tags": ["x"]}))
+    if "tarsupervoxels" in made:
+        _ok(c.post(f"{base}/tarsupervoxels1/supervoxel/1", content=b"mesh"))
     _ok(c.post(f"{base}/commit", json={"note": "fuzz root"}))
     child = _ok(c.post(f"{base}/newversion", json={})).json()["child"]
     return [child, root]
@@ -116,15 +125,19 @@ def ingest_job(c: httpx.Client, uuid: str) -> str:
 
 def narrow_uuids(doc: dict[str, Any], uuids: list[str],
                  jobs: list[str] | None = None) -> dict[str, Any]:
-    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID (and
-    every ingest ``job`` one of ``jobs`` or an unknown id)."""
-    for item in doc["paths"].values():
+    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID, every
+    ingest ``job`` one of ``jobs`` or an unknown id, and the mutation streams' ``follow``
+    fixed to ``false`` (a live tail never ends)."""
+    for path, item in doc["paths"].items():
         for op in item.values():
             for p in op.get("parameters", []):
                 if p["name"] == "uuid":
                     p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
                 elif p["name"] == "job" and jobs:
                     p["schema"] = {"type": "string", "enum": [*jobs, "0" * 16]}
+                if p["name"] == "follow" and path.endswith("/mutations/stream"):
+                    p["schema"] = {"type": "string", "enum": ["false"]}
+                    p["required"] = True  # never left to the Accept header
     return doc
 
 

@@ -118,7 +118,7 @@ class LabelmapMachine(RuleBasedStateMachine):
         r = self._ok(self.c.post(f"{self.base}/split/{b}", content=rle_body(mask)))
         new = r.json()["label"]
         rec = self.c.get(f"{self.base}/mutations").json()[-1]
-        assert rec["Action"] == "split" and rec["NewLabel"] == new
+        assert rec["Action"] == "split-complete" and rec["NewLabel"] == new
         svsplits = {int(k): v for k, v in rec["SVSplits"].items()}
         old_sv = self.model.sv.copy()
         for s in np.unique(old_sv[mask]).tolist():
