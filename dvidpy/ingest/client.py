@@ -39,6 +39,7 @@ from dvidpy.ingest.runner import (
     ChunkTask,
     DaskRunner,
     ThreadRunner,
+    check_scheduler,
     checksum,
     make_runner,
     read_chunk,
@@ -154,6 +155,7 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     token = token if token is not None else os.environ.get("DVIDPY_TOKEN", "")
     if workers < 1:
         raise IngestError("--workers must be at least 1")
+    check_scheduler(scheduler)  # before the job is made
     src = open_source(source, glob=glob, dataset=dataset)
     try:
         return _ingest(src, server, uuid, instance, z_range, box, offset, chunk, create,

@@ -228,7 +228,17 @@ def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
         return DaskRunner(workers)
     if scheduler == "local":
         return DaskRunner(workers)
-    if "://" not in scheduler:
+    check_scheduler(scheduler)
+    return DaskRunner(workers, scheduler)
+
+
+def check_scheduler(scheduler: str) -> None:
+    """:class:`IngestError` unless ``scheduler`` is ``threads``, ``local``, ``auto`` or
+    an address ``SCHEME://HOST:PORT`` (whether it answers is found out when connecting)."""
+    if scheduler in ("threads", "local", "auto"):
+        return
+    scheme, sep, rest = scheduler.partition("://")
+    host, _, port = rest.rpartition(":")
+    if not (sep and scheme.isalnum() and host and port.isdigit()):
         raise IngestError(f"--scheduler {scheduler!r}: threads, local, auto or a Dask "
                           "scheduler address such as tcp://host:8786")
-    return DaskRunner(workers, scheduler)

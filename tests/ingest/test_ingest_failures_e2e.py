@@ -73,6 +73,8 @@ def test_bad_sources_fail_before_any_upload(tmp_path: Path, server, client, repo
     cases["missing path"] = (tmp_path / "nope", [], "no such file or directory")
     cases["chunk off the blocks"] = (tmp_path / "ok", ["--chunk", "20,16,16"],
                                      "must be positive multiples of the block size")
+    cases["no such scheduler"] = (tmp_path / "ok", ["--scheduler", "tcp:/host"],
+                                  "a Dask scheduler address such as tcp://host:8786")
     for what, (src, extra, msg) in cases.items():
         r = ingest_cli(str(src), server.url, repo, "gray", "--scheduler", "threads", *extra)
         assert r.returncode == 1, (what, r.stdout, r.stderr)
