@@ -121,8 +121,9 @@ def get_chunks(call: HttpCall) -> Any:
                            'fingerprint, "replace": false}', schema=_ACK_SCHEMA))
 def ack(call: HttpCall) -> Any:
     """Needs write access to the job's instance."""
+    body = call.json("acknowledgement")  # a malformed body is a 400 before any lookup
     rec = _job(call, "write")
-    return job_store(call).ack(rec["id"], call.params["n"], call.json("acknowledgement"))
+    return job_store(call).ack(rec["id"], call.params["n"], body)
 
 
 @routes.post("/api/ingest/{job}/state", "Ask for a state: UPLOADING, DOWNSAMPLING (every "
@@ -131,9 +132,10 @@ def ack(call: HttpCall) -> Any:
                                                       schema=_STATE_SCHEMA))
 def set_state(call: HttpCall) -> Any:
     """Needs write access to the job's instance."""
+    body = call.json("state request")  # a malformed body is a 400 before any lookup
     rec = _job(call, "write")
     js = job_store(call)
-    return js.view(js.request_state(rec["id"], call.json("state request")))
+    return js.view(js.request_state(rec["id"], body))
 
 
 @routes.delete("/api/ingest/{job}", "Cancel an unfinished ingest job; forget a COMPLETE or "
