@@ -11,6 +11,7 @@ Every route is declared once, in the module of its level (dvid-api.md §2, §4-�
 ``dvidpy.http.docs_api``       ``/api/openapi.json``, ``/api/docs``
 ``dvidpy.auth.routes``         whoami, tokens, login, ``/api/repo/{uuid}/permissions``
 ``dvidpy.console.routes``      ``/``, ``/console/...`` (the web console)
+``dvidpy.boss.*``              ``/v1/...``: the Boss's API (see :mod:`dvidpy.boss`)
 datatypes (``@endpoint``)      ``/api/node/{uuid}/{data}/{keyword}/...``
 =============================  ===========================================================
 
@@ -32,6 +33,10 @@ import datatypes  # noqa: F401  (registers the built-in datatypes)
 from dvidpy import __version__
 from dvidpy.auth import routes as auth_api
 from dvidpy.auth.service import Auth
+from dvidpy.boss import cutout as boss_cutout
+from dvidpy.boss import groups as boss_groups
+from dvidpy.boss import objects as boss_objects
+from dvidpy.boss import resources as boss_resources
 from dvidpy.config import Settings
 from dvidpy.console import routes as console_routes
 from dvidpy.http import diff_api, docs_api, mutations_api, node_api, repo_api, server_api
@@ -44,7 +49,8 @@ from dvidpy.transfer import routes as transfer_api
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
                 ingest_api.routes, docs_api.routes, auth_api.routes, console_routes.routes,
-                mutations_api.routes, diff_api.routes)
+                mutations_api.routes, diff_api.routes, boss_resources.routes,
+                boss_cutout.routes, boss_objects.routes, boss_groups.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

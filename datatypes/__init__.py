@@ -2,6 +2,7 @@
 
 from datatypes import (
     annotation,
+    imageblk,
     keyvalue,
     labelarray,
     labelsz,
@@ -12,5 +13,5 @@ from datatypes import (
 )
 from datatypes.labelmap import datatype as labelmap
 
-__all__ = ["annotation", "keyvalue", "labelarray", "labelmap", "labelsz", "neuronjson", "roi",
-           "tarsupervoxels", "uint8blk"]
+__all__ = ["annotation", "imageblk", "keyvalue", "labelarray", "labelmap", "labelsz",
+           "neuronjson", "roi", "tarsupervoxels", "uint8blk"]

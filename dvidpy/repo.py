@@ -430,8 +430,11 @@ class RepoManager:
         try:
             return self._resolve(spec)
         except BadRequest:
-            if not self.refresh():
+            if not self.coordinated:
                 raise
+            # Retry even when refresh() finds nothing new: the poller thread may have
+            # applied the change between the miss and this call.
+            self.refresh()
         return self._resolve(spec)
 
     def _resolve(self, spec: str) -> tuple[Repo, Node]:

@@ -507,12 +507,17 @@ class VersionedStore:
             pos = ctx.ancestry.pos
             pre = ctx.prefix
             for j, tk in enumerate(tks):
-                best = -1
-                bp = 1 << 62
-                for v in cands[tk]:
-                    p = pos.get(v)
-                    if p is not None and p < bp:
-                        best, bp = v, p
+                vs = cands[tk]
+                if len(vs) == 1:  # the common case: one version between the sides wrote it
+                    (v,) = vs
+                    best = v if v in pos else -1
+                else:
+                    best = -1
+                    bp = 1 << 62
+                    for v in vs:
+                        p = pos.get(v)
+                        if p is not None and p < bp:
+                            best, bp = v, p
                 if best < 0:
                     slow.append(j)
                 else:

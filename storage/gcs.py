@@ -40,18 +40,16 @@ Semantics and costs, where they differ from the embedded engines:
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from google.api_core.exceptions import Conflict, Forbidden, NotFound, PreconditionFailed
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from storage.base import GuardedWriteBatch, KeyRange, KVEngine
-from storage.hexnames import HexNames, split_location
+from storage.base import KeyRange, KVEngine
+from storage.hexnames import split_location
+from storage.objectstore import ObjectStoreEngine
 from storage.registry import register_engine
 
 _OPTIONS = {"client", "project", "endpoint", "threads", "create_bucket"}
@@ -59,42 +57,11 @@ _LIST_PAGE = 1000  # GCS's maximum page size for objects.list
 _CONTENT_TYPE = "application/octet-stream"
 
 
-class GCSWriteBatch(GuardedWriteBatch):
-    """Collects operations; ``commit`` applies the last one per key, in parallel.
-
-    Not atomic: see the module docstring.
-    """
-
-    def __init__(self, engine: GCSEngine) -> None:
-        super().__init__()
-        self._engine = engine
-        self._ops: dict[bytes, bytes | None] = {}
-
-    def _queue(self, key: bytes, value: bytes | None) -> None:
-        key = bytes(key)
-        self._engine._name(key)  # validate now rather than at commit
-        self._ops.pop(key, None)  # keep insertion order = order of last operation
-        self._ops[key] = value
-
-    def _put(self, key: bytes, value: bytes) -> None:
-        self._queue(key, bytes(value))
-
-    def _delete(self, key: bytes) -> None:
-        self._queue(key, None)
-
-    def _write(self) -> None:
-        ops, self._ops = self._ops, {}
-        self._engine._apply(ops.items())
-
-
 @register_engine
-class GCSEngine(KVEngine):
+class GCSEngine(ObjectStoreEngine):
     """Ordered key-value store on a GCS bucket (optionally under a name prefix)."""
 
     name = "gcs"
-    atomic_batches = False
-    persistent = True
-    shareable = True
 
     def __init__(
         self,
@@ -105,16 +72,11 @@ class GCSEngine(KVEngine):
         threads: int = 16,
         owns_client: bool = False,
     ) -> None:
+        super().__init__(prefix, threads, "gcs-kv")
         self._client = client
         self._bucket = bucket
         self.bucket_name: str = bucket.name
-        self.prefix = prefix
-        self._names = HexNames(prefix)
-        self._threads = max(1, int(threads))
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gcs-kv")
         self._owns_client = owns_client
-        self._closed = False
-        self._close_lock = threading.Lock()
 
     @classmethod
     def open(cls, location: str, **options: Any) -> GCSEngine:
@@ -142,15 +104,6 @@ class GCSEngine(KVEngine):
             raise
         return cls(client, client.bucket(bucket_name), prefix, threads=threads, owns_client=owns)
 
-    # ----- naming --------------------------------------------------------------------------
-
-    def _name(self, key: bytes) -> str:
-        return self._names.name(key)
-
-    def _key(self, name: str) -> bytes | None:
-        """The key for an object name under the prefix, or None if it is not one of ours."""
-        return self._names.key(name)
-
     # ----- single-object operations ---------------------------------------------------------
 
     def _get_name(self, name: str) -> bytes | None:
@@ -171,26 +124,10 @@ class GCSEngine(KVEngine):
             return False
         return True
 
-    # ----- KVEngine ------------------------------------------------------------------------
-
-    def get(self, key: bytes) -> bytes | None:
-        """The stored value, or ``None`` when the object does not exist."""
-        return self._get_name(self._name(key))
-
-    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """Values for ``keys`` in order, fetched in parallel (not a snapshot)."""
-        names = [self._name(k) for k in keys]
-        if len(names) < 2:
-            return [self._get_name(n) for n in names]
-        return list(self._pool.map(self._get_name, names))
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Upload ``value`` as the object for ``key`` (replacing it)."""
-        self._put_name(self._name(key), bytes(value))
-
-    def delete(self, key: bytes) -> None:
-        """Delete the object for ``key``; a missing object is not an error."""
-        self._delete_name(self._name(key))
+    def _delete_names(self, names: Sequence[str]) -> int:
+        if len(names) == 1:
+            return int(self._delete_name(names[0]))
+        return sum(self._pool.map(self._delete_name, names))
 
     def _list(self, rng: KeyRange) -> Iterator[tuple[bytes, str]]:
         """``(key, object name)`` for keys in ``rng`` in ascending order, listed lazily."""
@@ -207,60 +144,9 @@ class GCSEngine(KVEngine):
             name = blob.name
             if name < start or (end is not None and name >= end):
                 continue  # the server ignored the offsets (as some emulators do)
-            key = self._key(name)
+            key = self._names.key(name)
             if key is not None:
                 yield key, name
-
-    def scan(
-        self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """Yield ``(key, value)`` in ``rng``; lazy, not a snapshot (see module docstring).
-
-        An empty or inverted range yields nothing. Reverse scans list the whole range
-        before yielding.
-        """
-        if rng.is_empty():
-            return iter(())
-        listed: Iterable[tuple[bytes, str]] = self._list(rng)
-        if reverse:
-            listed = list(listed)
-            listed.reverse()
-        if keys_only:
-            return ((k, b"") for k, _ in listed)
-        return self._with_values(iter(listed))
-
-    def _with_values(self, listed: Iterator[tuple[bytes, str]]) -> Iterator[tuple[bytes, bytes]]:
-        page = max(64, 4 * self._threads)
-        while chunk := list(islice(listed, page)):
-            values = list(self._pool.map(self._get_name, [n for _, n in chunk]))
-            for (key, _), value in zip(chunk, values, strict=True):
-                if value is not None:  # deleted since it was listed
-                    yield key, value
-
-    def delete_range(self, rng: KeyRange) -> int:
-        """Delete every object in ``rng`` (in parallel); returns how many this call deleted."""
-        if rng.is_empty():
-            return 0
-        n = 0
-        listed = self._list(rng)
-        while chunk := [name for _, name in islice(listed, _LIST_PAGE)]:
-            n += sum(self._pool.map(self._delete_name, chunk))
-        return n
-
-    def _apply(self, ops: Iterable[tuple[bytes, bytes | None]]) -> None:
-        def one(op: tuple[bytes, bytes | None]) -> None:
-            key, value = op
-            if value is None:
-                self._delete_name(self._name(key))
-            else:
-                self._put_name(self._name(key), value)
-
-        ops = list(ops)
-        if len(ops) == 1:
-            one(ops[0])
-        else:
-            for _ in self._pool.map(one, ops):  # re-raises the first failure
-                pass
 
     def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
         """Conditional write with GCS generation preconditions: read the object and its
@@ -269,7 +155,7 @@ class GCSEngine(KVEngine):
         neither reports generations nor checks preconditions: against it (no generation
         in the download) this is a plain read-compare-write, atomic only within one
         process, so the emulator cannot coordinate several servers."""
-        name = self._name(key)
+        name = self._names.name(bytes(key))
         blob = self._bucket.blob(name)
         try:
             cur: bytes | None = blob.download_as_bytes(raw_download=True)
@@ -291,20 +177,7 @@ class GCSEngine(KVEngine):
             return False
         return True
 
-    def batch(self) -> GCSWriteBatch:
-        """A new (non-atomic) write batch."""
-        return GCSWriteBatch(self)
-
-    def close(self) -> None:
-        """Stop the worker threads and close the client if this engine created it.
-
-        Idempotent.
-        """
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._pool.shutdown(wait=True)
+    def _close_client(self) -> None:
         if self._owns_client:
             self._client.close()
 

@@ -39,18 +39,16 @@ Semantics and costs, where they differ from the embedded engines:
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from storage.base import GuardedWriteBatch, KeyRange, KVEngine
-from storage.hexnames import HexNames, split_location
+from storage.base import KeyRange
+from storage.hexnames import split_location
+from storage.objectstore import ObjectStoreEngine
 from storage.registry import register_engine
 
 _OPTIONS = {"endpoint", "region", "threads", "create_bucket", "client"}
@@ -63,50 +61,19 @@ def _code(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
 
 
-class S3WriteBatch(GuardedWriteBatch):
-    """Collects operations; ``commit`` applies the last one per key (not atomic)."""
-
-    def __init__(self, engine: S3Engine) -> None:
-        super().__init__()
-        self._engine = engine
-        self._ops: dict[bytes, bytes | None] = {}
-
-    def _queue(self, key: bytes, value: bytes | None) -> None:
-        key = bytes(key)
-        self._engine._names.name(key)  # validate now rather than at commit
-        self._ops[key] = value
-
-    def _put(self, key: bytes, value: bytes) -> None:
-        self._queue(key, bytes(value))
-
-    def _delete(self, key: bytes) -> None:
-        self._queue(key, None)
-
-    def _write(self) -> None:
-        ops, self._ops = self._ops, {}
-        self._engine._apply(ops)
-
-
 @register_engine
-class S3Engine(KVEngine):
+class S3Engine(ObjectStoreEngine):
     """Ordered key-value store on an S3 bucket (optionally under a name prefix)."""
 
     name = "s3"
-    atomic_batches = False
-    persistent = True
-    shareable = True
+    page = _PAGE
 
     def __init__(self, client: Any, bucket: str, prefix: str, *, threads: int = 16,
                  endpoint: str = "") -> None:
+        super().__init__(prefix, threads, "s3-kv")
         self._s3 = client
         self.bucket = bucket
-        self.prefix = prefix
         self.endpoint = endpoint
-        self._names = HexNames(prefix)
-        self._threads = max(1, int(threads))
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="s3-kv")
-        self._closed = False
-        self._close_lock = threading.Lock()
 
     @classmethod
     def open(cls, location: str, **options: Any) -> S3Engine:
@@ -159,27 +126,6 @@ class S3Engine(KVEngine):
                                f"{err.get('Message')}")
         return len(r.get("Deleted", []))
 
-    # ----- KVEngine ------------------------------------------------------------------------
-
-    def get(self, key: bytes) -> bytes | None:
-        """The stored value, or ``None`` when the object does not exist."""
-        return self._get_name(self._names.name(bytes(key)))
-
-    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """Values for ``keys`` in order, fetched in parallel (not a snapshot)."""
-        names = [self._names.name(bytes(k)) for k in keys]
-        if len(names) < 2:
-            return [self._get_name(n) for n in names]
-        return list(self._pool.map(self._get_name, names))
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Upload ``value`` as the object for ``key``."""
-        self._put_name(self._names.name(bytes(key)), bytes(value))
-
-    def delete(self, key: bytes) -> None:
-        """Delete the object for ``key``; a missing object is not an error."""
-        self._s3.delete_object(Bucket=self.bucket, Key=self._names.name(bytes(key)))
-
     def _list(self, rng: KeyRange) -> Iterator[tuple[bytes, str]]:
         """``(key, name)`` for keys in ``rng``, ascending, listed lazily page by page."""
         start, end, list_prefix = self._names.bounds(rng)
@@ -204,54 +150,6 @@ class S3Engine(KVEngine):
                 return
             kw["ContinuationToken"] = r["NextContinuationToken"]
             kw.pop("StartAfter", None)
-
-    def scan(
-        self, rng: KeyRange, *, keys_only: bool = False, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """Yield ``(key, value)`` in ``rng``; lazy, not a snapshot (see module docstring)."""
-        if rng.is_empty():
-            return iter(())
-        listed: Iterable[tuple[bytes, str]] = self._list(rng)
-        if reverse:
-            listed = list(listed)
-            listed.reverse()
-        if keys_only:
-            return ((k, b"") for k, _ in listed)
-        return self._with_values(iter(listed))
-
-    def _with_values(self, listed: Iterator[tuple[bytes, str]]) -> Iterator[tuple[bytes, bytes]]:
-        page = max(64, 4 * self._threads)
-        while chunk := list(islice(listed, page)):
-            values = list(self._pool.map(self._get_name, [n for _, n in chunk]))
-            for (key, _), value in zip(chunk, values, strict=True):
-                if value is not None:
-                    yield key, value
-
-    def delete_range(self, rng: KeyRange) -> int:
-        """Delete every object in ``rng`` (``DeleteObjects`` per listed page); returns how
-        many were listed and deleted."""
-        if rng.is_empty():
-            return 0
-        n = 0
-        listed = self._list(rng)
-        while chunk := [name for _, name in islice(listed, _PAGE)]:
-            n += self._delete_names(chunk)
-        return n
-
-    def _apply(self, ops: dict[bytes, bytes | None]) -> None:
-        dels = [self._names.name(k) for k, v in ops.items() if v is None]
-        puts = [(self._names.name(k), v) for k, v in ops.items() if v is not None]
-        for i in range(0, len(dels), _PAGE):
-            self._delete_names(dels[i:i + _PAGE])
-        if len(puts) == 1:
-            self._put_name(*puts[0])
-        elif puts:
-            for _ in self._pool.map(lambda nv: self._put_name(*nv), puts):
-                pass
-
-    def batch(self) -> S3WriteBatch:
-        """A new (non-atomic) write batch."""
-        return S3WriteBatch(self)
 
     def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
         """S3 conditional write or delete (see the module docstring)."""
@@ -281,14 +179,6 @@ class S3Engine(KVEngine):
                 return False
             raise
         return True
-
-    def close(self) -> None:
-        """Stop the worker threads; idempotent."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._pool.shutdown(wait=True)
 
     def describe(self) -> str:
         where = f" @ {self.endpoint}" if self.endpoint else ""

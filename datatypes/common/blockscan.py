@@ -138,18 +138,28 @@ class SpanRegion:
 
 
 def scan_region(store: VersionedStore, ctx: VersionedCtx, cls: int, region: Region,
-                keys_only: bool = False) -> Iterator[tuple[Point3, bytes]]:
+                keys_only: bool = False, head: bytes | None = None,
+                ) -> Iterator[tuple[Point3, bytes]]:
     """``((x, y, z), value)`` of every stored block of class ``cls`` visible at ``ctx``
     inside ``region``, in key (ZYX) order (see the module docstring for the cost). With
-    ``keys_only`` values are ``b""``."""
+    ``keys_only`` values are ``b""``. ``head`` replaces the TKey's leading
+    ``class, 0x01`` when the blocks' keys carry more before their ZYX (imageblk time
+    samples: ``class, 0x01, t``)."""
     cur = region.first()
     if cur is None:
         return
-    end = prefix_successor(block_tkey(cls, *region.last()))
+    h = bytes((cls, 1)) if head is None else head
+    n = len(h)
+
+    def key(b: Point3) -> bytes:
+        return h + _ZYX.pack(b[2] + _OFF, b[1] + _OFF, b[0] + _OFF)
+
+    end = prefix_successor(key(region.last()))
     while cur is not None:
         restart = None
-        for tk, v in store.scan(ctx, block_tkey(cls, *cur), end, keys_only=keys_only):
-            b = decode_block_tkey(tk)
+        for tk, v in store.scan(ctx, key(cur), end, keys_only=keys_only):
+            z, y, x = _ZYX.unpack_from(tk, n)
+            b = (x - _OFF, y - _OFF, z - _OFF)
             nxt = region.next_inside(b)
             if nxt == b:
                 yield b, v

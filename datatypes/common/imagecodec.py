@@ -1,4 +1,5 @@
-"""uint8 grayscale image codecs: JPEG blocks and 2-D PNG/JPEG slices.
+"""Image codecs: uint8 grayscale JPEG blocks, 2-D PNG/JPEG slices, and PNGs of raw voxel
+bytes (:func:`encode_png_raw`, the 2-D images of the wider imageblk types).
 
 JPEG block layout (spec §8.6, quirk §19 #22): a ``(bz, by, bx)`` uint8 block is stored as
 ONE 8-bit grayscale JPEG of width ``bx`` and height ``by * bz`` -- the Z slices stacked
@@ -171,6 +172,50 @@ def encode_png(image: np.ndarray, compress_level: int = DEFAULT_PNG_COMPRESS_LEV
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=int(compress_level))
     return buf.getvalue()
+
+
+#: PNG colour types of :func:`encode_png_raw`
+PNG_GRAY, PNG_RGBA = 0, 6
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def encode_png_raw(rows: np.ndarray, width: int, bit_depth: int, color_type: int,
+                   compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL) -> bytes:
+    """A PNG whose samples are the bytes of ``rows`` as they are: ``rows`` is ``(height,
+    row bytes)`` uint8, ``width`` pixels of ``bit_depth`` (8 or 16) bits per sample and
+    ``color_type`` :data:`PNG_GRAY` or :data:`PNG_RGBA`. This is how DVID draws wider
+    voxels (Go's ``image.Gray16``/``NRGBA``/``NRGBA64`` over the little-endian voxel
+    bytes): a decoder reads 16-bit samples big-endian.
+
+    Raises:
+        ValueError: a row length that does not fit the width, depth and colour type, an
+            empty image, or an unsupported depth or colour type.
+    """
+    import struct
+    import zlib
+
+    arr = np.ascontiguousarray(rows, dtype=np.uint8)
+    if bit_depth not in (8, 16) or color_type not in (PNG_GRAY, PNG_RGBA):
+        raise ValueError(f"unsupported PNG depth {bit_depth} / colour type {color_type}")
+    spp = 1 if color_type == PNG_GRAY else 4
+    if arr.ndim != 2 or arr.shape[0] == 0 or width <= 0 or \
+            arr.shape[1] != width * spp * bit_depth // 8:
+        raise ValueError(f"rows of shape {arr.shape} do not hold {width} pixels of "
+                         f"{spp} x {bit_depth} bits")
+    h = arr.shape[0]
+    raw = np.zeros((h, arr.shape[1] + 1), dtype=np.uint8)  # filter byte 0 per row
+    raw[:, 1:] = arr
+    ihdr = struct.pack(">IIBBBBB", width, h, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
+            + _png_chunk(b"IEND", b""))
 
 
 def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray:

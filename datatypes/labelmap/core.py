@@ -406,6 +406,14 @@ class LabelmapCore(Datatype):
         except Exception as e:
             raise BadRequest(f"stored label index of {label} is corrupt: {e}") from None
 
+    def label_blocks(self, ctx: VersionedCtx, label: int) -> np.ndarray:
+        """``(B, 3)`` x, y, z scale-0 block coordinates holding body ``label`` at ``ctx``
+        (from its label index; empty when it has none)."""
+        idx = self.get_index(ctx, label) if label else None
+        if idx is None:
+            return np.zeros((0, 3), dtype=np.int64)
+        return L.index_block_coords(idx)
+
     def require_index(self, ctx: VersionedCtx, label: int, action: str = "") -> Any:
         """The label index of ``label``: 404 when absent, or 400 naming ``action`` for an
         edit (DVID answers edits of unknown labels with 400)."""

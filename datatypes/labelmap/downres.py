@@ -3,14 +3,16 @@
 Per 2x2x2 cell the most frequent **non-zero** label wins; ties go to the **smaller** id;
 a cell whose eight voxels are all 0 becomes 0.
 
-Implementation: view the volume as (cells, 8), sort each row, and count runs of equal
-values with comparisons across the eight sorted columns — no Python loops over voxels.
+Implementation: view the volume as (cells, 8) and take each row's mode with
+:func:`datatypes.common.downsample.mode_of_rows` (sorted rows, runs of equal values counted
+across the columns) — no Python loops over voxels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from datatypes.common.downsample import mode_of_rows
 from datatypes.labelmap.block_codec import _as_label_volume
 
 __all__ = ["downres_labels", "downres_octants"]
@@ -40,20 +42,7 @@ def downres_labels(arr: np.ndarray) -> np.ndarray:
         p = np.zeros((2 * oz, 2 * oy, 2 * ox), dtype=np.uint64)
         p[:nz, :ny, :nx] = a
         a = p
-    s = np.sort(_cells(a), axis=1)  # ascending: zeros first, equal labels adjacent
-    # run_len[:, j] = length of the run of equal values ending at column j.
-    eq = s[:, 1:] == s[:, :-1]
-    run_len = np.ones(s.shape, dtype=np.int8)
-    for j in range(1, 8):
-        run_len[:, j] += eq[:, j - 1] * run_len[:, j - 1]
-    # Score each column: zero labels never win; longer runs win; among equal run lengths the
-    # leftmost (smallest id, since rows are sorted) wins — argmax returns the first maximum.
-    # A run's total count is attained at its last column, and a non-final column of a run
-    # has a strictly smaller count than that run's final column, so the first column with
-    # the maximum count is the end of the winning run with the smallest label.
-    score = np.where(s != 0, run_len, 0)
-    col = np.argmax(score, axis=1)
-    out = s[np.arange(s.shape[0]), col]  # if every score is 0 the cell is all zero → 0
+    out = mode_of_rows(_cells(a))
     return out.reshape(oz, oy, ox)
 
 

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from datatypes import protos
 from datatypes.common.blockstream import decode_records
-from datatypes.common.geometry import blocks_in_box, is_block_aligned
+from datatypes.common.geometry import blocks_in_box, is_block_aligned, iter_block_pieces
 from datatypes.labelmap import layout as L
 from datatypes.labelmap.block_codec import (
     decode_block,
@@ -247,6 +247,46 @@ class WritesMixin(LabelmapCore):
                 if blocks:
                     self.write_blocks(ctx, scale, blocks, index=index, downres=downres,
                                       values=values, mutid=mutid, old=old)
+
+    def write_subvolume(self, ctx: VersionedCtx, offset: tuple[int, int, int],
+                        vol: np.ndarray) -> None:
+        """Write the ``(nz, ny, nx)`` uint64 supervoxel ids of a box at scale 0, aligned or
+        not (edge blocks are read-modify-written from the stored blocks the batch reads),
+        with indices, extents, max label and lower scales as ``POST raw`` does; 400 when
+        the box leaves the block-key space. Used by the Boss API's cutouts."""
+        nz, ny, nx = vol.shape
+        size = (nx, ny, nz)
+        self.check_box(offset, size, "write")
+        bs = self.block_size
+        pieces = {p.coord: p for p in iter_block_pieces(offset, size, bs)}
+        coords = np.array(list(pieces), dtype=np.int64).reshape(-1, 3)
+        self.check_block_coords(coords, 0)
+        arr = np.asarray(vol, dtype=np.uint64)
+
+        def make(chunk: np.ndarray, old: dict[Coord, np.ndarray],
+                 ) -> tuple[dict[Coord, np.ndarray], dict[Coord, bytes]]:
+            blocks: dict[Coord, np.ndarray] = {}
+            for c in chunk.tolist():
+                c = (c[0], c[1], c[2])
+                p = pieces[c]
+                if p.full:
+                    blocks[c] = np.ascontiguousarray(arr[p.volume_slices])
+                    continue
+                prev = old.get(c)
+                new = np.zeros(self.block_shape, np.uint64) if prev is None else prev.copy()
+                new[p.block_slices] = arr[p.volume_slices]
+                blocks[c] = new
+            return blocks, {}
+
+        self.write_blocks_batched(ctx, 0, coords, make, index=True, downres=True)
+
+    def reserve_labels(self, ctx: VersionedCtx, n: int) -> int:
+        """Reserve ``n`` (1..2^32) new label ids; the first (``POST nextlabel``)."""
+        self.require_indexed("nextlabel")
+        if not 1 <= n <= 2**32:
+            raise BadRequest("nextlabel count must be 1..2^32")
+        with self.lock, self.label_batch(ctx) as b:
+            return self.allocate(ctx, b, n)
 
     @endpoint("POST", "raw/{dims}/{size}/{offset}", "Write block-aligned supervoxel ids",
               params=(DIMS, SIZE, OFFSET), returns=TEXT,
@@ -744,12 +784,8 @@ class WritesMixin(LabelmapCore):
     @endpoint("POST", "nextlabel/{count}", "Reserve count new label ids: {start, end}",
               params=(Param("count", "uint64", "ids to reserve (1..2^32)"),))
     def _post_nextlabel(self, call: Call) -> Any:
-        self.require_indexed("nextlabel")
         n = call.params["count"]
-        if not 1 <= n <= 2**32:
-            raise BadRequest("nextlabel count must be 1..2^32")
-        with self.lock, self.label_batch(call.ctx) as b:
-            start = self.allocate(call.ctx, b, n)
+        start = self.reserve_labels(call.ctx, n)
         return {"start": start, "end": start + n - 1}
 
     @endpoint("POST", "maxlabel/{maxlabel}", "Raise this version's max label",

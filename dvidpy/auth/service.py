@@ -4,7 +4,8 @@
 DVID's ``admintoken=`` query parameter (equal to ``DVID_ADMIN_TOKEN``); an
 ``Authorization: Bearer <t>`` or ``Authorization: Token <t>`` header (intern sends the
 latter); a ``Token: <t>`` header; a ``dsg_token`` or ``dvidpy_token`` cookie (browsers).
-A token ``dvp_...`` is an API token of this server; anything else is a JWT: in ``token``
+The token ``public`` is anonymous (the Boss's public token, which intern sends by
+default). A token ``dvp_...`` is an API token of this server; anything else is a JWT: in ``token``
 and ``authfile`` modes DVID's HS256 token (claim ``user``); in ``oidc`` mode a token of the
 configured issuer, or a token this server issued at ``GET /api/server/token``. A credential
 that is present but invalid is a 401 saying why, whatever the route (public routes
@@ -15,7 +16,8 @@ excepted); no credential means anonymous.
 the caller's level (its own grant, its groups', ``*``'s; an instance override first) must
 reach the class; anonymous callers may only read public repos and public versions;
 server-level ``read`` routes need any valid credential, ``write`` ones (creating repos) the
-``creators``, ``admin`` ones an administrator. In ``authfile`` mode DVID's per-user
+``creators``, ``admin`` ones an administrator. A user's groups are the configuration's,
+the token's and the API groups (``/v1/groups``) listing them. In ``authfile`` mode DVID's per-user
 ``read``/``write``/``readwrite`` privilege applies on top. Missing credentials are 401, a
 missing grant 403.
 
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from dvidpy.auth.config import AuthSettings
 from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
 from dvidpy.auth.jwts import JwksCache, OidcVerifier, issue_dvid_token, verify_dvid_token
-from dvidpy.auth.stores import LEVELS, GrantStore, TokenStore
+from dvidpy.auth.stores import LEVELS, GrantStore, GroupStore, TokenStore
 from dvidpy.errors import Forbidden, Unauthorized
 from dvidpy.keys import meta_key
 
@@ -62,6 +64,7 @@ class Auth:
         engine = mgr.meta_engine
         self.tokens = TokenStore(engine)
         self.grants = GrantStore(engine)
+        self.groups = GroupStore(engine)
         self._server_id = ""
         self._secret = cfg.secretkey
         self.authfile: dict[str, str] = {}
@@ -138,7 +141,7 @@ class Auth:
                 return Identity(user="admintoken", admin=True, via="admintoken")
             raise Unauthorized("invalid admintoken")
         token = self.credential(headers, query)
-        if token is None:
+        if token is None or token == "public":  # the Boss's anonymous token
             return ANONYMOUS
         if token.startswith("dvp_"):
             user = self.tokens.verify(token) if self.cfg.api_tokens else None
@@ -173,6 +176,7 @@ class Auth:
     def _identity(self, user: str, groups: list[str], via: str) -> Identity:
         gs = set(groups)
         gs.update(g for g, members in self.cfg.groups.items() if user in members)
+        gs.update(self.groups.groups_of(user))
         admin = user in self.cfg.admins or any(f"group:{g}" in self.cfg.admins for g in gs)
         return Identity(user=user, groups=frozenset(gs), admin=admin, via=via)
 

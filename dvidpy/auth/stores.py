@@ -5,10 +5,16 @@ random bytes, URL-safe base64) is stored only as its SHA-256, compared in consta
 record holds the user, creation and expiry times, a note and whether it was revoked; a
 revoked or expired token is refused, and a token made by another server is unknown here.
 
+Groups made through the API (the Boss's ``/v1/groups``) are records ``{"name", "owner",
+"members": [users], "maintainers": [users]}``; a user's groups are those of the
+configuration (``[auth.groups]``), of their token, and the groups listing them as members.
+
 Grants are per repo (by root UUID): ``{"public": bool, "grants": {principal: level},
 "instances": {name: {principal: level}}}`` with principals ``user:U``, ``group:G`` or ``*``
 (any authenticated caller) and levels ``read`` < ``write`` < ``admin``. An instance entry
-that names a caller overrides the repo's level for that instance (up or down).
+that names a caller overrides the repo's level for that instance (up or down). Additive
+instance grants (``"adds": {name: {principal: level}}``, made by the Boss API's channel
+permissions, which add up as the Boss's do) only ever raise a caller's level there.
 """
 
 from __future__ import annotations
@@ -130,47 +136,120 @@ class GrantStore:
         self._cache[root] = g
 
     def update(self, root: str, grants: dict[str, str], instance: str | None = None,
-               public: bool | None = None) -> dict[str, Any]:
-        """Add or change grants (and the public flag); the repo's new grants."""
+               public: bool | None = None, additive: bool = False) -> dict[str, Any]:
+        """Add or change grants (and the public flag); the repo's new grants. ``additive``:
+        the instance's additive grants (see the module docstring)."""
         for p, lv in grants.items():
             check_principal(p)
             level_of(lv)
         with self._lock:
             g = json.loads(json.dumps(self.get(root)))
-            table = g["grants"] if instance is None else g["instances"].setdefault(instance, {})
+            if additive and instance is not None:
+                table = g.setdefault("adds", {}).setdefault(instance, {})
+            else:
+                table = (g["grants"] if instance is None
+                         else g["instances"].setdefault(instance, {}))
             table.update(grants)
             if public is not None:
                 g["public"] = public
             self._put(root, g)
             return g
 
-    def remove(self, root: str, principals: list[str], instance: str | None = None) -> dict:
-        """Drop grants of ``principals``; the repo's new grants."""
+    def remove(self, root: str, principals: list[str], instance: str | None = None,
+               additive: bool = False) -> dict:
+        """Drop grants of ``principals`` (``additive``: the instance's additive ones); the
+        repo's new grants."""
         for p in principals:
             check_principal(p)
         with self._lock:
             g = json.loads(json.dumps(self.get(root)))
-            table = g["grants"] if instance is None else g["instances"].get(instance, {})
+            where = g.setdefault("adds", {}) if additive else g["instances"]
+            table = g["grants"] if instance is None else where.get(instance, {})
             for p in principals:
                 table.pop(p, None)
             if instance is not None and not table:
-                g["instances"].pop(instance, None)
+                where.pop(instance, None)
             self._put(root, g)
             return g
+
+    def clear(self, root: str) -> None:
+        """Forget every grant of ``root`` (a deleted resource's name may be reused)."""
+        with self._lock:
+            self.engine.delete(meta_key(self.PREFIX + root))
+            self._cache.pop(root, None)
 
     def level(self, root: str, principals: list[str], instance: str | None = None) -> int:
         """The highest level any of ``principals`` has on the repo (or, where an entry for
         the instance names one of them, on the instance); 0 for none."""
         g = self.get(root)
+        adds = g.get("adds", {}).get(instance, {}) if instance is not None else {}
+        extra = max((LEVELS[adds[p]] for p in principals if p in adds), default=0)
         if instance is not None:
             inst = g["instances"].get(instance)
             if inst:
                 hits = [LEVELS[inst[p]] for p in principals if p in inst]
                 if hits:
-                    return max(hits)
-        return max((LEVELS[g["grants"][p]] for p in principals if p in g["grants"]),
-                   default=0)
+                    return max(max(hits), extra)
+        return max(max((LEVELS[g["grants"][p]] for p in principals if p in g["grants"]),
+                       default=0), extra)
 
     def public(self, root: str) -> bool:
         """Whether anyone may read the repo."""
         return bool(self.get(root)["public"])
+
+
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+class GroupStore:
+    """Groups made through the API (see the module docstring), in the metadata store; the
+    member index is re-read at most every ``ttl`` seconds (other servers' changes show
+    within that time, this server's at once)."""
+
+    PREFIX = "auth/group/"
+
+    def __init__(self, engine: KVEngine, ttl: float = 2.0) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._index: dict[str, frozenset[str]] = {}
+        self._loaded = 0.0
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The record of group ``name``, or None."""
+        if not GROUP_NAME.match(name):
+            return None
+        raw = self.engine.get(meta_key(self.PREFIX + name))
+        return None if raw is None else json.loads(raw)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every group record, by name."""
+        return [json.loads(v) for _, v in
+                self.engine.scan(KeyRange.prefix(meta_key(self.PREFIX)))]
+
+    def put(self, rec: dict[str, Any]) -> None:
+        """Store (create or change) a group record."""
+        if not GROUP_NAME.match(rec["name"]):
+            raise BadRequest(f"bad group name {rec['name']!r}: 1 to 255 of A-Z a-z 0-9 _ -")
+        with self._lock:
+            self.engine.put(meta_key(self.PREFIX + rec["name"]), json.dumps(rec).encode())
+            self._loaded = 0.0
+
+    def delete(self, name: str) -> None:
+        """Remove group ``name``."""
+        with self._lock:
+            self.engine.delete(meta_key(self.PREFIX + name))
+            self._loaded = 0.0
+
+    def groups_of(self, user: str) -> frozenset[str]:
+        """The API groups listing ``user`` as a member."""
+        now = time.time()
+        with self._lock:
+            if now - self._loaded > self.ttl:
+                index: dict[str, set[str]] = {}
+                for rec in self.all():
+                    for u in rec["members"]:
+                        index.setdefault(u, set()).add(rec["name"])
+                self._index = {u: frozenset(g) for u, g in index.items()}
+                self._loaded = now
+            return self._index.get(user, frozenset())

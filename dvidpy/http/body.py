@@ -45,14 +45,16 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-async def _next(receive: Receive, timeout: float | None) -> dict[str, Any]:
-    if timeout is None:
-        return await receive()
+async def _piece(receive: Receive, timeout: float | None) -> tuple[bytes, bool]:
+    """The next piece of the body and whether more follows (408 / ClientGone)."""
     try:
-        return await asyncio.wait_for(receive(), timeout)
+        msg = await (receive() if timeout is None else asyncio.wait_for(receive(), timeout))
     except asyncio.TimeoutError:
         raise RequestTimeout(
             f"request body not received within {timeout:g} s of the previous part") from None
+    if msg["type"] == "http.disconnect":
+        raise ClientGone("client disconnected before sending its body")
+    return msg.get("body", b""), msg.get("more_body", False)
 
 
 async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int,
@@ -67,33 +69,24 @@ async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit:
     if n is not None and n > limit:
         raise TooLarge(f"request body of {n} bytes is over the server limit of {limit} bytes")
     if n is not None:
-        first = await _next(receive, timeout)
-        if first["type"] == "http.disconnect":
-            raise ClientGone("client disconnected before sending its body")
-        chunk = first.get("body", b"")
-        if not first.get("more_body", False):  # all in one piece: no copy at all
+        chunk, more = await _piece(receive, timeout)
+        if not more:  # all in one piece: no copy at all
             if len(chunk) != n:
                 raise BadRequest(f"request body has {len(chunk)} bytes, Content-Length said "
                                  f"{n}")
             return chunk
-        if len(chunk) > n:
-            raise BadRequest(f"request body is longer than its Content-Length {n}")
         buf = bytearray(n)
         view = memoryview(buf)
-        view[:len(chunk)] = chunk
-        got = len(chunk)
-        more = True
-        while more:
-            msg = await _next(receive, timeout)
-            if msg["type"] == "http.disconnect":
-                raise ClientGone("client disconnected before sending its body")
-            chunk = msg.get("body", b"")
+        got = 0
+        while True:
             k = len(chunk)
             if got + k > n:
                 raise BadRequest(f"request body is longer than its Content-Length {n}")
             view[got:got + k] = chunk
             got += k
-            more = msg.get("more_body", False)
+            if not more:
+                break
+            chunk, more = await _piece(receive, timeout)
         view.release()
         if got != n:
             raise BadRequest(f"request body has {got} bytes, Content-Length said {n}")
@@ -101,12 +94,8 @@ async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit:
     buf = bytearray()
     more = True
     while more:
-        msg = await _next(receive, timeout)
-        if msg["type"] == "http.disconnect":
-            raise ClientGone("client disconnected before sending its body")
-        chunk = msg.get("body", b"")
+        chunk, more = await _piece(receive, timeout)
         if len(buf) + len(chunk) > limit:
             raise TooLarge(f"request body is over the server limit of {limit} bytes")
         buf += chunk
-        more = msg.get("more_body", False)
     return buf

@@ -52,7 +52,19 @@ def _param(p: Param, where: str) -> dict[str, Any]:
     return d
 
 
-def _operation(spec: RouteSpec, path_params: list[Param], op_id: str) -> dict[str, Any]:
+def _error_doc(path: str) -> dict[str, Any]:
+    """The 4XX answer of operations at ``path``: DVID's plain text, or the error format
+    registered for its prefix (:func:`~dvidpy.http.router.register_error_format`)."""
+    from dvidpy.http.router import error_format
+
+    fmt = error_format(path)
+    if fmt is None:
+        return _ERROR
+    return {"description": fmt.doc, "content": {fmt.media: {"schema": {}}}}
+
+
+def _operation(spec: RouteSpec, path_params: list[Param], op_id: str,
+               path: str = "") -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "tags": list(spec.tags) or ["other"]}
     if spec.summary:
         op["summary"] = spec.summary
@@ -76,7 +88,7 @@ def _operation(spec: RouteSpec, path_params: list[Param], op_id: str) -> dict[st
         elif medias:
             r["content"] = {m: {} for m in medias}
         responses[str(status)] = r
-    responses["4XX"] = _ERROR
+    responses["4XX"] = _error_doc(path)
     op["responses"] = responses
     op["x-dvidpy-access"] = spec.access
     op["x-dvidpy-mutates"] = spec.mutates
@@ -139,7 +151,7 @@ def document(specs: Iterable[RouteSpec], instances: dict[str, type[Datatype]],
             names = [p.name for p in allp]
             if len(set(names)) != len(names):
                 raise ValueError(f"duplicate parameter names in {path}: {names}")
-            op = _operation(spec, allp, _op_id(spec.method, path))
+            op = _operation(spec, allp, _op_id(spec.method, path), path)
             if tag:
                 op["tags"] = [tag]
             item[method] = op

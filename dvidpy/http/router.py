@@ -32,7 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from dvidpy import jsonio
 from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
-from dvidpy.errors import BadRequest, DvidError, Unauthorized
+from dvidpy.errors import BadRequest, DvidError, NotFound, Unauthorized
 from dvidpy.http.body import read_body
 from dvidpy.http.load import LoadCounters
 from dvidpy.http.spec import RouteSpec, Segment
@@ -56,6 +56,10 @@ def split_path(scope: Scope) -> list[str]:
         parts = parts[1:]
     if len(parts) > 1 and parts[-1] == b"":
         parts = parts[:-1]
+    if b"//" in raw:
+        fmt = error_format(raw.decode("latin-1"))
+        if fmt is not None and fmt.collapse_slashes:
+            parts = [p for p in parts if p]
     return [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8", "surrogateescape")
             for p in parts]
 
@@ -71,6 +75,12 @@ class ServerState:
     load: LoadCounters = field(default_factory=LoadCounters)
     #: the server's :class:`~dvidpy.auth.service.Auth` (None: every request allowed)
     auth: Any = None
+
+
+class MethodNotAllowed(DvidError):
+    """A known path with a method it does not take (405)."""
+
+    status_code = 405
 
 
 class HttpCall:
@@ -197,10 +207,50 @@ class Router:
         return node.rest
 
 
+@dataclass(frozen=True)
+class ErrorFormat:
+    """How a path prefix whose API is not DVID's differs (the Boss's ``/v1/``): errors
+    are answered by ``render(error, path)`` (JSON there) with the media type and
+    description the OpenAPI document gives its 4XX answers; empty segments may be
+    dropped."""
+
+    render: Any
+    media: str
+    doc: str
+    #: drop empty path segments (``//``), which clients of that API write (intern lists
+    #: collections at ``/v1/collection//``)
+    collapse_slashes: bool = False
+
+
+#: path prefix -> :class:`ErrorFormat` (register with :func:`register_error_format`)
+ERROR_FORMATS: dict[str, ErrorFormat] = {}
+
+
+def register_error_format(prefix: str, fmt: ErrorFormat) -> None:
+    """Answer every error under ``prefix`` (routes, unknown paths, wrong methods) with
+    ``fmt`` instead of DVID's plain text."""
+    ERROR_FORMATS[prefix] = fmt
+
+
+def error_format(path: str) -> ErrorFormat | None:
+    """The registered format of ``path``'s prefix, or None (plain text)."""
+    for prefix, fmt in ERROR_FORMATS.items():
+        if path.startswith(prefix):
+            return fmt
+    return None
+
+
 def error_response(e: DvidError, path: str) -> Response:
-    """``e`` as plain text with its status code; `` (path)`` is appended unless the message
-    already ends with a parenthesis (which by convention names the path). Answers that
-    leave a body unread (413, 408) close the connection."""
+    """``e`` as plain text with its status code (or as the :class:`ErrorFormat` registered
+    for the path's prefix); `` (path)`` is appended unless the message already ends with a
+    parenthesis (which by convention names the path). Answers that leave a body unread
+    (413, 408) close the connection."""
+    fmt = error_format(path)
+    if fmt is not None:
+        r = fmt.render(e, path)
+        if e.status_code in (408, 413):
+            r.headers["Connection"] = "close"
+        return r
     msg = e.message if e.message.endswith(")") else f"{e.message} ({path})"
     headers = CLOSE if e.status_code in (408, 413) else None
     if e.status_code == 401:
@@ -336,13 +386,16 @@ class Dispatcher:
             parts = split_path(scope)
             table = self.router.lookup(parts)
             if table is None:
+                if error_format(path) is not None:
+                    return error_response(NotFound(f"unknown endpoint {path}"), path)
                 return PlainTextResponse(f"unknown endpoint {path}", status_code=404)
             spec = table.get(method) or (table.get("GET") if method == "HEAD" else None)
             if spec is None:
                 allowed = ", ".join(sorted(table))
-                return PlainTextResponse(f"{method} not allowed on {path} (allowed: "
-                                         f"{allowed})", status_code=405,
-                                         headers={"Allow": allowed})
+                r = error_response(MethodNotAllowed(f"{method} not allowed on {path} "
+                                                    f"(allowed: {allowed})"), path)
+                r.headers["Allow"] = allowed
+                return r
             if self.readonly and spec.mutates:
                 raise BadRequest("server is in read-only mode")
             query = QueryParams(scope.get("query_string", b""))
@@ -380,8 +433,15 @@ class Dispatcher:
         auth = self.auth
         if auth is None or not auth.on:
             return
-        root = version = None
-        if "uuid" in call.params and call.spec.access != "public":
+        root = version = instance = None
+        if call.spec.resource is not None and call.spec.access != "public":
+            try:
+                root, instance, version = call.spec.resource(call)
+            except (BadRequest, NotFound):
+                if call.identity.anonymous:
+                    raise Unauthorized("credentials required") from None
+                raise
+        elif "uuid" in call.params and call.spec.access != "public":
             try:
                 repo, node = call.mgr.resolve(call.params["uuid"])
             except BadRequest:
@@ -389,7 +449,7 @@ class Dispatcher:
                     raise Unauthorized("credentials required") from None
                 raise
             root, version = repo.root, node.uuid
-        auth.authorize(call.identity, call.spec.access, root, None, version)
+        auth.authorize(call.identity, call.spec.access, root, instance, version)
 
 
 def routes_by_path(specs: Iterable[RouteSpec]) -> Mapping[str, list[RouteSpec]]:

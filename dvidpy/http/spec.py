@@ -116,6 +116,18 @@ def _str(s: str) -> str:
     return _utf8(s)
 
 
+def _span(s: str) -> tuple[int, int]:
+    a, sep, b = s.partition(":")
+    if not sep or not _UINT_RE.match(a) or not _UINT_RE.match(b):
+        raise ValueError("expected a range start:stop of non-negative integers")
+    lo, hi = int(a), int(b)
+    if hi > INT32_MAX:
+        raise ValueError(f"{hi} is outside the int32 range")
+    if lo >= hi:
+        raise ValueError(f"range {lo}:{hi} is empty (start must be < stop)")
+    return lo, hi
+
+
 def _key(s: str) -> str:
     if s == "":
         raise ValueError("expected a non-empty key")
@@ -153,6 +165,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("dims", _str, {"type": "string",
                         "enum": ["0_1_2", "0_1", "0_2", "1_2", "xy", "xz", "yz"]},
          "axes: 0_1_2 for 3-D, 0_1 (xy), 0_2 (xz) or 1_2 (yz) for 2-D"),
+    Kind("span", _span, {"type": "string", "pattern": r"^[0-9]+:[0-9]+$"},
+         "half-open range start:stop (start < stop), the Boss's x0:x1"),
     Kind("point", _floats3, {"type": "string",
                              "pattern": r"^[-+0-9.eE]+_[-+0-9.eE]+_[-+0-9.eE]+$"},
          "x_y_z numbers"),
@@ -298,6 +312,10 @@ class RouteSpec:
     doc: str = ""
     #: False for dispatch routes that the OpenAPI document replaces by what they reach
     openapi: bool = True
+    #: for routes that name their repo other than by a ``uuid`` parameter (the Boss API's
+    #: collection/experiment/channel): ``call -> (root, instance, version)`` of what the
+    #: access class is checked on (root None: a server-level check)
+    resource: Callable[[Any], tuple[str | None, str | None, str | None]] | None = None
 
     @property
     def path_params(self) -> list[Param]:
@@ -374,11 +392,14 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
               body: Body | str | None = None,
               returns: str | Sequence[str] | Mapping[int, str | Sequence[str]] | None = None,
               mutates: bool | None = None, access: str | None = None, inline: bool = False,
-              tags: Sequence[str] = (), doc: str = "", openapi: bool = True) -> RouteSpec:
+              tags: Sequence[str] = (), doc: str = "", openapi: bool = True,
+              resource: Callable[[Any], tuple[str | None, str | None, str | None]] | None
+              = None) -> RouteSpec:
     """A :class:`RouteSpec` with defaults filled: ``mutates`` is POST/PUT/DELETE unless
     told; ``access`` is ``write`` for mutations, else ``read``; ``returns`` defaults to
     JSON; a body given as ``"json"``/``"octet"``/``"protobuf"``/``"text"`` is that media
-    type, required."""
+    type, required; ``resource`` finds the repo of a route without a ``uuid`` parameter
+    (see :attr:`RouteSpec.resource`)."""
     method = method.upper()
     if mutates is None:
         mutates = method in ("POST", "PUT", "DELETE")
@@ -405,4 +426,4 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
     if unknown:
         raise ValueError(f"params {sorted(unknown)} are not in template {template!r}")
     return RouteSpec(method, template, handler, summary, tuple(query), body, ret, mutates,
-                     access, inline, tuple(tags), segs, doc, openapi)
+                     access, inline, tuple(tags), segs, doc, openapi, resource)

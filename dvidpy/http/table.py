@@ -46,6 +46,14 @@ class RouteTable:
         """``route("POST", ...)``."""
         return self.route("POST", template, summary, **kw)
 
+    def put(self, template: str, summary: str = "", **kw: Any) -> Callable[[F], F]:
+        """``route("PUT", ...)``."""
+        return self.route("PUT", template, summary, **kw)
+
+    def patch(self, template: str, summary: str = "", **kw: Any) -> Callable[[F], F]:
+        """``route("PATCH", ...)``."""
+        return self.route("PATCH", template, summary, **kw)
+
     def delete(self, template: str, summary: str = "", **kw: Any) -> Callable[[F], F]:
         """``route("DELETE", ...)``."""
         return self.route("DELETE", template, summary, **kw)

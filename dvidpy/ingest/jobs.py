@@ -409,8 +409,8 @@ class JobStore:
         if isinstance(max_scale, int):
             return (f"labelmap levels 1..{max_scale} were built as the blocks were written"
                     if max_scale else "labelmap has MaxDownresLevel 0: no levels")
-        downres_job = getattr(inst, "downres_job", None)
-        if downres_job is None:
+        start_downres = getattr(inst, "start_downres", None)  # the imageblk types
+        if start_downres is None:
             return f"{inst.type_name} has no pyramid"
         from datatypes.common.geometry import Box
 
@@ -428,7 +428,9 @@ class JobStore:
         t = threading.Thread(target=mirror, daemon=True)
         t.start()
         try:
-            st = downres_job(ctx, bbox=Box.from_bounds(b[:3], b[3:]))
+            st = start_downres(ctx, bbox=Box.from_bounds(b[:3], b[3:]), wait=True)
+            if st.get("State") == "error":
+                raise BadRequest(f"downres failed: {st.get('Error')}")
         finally:
             stop.set()
             t.join()

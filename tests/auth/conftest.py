@@ -9,14 +9,12 @@ from typing import Any
 
 import jwt
 import pytest
+from credentials import ADMIN, SECRET
 from issuer import Issuer
 from starlette.testclient import TestClient
 
 from dvidpy.config import Settings
 from server import create_app
-
-SECRET = "test-secret-key-of-32-bytes-or-more!"
-ADMIN = "root@lab.org"
 
 
 @pytest.fixture(scope="session")

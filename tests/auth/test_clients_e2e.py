@@ -20,7 +20,7 @@ import jwt
 import numpy as np
 import pytest
 import requests
-from conftest import ADMIN, SECRET
+from credentials import ADMIN, SECRET
 from servers import ServerProcess
 
 VIEWER = "https://viewer.example"

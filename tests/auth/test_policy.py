@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from conftest import ADMIN
+from credentials import ADMIN
 
 
 def repo_with_kv(srv: Any, alias: str = "r") -> str:

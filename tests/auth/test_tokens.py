@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import ADMIN, SECRET
+from credentials import ADMIN, SECRET
 
 
 def _b64(d: dict[str, Any]) -> str:

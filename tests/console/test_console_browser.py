@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from console_data import ACCESS, HI, World, gray_volume, label_volume
+from console_data import ACCESS, HI, World, _ok, gray_volume, label_volume
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -466,3 +466,39 @@ def test_every_console_request_is_under_200ms(world) -> None:
     assert slow == [], slow
     worst = max(float(m[4]) for m in lines)
     print(f"\n{len(lines)} console requests, slowest {worst:.1f} ms")
+
+
+def test_wide_and_colour_imageblk_types(browser, world) -> None:
+    """uint16blk in gray with its contrast over 0..65535 (a 2^16-entry table), float32blk
+    mapped per pixel, rgba8blk as its colours (a repo of their own)."""
+    rng = np.random.default_rng(8)
+    with httpx.Client(base_url=world.url, timeout=60) as c:
+        root = _ok(c.post("/api/repos", json={"alias": "wide"})).json()["root"]
+        w16 = rng.integers(0, 65535, (4, 40, 48), dtype=np.uint16)
+        f32 = rng.random((4, 40, 48), dtype=np.float32)
+        rgba = rng.integers(0, 255, (4, 40, 48, 4), dtype=np.uint8)
+        rgba[..., 3] = 255
+        for name, t, vol in (("w16", "uint16blk", w16), ("f32", "float32blk", f32),
+                             ("rgb", "rgba8blk", rgba)):
+            _ok(c.post(f"/api/repo/{root}/instance", json={
+                "typename": t, "dataname": name, "BlockSize": "16,16,16"}))
+            _ok(c.post(f"/api/node/{root}/{name}/raw/0_1_2/48_40_4/0_0_0",
+                       content=vol.tobytes()))
+    want = {
+        "w16": np.floor(w16[2].astype(float) * 255 / 65535 + 0.5).astype(np.uint8),
+        "f32": np.clip(np.floor((f32[2].astype(float) - 0.25) * 255 / 0.5 + 0.5), 0, 255)
+        .astype(np.uint8),
+    }
+    for name, q in (("w16", ""), ("f32", "&lo=0.25&hi=0.75")):
+        open_page(browser, world, f"/console/node/{root}/{name}#plane=xy&c=24,20,2&zoom=1"
+                  f"&level=0{q}", viewer=True)
+        img, cx, cy = canvas(browser)
+        got = region(img, cx, cy, (24, 20), 1, (40, 48))
+        diff = np.abs(got[..., 0].astype(int) - want[name].astype(int))
+        assert diff.max() <= (1 if name == "f32" else 0), name  # float rounding
+        assert severe(browser) == []
+    open_page(browser, world, f"/console/node/{root}/rgb#plane=xy&c=24,20,2&zoom=1&level=0",
+              viewer=True)
+    img, cx, cy = canvas(browser)
+    np.testing.assert_array_equal(region(img, cx, cy, (24, 20), 1, (40, 48))[..., :3],
+                                  rgba[2, ..., :3])

@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BOGUS_UUID = "0123456789abcdef0123456789abcdef"
 #: checks run on every response: no 5xx, status codes and media types as declared
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+#: imageblk types and their voxel dtypes
+IMAGEBLK = {"uint8blk": "u1", "uint16blk": "<u2", "uint32blk": "<u4", "uint64blk": "<u8",
+            "float32blk": "<f4", "rgba8blk": "<u4"}
 _ACCESS = re.compile(r"dvidpy\.access: (\S+) (.*) (\d+) ([0-9.]+)ms$", re.M)
 
 
@@ -78,11 +81,12 @@ def populate(c: httpx.Client) -> list[str]:
     ``[open child UUID, committed root UUID]``."""
     root = _ok(c.post("/api/repos", json={"alias": "fuzz"})).json()["root"]
     types = _ok(c.get("/api/server/compiled-types")).json()
-    special = {"labelmap": {"BlockSize": "16,16,16"}, "uint8blk": {"BlockSize": "16,16,16"},
+    special = {"labelmap": {"BlockSize": "16,16,16"},
                "labelarray": {"BlockSize": "16,16,16"}, "labelblk": {"BlockSize": "16,16,16"},
                "labelvol": {"sync": "labelblk1"},
                "labelsz": {}, "annotation": {},
-               "tarsupervoxels": {"Extension": "drc", "sync": "labelmap1"}}
+               "tarsupervoxels": {"Extension": "drc", "sync": "labelmap1"},
+               **{t: {"BlockSize": "16,16,16"} for t in IMAGEBLK}}
     made = []
     for t in sorted(types):
         extra = special.get(t, {})
@@ -93,9 +97,10 @@ def populate(c: httpx.Client) -> list[str]:
     base = f"/api/node/{root}"
     if "keyvalue" in made:
         _ok(c.post(f"{base}/keyvalue1/key/a", content=b'{"x": 1}'))
-    if "uint8blk" in made:
-        vol = np.arange(32 * 32 * 32, dtype=np.uint8).tobytes()
-        _ok(c.post(f"{base}/uint8blk1/raw/0_1_2/32_32_32/0_0_0", content=vol))
+    for t, dt in IMAGEBLK.items():
+        if t in made:
+            vol = np.arange(32 * 32 * 32, dtype=np.uint64).astype(dt).tobytes()
+            _ok(c.post(f"{base}/{t}1/raw/0_1_2/32_32_32/0_0_0", content=vol))
     lab = np.repeat(np.arange(1, 5, dtype=np.uint64), 32 * 32 * 8).tobytes()
     for t in ("labelmap", "labelarray", "labelblk"):
         if t in made:
@@ -113,6 +118,7 @@ def populate(c: httpx.Client) -> list[str]:
         _ok(c.post(f"{base}/tarsupervoxels1/supervoxel/1", content=b"mesh"))
     _ok(c.post(f"{base}/commit", json={"note": "fuzz root"}))
     child = _ok(c.post(f"{base}/newversion", json={})).json()["child"]
+    populate_boss(c)
     return [child, root]
 
 
@@ -121,6 +127,79 @@ def ingest_job(c: httpx.Client, uuid: str) -> str:
     return _ok(c.post("/api/ingest", json={
         "uuid": uuid, "instance": "uint8blk1", "source": "fuzz", "source_key": "fuzz",
         "dtype": "uint8", "box": [0, 0, 0, 32, 32, 32], "chunk": [16, 16, 16]})).json()["id"]
+
+
+#: Boss resources :func:`populate_boss` makes: path parameter -> the names that exist
+BOSS_NAMES = {"collection": ["fz"], "experiment": ["em"], "frame": ["fz"],
+              "channel": ["img", "w16", "seg"], "group": ["fzg"]}
+
+
+def populate_boss(c: httpx.Client) -> None:
+    """A Boss collection, frame and experiment (2 levels, 2 time samples) with a uint8 and
+    a uint16 image channel and an annotation channel, some voxels in each, metadata and a
+    group."""
+    import blosc
+
+    _ok(c.post("/v1/collection/fz", json={"description": "fuzz"}))
+    _ok(c.post("/v1/coord/fz", json={
+        "x_start": 0, "x_stop": 128, "y_start": 0, "y_stop": 128, "z_start": 0,
+        "z_stop": 32, "x_voxel_size": 4, "y_voxel_size": 4, "z_voxel_size": 8,
+        "voxel_unit": "nanometers"}))
+    _ok(c.post("/v1/collection/fz/experiment/em", json={
+        "coord_frame": "fz", "num_hierarchy_levels": 2, "num_time_samples": 2}))
+    for name, kind, dt in (("img", "image", "uint8"), ("w16", "image", "uint16"),
+                           ("seg", "annotation", "uint64")):
+        _ok(c.post(f"/v1/collection/fz/experiment/em/channel/{name}",
+                   json={"type": kind, "datatype": dt}))
+        vol = (np.arange(16 * 32 * 32, dtype=np.uint64) % 7).astype(dt)
+        _ok(c.post(f"/v1/cutout/fz/em/{name}/0/0:32/0:32/0:16/",
+                   content=blosc.compress(vol.tobytes(), typesize=vol.dtype.itemsize),
+                   headers={"Content-Type": "application/blosc"}))
+    _ok(c.post("/v1/meta/fz/em/img?key=k&value=v"))
+    _ok(c.post("/v1/groups/fzg"))
+    # what the fuzzer's deletes and renames may take: resources called "tmp"
+    _ok(c.post("/v1/collection/tmp", json={}))
+    _ok(c.post("/v1/coord/tmp", json={
+        "x_start": 0, "x_stop": 8, "y_start": 0, "y_stop": 8, "z_start": 0, "z_stop": 8,
+        "x_voxel_size": 1, "y_voxel_size": 1, "z_voxel_size": 1, "voxel_unit": "nanometers"}))
+    _ok(c.post("/v1/collection/fz/experiment/tmp", json={"coord_frame": "fz"}))
+    _ok(c.post("/v1/collection/fz/experiment/em/channel/tmp",
+               json={"type": "image", "datatype": "uint8"}))
+
+
+def narrow_boss_names(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the Boss's name parameters enums of what exists and one unknown name
+    (random names would only test "does not exist")."""
+    resource = re.compile(r"^/v1/(collection|coord)/")
+    for path, item in doc["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        deepest = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")][-1:]
+        for method, op in item.items():
+            # renames and deletes of resources take the sacrificial "tmp" ones only
+            sacrifice = method in ("put", "delete") and resource.match(path)
+            for p in op.get("parameters", []):
+                names = BOSS_NAMES.get(p["name"])
+                if names is not None and p["in"] in ("path", "query"):
+                    if sacrifice and p["name"] in deepest:
+                        names = ["tmp"]
+                    p["schema"] = {"type": "string", "enum": [*names, "nope"]}
+                elif p["name"] in ("x", "y", "z", "t") and p["in"] == "path":
+                    p["schema"] = {"type": "string", "enum": SPANS[p["name"]]}
+                elif p["name"] == "resolution":
+                    p["schema"] = {"type": "integer", "enum": [0, 1, 2, 7]}
+                elif p["name"] in ("xa", "ya", "za"):  # /v1/image: a range or an index
+                    p["schema"] = {"type": "string", "enum": [*_XY, "3", "200", "x"]}
+                elif p["name"] in ("id", "num_ids"):
+                    p["schema"] = {"type": "integer", "enum": [0, 1, 3, 5, 999]}
+    return doc
+
+
+#: ranges the fuzzer picks for the Boss's x0:x1 (inside the frame, at its edge, outside,
+#: empty) and t0:t1
+_XY = ["0:16", "8:40", "100:128", "120:130", "5:5", "0:1"]
+SPANS = {"x": _XY, "y": _XY, "z": ["0:16", "3:9", "30:32", "31:40", "0:1"],
+         "t": ["0:1", "1:2", "0:2", "0:3"]}
 
 
 def narrow_uuids(doc: dict[str, Any], uuids: list[str],
@@ -171,7 +250,7 @@ def fuzz_target(folder: Path, max_request_bytes: int = 8 << 20) -> Target:
         jobs = [ingest_job(c, uuids[0])]
         doc = _ok(c.get("/api/openapi.json")).json()
     schema = folder / "openapi.json"
-    schema.write_text(json.dumps(narrow_uuids(doc, uuids, jobs)))
+    schema.write_text(json.dumps(narrow_boss_names(narrow_uuids(doc, uuids, jobs))))
     return Target(proc, url, log, schema, folder, uuids)
 
 
@@ -222,7 +301,9 @@ def main() -> None:
     t = fuzz_target(folder)
     try:
         r = run_schemathesis(t, args.max_examples, extra)
-        print(r.output[-6000:])
+        out = r.output
+        cut = out.find("FAILURES")  # schemathesis's failures, then the tail
+        print(out[cut:cut + 6000] if cut >= 0 else "", out[-3000:], sep="\n")
         print(f"requests: {r.requests}, 5xx: {len(r.server_errors)}, slowest: "
               f"{r.slowest_ms:.0f} ms, schemathesis exit {r.returncode}")
         for e in r.server_errors[:40]:

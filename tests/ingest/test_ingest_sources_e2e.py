@@ -1,6 +1,6 @@
 """More sources and runners of ``dvidpy ingest`` on a real server (issue 15): slices picked
-by ``--glob`` in natural order with ``--z-range``, JPEG slices, uint16 label slices into
-labelmap (and no uint16 image type to create), an N5 volume, and a running Dask cluster
+by ``--glob`` in natural order with ``--z-range``, JPEG slices, uint16 slices into uint16blk
+and labelmap, an N5 volume, and a running Dask cluster
 (``dask scheduler`` and two ``dask worker`` processes) reached with ``--scheduler tcp://``."""
 
 from __future__ import annotations
@@ -49,14 +49,15 @@ def test_glob_zrange_jpeg_uint16_labels_and_n5(tmp_path: Path, server, client, r
     assert r.returncode == 0, r.stderr
     assert (read_raw(client, repo, "jpg", want.shape) == want).all()
 
-    # uint16 labels: no uint16 image type on this server, so --create names labelmap
+    # uint16 slices: --create makes a uint16blk; as labels they go into labelmap
     labels = (volume((16, 40, 48), np.uint16, seed=22).astype(np.uint32) * 257 + 1
               ).astype(np.uint16)
     ld = tiff_slices(tmp_path / "labels", labels)
-    r = ingest_cli(str(ld), server.url, repo, "seg", "--create", "--scheduler", "threads")
-    assert r.returncode == 1 and "--create uint16blk: this server has no such" in r.stderr
-    assert "labelmap" in r.stderr
-    assert [j["instance"] for j in client.get("/api/ingest").json()] == ["gray", "jpg"]
+    r = ingest_cli(str(ld), server.url, repo, "w16", "--create", "--block-size", "16,16,16",
+                   "--no-pyramid", "--scheduler", "threads")
+    assert r.returncode == 0 and "created uint16blk instance 'w16'" in r.stderr, r.stderr
+    got = read_raw(client, repo, "w16", labels.shape, dtype="<u2")
+    assert (got == labels).all() and got.max() > 255
     r = ingest_cli(str(ld), server.url, repo, "seg", "--create", "labelmap", "--block-size",
                    "16,16,16", "--no-pyramid", "--scheduler", "threads")
     assert r.returncode == 0, r.stderr

@@ -98,7 +98,7 @@ def state(c: Any, uuid: str) -> dict[str, Any]:
 
 def blocks_per_version(mgr: Any, uuid: str, name: str) -> Counter[str]:
     """Block keys stored per version UUID for instance ``name`` on an in-process server."""
-    from datatypes.uint8blk import BLOCK_CLASS
+    from datatypes.imageblk import BLOCK_CLASS
 
     out: Counter[str] = Counter()
     for (u, cls), n in records_per_version(mgr, uuid, name).items():

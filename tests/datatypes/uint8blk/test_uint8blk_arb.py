@@ -267,7 +267,7 @@ def test_reads_only_touched_blocks_in_one_batch(app, client, repo, world, monkey
 
 def test_large_plane_bands_and_block_budget(app, client, repo, world, monkeypatch) -> None:
     """Many bands plus the halving of over-budget ranges give the oracle's answer."""
-    import datatypes.uint8blk as u8
+    import datatypes.imageblk as u8
 
     base = make(client, repo, "g", world)
     monkeypatch.setattr(u8, "_ARB_BAND", 97)  # odd band size: many partial bands
@@ -418,6 +418,6 @@ def test_random_planes_equal_oracle(client, repo, world, plane, which) -> None:
 
 
 def test_module_doc_lists_arb() -> None:
-    import datatypes.uint8blk as u8
+    import datatypes.imageblk as u8
 
     assert "GET arb/{topleft}/{topright}/{bottomleft}/{res}" in (u8.__doc__ or "")

@@ -1,7 +1,8 @@
 // What the slice viewer can show, by datatype. Each entry says the instance's role in the
 // viewer ("image" under, "segmentation" over), its neuroglancer layer type, how to list
 // its pyramid levels and how to fetch one 2-D tile of a level from the server's own DVID
-// endpoints. Adding a datatype (uint16blk, ...) is one more entry here.
+// endpoints. Adding a datatype is one more entry here (the imageblk types: grayImage with
+// the type's value range, rgba8blk as colour pixels).
 import { getBlob, getBytes, getJSON, nodePath } from "../api.js";
 
 /** Axes of each plane: [u (screen right), v (screen down), w (depth)] as x=0, y=1, z=2. */
@@ -70,6 +71,31 @@ async function labelmapLevels(ctx) {
   return levels;
 }
 
+/** A fetchTile reading the one-voxel-thick `raw/0_1_2` box of a plane as voxel values
+ *  (little-endian, as the server sends them); `values(buf)` makes the typed array. */
+function rawGray(values, kind = "gray") {
+  return async function fetchTile(ctx, lvl, plane, u0, v0, w, nu, nv, _opts, signal) {
+    const b = planeBox(plane, u0, v0, w, nu, nv);
+    const path = nodePath(ctx.uuid, lvl.name, "raw", "0_1_2", b.s(b.size), b.s(b.offset));
+    return { kind, data: values(await getBytes(path, { signal })) };
+  };
+}
+
+/** uint64 voxels as Numbers (exact below 2^53). */
+function uint64Values(buf) {
+  const w = new Uint32Array(buf);
+  const out = new Float64Array(w.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = w[2 * i] + w[2 * i + 1] * 4294967296;
+  return out;
+}
+
+/** An imageblk type drawn in gray: contrast over `range` (a lookup table when it is
+ *  small), pyramid levels NAME_k. */
+function grayImage(range, values, step = 1) {
+  return { role: "image", ngType: "image", range, step, levels: imageLevels,
+    fetchTile: rawGray(values) };
+}
+
 /** Datatypes drawn over another instance's slices: the viewer state key they set. */
 export const OVERLAYS = { roi: "roi", annotation: "ann" };
 
@@ -87,6 +113,13 @@ export const VIEWERS = {
       return { kind: "gray", data: await decodeGray(await getBlob(path, signal)) };
     },
   },
+  uint16blk: grayImage([0, 65535], (buf) => new Uint16Array(buf)),
+  uint32blk: grayImage([0, 4294967295], (buf) => new Uint32Array(buf)),
+  uint64blk: grayImage([0, 4294967295], uint64Values),
+  float32blk: grayImage([0, 1], (buf) => new Float32Array(buf), 0.001),
+  /** RGBA voxels are ImageData pixels as they are (little-endian R, G, B, A bytes). */
+  rgba8blk: { role: "image", ngType: "image", levels: imageLevels,
+    fetchTile: rawGray((buf) => new Uint32Array(buf), "rgba") },
   labelmap: {
     role: "segmentation",
     ngType: "segmentation",

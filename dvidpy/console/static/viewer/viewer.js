@@ -101,11 +101,17 @@ class TileLayer {
     if (t.canvasKey === this.renderKey) return t.canvas;
     const img = new ImageData(t.nu, t.nv);
     const out = new Uint32Array(img.data.buffer);
-    if (t.data.kind === "gray") {
+    if (t.data.kind === "rgba") {
+      out.set(t.data.data);
+    } else if (t.data.kind === "gray") {
       const lut = this.viewer.lut;
       const d = t.data.data;
+      const { lo, hi } = this.viewer.state;
+      const scale = hi > lo ? 255 / (hi - lo) : 0;
       for (let i = 0; i < out.length; i++) {
-        const g = lut[d[i]];
+        const g = lut ? lut[d[i]]
+          : (scale ? Math.max(0, Math.min(255, Math.round((d[i] - lo) * scale)))
+            : (d[i] >= lo ? 255 : 0));
         out[i] = 0xFF000000 | (g << 16) | (g << 8) | g;
       }
     } else {
@@ -208,6 +214,7 @@ export class SliceViewer {
     const key = role === "image" ? "image" : "seg";
     this.state[key] = name;
     this[key] = name ? await new TileLayer(this, name, await this.info(name), role).init() : null;
+    if (role === "image") [this.state.lo, this.state.hi] = this.imageRange();
     this.updateLut();
     this.buildControls();
     this.requestRender();
@@ -230,6 +237,8 @@ export class SliceViewer {
     this.seg = s.seg && this.instances[s.seg]
       ? await new TileLayer(this, s.seg, await this.info(s.seg), "segmentation").init() : null;
     if (s.roi) await this.loadRoi(s.roi);
+    const hash = new URLSearchParams(location.hash.slice(1));
+    if (this.image && !hash.has("lo") && !hash.has("hi")) [s.lo, s.hi] = this.imageRange();
     this.updateLut();
     this.resize();
     if (!s.center || !s.zoom) this.fit(!s.center, !s.zoom);
@@ -273,10 +282,20 @@ export class SliceViewer {
     this.requestRender();
   }
 
+  /** [min, max] of the image's voxel values (its VIEWERS entry; 0..255 by default). */
+  imageRange() {
+    const v = this.image && VIEWERS[this.image.info.Base.TypeName];
+    return (v && v.range) || [0, 255];
+  }
+
   updateLut() {
     const { lo, hi } = this.state;
-    this.lut = new Uint8Array(256);
-    for (let v = 0; v < 256; v++) {
+    const [rlo, rhi] = this.imageRange();
+    // a table for integer values in 0..2^16-1; wider or fractional ones are mapped per pixel
+    const v = this.image && VIEWERS[this.image.info.Base.TypeName];
+    const integral = !v || (v.step || 1) === 1;
+    this.lut = integral && rlo === 0 && rhi < 65536 ? new Uint8Array(rhi + 1) : null;
+    for (let v = 0; this.lut && v <= rhi; v++) {
       const x = hi > lo ? Math.round(((v - lo) * 255) / (hi - lo)) : (v >= lo ? 255 : 0);
       this.lut[v] = Math.max(0, Math.min(255, x));
     }
@@ -778,8 +797,9 @@ export class SliceViewer {
         ...images.map((n) => [n, n])], s.image, (v) => this.setLayer("image", v))));
     }
     if (this.image) {
-      const [rlo, rhi] = VIEWERS[this.image.info.Base.TypeName].range || [0, 255];
-      const contrast = (k) => h("input", { type: "range", min: rlo, max: rhi, value: s[k],
+      const [rlo, rhi] = this.imageRange();
+      const step = VIEWERS[this.image.info.Base.TypeName].step || 1;
+      const contrast = (k) => h("input", { type: "range", min: rlo, max: rhi, step, value: s[k],
         id: `contrast-${k}`, oninput: (ev) => {
           s[k] = Number(ev.target.value);
           this.updateLut();
@@ -839,10 +859,14 @@ export class SliceViewer {
   /** Contrast from the loaded visible image tiles: 1st and 99th percentiles. */
   autoContrast() {
     if (!this.image) return;
+    // 1st and 99th percentiles, from a 256-bin histogram over the type's value range
+    const [rlo, rhi] = this.imageRange();
+    const width = (Number.isInteger(rlo) && Number.isInteger(rhi) ? rhi - rlo + 1 : rhi - rlo)
+      / 256 || 1;
     const hist = new Float64Array(256);
     for (const t of this.image.tiles.values()) {
-      if (t.state !== "ready" || t.wanted !== this.gen) continue;
-      for (const v of t.data.data) hist[v]++;
+      if (t.state !== "ready" || t.wanted !== this.gen || t.data.kind !== "gray") continue;
+      for (const v of t.data.data) hist[Math.max(0, Math.min(255, Math.floor((v - rlo) / width)))]++;
     }
     const total = hist.reduce((x, y) => x + y, 0);
     if (!total) return;
@@ -852,8 +876,9 @@ export class SliceViewer {
       if (acc < total * 0.01) lo = v + 1;
       if (acc <= total * 0.99) hi = v + 1;
     }
-    this.state.lo = Math.min(lo, 254);
-    this.state.hi = Math.max(Math.min(hi, 255), this.state.lo + 1);
+    const at = (b) => (width === 1 && rlo === 0 ? b : rlo + b * width);
+    this.state.lo = at(Math.min(lo, 254));
+    this.state.hi = Math.max(at(Math.min(hi, 255)), this.state.lo + (width === 1 ? 1 : width));
     this.updateLut();
     this.buildControls();
     this.requestRender();

@@ -1,0 +1,1673 @@
+"""imageblk: DVID's block image types ``uint8blk``, ``uint16blk``, ``uint32blk``,
+``uint64blk``, ``float32blk`` and ``rgba8blk`` (dvid-api.md §8), one implementation
+parameterized by the voxel type (:class:`VoxelType`).
+
+Voxels are little-endian, C-order ZYX, as DVID stores and sends them: ``uint8blk`` 1 byte,
+``uint16blk`` 2, ``uint32blk`` 4, ``uint64blk`` 8, ``float32blk`` 4 (IEEE), ``rgba8blk``
+4 (red, green, blue, alpha bytes). Every size, body and block below is in these voxels.
+
+Creation settings (strings): ``BlockSize`` ``"x,y,z"`` (default ``32,32,32``; each 1..1024
+and at most 2**24 voxels per block), ``VoxelSize`` (``"8,8,8"``), ``VoxelUnits``
+(``"nanometers"`` or three names), ``Compression`` (``lz4`` (default), ``gzip``,
+``gzip:N``, ``none``; ``jpeg`` for uint8blk only), ``Background`` (0..255, the value of
+unwritten voxels; every channel of an rgba8 voxel), ``MinPoint`` / ``MaxPoint`` (initial
+extents), ``TimeSamples`` (dvidpy extension, default 1: the Boss's time axis, see below).
+JPEG blocks are stored as one grayscale JPEG of width ``bx`` and height ``by*bz``
+(neuroglancer's layout), quality ``JpegQuality`` (default 85).
+
+Endpoints, under ``/api/node/{uuid}/{data}/``:
+
+``GET info`` / ``POST info``
+    §8.1 JSON (``Values`` names the voxel type: one ``uint16`` value, or ``red``, ``green``,
+    ``blue``, ``alpha`` bytes); extents (``MinPoint``/``MaxPoint``/``MinIndex``/
+    ``MaxIndex``) are kept per version and grow on writes (``null`` until something is
+    written). ``POST info`` accepts ``VoxelSize``, ``VoxelUnits``, ``Background``.
+``POST extents``
+    ``{"MinPoint": [x,y,z], "MaxPoint": [x,y,z]}`` replaces the extents at this version.
+``POST resolution`` / ``GET metadata`` / ``GET rawkey?x=&y=&z=``
+    Voxel size ``[rx,ry,rz]``; §8.2 metadata JSON; hex TKey of a block.
+``GET raw|isotropic/{dims}/{size}/{offset}[/{format}][?roi=NAME&attenuation=N]``
+    ``dims`` ``0_1_2`` -> raw ZYX voxel bytes (streamed one block-layer at a time), or
+    for uint8 with format ``jpg``/``jpeg[:Q]`` one JPEG ``nx`` wide and ``ny*nz`` high.
+    ``0_1``/``xy``, ``0_2``/``xz``, ``1_2``/``yz`` -> a 2-D image (XZ/YZ images have Z as
+    rows): uint8 ``png`` (default), ``jpg[:Q]`` (default quality 80), ``tif`` or ``bmp``;
+    rgba8 ``png``, ``tif`` or ``bmp`` in RGBA; the others ``png`` only, carrying the voxel
+    bytes as DVID does (uint16: 16-bit grayscale; uint32, float32: 8-bit RGBA of the 4
+    bytes; uint64: 16-bit RGBA of the 8 bytes; a decoder reads 16-bit samples big-endian,
+    so their values appear byte-swapped, as from DVID). Any box: unaligned, negative.
+    Unwritten voxels read as ``Background``. ``roi=NAME`` masks with an roi instance of
+    the repo: outside voxels become 0, or with ``attenuation=N`` (1..7) are shifted right
+    by N bits (DVID: ``v >> N``; each byte of rgba8, ``v / 2**N`` for float32).
+    ``isotropic`` 2-D slices stretch the second image axis by the ratio of voxel sizes
+    (nearest neighbour) so pixels are square; ``isotropic`` 3-D equals ``raw``.
+``GET arb/{topleft}/{topright}/{bottomleft}/{res}[/{format}]``
+    Arbitrary plane (DVID ``imageblk/arb_image.go``; uint8blk and rgba8blk only, as in
+    DVID: 400 for the others). Corners are *physical* ``x_y_z`` floats (voxel ``i`` is at
+    ``i * VoxelSize``); the image is ``floor(|TR-TL|/res)+1`` x ``floor(|BL-TL|/res)+1``
+    pixels whose first/last columns and rows sit exactly on the corners; each pixel is
+    DVID's trilinear interpolation of the 8 surrounding voxels (``floor(v+0.5)``, per
+    channel for rgba8), Background where unwritten. Formats as for 2-D ``raw`` (``png``
+    default). Non-rectangular corners sample the parallelogram (DVID does not check).
+    Over ``2**26`` pixels -> 413.
+``POST raw/0_1_2/{size}/{offset}[?roi=NAME]``
+    Body exactly ``nx*ny*nz`` voxels. Block-aligned boxes are written whole; unaligned
+    ones read-modify-write their edge blocks (per-block striped locks make concurrent
+    writers safe). With ``roi=`` only voxels inside the ROI change (400 for an unknown
+    roi). Blocks are encoded straight from the body and committed in batches of about
+    ``writeBatchBytes`` (one atomic batch when the write fits one), after every check.
+``GET subvolblocks/{size}/{offset}[?compression=jpeg|uncompressed]``
+    Block-aligned box (else 400); §8.5 records in ZYX order, missing blocks omitted.
+    Default payload is the stored payload (JPEG file / ``u32 len`` + LZ4 block / gzip
+    stream / raw); ``jpeg`` requires JPEG storage; ``uncompressed`` is raw ZYX voxels.
+``GET specificblocks?blocks=x,y,z,...[&compression=...&prefetch=true]``
+    Same records for listed blocks in request order; ``prefetch=true`` returns nothing.
+``GET blocks/{x_y_z}/{spanX}`` / ``POST blocks/{x_y_z}/{spanX}``
+    ``spanX`` whole blocks along X, uncompressed and concatenated (Background for missing).
+``POST downres[?levels=N&bbox=x0,y0,z0,x1,y1,z1&full=true&wait=true&anisotropic=true]``
+    Our extension: build the pyramid into instances ``NAME_1``, ``NAME_2``... (created when
+    missing with the same type, block size and compression). Each level halves x, y and z
+    (or, ``anisotropic=true``, x and y only: the Boss's default hierarchy). Intensity types
+    average: each level voxel is the mean of its 8 (or 4) source voxels rounded half up
+    (``(sum+4)//8`` for uint8), float32 in float64, rgba8 per channel; ``uint64blk``
+    holds labels and takes their mode (the most frequent non-zero value; ties to the
+    smaller; DVID labelmap's rule). Missing source blocks count as Background; a parent
+    block with no source block at all is not written. Default: only blocks written since
+    the last downres at this version (dirty blocks), of every time sample;
+    ``full=true``: every stored block; ``bbox=x0,y0,z0,x1,y1,z1`` (voxels, exclusive end):
+    every stored block in the box (dirty markers untouched). ``levels`` defaults to the
+    count that shrinks the extents to one block. Runs in a background thread and answers
+    the job status at once; ``wait=true`` answers when done.
+``GET downres-status``
+    ``{"State": "idle|running|done|error|cancelled", "Level", "Levels", "BlocksDone",
+    "BlocksTotal", "Error", "DirtyBlocks"}`` (``DirtyBlocks`` at the requested version).
+
+Time samples (``TimeSamples`` > 1, made by the Boss API for experiments with
+``num_time_samples`` > 1): DVID's API reads and writes time sample 0, whose blocks keep
+DVID's keys; sample ``t`` > 0 is stored under its own TKey class with ``t`` before the
+block coordinate (:func:`block_tkey`), read and written through the Boss's ``t0:t1``
+ranges (``/v1/cutout``), and built into the pyramid with sample 0.
+
+Size limits: any request whose voxel bytes (or stretched ``isotropic`` image) are over the
+server's ``max_request_bytes`` is refused with 413 before any work; 3-D JPEG answers are
+limited to 256 MiB. A box or block span whose voxels leave the int32 range is a 400.
+``subvolblocks`` reads only the blocks stored in its box (a seek past each gap), so a huge,
+mostly empty box costs what it holds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import starlette.responses
+from PIL import Image
+from starlette.responses import Response
+
+from datatypes.common import arbslice, blockscan, imagecodec
+from datatypes.common.blockscan import BoxRegion, scan_region
+from datatypes.common.blockstream import encode_header
+from datatypes.common.downsample import downsample_mean, downsample_mode
+from datatypes.common.geometry import (
+    INT32_MAX,
+    INT32_MIN,
+    BlockPiece,
+    Box,
+    Point3,
+    block_range,
+    blocks_in_box,
+    check_block_coords,
+    check_int32_box,
+    int32_block_limits,
+    iter_block_pieces,
+    parse_block_list,
+    parse_dims,
+    plane_size_to_3d,
+)
+from datatypes.common.imagecodec import PNG_GRAY, PNG_RGBA
+from datatypes.roi import find_roi
+from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_frame
+from dvidpy.datatype import Call, Datatype, endpoint, register_datatype
+from dvidpy.errors import BadRequest, DvidError, TooLarge
+from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
+from dvidpy.http.streams import StreamingResponse
+from dvidpy.keys import prefix_successor, tkey
+from dvidpy.versioned import VersionedBatch, VersionedCtx
+
+BLOCK_CLASS = 23
+DIRTY_CLASS = 24
+#: blocks and dirty markers of time samples t > 0: class, 0x01, t (u32 BE), ZYX
+TIME_BLOCK_CLASS = 25
+TIME_DIRTY_CLASS = 26
+MAX_TIME_SAMPLES = 2**31 - 1
+DEFAULT_BLOCK_SIZE = (32, 32, 32)
+DEFAULT_JPEG_QUALITY = 85
+MAX_JPEG_VOLUME = 256 << 20
+N_STRIPES = 256
+_EXTENTS = "extents"
+_STREAM_PIECE = 4 << 20
+_SMALL_SUBVOL = 64  # block count below which subvolblocks answers without streaming
+_ARB_BAND = 1 << 18  # samples resampled at once by arb
+_ARB_BLOCK_BUDGET = 128 << 20  # decoded block bytes an arb band may hold
+_BlockCache = dict[tuple[int, int, int], np.ndarray | None]  # arb: decoded or not stored
+_WRITE_RUN = 8 << 20  # bytes of voxels write_box encodes at once (a run along X)
+
+# ----- declarations shared by several endpoints ---------------------------------------
+ND_JSON = "application/vnd.dvid-nd-data+json"
+_IMAGES = ("image/png", "image/jpeg", "image/tiff", "image/bmp")
+_GEOMETRY = (
+    Param("dims", "dims", "0_1_2 for a 3-D box; 0_1 (xy), 0_2 (xz) or 1_2 (yz) for an image"),
+    Param("size", "size", "nx_ny_nz for 3-D, width_height for 2-D (voxels)"),
+    Param("offset", "coord", "x_y_z of the box's first voxel"),
+    Param("format", "str", "2-D: png (default), jpg[:quality], tif, bmp; 3-D: jpg[:quality] "
+                           "for one JPEG nx wide and ny*nz high, else raw bytes"),
+)
+_MASK_QUERY = (
+    Q("roi", "str", "name of an roi instance of the repo: voxels outside it read as 0 "
+                    "(400 when there is no such roi)"),
+    Q("attenuation", "count", "with roi: outside voxels are shifted right by this many "
+                              "bits (1..7) instead of zeroed"),
+)
+_COMPRESSION = Q("compression", "str", "block payload: the stored one (default), jpeg "
+                                       "(JPEG-stored instances only) or uncompressed",
+                 enum=("jpeg", "uncompressed"))
+_BLOCK_SPAN = (Param("block", "coord", "block coordinate x_y_z of the first block"),
+               Param("span", "count", "number of blocks along X (>= 1)"))
+_POINT3 = {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3}
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """Process-wide pool for block encoding (one thread per CPU)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                       thread_name_prefix="imageblk-encode")
+        return _POOL
+
+
+# ----- voxel types --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoxelType:
+    """What distinguishes the imageblk types: the stored voxel, how it is drawn as a 2-D
+    image and how the pyramid reduces it.
+
+    ``dtype`` is the little-endian numpy type of one voxel (rgba8: ``<u4``, whose four
+    bytes are red, green, blue, alpha); ``values`` are DVID's ``Extended.Values``
+    ``(DataType, Label)`` pairs; ``png`` the PNG depth and colour type of 2-D images of
+    the raw bytes; ``pyramid`` ``"mean"`` or ``"mode"``; ``channels`` 4 for rgba8 (means,
+    attenuation and interpolation per byte), else 1.
+    """
+
+    name: str
+    dtype: np.dtype
+    values: tuple[tuple[str, str], ...]
+    png: tuple[int, int]
+    pyramid: str = "mean"
+    channels: int = 1
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per voxel."""
+        return self.dtype.itemsize
+
+    @property
+    def jpeg(self) -> bool:
+        """JPEG blocks and images (8-bit grayscale) are possible."""
+        return self.name == "uint8"
+
+    def fill(self, background: int) -> Any:
+        """The voxel value of ``Background`` (rgba8: that byte in every channel)."""
+        if self.channels == 4:
+            return np.uint32(background * 0x01010101)
+        return self.dtype.type(background)
+
+
+UINT8 = VoxelType("uint8", np.dtype("u1"), (("uint8", "uint8"),), (8, PNG_GRAY))
+UINT16 = VoxelType("uint16", np.dtype("<u2"), (("uint16", "uint16"),), (16, PNG_GRAY))
+UINT32 = VoxelType("uint32", np.dtype("<u4"), (("uint32", "uint32"),), (8, PNG_RGBA))
+UINT64 = VoxelType("uint64", np.dtype("<u8"), (("uint64", "uint64"),), (16, PNG_RGBA),
+                   pyramid="mode")
+FLOAT32 = VoxelType("float32", np.dtype("<f4"), (("float32", "float32"),), (8, PNG_RGBA))
+RGBA8 = VoxelType("rgba8", np.dtype("<u4"), tuple(("uint8", c) for c in
+                                                  ("red", "green", "blue", "alpha")),
+                  (8, PNG_RGBA), channels=4)
+
+
+def per_channel(vol: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply ``fn`` to each byte channel of an rgba8 ``<u4`` volume (channels first) and
+    pack the result back into ``<u4`` voxels."""
+    ch = np.moveaxis(vol.view(np.uint8).reshape(*vol.shape, 4), -1, 0)
+    out = np.moveaxis(fn(ch), 0, -1)
+    return np.ascontiguousarray(out).view("<u4").reshape(out.shape[:-1])
+
+
+# ----- keys ---------------------------------------------------------------------------
+
+
+def block_head(t: int = 0, cls: int = BLOCK_CLASS) -> bytes:
+    """The bytes before a block's ZYX in its TKey: ``class, 0x01`` for time sample 0
+    (DVID's layout), ``class + 2, 0x01, t (u32 BE)`` for sample ``t`` > 0 (class 23 -> 25
+    blocks, 24 -> 26 dirty markers)."""
+    if t == 0:
+        return bytes((cls, 1))
+    return bytes((cls + 2, 1)) + t.to_bytes(4, "big")
+
+
+def block_tkey(x: int, y: int, z: int, cls: int = BLOCK_CLASS, t: int = 0) -> bytes:
+    """TKey of block ``(x, y, z)`` of time sample ``t``: :func:`block_head`, then ZYX as
+    big-endian ``coord - INT32_MIN`` (the layout of :mod:`datatypes.common.blockscan`)."""
+    if t == 0:
+        return blockscan.block_tkey(cls, x, y, z)
+    return block_head(t, cls) + blockscan.block_tkey(cls, x, y, z)[2:]
+
+
+def block_tkeys(coords: np.ndarray, cls: int = BLOCK_CLASS, t: int = 0) -> list[bytes]:
+    """Vectorized :func:`block_tkey` for an ``(N, 3)`` x,y,z array."""
+    c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+    raw = (c[:, ::-1] - INT32_MIN).astype(">u4").tobytes()
+    head = block_head(t, cls)
+    return [head + raw[i:i + 12] for i in range(0, len(raw), 12)]
+
+
+def decode_block_tkey(tk: bytes) -> Point3:
+    """Inverse of :func:`block_tkey` -> ``(x, y, z)`` (any time sample)."""
+    return blockscan.decode_block_tkey(tk[4:] if len(tk) == 18 else tk)
+
+
+# ----- settings -----------------------------------------------------------------------
+
+
+def _ints(text: str, what: str, n: int = 3) -> list[int]:
+    parts = [p.strip() for p in text.replace("_", ",").split(",")]
+    if len(parts) == 1 and n == 3:
+        parts = parts * 3
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}: expected {n} comma-separated integers") from None
+    if len(vals) != n:
+        raise BadRequest(f"bad {what} {text!r}: expected {n} integers")
+    return vals
+
+
+def _floats(text: str, what: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts = parts * 3
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bad {what} {text!r}: expected 3 comma-separated numbers") from None
+    if len(vals) != 3 or not all(v > 0 and np.isfinite(v) for v in vals):
+        raise BadRequest(f"bad {what} {text!r}: expected 3 positive numbers")
+    return vals
+
+
+def _units(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3 or not all(parts):
+        raise BadRequest(f"bad VoxelUnits {text!r}: one name or three comma-separated names")
+    return parts
+
+
+def _time_samples(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= MAX_TIME_SAMPLES:
+        raise BadRequest(f"bad TimeSamples {text!r}: expected an integer 1..{MAX_TIME_SAMPLES}")
+    return v
+
+
+def _background(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255") from None
+    if not 0 <= v <= 255:
+        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255")
+    return v
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else v
+
+
+def _parse_format(fmt: str) -> tuple[str, int]:
+    """``png``/``jpg:80``/... -> (kind, quality)."""
+    f = fmt.lower()
+    name, _, q = f.partition(":")
+    if name in ("jpg", "jpeg"):
+        if q:
+            try:
+                qual = int(q)
+            except ValueError:
+                raise BadRequest(f"bad JPEG quality in format {fmt!r}") from None
+            if not 1 <= qual <= 100:
+                raise BadRequest(f"JPEG quality must be 1..100, got {qual}")
+        else:
+            qual = imagecodec.DEFAULT_JPEG_QUALITY
+        return "jpeg", qual
+    if q:
+        raise BadRequest(f"unknown image format {fmt!r}")
+    if name in ("", "png"):
+        return "png", 0
+    if name in ("tif", "tiff"):
+        return "tiff", 0
+    if name == "bmp":
+        return "bmp", 0
+    raise BadRequest(f"unknown image format {fmt!r} (png, jpg[:quality], tif, bmp)")
+
+
+def _coords_ok(*points: Sequence[int]) -> None:
+    for p in points:
+        for v in p:
+            if not INT32_MIN <= v <= INT32_MAX:
+                raise BadRequest(f"coordinate {v} is outside the int32 range")
+
+
+class ImageBlk(Datatype):
+    """An imageblk datatype: the subclasses set :attr:`voxel` and DVID's type name, URL
+    and version (see the module docstring)."""
+
+    voxel: ClassVar[VoxelType] = UINT8
+    default_compression = "lz4"
+    tkey_classes = {
+        BLOCK_CLASS: "block ZYX (3 x u32be of coord - INT32_MIN) -> framed block",
+        DIRTY_CLASS: "block ZYX -> b'' (written since the last downres at this version)",
+        TIME_BLOCK_CLASS: "time sample t > 0 (u32be), block ZYX -> framed block",
+        TIME_DIRTY_CLASS: "time sample t > 0 (u32be), block ZYX -> b'' (dirty)",
+    }
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._stripes = [threading.Lock() for _ in range(N_STRIPES)]
+        self._commit_lock: Any = threading.Lock()
+        if self.shared_store:  # other servers read-modify-write these blocks too
+            self._commit_lock = self.instance_lock()
+        self._job_lock = threading.Lock()
+        self._job: dict[str, Any] = {"State": "idle", "Level": 0, "Levels": 0,
+                                     "BlocksDone": 0, "BlocksTotal": 0, "Error": ""}
+        self._cancel = threading.Event()
+
+    # ----- settings ---------------------------------------------------------------------
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        """Validate BlockSize, VoxelSize, VoxelUnits, Background, MinPoint/MaxPoint,
+        TimeSamples (JPEG only for uint8)."""
+        cfg: dict[str, Any] = {}
+        if settings.get("compression", "").lower().startswith("jpeg") and not cls.voxel.jpeg:
+            raise BadRequest(f"jpeg compression is only for uint8blk, not {cls.type_name}")
+        bs = _ints(settings["blocksize"], "BlockSize") if settings.get("blocksize") \
+            else list(DEFAULT_BLOCK_SIZE)
+        if not all(1 <= b <= 1024 for b in bs) or bs[0] * bs[1] * bs[2] > (1 << 24):
+            raise BadRequest(f"bad BlockSize {bs}: each 1..1024, at most 2**24 voxels")
+        if settings.get("compression", "").lower().startswith("jpeg") and bs[1] * bs[2] > 65535:
+            raise BadRequest(f"BlockSize {bs} too tall for a JPEG block (by*bz > 65535)")
+        cfg["BlockSize"] = bs
+        cfg["VoxelSize"] = _floats(settings.get("voxelsize", "8,8,8"), "VoxelSize")
+        cfg["VoxelUnits"] = _units(settings.get("voxelunits", "nanometers"))
+        cfg["Background"] = _background(settings.get("background", "0"))
+        q = settings.get("jpegquality", str(DEFAULT_JPEG_QUALITY))
+        try:
+            qv = int(q)
+        except ValueError:
+            qv = -1
+        if not 1 <= qv <= 100:
+            raise BadRequest(f"bad JpegQuality {q!r}: 1..100")
+        cfg["JpegQuality"] = qv
+        ts = _time_samples(settings.get("timesamples", "1"))
+        if ts > 1:
+            cfg["TimeSamples"] = ts
+        mn, mx = settings.get("minpoint"), settings.get("maxpoint")
+        if mn or mx:
+            if not (mn and mx):
+                raise BadRequest("MinPoint and MaxPoint must be given together")
+            lo, hi = _ints(mn, "MinPoint"), _ints(mx, "MaxPoint")
+            _coords_ok(lo, hi)
+            if any(a > b for a, b in zip(lo, hi, strict=True)):
+                raise BadRequest(f"MinPoint {lo} is not <= MaxPoint {hi}")
+            cfg["Extents"] = {"MinPoint": lo, "MaxPoint": hi}
+        return cfg
+
+    def update_settings(self, settings: Mapping[str, str]) -> None:
+        """``POST info``: VoxelSize, VoxelUnits, Background."""
+        cfg = dict(self.meta.config)
+        if "voxelsize" in settings:
+            cfg["VoxelSize"] = _floats(settings["voxelsize"], "VoxelSize")
+        if "voxelunits" in settings:
+            cfg["VoxelUnits"] = _units(settings["voxelunits"])
+        if "background" in settings:
+            cfg["Background"] = _background(settings["background"])
+        self.meta.config = cfg
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """(bx, by, bz)."""
+        b = self.meta.config["BlockSize"]
+        return (int(b[0]), int(b[1]), int(b[2]))
+
+    @property
+    def bshape(self) -> tuple[int, int, int]:
+        """Block array shape (bz, by, bx)."""
+        bx, by, bz = self.block_size
+        return (bz, by, bx)
+
+    @property
+    def background(self) -> int:
+        """``Background``: the value of unwritten voxels (each channel of rgba8)."""
+        return int(self.meta.config.get("Background", 0))
+
+    @property
+    def fill(self) -> Any:
+        """The voxel value unwritten voxels read as."""
+        return self.voxel.fill(self.background)
+
+    @property
+    def time_samples(self) -> int:
+        """Number of time samples (``TimeSamples``; 1 for DVID's instances)."""
+        return int(self.meta.config.get("TimeSamples", 1))
+
+    def check_time(self, t: int) -> None:
+        """400 unless ``0 <= t < time_samples``."""
+        if not 0 <= t < self.time_samples:
+            raise BadRequest(f"time sample {t} is outside 0..{self.time_samples - 1} of "
+                             f"{self.meta.name!r}")
+
+    def empty(self, shape: Sequence[int]) -> np.ndarray:
+        """A new array of ``shape`` filled with the Background voxel."""
+        return np.full(tuple(shape), self.fill, dtype=self.voxel.dtype)
+
+    @property
+    def is_jpeg(self) -> bool:
+        """Blocks stored as JPEG."""
+        return self.meta.compression == "jpeg"
+
+    def compression_string(self) -> str:
+        """``jpeg compression, level {bx}`` for JPEG (DVID's quirk), else the default."""
+        if self.is_jpeg:
+            return f"jpeg compression, level {self.block_size[0]}"
+        return super().compression_string()
+
+    # ----- extents ----------------------------------------------------------------------
+
+    def extents_at(self, ctx: VersionedCtx | None) -> dict[str, list[int]] | None:
+        """``{"MinPoint", "MaxPoint"}`` (inclusive voxels) at ``ctx`` or None."""
+        ext = self.get_property(ctx, _EXTENTS) if ctx is not None else None
+        if ext is None:
+            ext = self.meta.config.get("Extents")
+        return ext
+
+    @staticmethod
+    def _grow(ext: dict[str, list[int]] | None, lo: Sequence[int],
+              hi: Sequence[int]) -> dict[str, list[int]]:
+        if ext is None:
+            return {"MinPoint": [int(v) for v in lo], "MaxPoint": [int(v) for v in hi]}
+        return {"MinPoint": [min(a, int(b)) for a, b in zip(ext["MinPoint"], lo, strict=True)],
+                "MaxPoint": [max(a, int(b)) for a, b in zip(ext["MaxPoint"], hi, strict=True)]}
+
+    def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """§8.1 ``Extended``."""
+        cfg = self.meta.config
+        ext = self.extents_at(ctx)
+        bs = self.block_size
+        if ext is None:
+            mn = mx = mni = mxi = None
+        else:
+            mn, mx = ext["MinPoint"], ext["MaxPoint"]
+            mni = [p // b for p, b in zip(mn, bs, strict=True)]
+            mxi = [p // b for p, b in zip(mx, bs, strict=True)]
+        out = {
+            "Values": [{"DataType": t, "Label": lab} for t, lab in self.voxel.values],
+            "Interpolable": True,
+            "BlockSize": list(bs),
+            "VoxelSize": [_num(v) for v in cfg["VoxelSize"]],
+            "VoxelUnits": list(cfg["VoxelUnits"]),
+            "MinPoint": mn,
+            "MaxPoint": mx,
+            "MinIndex": mni,
+            "MaxIndex": mxi,
+            "Background": self.background,
+            "GridStore": "",
+            "ScaleLevel": int(cfg.get("ScaleLevel", 0)),
+        }
+        if self.time_samples > 1:
+            out["TimeSamples"] = self.time_samples
+        return out
+
+    def info(self, ctx: VersionedCtx | None) -> dict[str, Any]:
+        """``Base``, ``Extended`` and top-level ``Extents``."""
+        ext = self.extended(ctx)
+        return {"Base": self.base_info(), "Extended": ext,
+                "Extents": {"MinPoint": ext["MinPoint"], "MaxPoint": ext["MaxPoint"]}}
+
+    def tkey_voxel_box(self, tk: bytes) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """Voxel box (max exclusive) of a block TKey; ``None`` for every other key
+        (properties such as extents, dirty markers, the mutation log), which are then
+        always kept by spatial filters."""
+        if not ((len(tk) == 14 and tk[0] == BLOCK_CLASS)
+                or (len(tk) == 18 and tk[0] == TIME_BLOCK_CLASS)):
+            return None
+        x, y, z = decode_block_tkey(tk)
+        bx, by, bz = self.block_size
+        return (x * bx, y * by, z * bz), ((x + 1) * bx, (y + 1) * by, (z + 1) * bz)
+
+    # ----- block codec ------------------------------------------------------------------
+
+    def encode_block(self, block: np.ndarray) -> bytes:
+        """Framed stored value of a ``(bz, by, bx)`` block of voxels."""
+        arr = np.ascontiguousarray(block, dtype=self.voxel.dtype)
+        crc = self.meta.checksum == "crc32"
+        if self.is_jpeg:
+            q = int(self.meta.config.get("JpegQuality", DEFAULT_JPEG_QUALITY))
+            return serialize(imagecodec.encode_jpeg_block(arr, q), "jpeg", crc)
+        return serialize(memoryview(arr.reshape(-1).view(np.uint8)), self.meta.compression,
+                         crc, gzip_level=self.meta.compression_level)
+
+    def decode_block(self, raw: bytes) -> np.ndarray:
+        """``(bz, by, bx)`` voxel array of a stored value (400 when corrupt)."""
+        try:
+            code, payload = split_frame(raw)
+            if code == COMP_JPEG:
+                if not self.voxel.jpeg:
+                    raise ValueError("a JPEG block in a non-uint8 instance")
+                return imagecodec.decode_jpeg_block(payload, self.block_size)
+            data = deserialize(raw)
+            return np.frombuffer(data, dtype=self.voxel.dtype).reshape(self.bshape)
+        except (CodecError, ValueError) as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    # ----- reading ----------------------------------------------------------------------
+
+    def iter_row(self, ctx: VersionedCtx, x0: int, x1: int, y: int, z: int, t: int = 0,
+                 ) -> Iterator[tuple[int, bytes]]:
+        """Stored ``(x, value)`` of blocks ``x0..x1`` (inclusive) of row ``(y, z)`` of
+        time sample ``t``."""
+        start = block_tkey(x0, y, z, t=t)
+        end = prefix_successor(block_tkey(x1, y, z, t=t))
+        for tk, v in self.store.scan(ctx, start, end):
+            yield decode_block_tkey(tk)[0], v
+
+    def read_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
+                 t: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """``(nz, ny, nx)`` voxels of a box of time sample ``t`` (Background where
+        unwritten), into ``out`` when given (an array of that shape and the voxel type,
+        e.g. one slab of a bigger answer)."""
+        o, s = tuple(offset), tuple(size)
+        bx, by, bz = self.block_size
+        if out is None:
+            out = self.empty((s[2], s[1], s[0]))
+        else:
+            out[...] = self.fill
+        if min(s) <= 0:
+            return out
+        lo, hi = block_range(o, s, self.block_size)
+        for cz in range(lo[2], hi[2] + 1):
+            z0, z1 = max(o[2], cz * bz), min(o[2] + s[2], (cz + 1) * bz)
+            for cy in range(lo[1], hi[1] + 1):
+                y0, y1 = max(o[1], cy * by), min(o[1] + s[1], (cy + 1) * by)
+                for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz, t):
+                    x0, x1 = max(o[0], cx * bx), min(o[0] + s[0], (cx + 1) * bx)
+                    blk = self.decode_block(raw)
+                    out[z0 - o[2]:z1 - o[2], y0 - o[1]:y1 - o[1], x0 - o[0]:x1 - o[0]] = \
+                        blk[z0 - cz * bz:z1 - cz * bz, y0 - cy * by:y1 - cy * by,
+                            x0 - cx * bx:x1 - cx * bx]
+        return out
+
+    def _roi_filter(self, call: Call) -> Any:
+        """A function ``(vol, offset) -> vol`` applying ``roi=``/``attenuation=``, or None
+        (400 for an unknown roi or an attenuation over 7)."""
+        name = call.params["roi"]
+        att = call.params["attenuation"] or 0
+        if not 0 <= att <= 7:
+            raise BadRequest(f"attenuation must be 0..7, got {att}")
+        if not name:
+            return None
+        roi = find_roi(self.repo, name)
+        ctx = call.ctx
+
+        def apply(vol: np.ndarray, offset: Sequence[int]) -> np.ndarray:
+            size = (vol.shape[2], vol.shape[1], vol.shape[0])
+            m = roi.mask(ctx, offset, size).view(bool)
+            return np.where(m, vol, self.attenuate(vol, att)).astype(self.voxel.dtype)
+
+        return apply
+
+    def attenuate(self, vol: np.ndarray, att: int) -> np.ndarray:
+        """Voxels outside an ROI: 0, or with ``att`` > 0 shifted right by ``att`` bits
+        (each byte of rgba8; divided by ``2**att`` for float32)."""
+        if not att:
+            return np.zeros_like(vol)
+        if self.voxel.channels == 4:
+            return per_channel(vol, lambda c: c >> att)
+        if vol.dtype.kind == "f":
+            return vol / np.float32(2 ** att)
+        return vol >> att
+
+    def _check_volume(self, n: int) -> None:
+        """413 when ``n`` voxels are over the server's request limit (in bytes)."""
+        limit = self.manager.settings.max_request_bytes
+        nbytes = n * self.voxel.itemsize
+        if nbytes > limit:
+            raise TooLarge(f"request for {n} voxels ({nbytes} bytes) is over the server "
+                           f"limit of {limit} bytes")
+
+    @staticmethod
+    def _geometry(call: Call) -> tuple[tuple[int, ...], Point3, Point3, str]:
+        """``(dims, 3-D size, offset, format)`` of a raw/isotropic request; 400 when the
+        size does not fit the dims or the box leaves the int32 coordinate range."""
+        p = call.params
+        try:
+            dims = parse_dims(p["dims"])
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        size = p["size"]
+        if len(size) != len(dims):
+            raise BadRequest(f"size {'_'.join(map(str, size))} has {len(size)} components "
+                             f"but dims {p['dims']} needs {len(dims)}")
+        size3 = plane_size_to_3d(dims, size)
+        offset = p["offset"]
+        try:
+            check_int32_box(offset, size3)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        return dims, size3, offset, p.get("format") or ""
+
+    @endpoint(("GET", "HEAD"), "raw/{dims}/{size}/{offset}/{format?}",
+              "Voxels of a box: raw ZYX bytes (3-D), one JPEG (3-D jpg) or a 2-D image",
+              params=_GEOMETRY, query=_MASK_QUERY, returns={200: (OCTET, *_IMAGES)})
+    def _get_raw(self, call: Call) -> Response:
+        return self._get_voxels(call, isotropic=False)
+
+    @endpoint(("GET", "HEAD"), "isotropic/{dims}/{size}/{offset}/{format?}",
+              "As raw; 2-D images are stretched along their second axis to square pixels",
+              params=_GEOMETRY, query=_MASK_QUERY, returns={200: (OCTET, *_IMAGES)})
+    def _get_iso(self, call: Call) -> Response:
+        return self._get_voxels(call, isotropic=True)
+
+    def _get_voxels(self, call: Call, isotropic: bool) -> Response:
+        dims, size, offset, fmt = self._geometry(call)
+        n = size[0] * size[1] * size[2]
+        self._check_volume(n)
+        filt = self._roi_filter(call)
+        ctx = call.ctx
+        if len(dims) == 3:
+            if fmt and fmt != "octet-stream":  # DVID's name for the default 3-D format
+                kind, q = _parse_format(fmt)
+                if kind != "jpeg":
+                    raise BadRequest(f"3-D raw supports only the jpg format, not {fmt!r}")
+                self.check_image_kind(kind)
+                if n > MAX_JPEG_VOLUME:
+                    raise TooLarge(f"3-D JPEG answers are limited to {MAX_JPEG_VOLUME} voxels")
+                if size[1] * size[2] > 65535 or size[0] > 65535:
+                    raise BadRequest("3-D JPEG image would exceed 65535 pixels a side")
+                vol = self.read_box(ctx, offset, size)
+                if filt:
+                    vol = filt(vol, offset)
+                img = imagecodec.encode_jpeg(vol.reshape(size[2] * size[1], size[0]), q)
+                return Response(img, media_type="image/jpeg")
+            # Starlette's stream pulls one (>= 4 MiB) piece at a time: the next slab is
+            # built only when the last one is sent, so at most one slab is alive (a
+            # producer thread running ahead would hold two).
+            return starlette.responses.StreamingResponse(
+                self._stream_box(ctx, offset, size, filt),
+                media_type="application/octet-stream",
+                headers={"Content-Length": str(n * self.voxel.itemsize)})
+        kind, q = _parse_format(fmt)
+        self.check_image_kind(kind)
+        ra = rb = 1.0
+        if isotropic:
+            res = self.meta.config["VoxelSize"]
+            ra, rb = float(res[dims[0]]), float(res[dims[1]])
+            # the stretched image, not the box read, is what costs: bound it first
+            px = size[dims[1]] * rb / ra * size[dims[0]]
+            limit = self.manager.settings.max_request_bytes
+            if not px * self.voxel.itemsize <= limit:  # also inf for absurd ratios
+                raise TooLarge(f"isotropic image of {px:.3g} pixels is over the server "
+                               f"limit of {limit} bytes")
+        vol = self.read_box(ctx, offset, size)
+        if filt:
+            vol = filt(vol, offset)
+        if dims == (0, 1):
+            img = vol[0]
+        elif dims == (0, 2):
+            img = vol[:, 0, :]
+        else:
+            img = vol[:, :, 0]
+        if ra != rb:
+            h = img.shape[0]
+            newh = max(1, round(h * rb / ra))
+            rows = np.minimum((np.arange(newh) * ra / rb).astype(np.int64), h - 1)
+            img = img[rows]
+        return self.image_response(img, kind, q)
+
+    def check_image_kind(self, kind: str) -> None:
+        """400 when this voxel type has no image of ``kind`` (module docstring)."""
+        v = self.voxel
+        if kind == "jpeg" and not v.jpeg:
+            raise BadRequest(f"JPEG images are for uint8 data; {self.type_name} has png "
+                             f"({v.name} voxels)")
+        if kind in ("tiff", "bmp") and not (v.jpeg or v.channels == 4):
+            raise BadRequest(f"{kind} images are for uint8 and rgba8 data; use png for "
+                             f"{self.type_name}")
+
+    def image_response(self, img: np.ndarray, kind: str, quality: int) -> Response:
+        """A 2-D ``(height, width)`` array of voxels as an image of ``kind`` (after
+        :meth:`check_image_kind`)."""
+        v = self.voxel
+        if v.jpeg:
+            return _image_response(img, kind, quality)
+        img = np.ascontiguousarray(img)
+        h, w = img.shape
+        if kind in ("tiff", "bmp"):  # rgba8
+            rgba = img.view(np.uint8).reshape(h, w, 4)
+            buf = io.BytesIO()
+            Image.fromarray(rgba, "RGBA").save(buf, format=kind.upper())
+            return Response(buf.getvalue(), media_type=f"image/{kind}")
+        depth, ctype = v.png
+        try:
+            png = imagecodec.encode_png_raw(img.view(np.uint8).reshape(h, -1), w, depth,
+                                            ctype)
+        except ValueError as e:
+            raise BadRequest(f"cannot encode image: {e}") from None
+        return Response(png, media_type="image/png")
+
+    # ----- arbitrary planes -------------------------------------------------------------
+
+    @endpoint(("GET", "HEAD"), "arb/{topleft}/{topright}/{bottomleft}/{res}/{format?}",
+              "An arbitrary plane through the volume, resampled (physical coordinates)",
+              params=(Param("topleft", "point", "physical x_y_z of the top-left pixel"),
+                      Param("topright", "point", "physical x_y_z of the top-right pixel"),
+                      Param("bottomleft", "point", "physical x_y_z of the bottom-left pixel"),
+                      Param("res", "float", "physical size of one output pixel (> 0)"),
+                      Param("format", "str", "png (default), jpg[:quality], tif or bmp")),
+              returns={200: _IMAGES})
+    def _get_arb(self, call: Call) -> Response:
+        if not (self.voxel.jpeg or self.voxel.channels == 4):
+            raise BadRequest(f"arbitrary planes are for uint8blk and rgba8blk (DVID's rule), "
+                             f"not {self.type_name}")
+        p = call.params
+        tl, tr, bl, res = p["topleft"], p["topright"], p["bottomleft"], p["res"]
+        if not res > 0:
+            raise BadRequest(f"bad res {res!r}: must be a positive finite number")
+        kind, q = _parse_format(p["format"] or "")
+        self.check_image_kind(kind)
+        try:
+            plane = arbslice.make_plane(tl, tr, bl, res)
+        except arbslice.PlaneTooLarge as e:
+            raise TooLarge(str(e)) from None
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        self._check_volume(plane.num_pixels)
+        try:
+            arbslice.check_int32(plane, self.meta.config["VoxelSize"])
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if kind == "jpeg" and max(plane.width, plane.height) > 65535:
+            raise BadRequest(f"arb JPEG of {plane.width} x {plane.height} pixels is over the "
+                             "JPEG limit of 65535 a side; use png")
+        return self.image_response(self.sample_arb(call.ctx, plane), kind, q)
+
+    def sample_arb(self, ctx: VersionedCtx, plane: arbslice.ArbPlane) -> np.ndarray:
+        """``(height, width)`` voxel image of ``plane`` (DVID's arb resampling; per
+        channel for rgba8).
+
+        Rows are resampled in bands of about ``_ARB_BAND`` samples; each band reads the
+        blocks its samples touch in one batched read (reusing the previous band's blocks)
+        and gathers the 8 lattice voxels of every sample with fancy indexing.
+        """
+        vs = self.meta.config["VoxelSize"]
+        w = plane.width
+        out = np.empty((plane.height, w), dtype=self.voxel.dtype)
+        flat = out.reshape(-1)
+        starts = arbslice.row_starts(plane)
+        rows = max(1, _ARB_BAND // w)
+        cache: _BlockCache = {}
+        for r0 in range(0, plane.height, rows):
+            r1 = min(plane.height, r0 + rows)
+            pts = arbslice.sample_points(plane, starts, r0, r1)
+            lo, hi, frac = arbslice.lattice(pts, vs)
+            cache = self._arb_fill(ctx, lo, hi, frac, flat[r0 * w:r1 * w], cache)
+        return out
+
+    def _arb_fill(self, ctx: VersionedCtx, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray,
+                  dst: np.ndarray, cache: _BlockCache,
+                  ) -> _BlockCache:
+        """Interpolate samples ``(lo, hi, frac)`` (``(3, N)`` each) into ``dst``; returns
+        the blocks read. A range touching over ``_ARB_BLOCK_BUDGET`` bytes is halved."""
+        n = lo.shape[1]
+        bs = self.block_size
+        bvol = bs[0] * bs[1] * bs[2]
+        blocks, local = [], []
+        for a in range(3):
+            v = np.stack([lo[a], hi[a]])
+            b = np.floor_divide(v, bs[a])
+            blocks.append(b)
+            local.append(v - b * bs[a])
+        coords, slot = arbslice.corner_blocks(blocks)
+        if len(coords) * bvol > max(_ARB_BLOCK_BUDGET, 8 * bvol) and n > 1:
+            del blocks, local, slot
+            h = n // 2
+            cache = self._arb_fill(ctx, lo[:, :h], hi[:, :h], frac[:, :h], dst[:h], cache)
+            return self._arb_fill(ctx, lo[:, h:], hi[:, h:], frac[:, h:], dst[h:], cache)
+        stack, where, cache = self._arb_blocks(ctx, coords, cache)
+        idx = where[slot] * bvol + arbslice.corners(local, (bs[0], bs[1]))
+        corners = stack.reshape(-1)[idx]
+        if self.voxel.channels == 4:
+            dst[:] = per_channel(corners, lambda c: np.stack(
+                [arbslice.trilinear_uint8(ch, frac) for ch in c]))
+        else:
+            dst[:] = arbslice.trilinear_uint8(corners, frac)
+        return cache
+
+    def _arb_blocks(self, ctx: VersionedCtx, coords: np.ndarray,
+                    cache: _BlockCache,
+                    ) -> tuple[np.ndarray, np.ndarray, _BlockCache]:
+        """Blocks at ``coords``: ``(stack, where, new cache)``. ``stack[0]`` is a Background
+        block and ``stack[where[i]]`` is block ``coords[i]``; blocks not in ``cache`` are
+        read in one ``get_many`` (cache value ``None``: not stored)."""
+        keys = [(c[0], c[1], c[2]) for c in coords.tolist()]
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        new: _BlockCache = {}
+        if missing:
+            raws = self.store.get_many(ctx, block_tkeys(coords[missing]))
+            for i, raw in zip(missing, raws, strict=True):
+                new[keys[i]] = None if raw is None else self.decode_block(raw)
+        blocks = [new[k] if k in new else cache[k] for k in keys]
+        where = np.zeros(len(keys), dtype=np.int64)
+        present = [i for i, blk in enumerate(blocks) if blk is not None]
+        stack = np.empty((len(present) + 1, *self.bshape), dtype=self.voxel.dtype)
+        stack[0] = self.fill
+        for j, i in enumerate(present, 1):
+            stack[j] = blocks[i]
+            where[i] = j
+        return stack, where, dict(zip(keys, blocks, strict=True))
+
+    def _stream_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
+                    filt: Any) -> Iterator[bytes]:
+        """Z-slabs one block-layer thick, each at most ``bz * ny * nx`` voxels."""
+        bz = self.block_size[2]
+        z, zend = offset[2], offset[2] + size[2]
+        while z < zend:
+            z1 = min(zend, (z // bz + 1) * bz)
+            o = (offset[0], offset[1], z)
+            s = (size[0], size[1], z1 - z)
+            slab = self.read_box(ctx, o, s)
+            if filt:
+                slab = filt(slab, o)
+            flat = memoryview(slab.reshape(-1).view(np.uint8))
+            # Hand the slab to the server in <= 4 MiB views (zero-copy) so the transport
+            # never buffers a whole slab next to the one being built.
+            for i in range(0, len(flat), _STREAM_PIECE):
+                yield flat[i:i + _STREAM_PIECE]
+            del flat, slab
+            z = z1
+
+    # ----- writing ----------------------------------------------------------------------
+
+    def _stripe_ids(self, coords: np.ndarray) -> list[int]:
+        c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        h = (c[:, 0] * 73856093) ^ (c[:, 1] * 19349663) ^ (c[:, 2] * 83492791)
+        return sorted(set((h % N_STRIPES).tolist()))
+
+    class _Locked:
+        def __init__(self, locks: list[threading.Lock]) -> None:
+            self.locks = locks
+
+        def __enter__(self) -> None:
+            for lk in self.locks:
+                lk.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            for lk in reversed(self.locks):
+                lk.release()
+
+    def lock_blocks(self, coords: np.ndarray) -> ImageBlk._Locked:
+        """Context manager holding the stripe locks of ``coords`` (sorted: no deadlock);
+        on a shared store, the instance lock held across servers instead."""
+        if self.shared_store:
+            return self._Locked([self._commit_lock])
+        return self._Locked([self._stripes[i] for i in self._stripe_ids(coords)])
+
+    def store_blocks(self, ctx: VersionedCtx, coords: np.ndarray, values: Iterable[bytes],
+                     mark_dirty: bool = True,
+                     grow: tuple[Sequence[int], Sequence[int]] | None = None,
+                     t: int = 0) -> None:
+        """Write encoded blocks of time sample ``t`` (``values`` may be produced lazily),
+        their dirty markers and the grown extents, in batches of about
+        ``writeBatchBytes`` (see :class:`_BlockBatches`).
+
+        ``grow`` is the inclusive (lo, hi) voxel box to add to the extents (default: the
+        blocks' bounds).
+        """
+        c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        if len(c) == 0:
+            return
+        if grow is None:
+            bs = np.asarray(self.block_size)
+            grow = ((c.min(axis=0) * bs).tolist(), ((c.max(axis=0) + 1) * bs - 1).tolist())
+        out = _BlockBatches(self, ctx, grow, mark_dirty)
+        for k, v in zip(block_tkeys(c, t=t), values, strict=True):
+            out.put(k, v)
+        out.flush()
+
+    def write_box(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
+                  mask: Callable[[Point3, Point3], np.ndarray] | None = None,
+                  t: int = 0) -> None:
+        """Write a ``(nz, ny, nx)`` volume of voxels at ``offset`` (any alignment) of time
+        sample ``t``.
+
+        Blocks are encoded from views of ``vol`` (no copy of the volume) in runs of
+        consecutive blocks along X of at most ``_WRITE_RUN`` bytes, and committed in
+        batches of about ``writeBatchBytes`` of encoded data, so the memory a write needs
+        besides ``vol`` is bounded whatever its size. A write that fits one batch is
+        atomic; a bigger one is committed batch by batch (the extents grow with the first
+        batch), after every check on the request has passed. Edge blocks are
+        read-modify-written under their stripe locks, held for the whole write.
+
+        ``mask(offset, size)`` (optional) gives the bool ``(nz, ny, nx)`` voxels of a box
+        that may change (e.g. those inside an ROI); it is called once per run.
+        """
+        ctx.check_writable()
+        self.check_time(t)
+        if vol.dtype != self.voxel.dtype:
+            raise BadRequest(f"{self.type_name} voxels are {self.voxel.dtype}, not {vol.dtype}")
+        size = (vol.shape[2], vol.shape[1], vol.shape[0])
+        if min(size) <= 0:
+            return
+        try:
+            check_int32_box(offset, size)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
+        coords = blocks_in_box(offset, size, self.block_size)
+        out = _BlockBatches(self, ctx, (list(offset), hi), True)
+        with self.lock_blocks(coords):
+            for run in self._runs(offset, size):
+                for p, value in zip(run, self._encode_run(ctx, offset, vol, run, mask, t),
+                                    strict=True):
+                    out.put(block_tkey(*p.coord, t=t), value)
+            out.flush()
+
+    def _runs(self, offset: Sequence[int], size: Sequence[int]) -> Iterator[list[BlockPiece]]:
+        """The box's block pieces in key order, grouped in runs of consecutive blocks of
+        one (y, z) row holding at most ``_WRITE_RUN`` bytes (one block at least)."""
+        run: list[BlockPiece] = []
+        voxels = 0
+        limit = max(1, _WRITE_RUN // self.voxel.itemsize)
+        for p in iter_block_pieces(offset, size, self.block_size):
+            zs, ys, xs = p.volume_slices
+            n = (zs.stop - zs.start) * (ys.stop - ys.start) * (xs.stop - xs.start)
+            if run and (run[-1].coord[1:] != p.coord[1:] or voxels + n > limit):
+                yield run
+                run, voxels = [], 0
+            run.append(p)
+            voxels += n
+        if run:
+            yield run
+
+    def _encode_run(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
+                    run: list[BlockPiece],
+                    mask: Callable[[Point3, Point3], np.ndarray] | None,
+                    t: int = 0) -> list[bytes]:
+        """Stored values of the blocks of one run (see :meth:`write_box`)."""
+        z0, y0, x0 = (s.start for s in run[0].volume_slices)
+        m_run = None
+        if mask is not None:
+            zs, ys = run[0].volume_slices[:2]
+            xe = run[-1].volume_slices[2].stop
+            m_run = mask((offset[0] + x0, offset[1] + y0, offset[2] + z0),
+                         (xe - x0, ys.stop - ys.start, zs.stop - zs.start))
+        need_old = [i for i, p in enumerate(run) if not p.full or mask is not None]
+        old: dict[int, bytes | None] = {}
+        if need_old:
+            got = self.store.get_many(ctx, block_tkeys(
+                np.array([run[i].coord for i in need_old], dtype=np.int64), t=t))
+            old = dict(zip(need_old, got, strict=True))
+
+        def build(i: int) -> bytes:
+            p = run[i]
+            if i not in old:
+                return self.encode_block(vol[p.volume_slices])
+            raw = old[i]
+            blk = (self.empty(self.bshape) if raw is None
+                   else self.decode_block(raw).copy())
+            if m_run is None:
+                blk[p.block_slices] = vol[p.volume_slices]
+            else:
+                zs, ys, xs = p.volume_slices
+                m = m_run[zs.start - z0:zs.stop - z0, ys.start - y0:ys.stop - y0,
+                          xs.start - x0:xs.stop - x0]
+                sub = blk[p.block_slices]
+                sub[m] = vol[p.volume_slices][m]
+            return self.encode_block(blk)
+
+        # Copy + LZ4/JPEG/gzip release the GIL: encode big runs on all cores.
+        if len(run) >= 8:
+            return list(_encode_pool().map(build, range(len(run))))
+        return [build(i) for i in range(len(run))]
+
+    @endpoint("POST", "raw/{dims}/{size}/{offset}", "Write a 3-D box of raw voxels",
+              params=_GEOMETRY[:3], body=Body(OCTET, "nx*ny*nz voxels (little-endian) in ZYX "
+                                                     "order"),
+              query=(Q("roi", "str", "only voxels inside this roi instance change (400 when "
+                                     "there is no such roi)"),), returns=EMPTY)
+    def _post_raw(self, call: Call) -> Response:
+        dims, size, offset, _ = self._geometry(call)
+        if dims != (0, 1, 2):
+            raise BadRequest("POST raw accepts only 3-D data (0_1_2)")
+        n = size[0] * size[1] * size[2]
+        self._check_volume(n)
+        nb = n * self.voxel.itemsize
+        if len(call.body) != nb:
+            raise BadRequest(f"POST raw body has {len(call.body)} bytes; size {size} of "
+                             f"{self.voxel.name} voxels needs {nb}")
+        mask = None
+        if call.params["roi"]:
+            roi = find_roi(self.repo, call.params["roi"])
+            ctx = call.ctx
+
+            def mask(o: Point3, s: Point3) -> np.ndarray:
+                return roi.mask(ctx, o, s).view(bool)
+
+        vol = np.frombuffer(call.body, dtype=self.voxel.dtype).reshape(size[2], size[1],
+                                                                       size[0])
+        self.write_box(call.ctx, offset, vol, mask)
+        return Response(b"")
+
+    # ----- block endpoints --------------------------------------------------------------
+
+    def _payload_mode(self, call: Call) -> str:
+        comp = call.params["compression"] or ""
+        if comp == "jpeg" and not self.is_jpeg:
+            raise BadRequest(f"instance {self.meta.name!r} is not stored as JPEG "
+                             f"({self.meta.compression}); use compression=uncompressed")
+        return comp
+
+    def _payload(self, raw: bytes, mode: str) -> bytes | memoryview:
+        if mode == "uncompressed":
+            return memoryview(self.decode_block(raw).reshape(-1).view(np.uint8))
+        try:
+            return split_frame(raw)[1]
+        except CodecError as e:
+            raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
+
+    @endpoint(("GET", "HEAD"), "subvolblocks/{size}/{offset}",
+              "Stored blocks of a block-aligned box as a block stream (missing ones omitted)",
+              params=(Param("size", "size3", "nx_ny_nz voxels, multiples of the block size"),
+                      Param("offset", "coord", "x_y_z voxels, multiples of the block size")),
+              query=(_COMPRESSION,), returns=OCTET)
+    def _subvolblocks(self, call: Call) -> Response:
+        size, offset = call.params["size"], call.params["offset"]
+        bs = self.block_size
+        if any(o % b or s % b for o, s, b in zip(offset, size, bs, strict=True)):
+            raise BadRequest(f"subvolblocks size {size} and offset {offset} must be "
+                             f"multiples of the block size {bs}")
+        try:
+            check_int32_box(offset, size)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        self._check_volume(size[0] * size[1] * size[2])
+        mode = self._payload_mode(call)
+        lo, hi = block_range(offset, size, bs)
+        ctx = call.ctx
+        nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
+        region = BoxRegion(lo, hi)
+
+        def gen() -> Iterator[bytes | memoryview]:
+            # driven by the stored blocks, not by the (possibly huge, empty) box
+            for (cx, cy, cz), raw in scan_region(self.store, ctx, BLOCK_CLASS, region):
+                p = self._payload(raw, mode)
+                yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
+                yield p
+
+        if nblocks <= _SMALL_SUBVOL:
+            return Response(b"".join(gen()), media_type="application/octet-stream")
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    @endpoint(("GET", "HEAD"), "specificblocks",
+              "Listed stored blocks as a block stream, in request order (missing omitted)",
+              query=(Q("blocks", "str", "block coordinates x1,y1,z1,x2,y2,z2,..."),
+                     _COMPRESSION,
+                     Q("prefetch", "bool", "answer nothing (DVID warms its caches)")),
+              returns=OCTET)
+    def _specificblocks(self, call: Call) -> Response:
+        try:
+            coords = parse_block_list(call.params["blocks"] or "")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        mode = self._payload_mode(call)
+        if call.params["prefetch"]:
+            return Response(b"", media_type="application/octet-stream")
+        ctx = call.ctx
+        keys = block_tkeys(coords)
+
+        def gen() -> Iterator[bytes | memoryview]:
+            for i in range(0, len(keys), 256):
+                vals = self.store.get_many(ctx, keys[i:i + 256])
+                for (cx, cy, cz), raw in zip(coords[i:i + 256].tolist(), vals, strict=True):
+                    if raw is None:
+                        continue
+                    p = self._payload(raw, mode)
+                    yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
+                    yield p
+
+        if len(keys) <= _SMALL_SUBVOL:
+            return Response(b"".join(gen()), media_type="application/octet-stream")
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    def _span_args(self, call: Call) -> tuple[tuple[int, int, int], int]:
+        (x, y, z), span = call.params["block"], call.params["span"]
+        if span < 1:
+            raise BadRequest(f"spanX must be >= 1, got {span}")
+        bx, by, bz = self.block_size
+        lo, hi = int32_block_limits(self.block_size)
+        try:
+            check_block_coords([[x, y, z], [x + span - 1, y, z]], lo, hi,
+                               "int32 voxel coordinates")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        self._check_volume(span * bx * by * bz)
+        return (x, y, z), span
+
+    @endpoint(("GET", "HEAD"), "blocks/{block}/{span}",
+              "span consecutive blocks along X, uncompressed and concatenated (Background "
+              "for missing ones)", params=_BLOCK_SPAN, returns=OCTET)
+    def _get_blocks(self, call: Call) -> Response:
+        (x, y, z), span = self._span_args(call)
+        out = self.empty((span, *self.bshape))
+        for cx, raw in self.iter_row(call.ctx, x, x + span - 1, y, z):
+            out[cx - x] = self.decode_block(raw)
+        return Response(out.tobytes(), media_type="application/octet-stream")
+
+    @endpoint("POST", "blocks/{block}/{span}", "Store span consecutive blocks along X",
+              params=_BLOCK_SPAN, body=Body(OCTET, "span uncompressed blocks, each bx*by*bz "
+                                                   "voxels in ZYX order"), returns=EMPTY)
+    def _post_blocks(self, call: Call) -> Response:
+        (x, y, z), span = self._span_args(call)
+        bx, by, bz = self.block_size
+        nb = bx * by * bz * self.voxel.itemsize
+        if len(call.body) != span * nb:
+            raise BadRequest(f"POST blocks body has {len(call.body)} bytes; {span} blocks "
+                             f"of {bx}x{by}x{bz} {self.voxel.name} voxels need {span * nb}")
+        arr = np.frombuffer(call.body, dtype=self.voxel.dtype).reshape(span, *self.bshape)
+        coords = np.array([[x + i, y, z] for i in range(span)], dtype=np.int64)
+        with self.lock_blocks(coords):
+            self.store_blocks(call.ctx, coords, (self.encode_block(a) for a in arr))
+        return Response(b"")
+
+    # ----- metadata endpoints -----------------------------------------------------------
+
+    @endpoint("POST", "extents", "Replace the extents at this version", returns=EMPTY,
+              body=Body(JSON, '{"MinPoint": [x,y,z], "MaxPoint": [x,y,z]} (inclusive voxels)',
+                        schema={"type": "object", "required": ["MinPoint", "MaxPoint"],
+                                "properties": {"MinPoint": _POINT3, "MaxPoint": _POINT3}}))
+    def _post_extents(self, call: Call) -> Response:
+        body = call.json()
+        if not isinstance(body, dict):
+            raise BadRequest('POST extents expects {"MinPoint": [x,y,z], "MaxPoint": [x,y,z]}')
+        pts = []
+        for k in ("MinPoint", "MaxPoint"):
+            v = body.get(k)
+            if not (isinstance(v, list) and len(v) == 3
+                    and all(isinstance(c, int) and not isinstance(c, bool) for c in v)):
+                raise BadRequest(f"POST extents: {k} must be a list of 3 integers")
+            pts.append(v)
+        _coords_ok(*pts)
+        if any(a > b for a, b in zip(pts[0], pts[1], strict=True)):
+            raise BadRequest(f"MinPoint {pts[0]} is not <= MaxPoint {pts[1]}")
+        with self._commit_lock:
+            self.put_property(call.ctx, _EXTENTS, {"MinPoint": pts[0], "MaxPoint": pts[1]})
+        return Response(b"")
+
+    @endpoint("POST", "resolution", "Set the voxel size", returns=EMPTY,
+              body=Body(JSON, "[rx, ry, rz] positive numbers", schema={
+                  "type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                  "minItems": 3, "maxItems": 3}))
+    def _post_resolution(self, call: Call) -> Response:
+        body = call.json()
+        if not (isinstance(body, list) and len(body) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1e300
+                for v in body)):
+            raise BadRequest("POST resolution expects [rx, ry, rz] positive finite numbers")
+        self.meta.config = {**self.meta.config, "VoxelSize": [float(v) for v in body]}
+        self.save_meta()
+        return Response(b"")
+
+    @endpoint("GET", "metadata", "Axes and properties (DVID's nd-data JSON)", returns=ND_JSON)
+    def _metadata(self, call: Call) -> Response:
+        ext = self.extended(call.ctx)
+        axes = []
+        for i, lab in enumerate("XYZ"):
+            mn = ext["MinPoint"][i] if ext["MinPoint"] else 0
+            mx = ext["MaxPoint"][i] if ext["MaxPoint"] else -1
+            axes.append({"Label": lab, "Resolution": ext["VoxelSize"][i],
+                         "Units": ext["VoxelUnits"][i], "Size": mx - mn + 1, "Offset": mn})
+        body = json.dumps({"Axes": axes, "Properties": ext}, separators=(",", ":"))
+        return Response(body.encode(), media_type=ND_JSON)
+
+    @endpoint("GET", "rawkey", "Hex TKey of a block (debugging)", returns=TEXT, inline=True,
+              query=tuple(Q(a, "int32", f"block coordinate {a}", required=True) for a in "xyz"))
+    def _rawkey(self, call: Call) -> Response:
+        p = call.params
+        return Response(block_tkey(p["x"], p["y"], p["z"]).hex(), media_type="text/plain")
+
+    # ----- pyramid ----------------------------------------------------------------------
+
+    def level_instance(self, ctx: VersionedCtx, k: int,
+                       factors: tuple[int, int, int] = (2, 2, 2)) -> ImageBlk:
+        """Pyramid level ``k`` (``NAME_k``), made when missing with this instance's type,
+        block size, compression, time samples and a voxel size of ``factors**k`` times
+        this one's; 400 when an instance of that name is something else."""
+        name = f"{self.meta.name}_{k}"
+        axes = "xy" if factors[2] == 1 else "xyz"
+        inst = self.repo.instances.get(name)
+        if inst is None:
+            cfg = self.meta.config
+            comp = self.meta.compression
+            if comp == "gzip" and self.meta.compression_level > 0:
+                comp = f"gzip:{self.meta.compression_level}"
+            vs = [float(v) * f ** k for v, f in zip(cfg["VoxelSize"], factors, strict=True)]
+            body = {
+                "typename": self.type_name, "dataname": name,
+                "blocksize": ",".join(map(str, self.block_size)),
+                "compression": comp,
+                "voxelsize": ",".join(repr(v) for v in vs),
+                "voxelunits": ",".join(cfg["VoxelUnits"]),
+                "background": str(self.background),
+                "jpegquality": str(cfg.get("JpegQuality", DEFAULT_JPEG_QUALITY)),
+                "timesamples": str(self.time_samples),
+                "versioned": "true" if self.meta.versioned else "false",
+            }
+            inst = self.manager.new_instance(self.repo, ctx.node, body)
+            inst.meta.config["ScaleLevel"] = k
+            inst.meta.config["Downres"] = axes
+            inst.save_meta()
+        if (not isinstance(inst, ImageBlk) or inst.type_name != self.type_name
+                or inst.block_size != self.block_size
+                or inst.meta.config.get("Downres", axes) != axes):
+            raise BadRequest(f"pyramid level instance {name!r} exists but is not a "
+                             f"{self.type_name} with block size {self.block_size} halving "
+                             f"{axes}")
+        return inst
+
+    def _scan_coords(self, ctx: VersionedCtx, cls: int) -> dict[int, np.ndarray]:
+        """``{time sample: (N, 3) x,y,z}`` of the stored keys of block class ``cls``
+        (BLOCK_CLASS or DIRTY_CLASS) of every time sample (sample 0 always present)."""
+        out: dict[int, np.ndarray] = {}
+        for head, width in ((bytes((cls, 1)), 14), (bytes((cls + 2, 1)), 18)):
+            ks = [tk for tk, _ in self.store.scan_prefix(ctx, head, keys_only=True)
+                  if len(tk) == width]
+            if not ks:
+                continue
+            raw = np.frombuffer(b"".join(k[2:] for k in ks), dtype=">u4").reshape(
+                -1, (width - 2) // 4).astype(np.int64)
+            ts = raw[:, 0] if width == 18 else np.zeros(len(raw), dtype=np.int64)
+            xyz = np.ascontiguousarray(raw[:, -3:][:, ::-1] + INT32_MIN)
+            for t in np.unique(ts).tolist():
+                out[t] = xyz[ts == t]
+        out.setdefault(0, np.zeros((0, 3), dtype=np.int64))
+        return out
+
+    def _set_job(self, **kw: Any) -> None:
+        with self._job_lock:
+            self._job.update(kw)
+
+    def downres_status(self, ctx: VersionedCtx | None = None) -> dict[str, Any]:
+        """Copy of the current/last job status (plus dirty count at ``ctx``)."""
+        with self._job_lock:
+            st = dict(self._job)
+        if ctx is not None:
+            st["DirtyBlocks"] = sum(len(c) for c in self._scan_coords(ctx, DIRTY_CLASS)
+                                    .values())
+        return st
+
+    def reduce(self, stack: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+        """One pyramid step of a stack of ``(n, fz*bz, 2*by, 2*bx)`` voxels -> ``(n, bz,
+        by, bx)``: the mean (rounded half up; float32 in float64; rgba8 per channel) or,
+        for ``uint64blk``, the mode."""
+        if self.voxel.pyramid == "mode":
+            n, z, y, x = stack.shape
+            flat = downsample_mode(stack.reshape(n * z, y, x), factors)
+            return flat.reshape(n, z // factors[2], y // factors[1], x // factors[0])
+        if self.voxel.channels == 4:
+            return per_channel(stack, lambda c: downsample_mean(c, factors))
+        return downsample_mean(stack, factors)
+
+    def cancel_downres(self) -> bool:
+        """Ask a running downres to stop (it stops between batches of blocks, leaving the
+        levels partly rebuilt and the dirty markers in place); whether one was running."""
+        with self._job_lock:
+            running = self._job.get("State") == "running"
+        if running:
+            self._cancel.set()
+        return running
+
+    def run_downres(self, ctx: VersionedCtx, levels: int | None = None,
+                    bbox: Box | None = None, full: bool = False,
+                    anisotropic: bool = False) -> None:
+        """Build pyramid levels of every time sample (see the module doc); updates the job
+        status as it goes. ``anisotropic``: halve x and y only."""
+        factors = (2, 2, 1) if anisotropic else (2, 2, 2)
+        fvec = np.asarray(factors, dtype=np.int64)
+        bs = np.asarray(self.block_size, dtype=np.int64)
+        cleared: dict[int, np.ndarray] = {}
+        if bbox is not None:
+            lo, hi = block_range(bbox.offset, bbox.size, self.block_size)
+            seeds = {}
+            for t, c in self._scan_coords(ctx, BLOCK_CLASS).items():
+                sel = np.all((c >= np.asarray(lo)) & (c <= np.asarray(hi)), axis=1)
+                seeds[t] = c[sel]
+        else:
+            with self._commit_lock:
+                cleared = self._scan_coords(ctx, DIRTY_CLASS)
+                with self.store.batch(ctx) as b:
+                    for t, c in cleared.items():
+                        for k in block_tkeys(c, DIRTY_CLASS, t):
+                            b.delete(k)
+            seeds = self._scan_coords(ctx, BLOCK_CLASS) if full else cleared
+        try:
+            ext = self.extents_at(ctx)
+            if levels is None:
+                if ext is None:
+                    levels = 1
+                else:
+                    span = (np.asarray(ext["MaxPoint"]) // bs - np.asarray(ext["MinPoint"]) // bs
+                            + 1)[fvec == 2].max()
+                    levels = max(1, int(np.ceil(np.log2(max(int(span), 1)))))
+            sets: list[dict[int, np.ndarray]] = []
+            cur = seeds
+            for _ in range(levels):
+                cur = {t: (np.unique(np.floor_divide(c, fvec), axis=0) if len(c) else c)
+                       for t, c in cur.items()}
+                sets.append(cur)
+            total = int(sum(len(c) for s in sets for c in s.values()))
+            self._set_job(Levels=levels, BlocksTotal=total, BlocksDone=0, Level=0)
+            src: ImageBlk = self
+            src_ctx = ctx
+            done = 0
+            offs = np.array([[x, y, z] for z in range(factors[2]) for y in (0, 1)
+                             for x in (0, 1)], dtype=np.int64)
+            nk = len(offs)
+            bz, by, bx = self.bshape
+            for k in range(1, levels + 1):
+                dst = self.level_instance(ctx, k, factors)
+                dst_ctx = self.manager.context(dst, ctx.node, ctx.user, ctx.app)
+                dst_ctx.allow_locked = ctx.allow_locked
+                self._set_job(Level=k)
+                for t, parents in sets[k - 1].items():
+                    for i in range(0, len(parents), 64):
+                        if self._cancel.is_set():
+                            raise _Cancelled("downres cancelled")
+                        chunk = parents[i:i + 64]
+                        kids = (chunk[:, None, :] * fvec + offs[None]).reshape(-1, 3)
+                        raws = src.store.get_many(src_ctx, block_tkeys(kids, t=t))
+                        have = np.array([r is not None for r in raws]).reshape(len(chunk), nk)
+                        keep = have.any(axis=1)
+                        if keep.any():
+                            arr = self.empty((len(chunk), factors[2] * bz, 2 * by, 2 * bx))
+                            for j, raw in enumerate(raws):
+                                if raw is None:
+                                    continue
+                                p, q = divmod(j, nk)
+                                ox, oy, oz = offs[q]
+                                arr[p, oz * bz:(oz + 1) * bz, oy * by:(oy + 1) * by,
+                                    ox * bx:(ox + 1) * bx] = src.decode_block(raw)
+                            down = self.reduce(arr[keep], factors)
+                            pc = chunk[keep]
+                            vals = [dst.encode_block(down[j]) for j in range(len(pc))]
+                            with dst.lock_blocks(pc):
+                                dst.store_blocks(dst_ctx, pc, vals, mark_dirty=False, t=t)
+                        done += len(chunk)
+                        self._set_job(BlocksDone=done)
+                if ext is not None:
+                    f = fvec ** k
+                    lvl = {"MinPoint": [int(v) // int(g) for v, g in zip(ext["MinPoint"], f,
+                                                                           strict=True)],
+                           "MaxPoint": [int(v) // int(g) for v, g in zip(ext["MaxPoint"], f,
+                                                                           strict=True)]}
+                    with dst._commit_lock:
+                        cur_ext = dst.extents_at(dst_ctx)
+                        if cur_ext is not None:
+                            lvl = self._grow(cur_ext, lvl["MinPoint"], lvl["MaxPoint"]) \
+                                if bbox is not None else lvl
+                        dst.put_property(dst_ctx, _EXTENTS, lvl)
+                src, src_ctx = dst, dst_ctx
+        except BaseException:
+            if any(len(c) for c in cleared.values()):
+                with self._commit_lock, self.store.batch(ctx) as b:
+                    for t, c in cleared.items():
+                        for kk in block_tkeys(c, DIRTY_CLASS, t):
+                            b.put(kk, b"")
+            raise
+
+    def _job_thread(self, ctx: VersionedCtx, levels: int | None, bbox: Box | None,
+                    full: bool, anisotropic: bool = False) -> None:
+        try:
+            self.run_downres(ctx, levels, bbox, full, anisotropic)
+            self._set_job(State="done", Finished=time.time())
+        except _Cancelled:
+            self._set_job(State="cancelled", Finished=time.time())
+        except DvidError as e:
+            self._set_job(State="error", Error=str(e), Finished=time.time())
+        except Exception as e:  # background job: report, never crash the server
+            self._set_job(State="error", Error=repr(e), Finished=time.time())
+        finally:
+            self._cancel.clear()
+
+    def start_downres(self, ctx: VersionedCtx, levels: int | None = None,
+                      bbox: Box | None = None, full: bool = False, anisotropic: bool = False,
+                      wait: bool = False) -> dict[str, Any]:
+        """Start a downres job (400 when one is running or the version is locked) in a
+        background thread, or run it here with ``wait``; the job status."""
+        ctx.check_writable()
+        with self._job_lock:
+            if self._job.get("State") == "running":
+                raise BadRequest(f"a downres of {self.meta.name!r} is already running")
+            self._cancel.clear()
+            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
+                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
+                         "Started": time.time(), "UUID": ctx.node.uuid}
+        if wait:
+            self._job_thread(ctx, levels, bbox, full, anisotropic)
+            return self.downres_status()
+        t = threading.Thread(target=self._job_thread,
+                             args=(ctx, levels, bbox, full, anisotropic),
+                             name=f"downres-{self.meta.name}", daemon=True)
+        t.start()
+        return self.downres_status()
+
+    @endpoint("POST", "downres", "Build the 2x, 4x, ... pyramid into NAME_1, NAME_2, ...",
+              query=(Q("levels", "count", "number of levels (1..31; default: until the "
+                                          "extents fit one block)"),
+                     Q("bbox", "str", "x0,y0,z0,x1,y1,z1 voxels (exclusive end): every "
+                                      "stored block in the box instead of the dirty ones"),
+                     Q("full", "bool", "every stored block instead of the dirty ones"),
+                     Q("anisotropic", "bool", "halve x and y only (z kept)"),
+                     Q("wait", "bool", "answer when done (200) instead of at once (202)")),
+              returns={200: JSON, 202: JSON})
+    def _post_downres(self, call: Call) -> Response:
+        levels = call.params["levels"]
+        if levels is not None and not 1 <= levels <= 31:
+            raise BadRequest(f"levels must be 1..31, got {levels}")
+        bbox = None
+        if call.params["bbox"]:
+            v = _ints(call.params["bbox"], "bbox", 6)
+            _coords_ok(v)
+            bbox = Box.from_bounds(v[:3], v[3:])
+            if bbox.is_empty:
+                raise BadRequest(f"bbox {v} is empty (x0,y0,z0,x1,y1,z1 with x1 > x0 ...)")
+        wait = bool(call.params["wait"])
+        st = self.start_downres(call.ctx, levels, bbox, bool(call.params["full"]),
+                                bool(call.params["anisotropic"]), wait)
+        if wait:
+            if st["State"] == "error":
+                raise BadRequest(f"downres failed: {st['Error']}")
+            return Response(_json(st), media_type="application/json")
+        return Response(_json(st), status_code=202, media_type="application/json")
+
+    @endpoint("GET", "downres-status", "State of the current or last downres job")
+    def _get_downres_status(self, call: Call) -> Response:
+        return Response(_json(self.downres_status(call.ctx)), media_type="application/json")
+
+
+class _Cancelled(Exception):
+    """A downres job stopped by :meth:`ImageBlk.cancel_downres`."""
+
+
+class _BlockBatches:
+    """Encoded blocks of one write, committed in batches of about ``writeBatchBytes``.
+
+    Each block is queued with its dirty marker (unless ``mark_dirty`` is false); a batch
+    commits as soon as its values reach the limit, under the instance's commit lock. The
+    first batch also grows the extents by the voxel box ``grow`` (read and written under
+    that lock, so concurrent writers never lose each other's growth). Encoded values are
+    not kept once queued, so a write holds at most one batch of them.
+    """
+
+    def __init__(self, inst: ImageBlk, ctx: VersionedCtx,
+                 grow: tuple[Sequence[int], Sequence[int]] | None, mark_dirty: bool) -> None:
+        self.inst = inst
+        self.ctx = ctx
+        self.grow = grow
+        self.mark_dirty = mark_dirty
+        self.limit = inst.manager.settings.write_batch_bytes
+        self.batch: VersionedBatch | None = None
+        self.nbytes = 0
+
+    def put(self, tk: bytes, value: bytes) -> None:
+        """Queue block TKey ``tk`` with its stored ``value``."""
+        if self.batch is None:
+            self.batch = self.inst.store.batch(self.ctx)
+        self.batch.put(tk, value)
+        if self.mark_dirty:
+            self.batch.put(bytes((tk[0] + 1,)) + tk[1:], b"")  # 23 -> 24, 25 -> 26
+        self.nbytes += len(value) + 2 * len(tk)
+        if self.nbytes >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is queued (with the extents when it is the first batch)."""
+        b = self.batch
+        if b is None:
+            return
+        self.batch, self.nbytes = None, 0
+        inst = self.inst
+        with inst._commit_lock:
+            if self.grow is not None:
+                ext = inst._grow(inst.extents_at(self.ctx), self.grow[0], self.grow[1])
+                b.put(tkey(1, _EXTENTS.encode() + b"\x00"),
+                      f'{{"MinPoint":{ext["MinPoint"]},"MaxPoint":{ext["MaxPoint"]}}}'
+                      .encode())
+                self.grow = None
+            b.commit()
+
+
+def _image_response(img: np.ndarray, kind: str, quality: int) -> Response:
+    """Encode a 2-D uint8 image as ``kind`` (from :func:`_parse_format`)."""
+    img = np.ascontiguousarray(img)
+    try:
+        if kind == "jpeg":
+            return Response(imagecodec.encode_jpeg(img, quality), media_type="image/jpeg")
+        if kind == "png":
+            return Response(imagecodec.encode_png(img), media_type="image/png")
+    except ValueError as e:
+        raise BadRequest(f"cannot encode image: {e}") from None
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=kind.upper())
+    return Response(buf.getvalue(), media_type=f"image/{kind}")
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_URL = "github.com/janelia-flyem/dvid/datatype/imageblk/"
+
+
+@register_datatype
+class Uint8Blk(ImageBlk):
+    """uint8blk: 8-bit grayscale (the only imageblk type with JPEG)."""
+
+    voxel = UINT8
+    type_name = "uint8blk"
+    type_url = _URL + "uint8.go"
+    type_version = "0.2"
+
+
+@register_datatype
+class Uint16Blk(ImageBlk):
+    """uint16blk: 16-bit intensities."""
+
+    voxel = UINT16
+    type_name = "uint16blk"
+    type_url = _URL + "uint16.go"
+    type_version = "0.1"
+
+
+@register_datatype
+class Uint32Blk(ImageBlk):
+    """uint32blk: 32-bit intensities."""
+
+    voxel = UINT32
+    type_name = "uint32blk"
+    type_url = _URL + "uint32.go"
+    type_version = "0.1"
+
+
+@register_datatype
+class Uint64Blk(ImageBlk):
+    """uint64blk: 64-bit values (labels: the pyramid takes the mode)."""
+
+    voxel = UINT64
+    type_name = "uint64blk"
+    type_url = _URL + "uint64.go"
+    type_version = "0.1"
+
+
+@register_datatype
+class Float32Blk(ImageBlk):
+    """float32blk: 32-bit IEEE floats."""
+
+    voxel = FLOAT32
+    type_name = "float32blk"
+    type_url = _URL + "float32.go"
+    type_version = "0.1"
+
+
+@register_datatype
+class Rgba8Blk(ImageBlk):
+    """rgba8blk: 8-bit red, green, blue, alpha."""
+
+    voxel = RGBA8
+    type_name = "rgba8blk"
+    type_url = _URL + "rgba8.go"
+    type_version = "0.2"
+
+
+#: every imageblk type by name
+IMAGEBLK_TYPES: dict[str, type[ImageBlk]] = {c.type_name: c for c in (
+    Uint8Blk, Uint16Blk, Uint32Blk, Uint64Blk, Float32Blk, Rgba8Blk)}
+
+__all__ = ["FLOAT32", "IMAGEBLK_TYPES", "RGBA8", "UINT8", "UINT16", "UINT32", "UINT64",
+           "Float32Blk", "ImageBlk", "Rgba8Blk", "Uint8Blk", "Uint16Blk", "Uint32Blk",
+           "Uint64Blk", "VoxelType", "block_head", "block_tkey", "block_tkeys",
+           "decode_block_tkey"]
