@@ -7,6 +7,7 @@ Every route is declared once, in the module of its level (dvid-api.md §2, §4-�
 ``dvidpy.http.repo_api``       ``/api/repo/{uuid}/...``
 ``dvidpy.http.node_api``       ``/api/node/{uuid}/{action}`` and the datatype dispatch
 ``dvidpy.transfer.routes``     ``/api/transfer/...`` (push/pull between servers)
+``dvidpy.ingest.routes``       ``/api/ingest/...`` (ingest jobs)
 ``dvidpy.http.docs_api``       ``/api/openapi.json``, ``/api/docs``
 ``dvidpy.auth.routes``         whoami, tokens, login, ``/api/repo/{uuid}/permissions``
 ``dvidpy.console.routes``      ``/``, ``/console/...`` (the web console)
@@ -41,14 +42,15 @@ from dvidpy.console import routes as console_routes
 from dvidpy.http import diff_api, docs_api, mutations_api, node_api, repo_api, server_api
 from dvidpy.http.router import Dispatcher, Router, ServerState
 from dvidpy.http.spec import RouteSpec
+from dvidpy.ingest import routes as ingest_api
 from dvidpy.repo import RepoManager
 from dvidpy.transfer import routes as transfer_api
 
 #: the route tables of the server, in lookup-independent declaration order
 ROUTE_TABLES = (server_api.routes, repo_api.routes, node_api.routes, transfer_api.routes,
-                docs_api.routes, auth_api.routes, console_routes.routes, mutations_api.routes,
-                diff_api.routes, boss_resources.routes, boss_cutout.routes, boss_objects.routes,
-                boss_groups.routes)
+                ingest_api.routes, docs_api.routes, auth_api.routes, console_routes.routes,
+                mutations_api.routes, diff_api.routes, boss_resources.routes,
+                boss_cutout.routes, boss_objects.routes, boss_groups.routes)
 
 
 def all_routes() -> Iterable[RouteSpec]:

@@ -9,6 +9,7 @@
                                       postgres, ... with shared = true)
 ``dvidpy push SRC UUID DST``          copy a repo from server SRC to server DST (run by SRC)
 ``dvidpy pull SRC UUID DST``          the same, run by DST (``--from-dvid``: any DVID)
+``dvidpy ingest SRC SERVER UUID NAME``  load slices or a volume as a resumable job
 ``dvidpy token create --user U``      an API token (``list``, ``revoke``; auth on)
 ``dvidpy --version``
 ``dvidpy downsample URL UUID NAME``   build a uint8blk pyramid on a server
@@ -348,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--token", default="", help="API token (default: $DVIDPY_TOKEN)")
     f.set_defaults(func=_diff)
     from dvidpy.auth.cli import add_parser as add_token_parser
+    from dvidpy.ingest.cli import add_parser as add_ingest_parser
 
+    add_ingest_parser(sub)
     add_token_parser(sub)
     return p
 

@@ -10,7 +10,7 @@ draw everything from the server's public HTTP API in the browser:
                                     instances and mutations; commit / newversion / branch
 * ``/console/node/{uuid}/{data}``   an instance: info, extents, syncs, neuroglancer link, and
                                     for image and segmentation types a slice viewer
-* ``/console/jobs``                 transfer and pyramid (``downres``) jobs with progress
+* ``/console/jobs``                 transfer, pyramid (``downres``) and ingest jobs with progress
 * ``/console/login``                sign in with a token when auth is on (the server keeps it
                                     in its HttpOnly login cookie; API calls are checked as usual)
 

@@ -4,7 +4,7 @@ voxels (grayscale, every plane, a pyramid level, contrast) and the pseudocolours
 stored labels (body and supervoxel views, a scale level, labels above 2**32); hover and
 click ask the server about the voxel under the cursor; the DAG page shows every node;
 commit / newversion / branch from the page, refusals shown with the server's message;
-the jobs page shows transfer and pyramid jobs; every request the pages make answers in
+the jobs page shows transfer, pyramid and ingest jobs; every request the pages make answers in
 under 200 ms of server time (the access log's figures)."""
 
 from __future__ import annotations
@@ -421,6 +421,36 @@ def test_jobs_page_shows_transfer_and_pyramid_jobs(browser, world, tmp_path) -> 
         assert severe(browser) == []
     finally:
         dst.stop()
+
+
+def test_jobs_page_shows_ingest_jobs(browser, world, tmp_path) -> None:
+    import tifffile
+
+    from dvidpy.ingest.client import ingest
+
+    vol = gray_volume()[:32, :32, :64]
+    (tmp_path / "slices").mkdir()
+    for z in range(vol.shape[0]):
+        tifffile.imwrite(tmp_path / "slices" / f"z{z}.tif", vol[z])
+    r = ingest(str(tmp_path / "slices"), world.url, world.nodes["m2"], "ingested",
+               create="auto", block_size="32,32,32", chunk="32,32,32", scheduler="threads",
+               progress=False, log=lambda m: None)
+    assert r.state == "COMPLETE"
+    job = httpx.get(f"{world.url}/api/ingest/{r.job}").json()
+    open_page(browser, world, "/console/jobs")
+    rows = wait_for(lambda: [e for e in browser.find_elements(
+        By.CSS_SELECTOR, "table.jobs tbody tr")
+        if e.find_elements(By.TAG_NAME, "td")[0].text == "ingest"], what="the ingest row")
+    row = rows[0]
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[1] == r.job and "→ ingested" in cells[2] and "TIFF slices" in cells[2]
+    assert cells[3] == "complete"
+    assert "done" in row.find_element(By.CSS_SELECTOR, ".state").get_attribute("class")
+    bar = row.find_element(By.CSS_SELECTOR, ".progress")
+    assert bar.get_attribute("data-done") == str(job["chunks_done"]) == "2"
+    assert bar.get_attribute("data-total") == str(job["chunks_total"]) and "chunks" in cells[4]
+    assert "64.0 KiB of 64.0 KiB" in cells[5], cells
+    assert severe(browser) == []
 
 
 # ----- the time budget (keep last) -------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_static_files_types_and_revalidation(http) -> None:
 
 def test_config(http) -> None:
     cfg = http.get("/console/config.json").json()
-    assert cfg["features"] == {"transfer": True, "ingest": False}
+    assert cfg["features"] == {"transfer": True, "ingest": True}
     assert cfg["readonly"] is False
     assert [s["engine"] for s in cfg["stores"]] == ["lmdb"]  # the default of a new folder
     assert cfg["neuroglancer"] == (NG_PAGE if neuroglancer_client() else None)

@@ -122,6 +122,13 @@ def populate(c: httpx.Client) -> list[str]:
     return [child, root]
 
 
+def ingest_job(c: httpx.Client, uuid: str) -> str:
+    """An ingest job into ``uint8blk1`` at the open version ``uuid``; its id."""
+    return _ok(c.post("/api/ingest", json={
+        "uuid": uuid, "instance": "uint8blk1", "source": "fuzz", "source_key": "fuzz",
+        "dtype": "uint8", "box": [0, 0, 0, 32, 32, 32], "chunk": [16, 16, 16]})).json()["id"]
+
+
 #: Boss resources :func:`populate_boss` makes: path parameter -> the names that exist
 BOSS_NAMES = {"collection": ["fz"], "experiment": ["em"], "frame": ["fz"],
               "channel": ["img", "w16", "seg"], "group": ["fzg"]}
@@ -195,14 +202,18 @@ SPANS = {"x": _XY, "y": _XY, "z": ["0:16", "3:9", "30:32", "31:40", "0:1"],
          "t": ["0:1", "1:2", "0:2", "0:3"]}
 
 
-def narrow_uuids(doc: dict[str, Any], uuids: list[str]) -> dict[str, Any]:
-    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID, and
-    the mutation streams' ``follow`` fixed to ``false`` (a live tail never ends)."""
+def narrow_uuids(doc: dict[str, Any], uuids: list[str],
+                 jobs: list[str] | None = None) -> dict[str, Any]:
+    """``doc`` with every ``uuid`` parameter an enum of ``uuids`` and an unknown UUID, every
+    ingest ``job`` one of ``jobs`` or an unknown id, and the mutation streams' ``follow``
+    fixed to ``false`` (a live tail never ends)."""
     for path, item in doc["paths"].items():
         for op in item.values():
             for p in op.get("parameters", []):
                 if p["name"] == "uuid":
                     p["schema"] = {"type": "string", "enum": [*uuids, BOGUS_UUID]}
+                elif p["name"] == "job" and jobs:
+                    p["schema"] = {"type": "string", "enum": [*jobs, "0" * 16]}
                 if p["name"] == "follow" and path.endswith("/mutations/stream"):
                     p["schema"] = {"type": "string", "enum": ["false"]}
                     p["required"] = True  # never left to the Accept header
@@ -236,9 +247,10 @@ def fuzz_target(folder: Path, max_request_bytes: int = 8 << 20) -> Target:
         raise RuntimeError("server did not start")
     with httpx.Client(base_url=url, timeout=60) as c:
         uuids = populate(c)
+        jobs = [ingest_job(c, uuids[0])]
         doc = _ok(c.get("/api/openapi.json")).json()
     schema = folder / "openapi.json"
-    schema.write_text(json.dumps(narrow_boss_names(narrow_uuids(doc, uuids))))
+    schema.write_text(json.dumps(narrow_boss_names(narrow_uuids(doc, uuids, jobs))))
     return Target(proc, url, log, schema, folder, uuids)
 
 

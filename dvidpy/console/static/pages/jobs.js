@@ -1,12 +1,16 @@
 // The jobs page: every long-running job of the server with live progress. Each entry of
 // JOB_SOURCES lists one kind of job; a source with a `feature` is used only when
-// /console/config.json says the server has that route (ingest comes with a later issue:
-// its entry maps GET /api/ingest the same way once that route exists).
+// /console/config.json says the server has that route.
 import { getJSON, nodePath } from "../api.js";
 import { bytes, h, message, replace, table } from "../dom.js";
 import { isPyramidLevel } from "../viewer/sources.js";
 
-/** A job row: {kind, id, what, state, done, total, unit, detail, error}. */
+/** A job row: {kind, id, what, state, cls (the state's style when not its name), done,
+ * total, unit, detail, error}. */
+/** Style of each ingest job state (running, done, failed). */
+const INGEST_CLASS = { PREPARING: "running", UPLOADING: "running", DOWNSAMPLING: "running",
+  COMPLETE: "done", FAILED: "failed" };
+
 const JOB_SOURCES = [
   {
     kind: "transfer",
@@ -53,13 +57,21 @@ const JOB_SOURCES = [
   {
     kind: "ingest",
     feature: "ingest",
+    /** Ingest jobs (GET /api/ingest): chunks acknowledged of the job's chunks. */
     async list() {
       const jobs = await getJSON("/api/ingest");
-      return (Array.isArray(jobs) ? jobs : jobs.jobs || Object.values(jobs)).map((j) => ({
-        kind: "ingest", id: j.id, what: j.source || j.name || "", state: j.state,
-        done: j.done ?? j.records, total: j.total ?? j.records_total, unit: j.unit || "",
-        detail: "", error: j.error,
-      }));
+      return jobs.map((j) => {
+        const p = j.pyramid_progress;
+        const pyramid = j.state === "DOWNSAMPLING" && p
+          ? ` · pyramid level ${p.level}/${p.levels}, ${p.done}/${p.total} blocks` : "";
+        return {
+          kind: "ingest", id: j.id, what: `${j.source} → ${j.instance}`,
+          state: j.state.toLowerCase(), cls: INGEST_CLASS[j.state] || "",
+          done: j.chunks_done, total: j.chunks_total, unit: "chunks",
+          detail: `${bytes(j.bytes_done)} of ${bytes(j.bytes_total)}${pyramid}`,
+          error: j.error,
+        };
+      });
     },
   },
 ];
@@ -78,10 +90,10 @@ export async function render(app, _args, cfg) {
     const rows = lists.flat();
     replace(body, rows.length ? table(["kind", "job", "what", "state", "progress", "detail"],
       rows.map((r) => [r.kind, h("code", {}, r.id), r.what,
-        h("span", { class: `state ${r.state}` }, r.state), progress(r),
+        h("span", { class: `state ${r.cls || r.state}` }, r.state), progress(r),
         r.error ? message(r.error) : r.detail]), "grid jobs")
       : h("p", { class: "muted" }, "No jobs."));
-    const running = rows.some((r) => r.state === "running");
+    const running = rows.some((r) => (r.cls || r.state) === "running");
     timer = setTimeout(tick, running ? 500 : 2000);
   };
   await tick();
@@ -91,7 +103,7 @@ export async function render(app, _args, cfg) {
 function progress(r) {
   const total = Number(r.total) || 0;
   const done = Number(r.done) || 0;
-  const frac = total ? Math.min(1, done / total) : r.state === "done" ? 1 : 0;
+  const frac = total ? Math.min(1, done / total) : (r.cls || r.state) === "done" ? 1 : 0;
   return h("div", { class: "progress", title: `${done} / ${total || "?"} ${r.unit || ""}`,
     "data-done": done, "data-total": total },
     h("div", { class: "bar", style: { width: `${(frac * 100).toFixed(1)}%` } }),

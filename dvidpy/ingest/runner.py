@@ -1,0 +1,244 @@
+"""Chunk work (read, check, upload, acknowledge) and where it runs: threads or Dask.
+
+:func:`run_chunk` is one chunk's whole work and a plain picklable function of a
+:class:`ChunkTask` (everything a worker needs: server, job, source description, geometry)
+and the chunk index, so it runs the same on a thread of the client
+(:class:`ThreadRunner`), on a ``dask.distributed`` worker of a ``LocalCluster`` started
+for the ingest, or on the workers of a running cluster (:class:`DaskRunner`,
+``--scheduler tcp://host:8786``; dvidpy and the source's reader must be installed there
+and the source path must be readable there). A worker that dies takes its running chunks
+with it: Dask runs them again elsewhere, and since every chunk is an overwrite followed by
+an acknowledgement with the same checksum, running one twice writes the same voxels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dvidpy.ingest.jobs import chunk_box
+from dvidpy.ingest.sources import MissingReader, SourceError, reopen
+from dvidpy.ingest.target import (
+    IngestError,
+    TargetInfo,
+    call_json,
+    connection,
+    upload,
+)
+
+log = logging.getLogger("dvidpy.ingest")
+
+
+@dataclass
+class ChunkTask:
+    """Everything one chunk's work needs (sent once to each Dask worker)."""
+
+    server: str
+    token: str
+    uuid: str
+    instance: str
+    job: str
+    geometry: dict[str, Any]  # the job record's box, chunk, origin, grid, chunks_total
+    source: dict[str, Any]  # Source.spec()
+    offset: tuple[int, int, int]  # target = source + offset
+    target: TargetInfo
+    cast: bool = False
+    replace: frozenset[int] = field(default_factory=frozenset)
+    retries: int = 6
+
+
+def checksum(arr: np.ndarray) -> int:
+    """CRC-32 of the voxels' bytes (C order, native byte order)."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B"))
+
+
+def to_target(arr: np.ndarray, dtype: np.dtype, cast: bool, where: str) -> np.ndarray:
+    """``arr`` as ``dtype``: a safe conversion, or with ``cast`` one whose values all fit
+    (else :class:`SourceError` naming ``where``)."""
+    if arr.dtype == dtype:
+        return arr
+    if np.can_cast(arr.dtype, dtype, "safe") or arr.dtype == np.bool_:
+        return arr.astype(dtype)
+    if not cast:
+        raise SourceError(f"{where}: {arr.dtype} voxels do not fit {dtype} (use --cast to "
+                          "convert values that fit)")
+    if arr.size:
+        info = np.iinfo(dtype) if dtype.kind in "ui" else np.finfo(dtype)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            raise SourceError(f"{where}: values {lo}..{hi} do not fit {dtype}")
+        if arr.dtype.kind == "f" and dtype.kind in "ui" and not np.all(np.mod(arr, 1) == 0):
+            raise SourceError(f"{where}: fractional values do not fit {dtype}")
+    return arr.astype(dtype)
+
+
+def read_chunk(task: ChunkTask, n: int) -> tuple[list[int], np.ndarray, str]:
+    """``(target box, voxels as the target dtype, source fingerprint)`` of chunk ``n``."""
+    src = reopen(task.source)
+    tb = chunk_box(task.geometry, n)
+    o = task.offset
+    sb = [tb[0] - o[0], tb[1] - o[1], tb[2] - o[2], tb[3] - o[0], tb[4] - o[1], tb[5] - o[2]]
+    arr = src.read(sb)
+    arr = to_target(arr, np.dtype(task.target.dtype), task.cast,
+                    f"{src.description} chunk {n} (box {sb})")
+    return tb, arr, src.fingerprint(sb[2], sb[5])
+
+
+def run_chunk(task: ChunkTask, n: int) -> tuple[int, int, int]:
+    """Read chunk ``n``, write it with ``POST raw``, acknowledge it; ``(n, bytes, crc)``.
+    :class:`SourceError` when the source breaks (naming the file); :class:`IngestError`
+    when the server refuses or stays unreachable."""
+    tb, arr, fp = read_chunk(task, n)
+    crc = checksum(arr)
+    h = connection(task.server, task.token)
+    upload(h, task.uuid, task.instance, task.target, tb, arr, task.retries)
+    call_json(h, "POST", f"/api/ingest/{task.job}/chunks/{n}",
+              {"crc": crc, "bytes": int(arr.nbytes), "fp": fp, "replace": n in task.replace},
+              task.retries)
+    return n, int(arr.nbytes), crc
+
+
+Result = tuple[int, int, int]
+
+
+class ThreadRunner:
+    """Chunks on ``workers`` threads of this process (at most ``2 * workers`` queued)."""
+
+    name = "threads"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def run(self, task: ChunkTask, chunks: Sequence[int],
+            stop: Callable[[], bool]) -> Iterator[Result | BaseException]:
+        """Results (or the exception of a chunk) as chunks finish; after an exception, or
+        when ``stop()``, nothing new starts and the running chunks are waited for."""
+        it = iter(chunks)
+        pending: set[Future[Result]] = set()
+        failed = False
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="ingest") as ex:
+            while True:
+                while not failed and not stop() and len(pending) < 2 * self.workers:
+                    n = next(it, None)
+                    if n is None:
+                        break
+                    pending.add(ex.submit(run_chunk, task, n))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    e = f.exception()
+                    if e is not None:
+                        failed = True
+                        yield e
+                    else:
+                        yield f.result()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class DaskRunner:
+    """Chunks as ``dask.distributed`` tasks: on a ``LocalCluster`` of ``workers``
+    single-threaded worker processes, or on the cluster at ``address``."""
+
+    name = "dask"
+
+    def __init__(self, workers: int, address: str | None = None) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            from storage.registry import install_command
+
+            raise MissingReader("Dask runs need dask.distributed, which is in the ingest "
+                                f"extra: {install_command('dvidpy[ingest]')}") from None
+        self.cluster = None
+        if address is None:
+            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                        processes=True, dashboard_address=None,
+                                        silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+            self.where = f"a local Dask cluster of {max(1, workers)} worker processes"
+        else:
+            try:
+                self.client = Client(address, timeout=30)
+            except Exception as e:
+                raise IngestError(f"can't reach the Dask scheduler at {address}: {e}") from None
+            n = len(self.client.scheduler_info().get("workers", {}))
+            self.where = f"the Dask cluster at {address} ({n} workers)"
+
+    def worker_pids(self) -> dict[str, int]:
+        """Process ids of the cluster's workers (for tests that kill one)."""
+        return self.client.run(os.getpid)
+
+    def run(self, task: ChunkTask, chunks: Sequence[int],
+            stop: Callable[[], bool]) -> Iterator[Result | BaseException]:
+        # docstring: see ThreadRunner.run
+        from dask.distributed import as_completed
+
+        if not chunks:
+            return
+        tf = self.client.scatter(task, broadcast=True)
+        futs = self.client.map(run_chunk, [tf] * len(chunks), list(chunks), pure=False)
+        failed = False
+        for f in as_completed(futs):
+            if f.cancelled():
+                continue
+            try:  # waits again for a result lost with its worker (recomputed elsewhere)
+                res = f.result()
+            except Exception as e:
+                if failed and f.cancelled():
+                    continue
+                if not failed:
+                    failed = True
+                    self.client.cancel([g for g in futs if not g.done()])
+                yield e
+                continue
+            yield res
+            if stop() and not failed:
+                failed = True
+                self.client.cancel([g for g in futs if not g.done()])
+
+    def close(self) -> None:
+        """Stop the client (and the local cluster)."""
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
+    """``threads``, ``local`` (a Dask ``LocalCluster``), ``auto`` (local when Dask is
+    installed, else threads) or a scheduler address ``tcp://host:port``."""
+    if scheduler == "threads":
+        return ThreadRunner(workers)
+    if scheduler == "auto":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            return ThreadRunner(workers)
+        return DaskRunner(workers)
+    if scheduler == "local":
+        return DaskRunner(workers)
+    check_scheduler(scheduler)
+    return DaskRunner(workers, scheduler)
+
+
+def check_scheduler(scheduler: str) -> None:
+    """:class:`IngestError` unless ``scheduler`` is ``threads``, ``local``, ``auto`` or
+    an address ``SCHEME://HOST:PORT`` (whether it answers is found out when connecting)."""
+    if scheduler in ("threads", "local", "auto"):
+        return
+    scheme, sep, rest = scheduler.partition("://")
+    host, _, port = rest.rpartition(":")
+    if not (sep and scheme.isalnum() and host and port.isdigit()):
+        raise IngestError(f"--scheduler {scheduler!r}: threads, local, auto or a Dask "
+                          "scheduler address such as tcp://host:8786")
