@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import read_raw, tiff_slices, volume
+from ingest_util import read_raw, tiff_slices, volume
 
 from dvidpy.ingest.client import ingest
 from dvidpy.ingest.jobs import chunk_box

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from base_install import base_install_env
-from conftest import (
+from ingest_util import (
     access_count,
     ingest_cli,
     mean2,

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import numpy as np
 import pytest
-from conftest import (
+from ingest_util import (
     access_count,
     ingest_cli,
     png_slices,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, ingest_cli, mean2, read_raw, tiff_slices, volume
+from ingest_util import REPO, ingest_cli, mean2, read_raw, tiff_slices, volume
 from servers import free_port
 
 pytestmark = pytest.mark.e2e
