@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -64,3 +66,19 @@ class ServerProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server on a new data folder (the default engine) under a temporary folder,
+    its access log in ``server.log`` beside it. Import it into a folder's conftest."""
+    srv = ServerProcess(["--data", str(tmp_path / "db")], tmp_path / "server.log")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    """An HTTP client of :func:`server`."""
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
