@@ -30,13 +30,17 @@ from dvidpy.diff import instance_diff
 from dvidpy.repo import RepoManager
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved(fns: list, repeat: int) -> list[float]:
+    """Median seconds of each of ``fns``, timed one after the other in each of ``repeat``
+    rounds after one untimed round (which warms the block cache for all of them)."""
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeat + 1):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[i].append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -75,10 +79,13 @@ def main() -> None:
         d = instance_diff(mgr, inst, root, child)
         assert len(d["changed"]) == n and len(d["deleted"]) == n // 10
         assert len(d["added"]) == n // 10
-        t_diff = best(lambda: instance_diff(mgr, inst, root, child), args.repeat)
-        t_scan = best(lambda: sum(1 for _ in inst.store.scan_prefix(cc, pre)), args.repeat)
-        t_keys = best(lambda: sum(1 for _ in inst.store.scan_prefix(cc, pre, keys_only=True)),
-                      args.repeat)
+        # the three are timed in turn within each round (medians over rounds), so LevelDB's
+        # background compaction after the load, and the machine's noise, fall on all alike
+        t_diff, t_scan, t_keys = interleaved([
+            lambda: instance_diff(mgr, inst, root, child),
+            lambda: sum(1 for _ in inst.store.scan_prefix(cc, pre)),
+            lambda: sum(1 for _ in inst.store.scan_prefix(cc, pre, keys_only=True))],
+            args.repeat)
         mgr.close()
     print(f"keys {args.keys}, value {args.value} B, changed {args.changed}% "
           f"({n} rewritten, {n // 10} deleted, {n // 10} added), LevelDB, median of "
