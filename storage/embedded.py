@@ -15,6 +15,24 @@ from typing import Any, ClassVar
 from storage.base import KVEngine
 
 
+def prepare_directory(name: str, defaults: dict[str, Any], location: str,
+                      options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` merged over ``defaults`` for engine ``name``, after creating the
+    directory ``location`` (also used by engines that are not :class:`EmbeddedEngine`).
+
+    Raises ValueError for an empty location and TypeError for unknown options.
+    """
+    if not location:
+        raise ValueError(f"{name} engine needs a directory path")
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(
+            f"unknown {name} options {sorted(unknown)}; known: {sorted(defaults)}"
+        )
+    os.makedirs(location, exist_ok=True)
+    return {**defaults, **options}
+
+
 class EmbeddedEngine(KVEngine):
     """A persistent engine over one database handle in a local directory ``path``."""
 
@@ -38,15 +56,7 @@ class EmbeddedEngine(KVEngine):
 
         Raises ValueError for an empty location and TypeError for unknown options.
         """
-        if not location:
-            raise ValueError(f"{cls.name} engine needs a directory path")
-        unknown = set(options) - set(cls.defaults)
-        if unknown:
-            raise TypeError(
-                f"unknown {cls.name} options {sorted(unknown)}; known: {sorted(cls.defaults)}"
-            )
-        os.makedirs(location, exist_ok=True)
-        return {**cls.defaults, **options}
+        return prepare_directory(cls.name, cls.defaults, location, options)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored value or ``None``."""

@@ -51,6 +51,7 @@ from typing import Any
 import lmdb
 
 from storage.base import GuardedWriteBatch, KeyRange, KVEngine
+from storage.embedded import prepare_directory
 from storage.registry import register_engine
 
 _DEFAULTS: dict[str, Any] = {
@@ -248,14 +249,7 @@ class LMDBEngine(KVEngine):
         a directory another process has open is fine (that is the point); options of the
         first handle in a process win for later handles in the same process.
         """
-        if not location:
-            raise ValueError("lmdb engine needs a directory path")
-        unknown = set(options) - set(_DEFAULTS)
-        if unknown:
-            raise TypeError(
-                f"unknown lmdb options {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
-        opts = {**_DEFAULTS, **options}
-        os.makedirs(location, exist_ok=True)
+        opts = prepare_directory(cls.name, _DEFAULTS, location, options)
         real, env = _acquire_env(location, opts)
         return cls(real, env, location, opts)
 
