@@ -518,33 +518,36 @@ class Hdf5Volume(Source):
 # ----- zarr / N5 / neuroglancer precomputed (tensorstore) -------------------------------
 
 
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in file ``path``; None when it can't be read or is not an object."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def tensorstore_driver(path: str) -> str | None:
-    """The tensorstore driver of a directory (None: not a volume it knows)."""
+    """The tensorstore driver of a directory (None: not a volume it knows, or its metadata
+    file is unreadable or not a JSON object)."""
     p = Path(path)
     if (p / ".zarray").is_file():
         return "zarr"
     zj = p / "zarr.json"
     if zj.is_file():
-        try:
-            if json.loads(zj.read_text()).get("node_type") == "array":
-                return "zarr3"
-        except (OSError, ValueError):
-            return None
-        return None
+        doc = _json_object(zj)
+        return "zarr3" if doc is not None and doc.get("node_type") == "array" else None
     attrs = p / "attributes.json"
     if attrs.is_file():
-        try:
-            if "dimensions" in json.loads(attrs.read_text()):
-                return "n5"
-        except (OSError, ValueError):
+        doc = _json_object(attrs)
+        if doc is None:
             return None
+        if "dimensions" in doc:
+            return "n5"
     info = p / "info"
     if info.is_file():
-        try:
-            if "scales" in json.loads(info.read_text()):
-                return "neuroglancer_precomputed"
-        except (OSError, ValueError):
-            return None
+        doc = _json_object(info)
+        return "neuroglancer_precomputed" if doc is not None and "scales" in doc else None
     return None
 
 
