@@ -48,11 +48,10 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from storage.base import KeyRange, KVEngine
-from storage.hexnames import split_location
 from storage.objectstore import ObjectStoreEngine
 from storage.registry import register_engine
 
-_OPTIONS = {"client", "project", "endpoint", "threads", "create_bucket"}
+_OPTIONS = frozenset({"client", "project", "endpoint", "threads", "create_bucket"})
 _LIST_PAGE = 1000  # GCS's maximum page size for objects.list
 _CONTENT_TYPE = "application/octet-stream"
 
@@ -62,6 +61,8 @@ class GCSEngine(ObjectStoreEngine):
     """Ordered key-value store on a GCS bucket (optionally under a name prefix)."""
 
     name = "gcs"
+    scheme = "gs://"
+    known_options = _OPTIONS
 
     def __init__(
         self,
@@ -84,11 +85,7 @@ class GCSEngine(ObjectStoreEngine):
 
         Raises ValueError for an empty bucket name and TypeError for unknown options.
         """
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise TypeError(f"unknown gcs options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-        bucket_name, prefix = split_location(location, "gs://")
-        threads = int(options.get("threads", 16))
+        bucket_name, prefix, threads = cls.parse_open(location, options)
         project = options.get("project")
 
         client = options.get("client")

@@ -15,9 +15,10 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
+from typing import Any, ClassVar
 
 from storage.base import GuardedWriteBatch, KeyRange, KVEngine
-from storage.hexnames import HexNames
+from storage.hexnames import HexNames, split_location
 
 
 class ObjectWriteBatch(GuardedWriteBatch):
@@ -63,6 +64,23 @@ class ObjectStoreEngine(KVEngine):
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=thread_name)
         self._closed = False
         self._close_lock = threading.Lock()
+
+    #: location scheme ``open`` strips (``"s3://"``) and the option names it accepts
+    scheme: ClassVar[str] = ""
+    known_options: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def parse_open(cls, location: str, options: dict[str, Any]) -> tuple[str, str, int]:
+        """``(bucket, prefix, threads)`` of an ``open`` call (``threads`` defaults to 16).
+
+        Raises ValueError for an empty bucket name and TypeError for unknown options.
+        """
+        unknown = set(options) - cls.known_options
+        if unknown:
+            raise TypeError(f"unknown {cls.name} options {sorted(unknown)}; "
+                            f"known: {sorted(cls.known_options)}")
+        bucket, prefix = split_location(location, cls.scheme)
+        return bucket, prefix, int(options.get("threads", 16))
 
     # ----- what a subclass provides -----------------------------------------------------
 

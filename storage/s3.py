@@ -47,11 +47,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from storage.base import KeyRange
-from storage.hexnames import split_location
 from storage.objectstore import ObjectStoreEngine
 from storage.registry import register_engine
 
-_OPTIONS = {"endpoint", "region", "threads", "create_bucket", "client"}
+_OPTIONS = frozenset({"endpoint", "region", "threads", "create_bucket", "client"})
 _PAGE = 1000
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -66,6 +65,8 @@ class S3Engine(ObjectStoreEngine):
     """Ordered key-value store on an S3 bucket (optionally under a name prefix)."""
 
     name = "s3"
+    scheme = "s3://"
+    known_options = _OPTIONS
     page = _PAGE
 
     def __init__(self, client: Any, bucket: str, prefix: str, *, threads: int = 16,
@@ -81,11 +82,7 @@ class S3Engine(ObjectStoreEngine):
 
         Raises ValueError for an empty bucket name and TypeError for unknown options.
         """
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise TypeError(f"unknown s3 options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-        bucket, prefix = split_location(location, "s3://")
-        threads = int(options.get("threads", 16))
+        bucket, prefix, threads = cls.parse_open(location, options)
         endpoint = options.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL") or None
         region = (options.get("region") or os.environ.get("AWS_REGION")
                   or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
