@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid as uuidlib
@@ -44,6 +45,10 @@ CLIENT_TRANSITIONS = {
     "DOWNSAMPLING": ("PREPARING", "UPLOADING", "DOWNSAMPLING"),
     "FAILED": ("PREPARING", "UPLOADING", "FAILED"),
 }
+
+
+#: what a job id looks like (``uuid4().hex[:16]``, see :meth:`JobStore.open_job`)
+_JOB_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def _job_key(jid: str) -> bytes:
@@ -114,6 +119,8 @@ class JobStore:
 
     def get(self, jid: str) -> dict[str, Any]:
         """The record of job ``jid``; 404 when there is none."""
+        if not _JOB_ID.fullmatch(jid):  # never build a key from an arbitrary string
+            raise NotFound(f"no ingest job {jid[:40]!r}: job ids are 16 hex digits")
         raw = self.engine.get(_job_key(jid))
         if raw is None:
             raise NotFound(f"no ingest job {jid!r}")

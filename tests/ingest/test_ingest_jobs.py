@@ -194,6 +194,12 @@ def test_hostile_requests_are_4xx_and_store_nothing(http: Any) -> None:
     for path in (f"/api/ingest/{'0' * 16}", f"/api/ingest/{'0' * 16}/chunks"):
         assert http.get(path).status_code == 404
     assert http.delete(f"/api/ingest/{'0' * 16}").status_code == 404
+    # ids that this store cannot have made are refused before any key is built from them
+    # (a 2000-character id is longer than an object store's longest object name)
+    for bad_id in ("x" * 2000, "0" * 15, "0" * 17, "ABCDEF0123456789"):
+        for r in (http.get(f"/api/ingest/{bad_id}"), http.delete(f"/api/ingest/{bad_id}"),
+                  http.post(f"/api/ingest/{bad_id}/chunks/0", json={"crc": 1, "bytes": 1})):
+            assert r.status_code == 404 and "16 hex digits" in r.text, (bad_id, r.text)
     # the locked version refuses a new job
     assert http.post(f"/api/node/{root}/commit", json={"note": "x"}).is_success
     r = http.post("/api/ingest", json=job_body(root, source_key="other"))
