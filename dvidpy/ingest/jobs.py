@@ -293,19 +293,24 @@ class JobStore:
         if nbytes != want:
             raise BadRequest(f"chunk {n} of job {jid} holds {want} bytes, not {nbytes}")
         key = _ack_prefix(jid) + u32be(n)
-        old = self.engine.get(key)
-        if old is not None:
-            prev = jsonio.loads(old, "stored ingest ack")
-            if prev["crc"] == crc:
-                if prev.get("fp") != fp:  # the same voxels from touched files
-                    self._put_ack(key, crc, nbytes, fp)
-                return {"chunk": n, "new": False, "chunks_done": self.counts_of(jid)[0]}
-            if not replace:
-                raise Conflict(f"chunk {n} of job {jid} was acknowledged with checksum "
-                               f"{prev['crc']:08x}, not {crc:08x}: the source changed")
-        if rec["state"] not in ("PREPARING", "UPLOADING", "FAILED"):
-            raise Conflict(f"ingest job {jid} is {rec['state']}: it takes no more chunks")
-        self._put_ack(key, crc, nbytes, fp)
+        ack = _dumps({"crc": crc, "bytes": nbytes, "fp": fp})
+        for _ in range(100):  # compare-and-swap: two acks of one new chunk count it once
+            old = self.engine.get(key)
+            if old is not None:
+                prev = jsonio.loads(old, "stored ingest ack")
+                if prev["crc"] == crc:
+                    if prev.get("fp") != fp:  # the same voxels from touched files
+                        self._put_ack(key, crc, nbytes, fp)
+                    return {"chunk": n, "new": False, "chunks_done": self.counts_of(jid)[0]}
+                if not replace:
+                    raise Conflict(f"chunk {n} of job {jid} was acknowledged with checksum "
+                                   f"{prev['crc']:08x}, not {crc:08x}: the source changed")
+            if rec["state"] not in ("PREPARING", "UPLOADING", "FAILED"):
+                raise Conflict(f"ingest job {jid} is {rec['state']}: it takes no more chunks")
+            if self.engine.compare_and_swap(key, old, ack):
+                break
+        else:
+            raise Conflict(f"chunk {n} of job {jid} is changing too often; try again")
         with self.lock:
             c = self.counts.get(jid)
             if c is not None and old is None:
