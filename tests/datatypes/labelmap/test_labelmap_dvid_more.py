@@ -4,21 +4,11 @@ labelmap diff summary and mutation stream, and keyvalue mutations-range."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
 from datatypes import protos
-from dvidpy.config import Settings
-from server import create_app
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 @pytest.fixture
