@@ -83,6 +83,25 @@ def dvidpy_server(args: Sequence[str], log: Path, port: int = 0,
                 p.wait()
 
 
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``dvidpy serve --data DATA --quiet`` process on a free loopback port, its output
+    discarded, once it answers ``/api/heartbeat``; returns it and its URL (the caller
+    terminates it). Raises ``RuntimeError`` if it exits or does not answer in 30 s."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvidpy.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--data", str(data), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/heartbeat", proc, timeout=30)
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
 # ----- load generators ------------------------------------------------------------------------
 
 
