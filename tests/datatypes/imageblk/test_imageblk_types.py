@@ -249,11 +249,14 @@ def test_uint8_jpeg_of_uniform_data_is_exact(client: TestClient, v: int, q: int)
     c = client
     _, _, base = new_instance(c, "uint8blk")
     post_raw(c, base, (0, 0, 0), np.full((4, 16, 16), v, dtype=np.uint8))
-    for path in ("raw/0_1_2/16_16_4/0_0_0/jpg", f"raw/xy/16_16/0_0_2/jpg:{q}"):
+    # a flat block is its DC term alone; below quality 50 the DC quantizer step passes 16
+    # (2 grey levels after the DCT's 1/8 scale), so a level may be off by 2
+    for path, tol in (("raw/0_1_2/16_16_4/0_0_0/jpg", 1),
+                      (f"raw/xy/16_16/0_0_2/jpg:{q}", 1 if q >= 50 else 2)):
         r = c.get(f"{base}/{path}")
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
         img = np.array(Image.open(io.BytesIO(r.content)).convert("L"))
-        assert (np.abs(img.astype(int) - v) <= 1).all()
+        assert (np.abs(img.astype(int) - v) <= tol).all(), (path, v, q)
 
 
 def test_bad_bodies_write_nothing(client: TestClient) -> None:
