@@ -102,14 +102,7 @@ class LabelVol(Datatype):
     type_version = "0.1"
     help_text = __doc__ or ""
     subscribes = {"labelblk": frozenset()}  # the labelblk's own machinery does the work
-
-    def check_syncs(self, names: list[str]) -> None:
-        super().check_syncs(names)
-        blks = {n for n in [*self.meta.syncs, *names]
-                if self.repo.instances[n].type_name == "labelblk"}
-        if len(blks) > 1:
-            raise BadRequest(f"labelvol {self.meta.name!r} syncs to one labelblk, not "
-                             f"{sorted(blks)}")
+    one_sync_of = frozenset({"labelblk"})
 
     def source(self) -> Labelmap:
         """The synced labelblk; 400 when there is none."""
