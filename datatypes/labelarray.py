@@ -78,15 +78,18 @@ class LabelBlk(Labelmap):
             "index", "indices", "indices-compressed", "index-version", "history",
             "proximity"}
 
-    @classmethod
-    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+    @staticmethod
+    def _one_scale(settings: Mapping[str, str]) -> None:
         if settings.get("maxdownreslevel", "0").strip() not in ("", "0"):
             raise BadRequest("labelblk instances have one scale (MaxDownresLevel 0)")
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        cls._one_scale(settings)
         return super().parse_settings({**settings, "maxdownreslevel": "0"})
 
     def update_settings(self, settings: Mapping[str, str]) -> None:
-        if settings.get("maxdownreslevel", "0").strip() not in ("", "0"):
-            raise BadRequest("labelblk instances have one scale (MaxDownresLevel 0)")
+        self._one_scale(settings)
         super().update_settings(settings)
 
     def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
