@@ -201,6 +201,14 @@ class BossModel:
         raw = self.engine.get(self._key(*parts))
         return None if raw is None else json.loads(raw)
 
+    def _found(self, *parts: str) -> dict[str, Any]:
+        """The record at ``parts``; 404 naming the last part when it is not a valid name
+        or there is no such record."""
+        rec = self._get(*parts) if NAME_RE.match(parts[-1]) else None
+        if rec is None:
+            raise not_found(parts[-1])
+        return rec
+
     def _put(self, rec: dict[str, Any], *parts: str) -> None:
         self.engine.put(self._key(*parts), json.dumps(rec).encode())
 
@@ -220,10 +228,7 @@ class BossModel:
 
     def collection(self, name: str) -> dict[str, Any]:
         """The record of collection ``name``; 404 when there is none."""
-        rec = self._get("coll", name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("coll", name)
 
     def create_collection(self, name: str, body: Mapping[str, Any], creator: str) -> dict:
         """A new collection (400 when the name is taken or a field is bad)."""
@@ -284,10 +289,7 @@ class BossModel:
 
     def frame(self, name: str) -> dict[str, Any]:
         """The record of frame ``name``; 404 when there is none."""
-        rec = self._get("coord", name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("coord", name)
 
     def create_frame(self, name: str, body: Mapping[str, Any], creator: str) -> dict:
         """A new coordinate frame: ``x_start < x_stop`` etc. (int32), positive voxel
@@ -354,10 +356,7 @@ class BossModel:
     def experiment(self, coll: str, exp: str) -> dict[str, Any]:
         """The record of experiment ``coll/exp``; 404 when either does not exist."""
         self.collection(coll)
-        rec = self._get("exp", coll, exp) if NAME_RE.match(exp) else None
-        if rec is None:
-            raise not_found(exp)
-        return rec
+        return self._found("exp", coll, exp)
 
     def repo_of(self, exp: Mapping[str, Any]) -> Repo:
         """The repo of an experiment record (400 when it is gone from the server)."""
@@ -470,10 +469,7 @@ class BossModel:
     def channel(self, coll: str, exp: str, name: str) -> dict[str, Any]:
         """The record of a channel; 404 when it (or its parents) does not exist."""
         self.experiment(coll, exp)
-        rec = self._get("chan", coll, exp, name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("chan", coll, exp, name)
 
     def _links(self, coll: str, exp: str, body: Mapping[str, Any],
                old: Mapping[str, Any]) -> tuple[list[str], list[str]]:
