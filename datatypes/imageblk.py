@@ -327,23 +327,14 @@ def _units(text: str) -> list[str]:
     return parts
 
 
-def _time_samples(text: str) -> int:
+def _int_setting(text: str, what: str, lo: int, hi: int) -> int:
+    """Setting ``what`` as an integer in ``lo..hi``; 400 for anything else."""
     try:
         v = int(text)
     except ValueError:
-        v = 0
-    if not 1 <= v <= MAX_TIME_SAMPLES:
-        raise BadRequest(f"bad TimeSamples {text!r}: expected an integer 1..{MAX_TIME_SAMPLES}")
-    return v
-
-
-def _background(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255") from None
-    if not 0 <= v <= 255:
-        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255")
+        v = lo - 1
+    if not lo <= v <= hi:
+        raise BadRequest(f"bad {what} {text!r}: expected an integer {lo}..{hi}")
     return v
 
 
@@ -426,7 +417,7 @@ class ImageBlk(Datatype):
         cfg["BlockSize"] = bs
         cfg["VoxelSize"] = _floats(settings.get("voxelsize", "8,8,8"), "VoxelSize")
         cfg["VoxelUnits"] = _units(settings.get("voxelunits", "nanometers"))
-        cfg["Background"] = _background(settings.get("background", "0"))
+        cfg["Background"] = _int_setting(settings.get("background", "0"), "Background", 0, 255)
         q = settings.get("jpegquality", str(DEFAULT_JPEG_QUALITY))
         try:
             qv = int(q)
@@ -435,7 +426,8 @@ class ImageBlk(Datatype):
         if not 1 <= qv <= 100:
             raise BadRequest(f"bad JpegQuality {q!r}: 1..100")
         cfg["JpegQuality"] = qv
-        ts = _time_samples(settings.get("timesamples", "1"))
+        ts = _int_setting(settings.get("timesamples", "1"), "TimeSamples", 1,
+                          MAX_TIME_SAMPLES)
         if ts > 1:
             cfg["TimeSamples"] = ts
         mn, mx = settings.get("minpoint"), settings.get("maxpoint")
@@ -457,7 +449,7 @@ class ImageBlk(Datatype):
         if "voxelunits" in settings:
             cfg["VoxelUnits"] = _units(settings["voxelunits"])
         if "background" in settings:
-            cfg["Background"] = _background(settings["background"])
+            cfg["Background"] = _int_setting(settings["background"], "Background", 0, 255)
         self.meta.config = cfg
 
     @property
