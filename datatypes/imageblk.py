@@ -1239,7 +1239,9 @@ class ImageBlk(Datatype):
             raise BadRequest(f"POST blocks body has {len(call.body)} bytes; {span} blocks "
                              f"of {bx}x{by}x{bz} {self.voxel.name} voxels need {span * nb}")
         arr = np.frombuffer(call.body, dtype=self.voxel.dtype).reshape(span, *self.bshape)
-        coords = np.array([[x + i, y, z] for i in range(span)], dtype=np.int64)
+        coords = np.empty((span, 3), dtype=np.int64)
+        coords[:] = (x, y, z)
+        coords[:, 0] += np.arange(span)
         with self.lock_blocks(coords):
             self.store_blocks(call.ctx, coords, (self.encode_block(a) for a in arr))
         return Response(b"")
