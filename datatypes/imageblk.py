@@ -292,10 +292,15 @@ def decode_block_tkey(tk: bytes) -> Point3:
 # ----- settings -----------------------------------------------------------------------
 
 
+def _parts(text: str, n: int = 3) -> list[str]:
+    """The comma-separated parts of ``text``, stripped; one part stands for all three
+    when ``n`` is 3."""
+    parts = [p.strip() for p in text.split(",")]
+    return parts * 3 if len(parts) == 1 and n == 3 else parts
+
+
 def _ints(text: str, what: str, n: int = 3) -> list[int]:
-    parts = [p.strip() for p in text.replace("_", ",").split(",")]
-    if len(parts) == 1 and n == 3:
-        parts = parts * 3
+    parts = _parts(text.replace("_", ","), n)
     try:
         vals = [int(p) for p in parts]
     except ValueError:
@@ -306,9 +311,7 @@ def _ints(text: str, what: str, n: int = 3) -> list[int]:
 
 
 def _floats(text: str, what: str) -> list[float]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 1:
-        parts = parts * 3
+    parts = _parts(text)
     try:
         vals = [float(p) for p in parts]
     except ValueError:
@@ -319,9 +322,7 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def _units(text: str) -> list[str]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 1:
-        parts = parts * 3
+    parts = _parts(text)
     if len(parts) != 3 or not all(parts):
         raise BadRequest(f"bad VoxelUnits {text!r}: one name or three comma-separated names")
     return parts
