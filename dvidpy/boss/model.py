@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from dvidpy.datatype import Datatype
     from dvidpy.repo import Repo, RepoManager
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,255}\Z")  # \Z: "$" would let a final newline in
 VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds")
 HIERARCHY_METHODS = ("anisotropic", "isotropic")
