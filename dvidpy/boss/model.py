@@ -209,6 +209,11 @@ class BossModel:
             raise not_found(parts[-1])
         return rec
 
+    def _absent(self, message: str, *parts: str) -> None:
+        """400 RESOURCE_EXISTS with ``message`` when there is a record at ``parts``."""
+        if self._get(*parts) is not None:
+            raise BossError(message, RESOURCE_EXISTS)
+
     def _put(self, rec: dict[str, Any], *parts: str) -> None:
         self.engine.put(self._key(*parts), json.dumps(rec).encode())
 
@@ -236,8 +241,7 @@ class BossModel:
         rec = {"name": name, "description": _str(body, "description"),
                "public": _bool(body, "public"), "creator": creator, "created": _now()}
         with self.lock:
-            if self._get("coll", name) is not None:
-                raise BossError(f"Collection {name} already exists", RESOURCE_EXISTS)
+            self._absent(f"Collection {name} already exists", "coll", name)
             self._put(rec, "coll", name)
         return rec
 
@@ -251,8 +255,7 @@ class BossModel:
             new["public"] = _bool(body, "public", rec["public"])
             new_name = check_name(body.get("name", name), "collection")
             if new_name != name:
-                if self._get("coll", new_name) is not None:
-                    raise BossError(f"Collection {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Collection {new_name} already exists", "coll", new_name)
                 new["name"] = new_name
                 self._rename_collection(name, new_name)
             self._put(new, "coll", new_name)
@@ -307,8 +310,7 @@ class BossModel:
         rec["voxel_unit"] = _choice(body, "voxel_unit", VOXEL_UNITS)
         rec["creator"] = creator
         with self.lock:
-            if self._get("coord", name) is not None:
-                raise BossError(f"Coordinate frame {name} already exists", RESOURCE_EXISTS)
+            self._absent(f"Coordinate frame {name} already exists", "coord", name)
             self._put(rec, "coord", name)
         return rec
 
@@ -320,9 +322,7 @@ class BossModel:
             rec["description"] = _str(body, "description", rec["description"])
             new_name = check_name(body.get("name", name), "coordinate frame")
             if new_name != name:
-                if self._get("coord", new_name) is not None:
-                    raise BossError(f"Coordinate frame {new_name} already exists",
-                                    RESOURCE_EXISTS)
+                self._absent(f"Coordinate frame {new_name} already exists", "coord", new_name)
                 rec["name"] = new_name
                 for exp in self._all_experiments():
                     if exp["coord_frame"] == name:
@@ -381,9 +381,8 @@ class BossModel:
                     "description": _str(body, "description"),
                     "public": _bool(body, "public")})
         with self.lock:
-            if self._get("exp", coll, name) is not None:
-                raise BossError(f"Experiment {name} already exists in collection {coll}",
-                                RESOURCE_EXISTS)
+            self._absent(f"Experiment {name} already exists in collection {coll}",
+                         "exp", coll, name)
             repo = self.mgr.create_repo(f"{coll}/{name}", rec["description"])
             rec["repo"] = repo.root
             self._put(rec, "exp", coll, name)
@@ -417,8 +416,7 @@ class BossModel:
                 raise _bad("num_time_samples must exceed every channel's default_time_sample")
             new_name = check_name(body.get("name", name), "experiment")
             if new_name != name:
-                if self._get("exp", coll, new_name) is not None:
-                    raise BossError(f"Experiment {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Experiment {new_name} already exists", "exp", coll, new_name)
                 new["name"] = new_name
                 for ch in chans:
                     ch["experiment"] = new_name
@@ -501,9 +499,8 @@ class BossModel:
                            "stores)")
         frame = self.frame(erec["coord_frame"])
         with self.lock:
-            if self._get("chan", coll, exp, name) is not None:
-                raise BossError(f"Channel {name} already exists in experiment {exp}",
-                                RESOURCE_EXISTS)
+            self._absent(f"Channel {name} already exists in experiment {exp}",
+                         "chan", coll, exp, name)
             src, rel = self._links(coll, exp, body, {})
             repo = self.repo_of(erec)
             inst_name = self._free_instance_name(repo, name)
@@ -573,8 +570,7 @@ class BossModel:
                 raise _bad("a channel can't be its own source or related channel")
             new_name = check_name(body.get("name", name), "channel")
             if new_name != name:
-                if self._get("chan", coll, exp, new_name) is not None:
-                    raise BossError(f"Channel {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Channel {new_name} already exists", "chan", coll, exp, new_name)
                 new["name"] = new_name
                 for ch in self._scan("chan", coll, exp):
                     changed = False
