@@ -64,6 +64,8 @@ def get(c: TestClient, ch: str, res: int, box: str, dtype: str, shape: tuple[int
 
 def test_resource_rules(c: TestClient) -> None:
     boss_error(c.post("/v1/collection/bad.name", json={}), 400, 1003, "Invalid collection")
+    boss_error(c.post("/v1/collection/col%0A", json={}), 400, 1003, "Invalid collection")
+    assert ok(c.get("/v1/collection")).json()["collections"] == []
     boss_error(c.get("/v1/collection/nope"), 404, 4000, "nope does not exist.")
     setup(c)
     boss_error(c.post("/v1/collection/col", json={}), 400, 6002, "already exists")
