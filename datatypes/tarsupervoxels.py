@@ -61,7 +61,7 @@ from dvidpy.versioned import VersionedCtx
 BLOB_CLASS_SV = 133
 #: supervoxels read per batched engine get while streaming a tar
 READ_BATCH = 256
-_EXT_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+_EXT_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
 _SV = Param("sv", "label", "a supervoxel id (not 0)")
 _BODY = Param("body", "label", "a body id (not 0)")
 TAR = "application/tar"

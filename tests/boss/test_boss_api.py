@@ -65,6 +65,7 @@ def get(c: TestClient, ch: str, res: int, box: str, dtype: str, shape: tuple[int
 def test_resource_rules(c: TestClient) -> None:
     boss_error(c.post("/v1/collection/bad.name", json={}), 400, 1003, "Invalid collection")
     boss_error(c.post("/v1/collection/col%0A", json={}), 400, 1003, "Invalid collection")
+    assert c.post("/v1/groups/grp%0A").status_code == 400  # "$" let a final newline in
     assert ok(c.get("/v1/collection")).json()["collections"] == []
     boss_error(c.get("/v1/collection/nope"), 404, 4000, "nope does not exist.")
     setup(c)
