@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import blosc
 import httpx
 import numpy as np
+from harness import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 NX = NY = 1024
@@ -47,28 +47,6 @@ def volume(nz: int, dtype: str, noise: float = 0.016) -> np.ndarray:
         v = v + rng.normal(0, noise, (nz, NY, NX))
     top = np.iinfo(dtype).max
     return np.clip(v * top, 0, top).astype(dtype)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dvidpy.cli", "serve", "--data", str(data), "--port", str(port),
-         "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/api/heartbeat", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def curl(url: str, accept: str) -> tuple[float, int]:

@@ -83,6 +83,25 @@ def dvidpy_server(args: Sequence[str], log: Path, port: int = 0,
                 p.wait()
 
 
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``dvidpy serve --data DATA --quiet`` process on a free loopback port, its output
+    discarded, once it answers ``/api/heartbeat``; returns it and its URL (the caller
+    terminates it). Raises ``RuntimeError`` if it exits or does not answer in 30 s."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvidpy.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--data", str(data), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/heartbeat", proc, timeout=30)
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
 # ----- load generators ------------------------------------------------------------------------
 
 
@@ -116,6 +135,16 @@ def wrk_rps(url: str, paths: Sequence[str], conns: int, seconds: float,
     return float(m.group(1))
 
 
+async def read_200(r: asyncio.StreamReader) -> None:
+    """Reads one HTTP/1.1 answer with a Content-Length body from ``r``, discarding it;
+    raises ``RuntimeError`` (with the head) unless its status is 200."""
+    head = await r.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head.decode(errors="replace"))
+    j = head.lower().index(b"content-length:")
+    await r.readexactly(int(head[j + 15:head.index(b"\r\n", j)]))
+
+
 async def _client(host: str, port: int, paths: Sequence[bytes], stop: float, i: int,
                   counts: list[int]) -> None:
     r, w = await asyncio.open_connection(host, port)
@@ -124,11 +153,7 @@ async def _client(host: str, port: int, paths: Sequence[bytes], stop: float, i: 
         while time.perf_counter() < stop:
             w.write(b"GET " + paths[k % len(paths)] + b" HTTP/1.1\r\nHost: b\r\n\r\n")
             k += 7
-            head = await r.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.decode(errors="replace"))
-            j = head.lower().index(b"content-length:")
-            await r.readexactly(int(head[j + 15:head.index(b"\r\n", j)]))
+            await read_200(r)
             counts[i] += 1
     finally:
         w.close()

@@ -55,6 +55,7 @@ from harness import (
     http,
     load,
     loadgen_name,
+    read_200,
     wait_http,
     wrk_rps,
 )
@@ -306,11 +307,7 @@ def post_rps(url: str, prefix: str, conns: int, seconds: float) -> float:
             w.write(f"POST {prefix}w{i}-{k} HTTP/1.1\r\nHost: b\r\nContent-Length: "
                     f"{len(body)}\r\n\r\n".encode() + body)
             k += 1
-            head = await r.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.decode(errors="replace"))
-            j = head.lower().index(b"content-length:")
-            await r.readexactly(int(head[j + 15:head.index(b"\r\n", j)]))
+            await read_200(r)
             counts[i] += 1
         w.close()
 

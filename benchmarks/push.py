@@ -23,28 +23,19 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from harness import ROOT, free_port, http, wait_http
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None) -> Any:
-    req = urllib.request.Request(url, data=body, method=method)
-    with urllib.request.urlopen(req, timeout=600) as r:
-        data = r.read()
+    """``harness.http``, the answer parsed as JSON when it is JSON."""
+    data = http(url, method, body)
     try:
         return json.loads(data) if data.strip() else None
     except ValueError:
@@ -60,13 +51,8 @@ def serve(folder: Path, engine: str) -> tuple[subprocess.Popen[bytes], str]:
                           "--port", str(port), "--quiet"], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=open(folder / "log", "wb"))  # noqa: SIM115
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            call(url + "/api/heartbeat")
-            return p, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
+    wait_http(url + "/api/heartbeat", p, folder / "log", timeout=30)
+    return p, url
 
 
 def push(src: str, uuid: str, dst: str, kind: str = "push") -> dict[str, Any]:

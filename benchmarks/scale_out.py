@@ -27,14 +27,10 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,41 +45,13 @@ from storage.testing import (  # noqa: E402
     postgres_server,
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import dvidpy_server, free_port, http  # noqa: E402
 
 
-def http(url: str, method: str = "GET", body: bytes | None = None) -> bytes:
-    req = urllib.request.Request(url, data=body, method=method)
-    with urllib.request.urlopen(req, timeout=600) as r:
-        return r.read()
-
-
-@contextlib.contextmanager
-def serve(cfg: Path, *extra: str, port: int = 0) -> Iterator[str]:
-    port = port or free_port()
-    log = open(cfg.with_suffix(".log"), "ab")  # noqa: SIM115
-    p = subprocess.Popen([sys.executable, "-m", "dvidpy.cli", "serve", "--config", str(cfg),
-                          "--port", str(port), "--quiet", *extra], cwd=ROOT,
-                         stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if p.poll() is not None:
-                raise RuntimeError(cfg.with_suffix(".log").read_text()[-3000:])
-            try:
-                http(url + "/api/heartbeat")
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        p.terminate()
-        p.wait(30)
-        log.close()
+def serve(cfg: Path, *extra: str, port: int = 0) -> contextlib.AbstractContextManager[str]:
+    """``dvidpy serve --config CFG EXTRA`` (log next to ``cfg``); yields its URL."""
+    return dvidpy_server(["--config", str(cfg), *extra], cfg.with_suffix(".log"), port)
 
 
 def toml(tmp: Path, name: str, dsn: str, table: str, obj: str, cache: bool) -> Path:

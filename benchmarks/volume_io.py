@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from harness import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 256
@@ -50,28 +50,6 @@ def synthetic_volume() -> np.ndarray:
     z, y, x = np.meshgrid(*(np.arange(N),) * 3, indexing="ij", sparse=True)
     return np.clip(128 + 60 * np.sin(x / 9) * np.cos(y / 11) + 30 * np.cos(z / 7)
                    + rng.normal(0, 4, (N, N, N)), 0, 255).astype(np.uint8)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dvidpy.cli", "serve", "--data", str(data), "--port", str(port),
-         "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/api/heartbeat", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def curl_time(args: list[str]) -> float:

@@ -292,10 +292,15 @@ def decode_block_tkey(tk: bytes) -> Point3:
 # ----- settings -----------------------------------------------------------------------
 
 
+def _parts(text: str, n: int = 3) -> list[str]:
+    """The comma-separated parts of ``text``, stripped; one part stands for all three
+    when ``n`` is 3."""
+    parts = [p.strip() for p in text.split(",")]
+    return parts * 3 if len(parts) == 1 and n == 3 else parts
+
+
 def _ints(text: str, what: str, n: int = 3) -> list[int]:
-    parts = [p.strip() for p in text.replace("_", ",").split(",")]
-    if len(parts) == 1 and n == 3:
-        parts = parts * 3
+    parts = _parts(text.replace("_", ","), n)
     try:
         vals = [int(p) for p in parts]
     except ValueError:
@@ -306,9 +311,7 @@ def _ints(text: str, what: str, n: int = 3) -> list[int]:
 
 
 def _floats(text: str, what: str) -> list[float]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 1:
-        parts = parts * 3
+    parts = _parts(text)
     try:
         vals = [float(p) for p in parts]
     except ValueError:
@@ -319,31 +322,20 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def _units(text: str) -> list[str]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 1:
-        parts = parts * 3
+    parts = _parts(text)
     if len(parts) != 3 or not all(parts):
         raise BadRequest(f"bad VoxelUnits {text!r}: one name or three comma-separated names")
     return parts
 
 
-def _time_samples(text: str) -> int:
+def _int_setting(text: str, what: str, lo: int, hi: int) -> int:
+    """Setting ``what`` as an integer in ``lo..hi``; 400 for anything else."""
     try:
         v = int(text)
     except ValueError:
-        v = 0
-    if not 1 <= v <= MAX_TIME_SAMPLES:
-        raise BadRequest(f"bad TimeSamples {text!r}: expected an integer 1..{MAX_TIME_SAMPLES}")
-    return v
-
-
-def _background(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255") from None
-    if not 0 <= v <= 255:
-        raise BadRequest(f"bad Background {text!r}: expected an integer 0..255")
+        v = lo - 1
+    if not lo <= v <= hi:
+        raise BadRequest(f"bad {what} {text!r}: expected an integer {lo}..{hi}")
     return v
 
 
@@ -426,7 +418,7 @@ class ImageBlk(Datatype):
         cfg["BlockSize"] = bs
         cfg["VoxelSize"] = _floats(settings.get("voxelsize", "8,8,8"), "VoxelSize")
         cfg["VoxelUnits"] = _units(settings.get("voxelunits", "nanometers"))
-        cfg["Background"] = _background(settings.get("background", "0"))
+        cfg["Background"] = _int_setting(settings.get("background", "0"), "Background", 0, 255)
         q = settings.get("jpegquality", str(DEFAULT_JPEG_QUALITY))
         try:
             qv = int(q)
@@ -435,7 +427,8 @@ class ImageBlk(Datatype):
         if not 1 <= qv <= 100:
             raise BadRequest(f"bad JpegQuality {q!r}: 1..100")
         cfg["JpegQuality"] = qv
-        ts = _time_samples(settings.get("timesamples", "1"))
+        ts = _int_setting(settings.get("timesamples", "1"), "TimeSamples", 1,
+                          MAX_TIME_SAMPLES)
         if ts > 1:
             cfg["TimeSamples"] = ts
         mn, mx = settings.get("minpoint"), settings.get("maxpoint")
@@ -457,7 +450,7 @@ class ImageBlk(Datatype):
         if "voxelunits" in settings:
             cfg["VoxelUnits"] = _units(settings["voxelunits"])
         if "background" in settings:
-            cfg["Background"] = _background(settings["background"])
+            cfg["Background"] = _int_setting(settings["background"], "Background", 0, 255)
         self.meta.config = cfg
 
     @property
@@ -1247,7 +1240,9 @@ class ImageBlk(Datatype):
             raise BadRequest(f"POST blocks body has {len(call.body)} bytes; {span} blocks "
                              f"of {bx}x{by}x{bz} {self.voxel.name} voxels need {span * nb}")
         arr = np.frombuffer(call.body, dtype=self.voxel.dtype).reshape(span, *self.bshape)
-        coords = np.array([[x + i, y, z] for i in range(span)], dtype=np.int64)
+        coords = np.empty((span, 3), dtype=np.int64)
+        coords[:] = (x, y, z)
+        coords[:, 0] += np.arange(span)
         with self.lock_blocks(coords):
             self.store_blocks(call.ctx, coords, (self.encode_block(a) for a in arr))
         return Response(b"")

@@ -56,7 +56,7 @@ from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
 KEY_CLASS = 177
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
 def encode_key(key: str) -> bytes:

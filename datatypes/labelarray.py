@@ -78,15 +78,18 @@ class LabelBlk(Labelmap):
             "index", "indices", "indices-compressed", "index-version", "history",
             "proximity"}
 
-    @classmethod
-    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+    @staticmethod
+    def _one_scale(settings: Mapping[str, str]) -> None:
         if settings.get("maxdownreslevel", "0").strip() not in ("", "0"):
             raise BadRequest("labelblk instances have one scale (MaxDownresLevel 0)")
+
+    @classmethod
+    def parse_settings(cls, settings: Mapping[str, str]) -> dict[str, Any]:
+        cls._one_scale(settings)
         return super().parse_settings({**settings, "maxdownreslevel": "0"})
 
     def update_settings(self, settings: Mapping[str, str]) -> None:
-        if settings.get("maxdownreslevel", "0").strip() not in ("", "0"):
-            raise BadRequest("labelblk instances have one scale (MaxDownresLevel 0)")
+        self._one_scale(settings)
         super().update_settings(settings)
 
     def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
@@ -102,14 +105,7 @@ class LabelVol(Datatype):
     type_version = "0.1"
     help_text = __doc__ or ""
     subscribes = {"labelblk": frozenset()}  # the labelblk's own machinery does the work
-
-    def check_syncs(self, names: list[str]) -> None:
-        super().check_syncs(names)
-        blks = {n for n in [*self.meta.syncs, *names]
-                if self.repo.instances[n].type_name == "labelblk"}
-        if len(blks) > 1:
-            raise BadRequest(f"labelvol {self.meta.name!r} syncs to one labelblk, not "
-                             f"{sorted(blks)}")
+    one_sync_of = frozenset({"labelblk"})
 
     def source(self) -> Labelmap:
         """The synced labelblk; 400 when there is none."""

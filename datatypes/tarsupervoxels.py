@@ -61,7 +61,7 @@ from dvidpy.versioned import VersionedCtx
 BLOB_CLASS_SV = 133
 #: supervoxels read per batched engine get while streaming a tar
 READ_BATCH = 256
-_EXT_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+_EXT_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
 _SV = Param("sv", "label", "a supervoxel id (not 0)")
 _BODY = Param("body", "label", "a body id (not 0)")
 TAR = "application/tar"
@@ -83,6 +83,7 @@ class TarSupervoxels(Datatype):
     type_version = "0.1"
     default_compression = "none"
     subscribes = {"labelmap": frozenset()}  # a lookup only: no events are handled
+    one_sync_of = frozenset({"labelmap"})
     tkey_classes = {BLOB_CLASS_SV: "supervoxel (u64 BE) + extension + 0x00 -> blob",
                     254: "mutation log: version + mutation id -> JSON record"}
 
@@ -96,14 +97,6 @@ class TarSupervoxels(Datatype):
 
     def extended(self, ctx: VersionedCtx | None) -> dict[str, Any]:
         return {"Extension": self.extension}
-
-    def check_syncs(self, names: list[str]) -> None:
-        super().check_syncs(names)
-        labelmaps = {n for n in [*self.meta.syncs, *names]
-                     if self.repo.instances[n].type_name == "labelmap"}
-        if len(labelmaps) > 1:
-            raise BadRequest(f"tarsupervoxels {self.meta.name!r} syncs to one labelmap, not "
-                             f"{sorted(labelmaps)}")
 
     def describe_key(self, tk: bytes) -> Any:
         """Blobs show as ``"<sv>.<extension>"`` (they live at the root: diffs between

@@ -28,7 +28,7 @@ import networkx as nx
 
 from dvidpy.errors import BadRequest, LockedNodeError
 
-UUID_RE = re.compile(r"^[0-9a-f]{32}$")
+UUID_RE = re.compile(r"^[0-9a-f]{32}\Z")
 MASTER = ""
 
 

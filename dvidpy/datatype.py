@@ -199,6 +199,9 @@ class Datatype:
     publishes: ClassVar[frozenset[str]] = frozenset()
     #: typename of a sync source -> event kinds handled from it (checked by POST sync).
     subscribes: ClassVar[dict[str, frozenset[str]]] = {}
+    #: typenames of which at most one instance may be a sync source (the one labelmap an
+    #: annotation or tarsupervoxels follows; checked by POST sync over old and new syncs).
+    one_sync_of: ClassVar[frozenset[str]] = frozenset()
     #: class byte -> description of the TKey class (1 is reserved for properties).
     tkey_classes: ClassVar[dict[int, str]] = {}
     #: (method, keyword) -> declaration, collected from ``@endpoint`` along the MRO
@@ -551,23 +554,30 @@ class Datatype:
                 raise BadRequest(f"can't sync {self.meta.name!r} to unknown instance {n!r}")
             if n == self.meta.name:
                 raise BadRequest("an instance can't sync to itself")
-        self.check_syncs(names)
-        if call.flag("replace"):
-            self.meta.syncs = names
-        else:
-            self.meta.syncs.extend(n for n in names if n not in self.meta.syncs)
+        after = names if call.flag("replace") else [
+            *self.meta.syncs, *(n for n in names if n not in self.meta.syncs)]
+        self.check_syncs(after)
+        self.meta.syncs = after
         self.save_meta()
         return Response(b"", media_type="text/plain")
 
     def check_syncs(self, names: list[str]) -> None:
-        """Reject sync sources whose datatype this one cannot follow (400)."""
+        """Check ``names``, the sync sources the instance would have after the request
+        (all of them, old and new): 400 for a datatype this one cannot follow, or for a
+        second source of a type in :attr:`one_sync_of`."""
+        insts = self.repo.instances
         for n in names:
-            src = self.repo.instances[n]
-            if src.type_name not in self.subscribes:
+            src = insts.get(n)  # an old sync may name a deleted instance: nothing to check
+            if src is not None and src.type_name not in self.subscribes:
                 raise BadRequest(
                     f"{self.type_name} instance {self.meta.name!r} can't sync to "
                     f"{src.type_name} instance {n!r}"
                 )
+        for t in self.one_sync_of:
+            srcs = sorted({n for n in names if n in insts and insts[n].type_name == t})
+            if len(srcs) > 1:
+                raise BadRequest(f"{self.type_name} {self.meta.name!r} syncs to one {t}, "
+                                 f"not {srcs}")
 
     # ----- sync: synchronous publish/subscribe between instances -------------------------
 

@@ -55,7 +55,7 @@ _DEFAULTS: dict[str, Any] = {
     "create_table": True,
     "connect_timeout": 10,
 }
-_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 _CHUNK_ROWS = 1000
 _CHUNK_BYTES = 32 << 20
 

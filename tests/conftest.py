@@ -7,8 +7,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
 
 # pytest puts ``tests/`` on sys.path (rootdir-less conftest, "prepend" import mode). Without
 # the repository root also on sys.path (the ``pytest`` console script does not add the
@@ -21,6 +25,18 @@ if _REPO not in sys.path:
 
 # Detailed assertion messages for the conformance suite shipped inside the package.
 pytest.register_assert_rewrite("storage.testing")
+
+
+@pytest.fixture
+def c() -> Iterator[TestClient]:
+    """An in-process client of an app on in-memory storage (a fresh one per test)."""
+    from starlette.testclient import TestClient
+
+    from dvidpy.config import Settings
+    from server import create_app
+
+    with TestClient(create_app(Settings.memory())) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

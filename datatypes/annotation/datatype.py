@@ -109,6 +109,7 @@ class Annotation(SyncMixin, Datatype):
     default_compression = "none"
     publishes = frozenset({LABEL_EVENT})
     subscribes = {"labelmap": LABELMAP_EVENTS}
+    one_sync_of = frozenset({"labelmap"})
     tkey_classes = {
         BLOCK_CLASS: "block (ZYX, offset u32 BE) -> packed elements with Rels",
         LABEL_CLASS: "body (u64 BE) -> packed elements without Rels",
@@ -138,13 +139,12 @@ class Annotation(SyncMixin, Datatype):
         return (int(b[0]), int(b[1]), int(b[2]))
 
     def check_syncs(self, names: list[str]) -> None:
-        """Only labelmap instances, at most one, with the same block size unless no
-        element has been stored yet (then the annotation adopts the labelmap's)."""
+        """Only labelmap instances, at most one (:attr:`one_sync_of`), with the same block
+        size unless no element has been stored yet (then the annotation adopts the
+        labelmap's)."""
         super().check_syncs(names)
-        lms = [n for n in names if self.repo.instances[n].type_name == "labelmap"]
-        current = self.labels.labelmap()
-        if len(lms) > 1 or (lms and current is not None and current.meta.name not in lms):
-            raise BadRequest(f"annotation {self.meta.name!r} can sync to one labelmap only")
+        insts = self.repo.instances
+        lms = [n for n in names if n in insts and insts[n].type_name == "labelmap"]
         if lms:
             bs = tuple(self.repo.instances[lms[0]].block_size)  # type: ignore[attr-defined]
             if bs != self.block_size:

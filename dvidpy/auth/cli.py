@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)\Z")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

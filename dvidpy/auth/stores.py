@@ -33,8 +33,8 @@ from dvidpy.keys import meta_key
 from storage import KeyRange, KVEngine
 
 LEVELS = {"read": 1, "write": 2, "admin": 3}
-_PRINCIPAL = re.compile(r"^(\*|user:[^\s]{1,256}|group:[^\s]{1,256})$")
-_TOKEN = re.compile(r"^dvp_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+_PRINCIPAL = re.compile(r"^(\*|user:[^\s]{1,256}|group:[^\s]{1,256})\Z")
+_TOKEN = re.compile(r"^dvp_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})\Z")
 
 
 def level_of(name: str) -> int:
@@ -198,7 +198,7 @@ class GrantStore:
         return bool(self.get(root)["public"])
 
 
-GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")
 
 
 class GroupStore:

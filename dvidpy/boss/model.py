@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from dvidpy.datatype import Datatype
     from dvidpy.repo import Repo, RepoManager
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,255}\Z")  # \Z: "$" would let a final newline in
 VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds")
 HIERARCHY_METHODS = ("anisotropic", "isotropic")
@@ -201,6 +201,19 @@ class BossModel:
         raw = self.engine.get(self._key(*parts))
         return None if raw is None else json.loads(raw)
 
+    def _found(self, *parts: str) -> dict[str, Any]:
+        """The record at ``parts``; 404 naming the last part when it is not a valid name
+        or there is no such record."""
+        rec = self._get(*parts) if NAME_RE.match(parts[-1]) else None
+        if rec is None:
+            raise not_found(parts[-1])
+        return rec
+
+    def _absent(self, message: str, *parts: str) -> None:
+        """400 RESOURCE_EXISTS with ``message`` when there is a record at ``parts``."""
+        if self._get(*parts) is not None:
+            raise BossError(message, RESOURCE_EXISTS)
+
     def _put(self, rec: dict[str, Any], *parts: str) -> None:
         self.engine.put(self._key(*parts), json.dumps(rec).encode())
 
@@ -220,10 +233,7 @@ class BossModel:
 
     def collection(self, name: str) -> dict[str, Any]:
         """The record of collection ``name``; 404 when there is none."""
-        rec = self._get("coll", name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("coll", name)
 
     def create_collection(self, name: str, body: Mapping[str, Any], creator: str) -> dict:
         """A new collection (400 when the name is taken or a field is bad)."""
@@ -231,8 +241,7 @@ class BossModel:
         rec = {"name": name, "description": _str(body, "description"),
                "public": _bool(body, "public"), "creator": creator, "created": _now()}
         with self.lock:
-            if self._get("coll", name) is not None:
-                raise BossError(f"Collection {name} already exists", RESOURCE_EXISTS)
+            self._absent(f"Collection {name} already exists", "coll", name)
             self._put(rec, "coll", name)
         return rec
 
@@ -246,8 +255,7 @@ class BossModel:
             new["public"] = _bool(body, "public", rec["public"])
             new_name = check_name(body.get("name", name), "collection")
             if new_name != name:
-                if self._get("coll", new_name) is not None:
-                    raise BossError(f"Collection {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Collection {new_name} already exists", "coll", new_name)
                 new["name"] = new_name
                 self._rename_collection(name, new_name)
             self._put(new, "coll", new_name)
@@ -284,10 +292,7 @@ class BossModel:
 
     def frame(self, name: str) -> dict[str, Any]:
         """The record of frame ``name``; 404 when there is none."""
-        rec = self._get("coord", name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("coord", name)
 
     def create_frame(self, name: str, body: Mapping[str, Any], creator: str) -> dict:
         """A new coordinate frame: ``x_start < x_stop`` etc. (int32), positive voxel
@@ -305,8 +310,7 @@ class BossModel:
         rec["voxel_unit"] = _choice(body, "voxel_unit", VOXEL_UNITS)
         rec["creator"] = creator
         with self.lock:
-            if self._get("coord", name) is not None:
-                raise BossError(f"Coordinate frame {name} already exists", RESOURCE_EXISTS)
+            self._absent(f"Coordinate frame {name} already exists", "coord", name)
             self._put(rec, "coord", name)
         return rec
 
@@ -318,9 +322,7 @@ class BossModel:
             rec["description"] = _str(body, "description", rec["description"])
             new_name = check_name(body.get("name", name), "coordinate frame")
             if new_name != name:
-                if self._get("coord", new_name) is not None:
-                    raise BossError(f"Coordinate frame {new_name} already exists",
-                                    RESOURCE_EXISTS)
+                self._absent(f"Coordinate frame {new_name} already exists", "coord", new_name)
                 rec["name"] = new_name
                 for exp in self._all_experiments():
                     if exp["coord_frame"] == name:
@@ -354,10 +356,7 @@ class BossModel:
     def experiment(self, coll: str, exp: str) -> dict[str, Any]:
         """The record of experiment ``coll/exp``; 404 when either does not exist."""
         self.collection(coll)
-        rec = self._get("exp", coll, exp) if NAME_RE.match(exp) else None
-        if rec is None:
-            raise not_found(exp)
-        return rec
+        return self._found("exp", coll, exp)
 
     def repo_of(self, exp: Mapping[str, Any]) -> Repo:
         """The repo of an experiment record (400 when it is gone from the server)."""
@@ -382,9 +381,8 @@ class BossModel:
                     "description": _str(body, "description"),
                     "public": _bool(body, "public")})
         with self.lock:
-            if self._get("exp", coll, name) is not None:
-                raise BossError(f"Experiment {name} already exists in collection {coll}",
-                                RESOURCE_EXISTS)
+            self._absent(f"Experiment {name} already exists in collection {coll}",
+                         "exp", coll, name)
             repo = self.mgr.create_repo(f"{coll}/{name}", rec["description"])
             rec["repo"] = repo.root
             self._put(rec, "exp", coll, name)
@@ -418,8 +416,7 @@ class BossModel:
                 raise _bad("num_time_samples must exceed every channel's default_time_sample")
             new_name = check_name(body.get("name", name), "experiment")
             if new_name != name:
-                if self._get("exp", coll, new_name) is not None:
-                    raise BossError(f"Experiment {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Experiment {new_name} already exists", "exp", coll, new_name)
                 new["name"] = new_name
                 for ch in chans:
                     ch["experiment"] = new_name
@@ -470,10 +467,7 @@ class BossModel:
     def channel(self, coll: str, exp: str, name: str) -> dict[str, Any]:
         """The record of a channel; 404 when it (or its parents) does not exist."""
         self.experiment(coll, exp)
-        rec = self._get("chan", coll, exp, name) if NAME_RE.match(name) else None
-        if rec is None:
-            raise not_found(name)
-        return rec
+        return self._found("chan", coll, exp, name)
 
     def _links(self, coll: str, exp: str, body: Mapping[str, Any],
                old: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -505,9 +499,8 @@ class BossModel:
                            "stores)")
         frame = self.frame(erec["coord_frame"])
         with self.lock:
-            if self._get("chan", coll, exp, name) is not None:
-                raise BossError(f"Channel {name} already exists in experiment {exp}",
-                                RESOURCE_EXISTS)
+            self._absent(f"Channel {name} already exists in experiment {exp}",
+                         "chan", coll, exp, name)
             src, rel = self._links(coll, exp, body, {})
             repo = self.repo_of(erec)
             inst_name = self._free_instance_name(repo, name)
@@ -577,8 +570,7 @@ class BossModel:
                 raise _bad("a channel can't be its own source or related channel")
             new_name = check_name(body.get("name", name), "channel")
             if new_name != name:
-                if self._get("chan", coll, exp, new_name) is not None:
-                    raise BossError(f"Channel {new_name} already exists", RESOURCE_EXISTS)
+                self._absent(f"Channel {new_name} already exists", "chan", coll, exp, new_name)
                 new["name"] = new_name
                 for ch in self._scan("chan", coll, exp):
                     changed = False

@@ -40,9 +40,9 @@ PROTOBUF = "application/x-protobuf"
 #: ``returns=EMPTY``: a success answer with no body (and no Content-Type)
 EMPTY: tuple[str, ...] = ()
 
-_INT_RE = re.compile(r"^-?[0-9]+$")
-_UINT_RE = re.compile(r"^[0-9]+$")
-_FLOAT_RE = re.compile(r"^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+_INT_RE = re.compile(r"^-?[0-9]+\Z")
+_UINT_RE = re.compile(r"^[0-9]+\Z")
+_FLOAT_RE = re.compile(r"^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class Segment:
     rest: bool = False
 
 
-_SEG_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_-]*)(\?|\*)?(?::([a-z0-9]+))?\}$")
+_SEG_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_-]*)(\?|\*)?(?::([a-z0-9]+))?\}\Z")
 
 
 def parse_template(template: str, params: Mapping[str, Param]) -> tuple[Segment, ...]:

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from starlette.testclient import TestClient
-
-from dvidpy.config import Settings
-from server import create_app
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 def node_count(c: TestClient) -> int:

@@ -33,7 +33,8 @@ def test_grants_groups_instances_and_public(auth_server: Any) -> None:
     # permissions are for repo admins; bad grants are 400 with nothing changed
     assert c.get(f"/api/repo/{root}/permissions", headers=alice).status_code == 403
     for bad in ({"grants": {"user:alice@lab.org": "superuser"}}, {"grants": {"nobody": "read"}},
-                {"grants": []}, {"public": "yes"}, {"instance": "nosuch", "grants": {}}):
+                {"grants": []}, {"public": "yes"}, {"instance": "nosuch", "grants": {}},
+                {"grants": {"user:alice@lab.org\n": "read"}}):  # a final newline
         r = c.post(f"/api/repo/{root}/permissions", json=bad, headers=admin)
         assert r.status_code == 400, (bad, r.text)
     assert c.get(f"/api/repo/{root}/permissions", headers=admin).json()["grants"] == {

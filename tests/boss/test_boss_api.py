@@ -4,7 +4,6 @@ same voxels through DVID's API both ways."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import blosc
@@ -13,18 +12,9 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from dvidpy.config import Settings
-from server import create_app
-
 FRAME = {"x_start": 0, "x_stop": 256, "y_start": 0, "y_stop": 256, "z_start": 0,
          "z_stop": 64, "x_voxel_size": 4, "y_voxel_size": 4, "z_voxel_size": 16,
          "voxel_unit": "nanometers"}
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 def ok(r: Any, status: int = 200) -> Any:
@@ -74,6 +64,9 @@ def get(c: TestClient, ch: str, res: int, box: str, dtype: str, shape: tuple[int
 
 def test_resource_rules(c: TestClient) -> None:
     boss_error(c.post("/v1/collection/bad.name", json={}), 400, 1003, "Invalid collection")
+    boss_error(c.post("/v1/collection/col%0A", json={}), 400, 1003, "Invalid collection")
+    assert c.post("/v1/groups/grp%0A").status_code == 400  # "$" let a final newline in
+    assert ok(c.get("/v1/collection")).json()["collections"] == []
     boss_error(c.get("/v1/collection/nope"), 404, 4000, "nope does not exist.")
     setup(c)
     boss_error(c.post("/v1/collection/col", json={}), 400, 6002, "already exists")

@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-
-from tests.e2e.conftest import ServerProcess
+from servers import ServerProcess
 
 
 def test_instances_on_leveldb_rocksdb_and_gcs(tmp_path: Path, gcs_emulator: str) -> None:

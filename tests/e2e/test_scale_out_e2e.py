@@ -25,8 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-
-from tests.e2e.conftest import ServerProcess
+from servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 

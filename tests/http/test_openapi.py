@@ -3,23 +3,13 @@ operation's access class; ``/api/docs`` renders it from files this server serves
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
-from dvidpy.config import Settings
 from dvidpy.datatype import datatypes as registered_datatypes
 from dvidpy.http.openapi import _paths_of
 from dvidpy.http.spec import ACCESS_CLASSES
-from server import all_routes, create_app
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
+from server import all_routes
 
 
 def test_every_route_and_datatype_endpoint_appears(c: TestClient) -> None:

@@ -249,11 +249,14 @@ def test_uint8_jpeg_of_uniform_data_is_exact(client: TestClient, v: int, q: int)
     c = client
     _, _, base = new_instance(c, "uint8blk")
     post_raw(c, base, (0, 0, 0), np.full((4, 16, 16), v, dtype=np.uint8))
-    for path in ("raw/0_1_2/16_16_4/0_0_0/jpg", f"raw/xy/16_16/0_0_2/jpg:{q}"):
+    # a flat block is its DC term alone; below quality 50 the DC quantizer step passes 16
+    # (2 grey levels after the DCT's 1/8 scale), so a level may be off by 2
+    for path, tol in (("raw/0_1_2/16_16_4/0_0_0/jpg", 1),
+                      (f"raw/xy/16_16/0_0_2/jpg:{q}", 1 if q >= 50 else 2)):
         r = c.get(f"{base}/{path}")
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
         img = np.array(Image.open(io.BytesIO(r.content)).convert("L"))
-        assert (np.abs(img.astype(int) - v) <= 1).all()
+        assert (np.abs(img.astype(int) - v) <= tol).all(), (path, v, q)
 
 
 def test_bad_bodies_write_nothing(client: TestClient) -> None:
@@ -370,15 +373,14 @@ def test_roi_masking_and_isotropic_slices_of_each_type(client: TestClient,
 def reduce_reference(vol: np.ndarray, typename: str, factors: tuple[int, int, int]
                      ) -> np.ndarray:
     """What one level must hold: integer mean rounded half up, float mean, rgba8 per
-    channel, uint64 mode (labelmap's rule for 2x2x2), by slow plain numpy."""
+    channel, uint64 mode of the non-zero voxels (ties: the smaller; labelmap's rule), by
+    slow plain numpy."""
     fx, fy, fz = factors
     nz, ny, nx = vol.shape
     if typename == "uint64blk":
-        if factors == (2, 2, 2):
-            return downres_labels(vol)
-        out = np.zeros((nz, ny // 2, nx // 2), dtype=vol.dtype)
-        for z, y, x in itertools.product(range(nz), range(ny // 2), range(nx // 2)):
-            cell = vol[z, 2 * y:2 * y + 2, 2 * x:2 * x + 2].reshape(-1)
+        out = np.zeros((nz // fz, ny // fy, nx // fx), dtype=vol.dtype)
+        for z, y, x in itertools.product(*(range(n) for n in out.shape)):
+            cell = vol[fz * z:fz * z + fz, fy * y:fy * y + fy, fx * x:fx * x + fx].reshape(-1)
             nz_ = cell[cell != 0]
             if len(nz_):
                 vals, counts = np.unique(nz_, return_counts=True)
@@ -426,6 +428,8 @@ def test_pyramid_rule_of_each_type(client: TestClient, typename: str,
     # the shared helpers agree with the reference too
     if typename == "uint64blk":
         assert np.array_equal(downsample_mode(vol, f), want)
+        if f == (2, 2, 2):
+            assert np.array_equal(downres_labels(vol), want)
     elif typename not in ("rgba8blk", "float32blk"):
         assert np.array_equal(downsample_mean(vol, f), want)
 

@@ -4,23 +4,12 @@ version, and bad input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 from starlette.testclient import TestClient
 
 from datatypes.labelmap.rle import decode_rles, spans_to_mask
-from dvidpy.config import Settings
-from server import create_app
 
 SHAPE = (32, 32, 32)
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 def volume() -> np.ndarray:

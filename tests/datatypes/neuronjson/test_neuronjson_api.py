@@ -15,20 +15,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from datatypes import protos
-from dvidpy.config import Settings
-from server import create_app
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 @pytest.fixture

@@ -6,21 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
 from datatypes.keyvalue import TAR_END, tar_entry
-from dvidpy.config import Settings
-from server import create_app
-
-
-@pytest.fixture
-def c() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.memory())) as client:
-        yield client
 
 
 @pytest.fixture
