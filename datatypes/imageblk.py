@@ -102,7 +102,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -196,6 +196,20 @@ def _encode_pool() -> ThreadPoolExecutor:
             _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
                                        thread_name_prefix="imageblk-encode")
         return _POOL
+
+
+_COMMIT_POOL: ThreadPoolExecutor | None = None
+
+
+def _commit_pool() -> ThreadPoolExecutor:
+    """Process-wide threads committing write batches (see :class:`_BlockBatches`); one
+    per CPU, each write keeps at most one batch in flight."""
+    global _COMMIT_POOL
+    with _POOL_LOCK:
+        if _COMMIT_POOL is None:
+            _COMMIT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                              thread_name_prefix="imageblk-commit")
+        return _COMMIT_POOL
 
 
 # ----- voxel types --------------------------------------------------------------------
@@ -1000,9 +1014,12 @@ class ImageBlk(Datatype):
             bs = np.asarray(self.block_size)
             grow = ((c.min(axis=0) * bs).tolist(), ((c.max(axis=0) + 1) * bs - 1).tolist())
         out = _BlockBatches(self, ctx, grow, mark_dirty)
-        for k, v in zip(block_tkeys(c, t=t), values, strict=True):
-            out.put(k, v)
-        out.flush()
+        try:
+            for k, v in zip(block_tkeys(c, t=t), values, strict=True):
+                out.put(k, v)
+            out.flush()
+        finally:
+            out.wait()
 
     def write_box(self, ctx: VersionedCtx, offset: Sequence[int], vol: np.ndarray,
                   mask: Callable[[Point3, Point3], np.ndarray] | None = None,
@@ -1036,11 +1053,14 @@ class ImageBlk(Datatype):
         coords = blocks_in_box(offset, size, self.block_size)
         out = _BlockBatches(self, ctx, (list(offset), hi), True)
         with self.lock_blocks(coords):
-            for run in self._runs(offset, size):
-                for p, value in zip(run, self._encode_run(ctx, offset, vol, run, mask, t),
-                                    strict=True):
-                    out.put(block_tkey(*p.coord, t=t), value)
-            out.flush()
+            try:
+                for run in self._runs(offset, size):
+                    for p, value in zip(run, self._encode_run(ctx, offset, vol, run, mask, t),
+                                        strict=True):
+                        out.put(block_tkey(*p.coord, t=t), value)
+                out.flush()
+            finally:
+                out.wait()  # nothing of this write commits after its locks are released
 
     def _runs(self, offset: Sequence[int], size: Sequence[int]) -> Iterator[list[BlockPiece]]:
         """The box's block pieces in key order, grouped in runs of consecutive blocks of
@@ -1570,10 +1590,17 @@ class _BlockBatches:
     """Encoded blocks of one write, committed in batches of about ``writeBatchBytes``.
 
     Each block is queued with its dirty marker (unless ``mark_dirty`` is false); a batch
-    commits as soon as its values reach the limit, under the instance's commit lock. The
-    first batch also grows the extents by the voxel box ``grow`` (read and written under
-    that lock, so concurrent writers never lose each other's growth). Encoded values are
-    not kept once queued, so a write holds at most one batch of them.
+    is handed to a commit thread (:func:`_commit_pool`) as soon as its values reach the
+    limit, so the next batch is encoded while the last one is written (the KV engines'
+    commits release the GIL). At most one batch is in flight: before a batch is handed
+    over, the previous one must have committed, and its error, if any, is raised here, so
+    batches commit in order and none commits after one failed. :meth:`flush` commits the
+    rest and returns only once everything queued is committed; :meth:`wait` (for error
+    paths) waits for the batch in flight without committing more. Commits run under the
+    instance's commit lock; the first batch also grows the extents by the voxel box
+    ``grow`` (read and written under that lock, so concurrent writers never lose each
+    other's growth). Encoded values are not kept once committed, so a write holds at most
+    two batches of them.
     """
 
     def __init__(self, inst: ImageBlk, ctx: VersionedCtx,
@@ -1585,6 +1612,7 @@ class _BlockBatches:
         self.limit = inst.manager.settings.write_batch_bytes
         self.batch: VersionedBatch | None = None
         self.nbytes = 0
+        self.pending: Future[None] | None = None
 
     def put(self, tk: bytes, value: bytes) -> None:
         """Queue block TKey ``tk`` with its stored ``value``."""
@@ -1595,14 +1623,17 @@ class _BlockBatches:
             self.batch.put(bytes((tk[0] + 1,)) + tk[1:], b"")  # 23 -> 24, 25 -> 26
         self.nbytes += len(value) + 2 * len(tk)
         if self.nbytes >= self.limit:
-            self.flush()
+            self._hand_over()
 
-    def flush(self) -> None:
-        """Commit what is queued (with the extents when it is the first batch)."""
+    def _hand_over(self) -> None:
         b = self.batch
         if b is None:
             return
         self.batch, self.nbytes = None, 0
+        self.wait()
+        self.pending = _commit_pool().submit(self._commit, b)
+
+    def _commit(self, b: VersionedBatch) -> None:
         inst = self.inst
         with inst._commit_lock:
             if self.grow is not None:
@@ -1612,6 +1643,18 @@ class _BlockBatches:
                       .encode())
                 self.grow = None
             b.commit()
+
+    def wait(self) -> None:
+        """Wait for the batch in flight, if any; raises its commit's error."""
+        f, self.pending = self.pending, None
+        if f is not None:
+            f.result()
+
+    def flush(self) -> None:
+        """Commit what is queued (with the extents when it is the first batch) and wait
+        until every batch handed over is committed."""
+        self._hand_over()
+        self.wait()
 
 
 def _block_stream(gen: Callable[[], Iterator[bytes | memoryview]], nblocks: int,

@@ -49,10 +49,15 @@ def lz4_compress(data: bytes | memoryview) -> bytes:
 
 
 def lz4_decompress(data: bytes | memoryview, size: int) -> bytes:
-    """Inverse of :func:`lz4_compress`; ``size`` is the exact uncompressed size."""
+    """Inverse of :func:`lz4_compress`; ``size`` is the exact uncompressed size.
+
+    Raises :class:`CodecError` for corrupt data, also when ``size`` is more than LZ4 can
+    expand ``data`` to (255 bytes per input byte), so a corrupt length never allocates."""
+    if not 0 <= size <= 255 * len(data) + 16:
+        raise CodecError(f"corrupt LZ4 data: {len(data)} bytes cannot hold {size}")
     try:
         return lz4.block.decompress(data, uncompressed_size=size)
-    except lz4.block.LZ4BlockError as e:
+    except (lz4.block.LZ4BlockError, OverflowError, ValueError) as e:
         raise CodecError(f"corrupt LZ4 data: {e}") from None
 
 
@@ -61,7 +66,9 @@ def serialize(data: bytes | memoryview, compression: str = "none", checksum: boo
     """Frame ``data`` for storage. ``compression="jpeg"`` expects ``data`` already JPEG."""
     code = compression_code(compression)
     if code == COMP_LZ4:
-        payload = _LEN.pack(len(data)) + lz4.block.compress(data, store_size=False)
+        # store_size=True prefixes exactly DVID's uint32 little-endian length (one copy
+        # of the compressed bytes fewer than joining the two)
+        payload = lz4.block.compress(data, store_size=True)
     elif code == COMP_GZIP:
         payload = gzip.compress(bytes(data), compresslevel=gzip_level if gzip_level > 0 else 6,
                                 mtime=0)

@@ -134,3 +134,45 @@ def test_rejected_body_is_freed_at_once(env) -> None:
         tracemalloc.stop()
         gc.enable()
     assert held < (4 << 20), f"{held >> 20} MiB still held after a rejected body"
+
+
+def test_failed_batch_stops_the_write(tmp_path) -> None:
+    """Batches are committed by a commit thread while the next one is encoded; when one
+    fails (here a real LMDB store running out of its 3 MiB map), the error reaches the
+    writer and no later batch commits: what is stored of the write is a prefix of its
+    blocks in key order, and earlier data is intact."""
+    import lmdb
+
+    import datatypes  # noqa: F401  (registers the datatypes)
+    from datatypes.imageblk import decode_block_tkey
+    from dvidpy.repo import RepoManager
+
+    s = Settings.default(str(tmp_path / "data"), engine="lmdb")
+    s.stores["default"].options["map_gb"] = 3 / 1024
+    s.write_batch_bytes = 64 << 10
+    mgr = RepoManager(s)
+    try:
+        repo = mgr.create_repo()
+        _, node = mgr.resolve(repo.root)
+        inst = mgr.new_instance(repo, node, {"typename": "uint8blk", "dataname": "g",
+                                             "BlockSize": "16,16,16", "Compression": "none"})
+        ctx = mgr.context(inst, node)
+        first = np.full((16, 16, 16), 5, np.uint8)
+        inst.write_box(ctx, (-16, 0, 0), first)
+        vol = np.random.default_rng(1).integers(0, 256, (64, 64, 1024), dtype=np.uint8)
+        with pytest.raises(lmdb.MapFullError):
+            inst.write_box(ctx, (0, 0, 0), vol)  # 4 MiB of blocks into a 3 MiB map
+        stored = sorted(decode_block_tkey(tk) for tk, _ in inst.store.scan(
+            ctx, bytes([23]), bytes([24])))
+        assert stored[0] == (-1, 0, 0)
+        want = sorted((x, y, z) for z in range(4) for y in range(4) for x in range(64))
+        # blocks are written in key order (z, y, x): what committed is a prefix of it
+        got = sorted(stored[1:], key=lambda c: (c[2], c[1], c[0]))
+        assert 0 < len(got) < len(want)
+        assert got == sorted(want, key=lambda c: (c[2], c[1], c[0]))[:len(got)]
+        assert np.array_equal(inst.read_box(ctx, (-16, 0, 0), (16, 16, 16)), first)
+        x, y, z = got[-1]
+        assert np.array_equal(inst.read_box(ctx, (x * 16, y * 16, z * 16), (16, 16, 16)),
+                              vol[z * 16:z * 16 + 16, y * 16:y * 16 + 16, x * 16:x * 16 + 16])
+    finally:
+        mgr.close()
