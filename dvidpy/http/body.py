@@ -15,6 +15,8 @@ slicing) and never copy it whole.
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,9 +64,69 @@ async def _piece(receive: Receive, timeout: float | None) -> tuple[bytes, bool]:
 SINK_MIN = 1 << 20
 
 
+class BufferPool:
+    """Large body buffers kept for the next body of the same size.
+
+    A buffer handed out stays referenced here (the :attr:`keep` most recent, at most
+    :attr:`max_bytes` in all); :meth:`get` gives one back out only when nothing else refers
+    to it any more (its reference count says only the pool holds it: the request, its
+    handler and every array or view over it are gone), so a buffer in use is never handed
+    out twice. Why: a fresh buffer is a fresh ``mmap`` whose every page faults and is
+    zeroed by the kernel on first touch, and on a VM that reports free memory to its host
+    (virtio-balloon free page reporting) a page freed for more than ~2 s costs ~10x more to
+    touch again; a stream of same-sized uploads (an ingest's chunks) receives into warm
+    pages instead. A reused buffer holds the previous body's bytes until the new body has
+    overwritten all of it; a body that ends short is refused before a handler sees it.
+    Buffers not reused for :attr:`idle_seconds` are dropped at the next :meth:`get`.
+    """
+
+    def __init__(self, keep: int = 4, max_bytes: int = 1 << 30,
+                 idle_seconds: float = 60.0) -> None:
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self.idle_seconds = idle_seconds
+        self._bufs: list[tuple[float, bytearray]] = []  # (last handed out, buffer), newest last
+        self._lock = threading.Lock()
+
+    def get(self, n: int, now: float) -> bytearray:
+        """A buffer of exactly ``n`` bytes (contents undefined when reused)."""
+        with self._lock:
+            bufs = [e for e in self._bufs if now - e[0] < self.idle_seconds]
+            b = self._free(bufs, n)
+            if b is None:
+                b = bytearray(n)
+            bufs.append((now, b))
+            total = 0
+            kept: list[tuple[float, bytearray]] = []
+            for t, x in reversed(bufs):  # newest first
+                if len(kept) < self.keep and total + len(x) <= self.max_bytes:
+                    kept.append((t, x))
+                    total += len(x)
+            self._bufs = kept[::-1]
+            return b
+
+    @staticmethod
+    def _free(bufs: list[tuple[float, bytearray]], n: int) -> bytearray | None:
+        """Takes out of ``bufs`` and returns a buffer of ``n`` bytes nothing else uses."""
+        for i in range(len(bufs)):
+            # references to it: its (time, buffer) tuple, and getrefcount's argument
+            if len(bufs[i][1]) == n and sys.getrefcount(bufs[i][1]) <= 2:
+                return bufs.pop(i)[1]
+        return None
+
+    def nbytes(self) -> int:
+        """Bytes of the buffers held."""
+        with self._lock:
+            return sum(len(b) for _, b in self._bufs)
+
+
+#: the body buffers of bodies received into a sink (see :class:`BufferPool`)
+POOL = BufferPool()
+
+
 async def _read_into_sink(receive: Receive, sink: Any, n: int,
                           timeout: float | None) -> bytearray:
-    buf = bytearray(n)
+    buf = POOL.get(n, asyncio.get_running_loop().time())
     view = memoryview(buf)
     try:
         sink.install(view)
