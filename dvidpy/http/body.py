@@ -77,7 +77,8 @@ class BufferPool:
     touch again; a stream of same-sized uploads (an ingest's chunks) receives into warm
     pages instead. A reused buffer holds the previous body's bytes until the new body has
     overwritten all of it; a body that ends short is refused before a handler sees it.
-    Buffers not reused for :attr:`idle_seconds` are dropped at the next :meth:`get`.
+    Buffers not handed out for :attr:`idle_seconds` are dropped (by :meth:`expire`, which
+    the body reader schedules after each large body, and at the next :meth:`get`).
     """
 
     def __init__(self, keep: int = 4, max_bytes: int = 1 << 30,
@@ -105,6 +106,11 @@ class BufferPool:
             self._bufs = kept[::-1]
             return b
 
+    def expire(self, now: float) -> None:
+        """Drop the buffers not handed out since ``now - idle_seconds``."""
+        with self._lock:
+            self._bufs = [e for e in self._bufs if now - e[0] < self.idle_seconds]
+
     @staticmethod
     def _free(bufs: list[tuple[float, bytearray]], n: int) -> bytearray | None:
         """Takes out of ``bufs`` and returns a buffer of ``n`` bytes nothing else uses."""
@@ -126,7 +132,9 @@ POOL = BufferPool()
 
 async def _read_into_sink(receive: Receive, sink: Any, n: int,
                           timeout: float | None) -> bytearray:
-    buf = POOL.get(n, asyncio.get_running_loop().time())
+    loop = asyncio.get_running_loop()
+    buf = POOL.get(n, loop.time())
+    loop.call_later(POOL.idle_seconds + 1, lambda: POOL.expire(loop.time()))
     view = memoryview(buf)
     try:
         sink.install(view)

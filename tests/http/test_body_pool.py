@@ -46,6 +46,10 @@ def test_pool_bounds_and_idle_expiry() -> None:
     assert p.nbytes() == 200  # the 200-byte buffer alone fits max_bytes with nothing else
     p.get(10, 100)  # everything else idle for more than 5 s is dropped
     assert p.nbytes() == 10
+    p.expire(104)
+    assert p.nbytes() == 10
+    p.expire(105)
+    assert p.nbytes() == 0
 
 
 def test_same_sized_uploads_keep_their_own_bytes(tmp_path: Path) -> None:
