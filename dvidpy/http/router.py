@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("dvidpy.access")
 errlog = logging.getLogger("dvidpy")
 CLOSE = {"Connection": "close"}
+#: scope key: a handler that sets it to a user name has this request's latency recorded
+#: for that user (``/api/user-latencies``; the heartbeat's ``u=``)
+LATENCY_USER = "dvidpy.latency_user"
 #: the query of a request without one (immutable, so one for all)
 NO_QUERY = QueryParams(b"")
 
@@ -377,9 +380,7 @@ class Dispatcher:
         """Count an answered request in ``/api/load`` and write its access-log line."""
         dt = time.perf_counter() - t0
         path = scope["path"]
-        hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
-                   if path == "/api/heartbeat" else "")
-        self.state.load.end(method, bytes_in, bytes_out, dt, path, hb_user)
+        self.state.load.end(method, bytes_in, bytes_out, dt, scope.get(LATENCY_USER, ""))
         if log.isEnabledFor(logging.INFO):
             user = scope.get("dvidpy.user")
             log.info("%s %s %d %.1fms%s", method, path, status, dt * 1e3,
