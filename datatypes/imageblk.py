@@ -1608,7 +1608,9 @@ class _BlockBatches:
     limit, so the next batch is encoded while the last one is written (the KV engines'
     commits release the GIL). At most one batch is in flight: before a batch is handed
     over, the previous one must have committed, and its error, if any, is raised here, so
-    batches commit in order and none commits after one failed. :meth:`flush` commits the
+    batches commit in order and none commits after one failed (on a shared store, where
+    the writer holds the cross-server instance lock for the whole write, batches commit
+    in the writer's thread instead). :meth:`flush` commits the
     rest and returns only once everything queued is committed; :meth:`wait` (for error
     paths) waits for the batch in flight without committing more. Commits run under the
     instance's commit lock; the first batch also grows the extents by the voxel box
@@ -1645,6 +1647,11 @@ class _BlockBatches:
             return
         self.batch, self.nbytes = None, 0
         self.wait()
+        if self.inst.shared_store:
+            # the writer holds the cross-server instance lock (lock_blocks), which a
+            # commit thread could not take: commit here
+            self._commit(b)
+            return
         self.pending = _commit_pool().submit(self._commit, b)
 
     def _commit(self, b: VersionedBatch) -> None:
