@@ -951,38 +951,24 @@ class ImageBlk(Datatype):
         return stack, where, dict(zip(keys, blocks, strict=True))
 
     def _stream_box(self, ctx: VersionedCtx, offset: Sequence[int], size: Sequence[int],
-                    filt: Any) -> Iterator[memoryview]:
-        """Z-slabs one block-layer thick, each at most ``bz * ny * nx`` voxels, in <= 4 MiB
-        views. The next slab is read in a worker thread while this one is sent (decoding
-        and copying release the GIL), so at most two slabs are alive."""
+                    filt: Any) -> Iterator[bytes]:
+        """Z-slabs one block-layer thick, each at most ``bz * ny * nx`` voxels."""
         bz = self.block_size[2]
-        boxes = []
         z, zend = offset[2], offset[2] + size[2]
         while z < zend:
             z1 = min(zend, (z // bz + 1) * bz)
-            boxes.append(((offset[0], offset[1], z), (size[0], size[1], z1 - z)))
-            z = z1
-
-        def make(o: Point3, s: Point3) -> np.ndarray:
+            o = (offset[0], offset[1], z)
+            s = (size[0], size[1], z1 - z)
             slab = self.read_box(ctx, o, s)
-            return filt(slab, o) if filt else slab
-
-        pool = _encode_pool()
-        nxt: Future[np.ndarray] | None = pool.submit(make, *boxes[0]) if boxes else None
-        try:
-            for i in range(len(boxes)):
-                assert nxt is not None
-                slab = nxt.result()
-                nxt = pool.submit(make, *boxes[i + 1]) if i + 1 < len(boxes) else None
-                flat = memoryview(slab.reshape(-1).view(np.uint8))
-                # Hand the slab to the server in <= 4 MiB views (zero-copy) so the
-                # transport never buffers a whole slab next to the one being built.
-                for j in range(0, len(flat), _STREAM_PIECE):
-                    yield flat[j:j + _STREAM_PIECE]
-                del flat, slab
-        finally:
-            if nxt is not None:
-                nxt.cancel()
+            if filt:
+                slab = filt(slab, o)
+            flat = memoryview(slab.reshape(-1).view(np.uint8))
+            # Hand the slab to the server in <= 4 MiB views (zero-copy) so the transport
+            # never buffers a whole slab next to the one being built.
+            for i in range(0, len(flat), _STREAM_PIECE):
+                yield flat[i:i + _STREAM_PIECE]
+            del flat, slab
+            z = z1
 
     # ----- writing ----------------------------------------------------------------------
 
