@@ -1591,18 +1591,17 @@ class _BlockBatches:
 
     Each block is queued with its dirty marker (unless ``mark_dirty`` is false); a batch
     is handed to a commit thread (:func:`_commit_pool`) as soon as its values reach the
-    limit, so the next batch is encoded while the last one is written (the KV engines'
-    commits release the GIL). At most one batch is in flight: before a batch is handed
-    over, the previous one must have committed, and its error, if any, is raised here, so
-    batches commit in order and none commits after one failed (on a shared store, where
-    the writer holds the cross-server instance lock for the whole write, batches commit
-    in the writer's thread instead). :meth:`flush` commits the
-    rest and returns only once everything queued is committed; :meth:`wait` (for error
-    paths) waits for the batch in flight without committing more. Commits run under the
-    instance's commit lock; the first batch also grows the extents by the voxel box
-    ``grow`` (read and written under that lock, so concurrent writers never lose each
-    other's growth). Encoded values are not kept once committed, so a write holds at most
-    two batches of them.
+    limit, so the next batch is encoded while the last one is written (LMDB's commits
+    release the GIL). At most one batch is in flight: before a batch is handed over, the
+    previous one must have committed, and its error, if any, is raised here, so batches
+    commit in order and none commits after one failed. On a shared store, where the
+    writer holds the cross-server instance lock for the whole write, batches commit in
+    the writer's thread instead. :meth:`flush` commits the rest and returns only once
+    everything queued is committed; :meth:`wait` (for error paths) waits for the batch in
+    flight without committing more. Commits run under the instance's commit lock; the
+    first batch also grows the extents by the voxel box ``grow`` (read and written under
+    that lock, so concurrent writers never lose each other's growth). Encoded values are
+    not kept once committed, so a write holds at most two batches of them.
     """
 
     def __init__(self, inst: ImageBlk, ctx: VersionedCtx,
