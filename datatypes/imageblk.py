@@ -184,32 +184,29 @@ _BLOCK_SPAN = (Param("block", "coord", "block coordinate x_y_z of the first bloc
 _POINT3 = {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3}
 
 
-_POOL: ThreadPoolExecutor | None = None
+_POOLS: dict[str, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _encode_pool() -> ThreadPoolExecutor:
-    """Process-wide pool for block encoding (one thread per CPU)."""
-    global _POOL
+def _pool(name: str) -> ThreadPoolExecutor:
+    """The process-wide thread pool ``imageblk-NAME`` (one thread per CPU)."""
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
-                                       thread_name_prefix="imageblk-encode")
-        return _POOL
+        pool = _POOLS.get(name)
+        if pool is None:
+            pool = _POOLS[name] = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                                     thread_name_prefix=f"imageblk-{name}")
+        return pool
 
 
-_COMMIT_POOL: ThreadPoolExecutor | None = None
+def _encode_pool() -> ThreadPoolExecutor:
+    """Threads encoding blocks."""
+    return _pool("encode")
 
 
 def _commit_pool() -> ThreadPoolExecutor:
-    """Process-wide threads committing write batches (see :class:`_BlockBatches`); one
-    per CPU, each write keeps at most one batch in flight."""
-    global _COMMIT_POOL
-    with _POOL_LOCK:
-        if _COMMIT_POOL is None:
-            _COMMIT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
-                                              thread_name_prefix="imageblk-commit")
-        return _COMMIT_POOL
+    """Threads committing write batches (see :class:`_BlockBatches`: each write keeps at
+    most one batch in flight)."""
+    return _pool("commit")
 
 
 # ----- voxel types --------------------------------------------------------------------
