@@ -11,14 +11,14 @@ per request before, 160 µs after (LZ4 decompression alone 568 → 17 µs).
 
 :func:`tune_allocator` fixes the threshold at :data:`MMAP_THRESHOLD` (buffers up to that
 size come from the heap and are reused) and lets up to :data:`TRIM_THRESHOLD` of free
-memory stay at the top of the heap. The threshold covers the slabs a big ``GET raw``
-streams (one block layer: 256x256x64 uint8 is 4 MiB, up to 16 MiB): served from fresh
-mmaps they cost the read as much as decoding (in process, four 4 MiB slabs of an aligned
-256³ box: 8.8 ms of CPU from fresh mmaps, 4.9 ms from the heap, where the slab just freed
-is reused while still in cache). On virtual machines that report free memory to the host
-(virtio-balloon free page reporting), a page freed for more than ~2 s costs ~10x more to
-touch again. Larger buffers (big request bodies, large slabs) are still mapped and
-unmapped, so memory use for those stays as before.
+memory stay at the top of the heap. The threshold (4 MiB and a margin) also covers the
+4 MiB slabs and pieces a big ``GET raw`` streams (one block layer of 256x256 uint8):
+served from fresh mmaps they cost the read as much as decoding (in process, four such
+slabs of an aligned 256³ box: 8.8 ms of CPU from fresh mmaps, 4.2-4.9 ms from the heap,
+where the slab just freed is reused while still in cache). A 16 MiB threshold, tried,
+raised the peak RSS of ``benchmarks/ingest.py`` (16 MiB chunks) from 7.6x to 10.8x the
+bytes in flight. Larger buffers (request bodies, which :class:`dvidpy.http.body.BufferPool`
+reuses instead, and bigger slabs) are still mapped and unmapped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import ctypes.util
 import sys
 
 #: allocations up to this size come from the heap (mallopt M_MMAP_THRESHOLD)
-MMAP_THRESHOLD = (16 << 20) + (64 << 10)
+MMAP_THRESHOLD = (4 << 20) + (64 << 10)
 #: free heap memory kept before it is returned to the OS (mallopt M_TRIM_THRESHOLD)
 TRIM_THRESHOLD = 32 << 20
 _M_TRIM_THRESHOLD = -1
