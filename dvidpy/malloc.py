@@ -16,8 +16,8 @@ memory stay at the top of the heap. The threshold (4 MiB and a margin) also cove
 served from fresh mmaps they cost the read as much as decoding (in process, four such
 slabs of an aligned 256³ box: 8.8 ms of CPU from fresh mmaps, 4.2-4.9 ms from the heap,
 where the slab just freed is reused while still in cache). A 16 MiB threshold, tried,
-raised the peak RSS of ``benchmarks/ingest.py`` (4 uploads, 64 MiB in flight) from 7.6x to 10.8x the
-bytes in flight. Larger buffers (request bodies, which :class:`dvidpy.http.body.BufferPool`
+raised the peak RSS of ``benchmarks/ingest.py`` (4 uploads, 64 MiB in flight) from 7.6x
+to 10.8x the bytes in flight. Larger buffers (request bodies, which :class:`dvidpy.http.body.BufferPool`
 reuses instead, and bigger slabs) are still mapped and unmapped.
 """
 
