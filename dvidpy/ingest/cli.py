@@ -40,6 +40,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--scheduler", default="auto", help="auto (a local Dask cluster when "
                    "Dask is installed, else threads), threads, local, or tcp://HOST:8786")
     g.add_argument("--no-pyramid", action="store_true", help="do not build the pyramid")
+    g.add_argument("--pyramid-chunk", help="x,y,z voxels of a pyramid level each pyramid "
+                   "task builds, multiples of the block size (default: --chunk)")
     g.add_argument("--restart", action="store_true", help="a new job instead of resuming")
     g.add_argument("--resend-changed", action="store_true",
                    help="re-upload acknowledged chunks whose source changed")
@@ -80,7 +82,8 @@ def run_cli(args: argparse.Namespace) -> int:
                    workers=args.workers, scheduler=args.scheduler, token=args.token,
                    pyramid=not args.no_pyramid, restart=args.restart,
                    resend_changed=args.resend_changed, cast=args.cast,
-                   progress=not args.quiet, retries=max(0, args.retries))
+                   progress=not args.quiet, retries=max(0, args.retries),
+                   pyramid_chunk=args.pyramid_chunk)
     except (SourceError, IngestError) as e:
         print(f"dvidpy ingest: {e}", file=sys.stderr)
         return 1

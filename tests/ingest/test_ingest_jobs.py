@@ -70,6 +70,8 @@ class JobStoreMachine(RuleBasedStateMachine):
         self.total = rec["chunks_total"]
         self.acked: dict[int, int] = {}
         self.state = "PREPARING"
+        self.tasks: dict[int, int] | None = None  # level -> pyramid tasks, once planned
+        self.done: set[tuple[int, int]] = set()
 
     def _try(self, fn: Any) -> bool:
         try:
@@ -88,12 +90,14 @@ class JobStoreMachine(RuleBasedStateMachine):
         expect = in_range and (same or (takes and (n not in self.acked or replace)))
         assert ok == expect, (n, crc, replace, self.state, self.acked)
         if ok:
+            if self.acked.get(n) != crc:  # new voxels: the pyramid tasks are built again
+                self.done.clear()
             self.acked[n] = crc
 
     @rule(state=st.sampled_from(["UPLOADING", "FAILED", "DOWNSAMPLING"]))
     def request(self, state: str) -> None:
         allowed = {"UPLOADING": ("PREPARING", "UPLOADING", "FAILED"),
-                   "FAILED": ("PREPARING", "UPLOADING", "FAILED"),
+                   "FAILED": ("PREPARING", "UPLOADING", "DOWNSAMPLING", "FAILED"),
                    "DOWNSAMPLING": ("PREPARING", "UPLOADING", "DOWNSAMPLING")}[state]
         ok = self._try(lambda: self.js.request_state(self.jid, {"state": state,
                                                                 "error": "x"}))
@@ -102,8 +106,20 @@ class JobStoreMachine(RuleBasedStateMachine):
         assert ok == expect, (state, self.state)
         if ok:
             self.state = state
-            if state == "DOWNSAMPLING":
-                self.js.threads[self.jid].join(30)
+            if state == "DOWNSAMPLING" and self.tasks is None:
+                # the plan of an 8^3-block uint8blk over 24x16x8 voxels: one level (the
+                # extents are empty), level-1 blocks 0..1 x 0 x 0, a task per block
+                self.tasks = {1: 2}
+
+    @rule(level=st.integers(0, 2), n=st.integers(0, 2))
+    def task(self, level: int, n: int) -> None:
+        ok = self._try(lambda: self.js.run_task(self.jid, level, n))
+        tasks = self.tasks or {}
+        expect = self.state == "DOWNSAMPLING" and n < tasks.get(level, 0)
+        assert ok == expect, (level, n, self.state, tasks)
+        if ok:
+            self.done.add((level, n))
+            if len(self.done) == sum(tasks.values()):
                 self.state = "COMPLETE"
 
     @precondition(lambda self: self.state not in ("COMPLETE", "CANCELLED"))
@@ -123,6 +139,10 @@ class JobStoreMachine(RuleBasedStateMachine):
         assert dict(zip(acks["chunks"], acks["crc"], strict=True)) == self.acked
         fresh = JobStore(self.mgr)  # what another process (a restart) reads
         assert fresh.view(fresh.get(self.jid))["chunks_done"] == len(self.acked)
+        pyr = self.js.pyramid_tasks(self.jid)
+        assert {(k, n) for k, n in pyr["done"]} == self.done
+        if self.tasks is not None:
+            assert rec["pyramid_progress"]["tasks_done"] == len(self.done)
 
 
 JobStoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25,
@@ -191,8 +211,40 @@ def test_hostile_requests_are_4xx_and_store_nothing(http: Any) -> None:
                       ({"state": "DOWNSAMPLING"}, "1 of 6 chunks")]:
         r = http.post(f"/api/ingest/{jid}/state", json=body)
         assert r.status_code == 400 and msg in r.text, (body, r.text)
-    for path in (f"/api/ingest/{'0' * 16}", f"/api/ingest/{'0' * 16}/chunks"):
+    # pyramid tasks before DOWNSAMPLING: refused, nothing recorded
+    r = http.post(f"/api/ingest/{jid}/pyramid/1/0")
+    assert r.status_code == 400 and "builds no pyramid now" in r.text, r.text
+    assert http.get(f"/api/ingest/{jid}/pyramid").json() == {"levels": 0, "tasks": [],
+                                                            "done": []}
+    for n in range(1, 6):
+        assert http.post(f"/api/ingest/{jid}/chunks/{n}", json={"crc": 1, "bytes": 512}
+                         ).is_success
+    job = http.post(f"/api/ingest/{jid}/state", json={"state": "DOWNSAMPLING"}).json()
+    assert job["state"] == "DOWNSAMPLING" and job["plan"]["tasks"] == [2], job
+    for path, msg in [("0/0", "levels 1..1, not 0"), ("2/0", "levels 1..1, not 2"),
+                      ("1/2", "tasks 0..1, not 2"), ("1/-1", ""), ("1/x", ""),
+                      (f"1/{2**40}", "")]:
+        r = http.post(f"/api/ingest/{jid}/pyramid/{path}")
+        assert r.status_code == 400 and msg in r.text, (path, r.text)
+    assert http.get(f"/api/ingest/{jid}/pyramid").json()["done"] == []
+    r = http.post(f"/api/ingest/{jid}/chunks/0", json={"crc": 1, "bytes": 512})
+    assert r.is_success and not r.json()["new"]  # the same ack again: harmless
+    r = http.post(f"/api/ingest/{jid}/chunks/0", json={"crc": 5, "bytes": 512, "replace": True})
+    assert r.status_code == 400 and "takes no more chunks" in r.text
+    t = http.post(f"/api/ingest/{jid}/pyramid/1/1").json()
+    assert t == {"level": 1, "task": 1, "blocks": 0, "new": True, "tasks_done": 1,
+                 "tasks_total": 2}  # no voxels stored: no block written
+    assert http.post(f"/api/ingest/{jid}/pyramid/1/1").json()["new"] is False
+    assert http.get(f"/api/ingest/{jid}").json()["state"] == "DOWNSAMPLING"
+    assert http.post(f"/api/ingest/{jid}/pyramid/1/0").is_success
+    job = http.get(f"/api/ingest/{jid}").json()
+    assert job["state"] == "COMPLETE" and job["pyramid_progress"]["tasks_done"] == 2
+    r = http.post(f"/api/ingest/{jid}/pyramid/1/0")
+    assert r.status_code == 400 and "COMPLETE" in r.text
+    for path in (f"/api/ingest/{'0' * 16}", f"/api/ingest/{'0' * 16}/chunks",
+                 f"/api/ingest/{'0' * 16}/pyramid"):
         assert http.get(path).status_code == 404
+    assert http.post(f"/api/ingest/{'0' * 16}/pyramid/1/0").status_code == 404
     assert http.delete(f"/api/ingest/{'0' * 16}").status_code == 404
     # ids that this store cannot have made are refused before any key is built from them
     # (a 2000-character id is longer than an object store's longest object name)
