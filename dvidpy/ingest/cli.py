@@ -39,6 +39,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
     g.add_argument("--scheduler", default="auto", help="auto (a local Dask cluster when "
                    "Dask is installed, else threads), threads, local, or tcp://HOST:8786")
+    g.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to try reaching a --scheduler tcp://... (default 30)")
     g.add_argument("--no-pyramid", action="store_true", help="do not build the pyramid")
     g.add_argument("--pyramid-chunk", help="x,y,z voxels of a pyramid level each pyramid "
                    "task builds, multiples of the block size (default: --chunk)")
@@ -83,7 +85,8 @@ def run_cli(args: argparse.Namespace) -> int:
                    pyramid=not args.no_pyramid, restart=args.restart,
                    resend_changed=args.resend_changed, cast=args.cast,
                    progress=not args.quiet, retries=max(0, args.retries),
-                   pyramid_chunk=args.pyramid_chunk)
+                   pyramid_chunk=args.pyramid_chunk,
+                   scheduler_timeout=args.scheduler_timeout)
     except (SourceError, IngestError) as e:
         print(f"dvidpy ingest: {e}", file=sys.stderr)
         return 1

@@ -129,7 +129,8 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
            cast: bool = False, progress: bool = True, retries: int = 6,
            log: Callable[[str], None] | None = None,
            on_runner: Callable[[Any], None] | None = None,
-           pyramid_chunk: Sequence[int] | str | None = None) -> IngestResult:
+           pyramid_chunk: Sequence[int] | str | None = None,
+           scheduler_timeout: float = 30.0) -> IngestResult:
     """Ingest ``source`` into ``instance`` at version ``uuid`` of the server at ``server``.
 
     Options as for ``dvidpy ingest`` (see :mod:`dvidpy.cli`): ``glob`` picks slice files;
@@ -142,7 +143,8 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     and ``voxel_size`` (nm) or, with ``scale_from_source``, the file's resolution (also set
     on an existing instance); ``workers`` parallel uploads on ``scheduler`` ``auto``
     (a Dask ``LocalCluster`` when Dask is installed, else threads), ``threads``, ``local``
-    or ``tcp://host:8786``; ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
+    or ``tcp://host:8786`` (reached within ``scheduler_timeout`` seconds, before the job
+    is made); ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
     token; ``pyramid=False`` skips the pyramid; ``pyramid_chunk`` ``x,y,z`` the voxels of
     a level each pyramid task builds (whole blocks; default ``chunk``); ``restart`` starts
     the job afresh;
@@ -166,7 +168,7 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
         return _ingest(src, server, uuid, instance, z_range, box, offset, chunk, create,
                        block_size, voxel_size, scale_from_source, workers, scheduler,
                        token, pyramid, restart, resend_changed, cast, progress, say,
-                       t_start, on_runner, retries, pyramid_chunk)
+                       t_start, on_runner, retries, pyramid_chunk, scheduler_timeout)
     finally:
         src.close()
 
@@ -192,7 +194,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             pyramid: bool, restart: bool, resend_changed: bool, cast: bool,
             progress: bool, say: Callable[[str], None], t_start: float,
             on_runner: Callable[[Any], None] | None, retries: int,
-            pyramid_chunk: Any) -> IngestResult:
+            pyramid_chunk: Any, scheduler_timeout: float) -> IngestResult:
     sbox = _source_box(src, box, z_range)
     off = parse_ints(offset, 3, "--offset") or [0, 0, 0]
     tbox = [sbox[i] + off[i % 3] for i in range(6)]
@@ -261,10 +263,17 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             "source_key": src.identity() + "+" + ",".join(map(str, off)),
             "dtype": info.dtype, "box": tbox, "chunk": ch, "pyramid": pyramid,
             "restart": restart}
+    early = None  # a running cluster is reached before the job is made
+    if scheduler not in ("threads", "local", "auto"):
+        early = make_runner(scheduler, workers, scheduler_timeout)
     try:
         job = call_json(h, "POST", "/api/ingest", body, retries=2)
-    except ServerRefused as e:
-        raise IngestError(f"the server refused the job: {e}") from None
+    except BaseException as e:
+        if early is not None:
+            early.close()
+        if isinstance(e, ServerRefused):
+            raise IngestError(f"the server refused the job: {e}") from None
+        raise
     jid = job["id"]
     total = int(job["chunks_total"])
     say(f"ingest job {jid}: {src.description} -> {instance} ({info.typename}) box "
@@ -279,7 +288,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     def get_runner() -> ThreadRunner | DaskRunner:
         nonlocal runner, runner_name
         if runner is None:
-            runner = make_runner(scheduler, workers)
+            runner = early or make_runner(scheduler, workers, scheduler_timeout)
             runner_name = runner.where if isinstance(runner, DaskRunner) else (
                 f"{workers} threads")
             if on_runner is not None:
@@ -325,6 +334,8 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     finally:
         if runner is not None:
             runner.close()
+        elif early is not None:
+            early.close()
     state = final["state"]
     notes = [e[2] for e in final.get("history") or [] if len(e) > 2]
     note = notes[-1] if notes and state == "COMPLETE" else ""

@@ -167,7 +167,8 @@ class DaskRunner:
 
     name = "dask"
 
-    def __init__(self, workers: int, address: str | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None,
+                 timeout: float = 30.0) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -185,7 +186,7 @@ class DaskRunner:
             self.where = f"a local Dask cluster of {max(1, workers)} worker processes"
         else:
             try:
-                self.client = Client(address, timeout=30)
+                self.client = Client(address, timeout=timeout)
             except Exception as e:
                 raise IngestError(f"can't reach the Dask scheduler at {address}: {e}") from None
             n = len(self.client.scheduler_info().get("workers", {}))
@@ -242,9 +243,11 @@ class DaskRunner:
                 self.cluster.close()
 
 
-def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
+def make_runner(scheduler: str, workers: int, timeout: float = 30.0,
+                ) -> ThreadRunner | DaskRunner:
     """``threads``, ``local`` (a Dask ``LocalCluster``), ``auto`` (local when Dask is
-    installed, else threads) or a scheduler address ``tcp://host:port``."""
+    installed, else threads) or a scheduler address ``tcp://host:port`` (reached within
+    ``timeout`` seconds, else :class:`IngestError`)."""
     if scheduler == "threads":
         return ThreadRunner(workers)
     if scheduler == "auto":
@@ -256,7 +259,7 @@ def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
     if scheduler == "local":
         return DaskRunner(workers)
     check_scheduler(scheduler)
-    return DaskRunner(workers, scheduler)
+    return DaskRunner(workers, scheduler, timeout)
 
 
 def check_scheduler(scheduler: str) -> None:
