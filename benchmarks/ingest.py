@@ -184,6 +184,7 @@ def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndar
         pyr = time.perf_counter() - t1
         _, rss3, dt3, line = _ingest_once(srv, c, root, "gray3", slices, args, vol, True)
         up = float(line.split(" MiB in ")[1].split(" s ")[0])
+        ptasks = float(line.rsplit(" in ", 1)[1].split(" s")[0])
         c.close()
         print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = {mbps / peer:.2f}x; "
               f"peak server RSS above the fresh server, of the {inflight:.0f} MiB in flight: "
@@ -192,7 +193,7 @@ def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndar
               f"{mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
         print(f"[ingest]   pyramid of the first by POST downres {pyr:.1f} s; a third ingest "
               f"with its pyramid as tasks: {dt3:.1f} s, of which upload {up:.1f} s, pyramid "
-              f"and the rest {dt3 - up:.1f} s; {_rss_text(rss3, inflight)}")
+              f"tasks {ptasks:.1f} s; {_rss_text(rss3, inflight)}")
         return mbps, rss["RssAnon"], rss2["RssAnon"]
     finally:
         srv.stop()

@@ -97,5 +97,6 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"job {r.job} {r.state}: {r.chunks_sent} chunk(s) sent, {r.chunks_skipped} "
           f"already acknowledged, of {r.chunks_total}; {r.bytes_sent / 2**20:.1f} MiB in "
           f"{r.upload_seconds:.1f} s ({r.mb_per_s:.1f} MB/s) on {r.runner}"
-          + (f"; pyramid: {r.note}" if r.note else ""))
+          + (f"; pyramid: {r.note}" if r.note else "")
+          + (f" in {r.pyramid_seconds:.1f} s" if r.pyramid_seconds else ""))
     return 0

@@ -76,6 +76,7 @@ class IngestResult:
     runner: str
     note: str = ""
     changed: list[int] = field(default_factory=list)
+    pyramid_seconds: float = 0.0  # running this call's pyramid tasks
 
     @property
     def mb_per_s(self) -> float:
@@ -297,7 +298,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
 
     sent = nbytes = 0
     skipped = total
-    upload_s = 0.0
+    upload_s = pyramid_s = 0.0
     changed: list[int] = []
     try:
         if job["state"] not in ("DOWNSAMPLING", "COMPLETE"):
@@ -329,7 +330,9 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             final = call_json(h, "POST", f"/api/ingest/{jid}/state",
                               {"state": "DOWNSAMPLING", "task": ptask})
             if final["state"] == "DOWNSAMPLING":
+                t1 = time.monotonic()
                 _pyramid(get_runner, task, h, progress)
+                pyramid_s = time.monotonic() - t1
                 final = call_json(h, "GET", f"/api/ingest/{jid}")
     finally:
         if runner is not None:
@@ -342,7 +345,8 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     if state != "COMPLETE":
         raise IngestError(f"ingest job {jid} is {state}: {final.get('error', '')}")
     return IngestResult(jid, state, total, sent, skipped, nbytes,
-                        time.monotonic() - t_start, upload_s, runner_name, note, changed)
+                        time.monotonic() - t_start, upload_s, runner_name, note, changed,
+                        pyramid_s)
 
 
 def _pyramid(get_runner: Callable[[], ThreadRunner | DaskRunner], task: ChunkTask, h: Any,
