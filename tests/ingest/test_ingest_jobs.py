@@ -4,6 +4,7 @@ nothing stored), and a job record that survives reopening the store."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from starlette.testclient import TestClient
 
 from dvidpy.config import Settings
+from dvidpy.datatype import PyramidPlan
 from dvidpy.errors import DvidError
-from dvidpy.ingest.jobs import JobStore, chunk_box, chunk_grid
+from dvidpy.ingest.jobs import JobStore, chunk_box, chunk_grid, pyramid_task_box
 from dvidpy.repo import RepoManager
 from server import create_app
 
@@ -41,6 +43,37 @@ def test_chunks_partition_the_box(lo: tuple[int, ...], size: tuple[int, ...],
         seen.add(cell)
         total += (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2])
     assert total == size[0] * size[1] * size[2]  # disjoint cells covering the box
+
+
+@given(lo=st.tuples(coord, coord, coord), size=st.tuples(*[st.integers(1, 300)] * 3),
+       bs=st.tuples(*[st.integers(1, 16)] * 3), level=st.integers(1, 5),
+       aniso=st.booleans(), per=st.tuples(*[st.integers(1, 4)] * 3))
+@settings(max_examples=200, deadline=None)
+def test_pyramid_tasks_partition_the_level_blocks_above_the_box(
+        lo: tuple[int, ...], size: tuple[int, ...], bs: tuple[int, int, int], level: int,
+        aniso: bool, per: tuple[int, ...]) -> None:
+    factors = (2, 2, 1) if aniso else (2, 2, 2)
+    plan = PyramidPlan(level, bs, factors)
+    box = [*lo, *(a + s for a, s in zip(lo, size, strict=True))]
+    blo, bhi = plan.block_range(box, level)
+    for i in range(3):  # exactly the level's blocks holding a voxel above the box
+        f = factors[i] ** level
+        vlo, vhi = box[i] // f, -(-box[i + 3] // f) - 1  # level voxels, inclusive
+        assert blo[i] * bs[i] <= vlo < (blo[i] + 1) * bs[i]
+        assert bhi[i] * bs[i] <= vhi < (bhi[i] + 1) * bs[i]
+    rec = {"lo": [list(blo)], "hi": [list(bhi)], "per": list(per)}
+    ntasks = 1
+    for i in range(3):
+        ntasks *= -(-(bhi[i] - blo[i] + 1) // per[i])
+    seen: set[tuple[int, int, int]] = set()
+    for n in range(ntasks):
+        a, b = pyramid_task_box(rec, 1, n)
+        cells = {(x, y, z) for x in range(a[0], b[0] + 1) for y in range(a[1], b[1] + 1)
+                 for z in range(a[2], b[2] + 1)}
+        assert cells and not cells & seen  # non-empty, disjoint
+        assert all(b[i] - a[i] < per[i] for i in range(3))
+        seen |= cells
+    assert len(seen) == math.prod(bhi[i] - blo[i] + 1 for i in range(3))  # covering
 
 
 def _setup(mgr: RepoManager) -> tuple[str, Any]:
