@@ -161,12 +161,12 @@ _BlockCache = dict[tuple[int, int, int], np.ndarray | None]  # arb: decoded or n
 _WRITE_RUN = 8 << 20  # bytes of voxels write_box encodes at once (a run along X)
 #: decoded child blocks per batch of a pyramid step (see ImageBlk._parent_batch)
 _PYRAMID_BATCH = 4 << 20
-#: writes of at least this many voxel bytes take :data:`_BIG_WRITES` (one at a time per
-#: process): the store commits one batch at a time anyway and each write's encoding
-#: already runs on every core (the encode pool), but parallel writes each held a batch of
-#: encoded blocks (up to ``writeBatchBytes``) waiting for the store. In process, 32 writes
-#: of 16 MiB on LMDB: 4 at a time 157 MiB/s with 64 MiB of private memory above the
-#: start, one at a time 144 MiB/s with 37 MiB (load 6 on 2 cores).
+#: writes of at least this many voxel bytes, and each batch of a pyramid step, take
+#: :data:`_BIG_WRITES` (one at a time per process): the store commits one batch at a time
+#: anyway and each write's encoding already runs on every core (the encode pool), but
+#: parallel writes each held a batch of encoded blocks (up to ``writeBatchBytes``) waiting
+#: for the store. In process, 32 writes of 16 MiB on LMDB: 4 at a time 157 MiB/s with 64
+#: MiB of private memory above the start, one at a time 144 MiB/s with 37 MiB (load 6).
 _BIG_WRITE = 1 << 20
 _BIG_WRITES = threading.Semaphore(1)
 _INLINE_VOXELS = 1 << 20  # GET raw 3-D boxes up to this size are read on the event loop
@@ -1510,6 +1510,15 @@ class ImageBlk(Datatype):
         stored child is not written) at time sample ``t``; the number written. ``clip``:
         the inclusive voxel box the written blocks may grow ``dst``'s extents to (default:
         the blocks' bounds)."""
+        with _BIG_WRITES:  # one batch at a time per process, as big writes (parallel
+            # pyramid tasks each held their batch's children, copies and parents)
+            return self._downres_batch(src, src_ctx, dst, dst_ctx, parents, t, factors, clip)
+
+    def _downres_batch(self, src: ImageBlk, src_ctx: VersionedCtx, dst: ImageBlk,
+                       dst_ctx: VersionedCtx, parents: np.ndarray, t: int,
+                       factors: tuple[int, int, int],
+                       clip: tuple[Sequence[int], Sequence[int]] | None) -> int:
+        # see _downres_parents
         fvec = np.asarray(factors, dtype=np.int64)
         offs = np.array([[x, y, z] for z in range(factors[2]) for y in (0, 1)
                          for x in (0, 1)], dtype=np.int64)
