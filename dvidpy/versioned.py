@@ -92,21 +92,69 @@ def _version_of(key: bytes) -> int:
     return int.from_bytes(key[-SUFFIX_LEN:-1], "big")
 
 
-def _nearest_writers(ctx: VersionedCtx, written: dict[int, list[bytes]]
-                     ) -> dict[bytes, bytes] | None:
-    """For :meth:`VersionedStore.diff`: where ``ctx`` reads each TKey written at versions
-    between the sides (``written``, :meth:`VersionedStore.diff_written`) that are its own
-    ancestors: TKey → version (4 bytes) + data mark of the nearest such version. On a
-    linear ancestry those versions are nearer than every common ancestor, so that version's
-    revision wins: its value key, or (none there) a tombstone. ``None`` for a merge
-    ancestry, which resolves normally."""
-    if not ctx.ancestry.linear:
-        return None
-    pos = ctx.ancestry.pos
-    near: dict[bytes, bytes] = {}
-    for v in sorted((v for v in written if v in pos), key=pos.__getitem__, reverse=True):
-        near.update(dict.fromkeys(written[v], v.to_bytes(4, "big") + b"\x03"))  # nearer last
-    return near
+class _DiffSide:
+    """How one side of :meth:`VersionedStore.diff` reads the candidate TKeys.
+
+    On a linear ancestry the versions between the sides that are ancestors of this side
+    are nearer than every common ancestor, so for a TKey written at some of them the
+    nearest one holds the winning revision: its value key, or (none there) a tombstone —
+    one read, whose absence is final. Other TKeys, and every TKey on a merge ancestry, are
+    read at the side's own version first and, when absent there, resolved among older
+    revisions (:meth:`VersionedStore._get_older`).
+    """
+
+    __slots__ = ("ctx", "final", "near", "suffix")
+
+    def __init__(self, ctx: VersionedCtx, written: dict[int, list[bytes]]) -> None:
+        self.ctx = ctx
+        #: the suffix (version + data mark) of every first read, unless ``near`` is set
+        self.suffix = ctx.vbytes + b"\x03"
+        #: whether absence at ``suffix`` is final (this side wrote every candidate there)
+        self.final = False
+        #: TKey → suffix of its nearest writer, when first reads differ by TKey
+        self.near: dict[bytes, bytes] | None = None
+        if not ctx.ancestry.linear:
+            return
+        pos = ctx.ancestry.pos
+        mine = sorted((v for v in written if v in pos), key=pos.__getitem__, reverse=True)
+        if not mine:
+            return
+        if len(mine) == len(written) == 1:  # e.g. a child against its parent
+            self.suffix = mine[0].to_bytes(4, "big") + b"\x03"
+            self.final = True
+            return
+        near: dict[bytes, bytes] = {}
+        for v in mine:  # farthest first: nearer versions overwrite
+            near.update(dict.fromkeys(written[v], v.to_bytes(4, "big") + b"\x03"))
+        self.near = near
+
+    def first_reads(self, tks: list[bytes], bases: list[bytes]
+                    ) -> tuple[list[bytes], list[bool] | None]:
+        """Engine keys to read first for ``tks`` (``bases``: instance prefix + TKey), and
+        per key whether its absence is final (``None``: as :attr:`final` says)."""
+        if self.near is None:
+            sfx = self.suffix
+            return [b + sfx for b in bases], None
+        own = self.suffix
+        per = [self.near.get(tk) for tk in tks]
+        keys = [b + (s if s is not None else own) for b, s in zip(bases, per, strict=True)]
+        return keys, [s is not None for s in per]
+
+    def resolve_missed(self, store: VersionedStore, tks: list[bytes], vals: list[object],
+                       final: list[bool] | None) -> None:
+        """Complete the first reads ``vals`` in place: a TKey absent there whose absence
+        is not final is resolved among its older revisions (:data:`CONFLICT` where that
+        read conflicts)."""
+        if final is None and self.final:
+            return
+        pre = self.ctx.prefix
+        for j in [j for j, v in enumerate(vals) if v is None]:
+            if final is not None and final[j]:
+                continue
+            try:
+                vals[j] = store._get_older(self.ctx, pre + tks[j])[0]
+            except Conflict:
+                vals[j] = CONFLICT
 
 
 def _vset_key(instance_id: int) -> bytes:
@@ -504,11 +552,15 @@ class VersionedStore:
         written between the contexts). A key rewritten with the same bytes does not
         differ.
 
-        Cost: :meth:`diff_written`, then one read per candidate and side, batched
-        (:meth:`KVEngine.get_many <storage.base.KVEngine.get_many>`). A side with a linear
-        ancestry reads a key written at versions between the sides at the nearest of them
-        (its value key; none there means a tombstone); other keys and sides read normally.
+        Cost: :meth:`diff_written`, then for each candidate one point read per side, both
+        sides' reads in one batched get in key order (the two revisions of a TKey are
+        adjacent keys, so the second read finds the engine's path to it warm). A side with
+        a linear ancestry reads a key written at versions between the sides at the nearest
+        of them (its value key; none there means a tombstone); other keys are read at the
+        side's own version and, when absent there, resolved among older revisions.
         """
+        if a.instance_id != b.instance_id:
+            raise ValueError("a diff compares one instance at two versions")
         written = self.diff_written(a, b)
         if not written:
             return
@@ -517,51 +569,22 @@ class VersionedStore:
             tks = sorted(set(only))
         else:
             tks = sorted(set().union(*written.values()))
-        near_a = _nearest_writers(a, written)
-        near_b = _nearest_writers(b, written)
+        side_a, side_b = _DiffSide(a, written), _DiffSide(b, written)
+        pre = a.prefix
         for i in range(0, len(tks), DIFF_BATCH):
             chunk = tks[i:i + DIFF_BATCH]
-            va = self._diff_reads(a, chunk, near_a)
-            vb = self._diff_reads(b, chunk, near_b)
+            bases = [pre + tk for tk in chunk]
+            ka, fa = side_a.first_reads(chunk, bases)
+            kb, fb = side_b.first_reads(chunk, bases)
+            keys = ka + kb
+            keys[0::2], keys[1::2] = ka, kb
+            got: list[object] = list(self.engine.get_many(keys))
+            va, vb = got[0::2], got[1::2]
+            side_a.resolve_missed(self, chunk, va, fa)
+            side_b.resolve_missed(self, chunk, vb, fb)
             # CONFLICT != CONFLICT is False, hence the second test
             yield from [(tk, x, y) for tk, x, y in zip(chunk, va, vb, strict=True)
                         if x != y or x is CONFLICT]
-
-    def _diff_reads(self, ctx: VersionedCtx, tks: list[bytes],
-                    near: dict[bytes, bytes] | None) -> list[object]:
-        """Reads of ``tks`` at ``ctx`` for :meth:`diff`: keys in ``near`` (see
-        :func:`_nearest_writers`) at the suffix it gives, in one batched get; the others by
-        :meth:`get_many` (:data:`CONFLICT` where the read conflicts)."""
-        pre = ctx.prefix
-        if near:
-            sfx: list[bytes] = [near.get(tk, b"") for tk in tks]
-            if b"" not in sfx:  # every key written at this side
-                return self.engine.get_many([pre + tk + s
-                                             for tk, s in zip(tks, sfx, strict=True)])
-            out: list[object] = [None] * len(tks)
-            direct = [j for j, s in enumerate(sfx) if s]
-            got = self.engine.get_many([pre + tks[j] + sfx[j] for j in direct])
-            for j, val in zip(direct, got, strict=True):
-                out[j] = val
-            slow = [j for j, s in enumerate(sfx) if not s]
-        else:
-            out = [None] * len(tks)
-            slow = list(range(len(tks)))
-        rest = tks if len(slow) == len(tks) else [tks[j] for j in slow]
-        try:
-            vals: list[object] = list(self.get_many(ctx, rest))
-        except Conflict:  # some key conflicts: read them one by one
-            vals = []
-            for tk in rest:
-                try:
-                    vals.append(self.get(ctx, tk))
-                except Conflict:
-                    vals.append(CONFLICT)
-        if len(slow) == len(tks):
-            return vals
-        for j, val in zip(slow, vals, strict=True):
-            out[j] = val
-        return out
 
     # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
 
