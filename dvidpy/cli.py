@@ -65,16 +65,17 @@ def _serve(args: argparse.Namespace) -> int:
     from dvidpy.banner import startup_banner
     from dvidpy.http.protocol import protocol_class
 
+    proto = protocol_class(settings.header_timeout, app.dispatcher.answer_now)
     if args.reuse_port:  # one of --workers N (the supervisor printed the startup block)
         config = uvicorn.Config(app, access_log=False, log_level="warning",
                                 timeout_keep_alive=30,
-                                http=protocol_class(settings.header_timeout))
+                                http=proto)
         uvicorn.Server(config).run(sockets=[_reuse_port_socket(settings.host, settings.port)])
         return 0
     print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_level="warning", timeout_keep_alive=30,
-                http=protocol_class(settings.header_timeout))
+                http=proto)
     return 0
 
 

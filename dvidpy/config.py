@@ -181,7 +181,11 @@ class StoreSpec:
 
     def is_shared(self) -> bool:
         """Whether several servers may use this store at once (see the class docstring)."""
-        return self.engine == "postgres" if self.shared is None else self.shared
+        if self.shared is not None:
+            return self.shared
+        from storage.registry import shared_by_default
+
+        return shared_by_default(self.engine)
 
 
 @dataclass

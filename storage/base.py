@@ -160,6 +160,9 @@ class KVEngine(ABC):
     #: True when several processes (servers) may open the same location at once and
     #: :meth:`compare_and_swap` is atomic across them. False: one process at a time.
     shareable: ClassVar[bool] = False
+    #: True when servers share a store of this engine unless its configuration says
+    #: ``shared = false`` (a database server); False: only when it says ``shared = true``
+    shared_by_default: ClassVar[bool] = False
     #: True when ``location`` is a local directory that the engine itself locks against
     #: other processes (LevelDB, RocksDB).
     local_path: ClassVar[bool] = False

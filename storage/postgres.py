@@ -87,6 +87,7 @@ class PostgresEngine(KVEngine):
     atomic_batches = True
     persistent = True
     shareable = True
+    shared_by_default = True
 
     def __init__(self, dsn: str, options: dict[str, Any]) -> None:
         self.dsn = dsn

@@ -23,8 +23,8 @@ class EngineUnavailable(RuntimeError):
     """The engine is unknown or its optional dependency is not installed."""
 
 
-# name -> "module:Class" for lazy import, so a missing optional dependency only matters
-# when that engine is actually used.
+# name -> (module, class, install hint) for lazy import, so a missing optional dependency
+# only matters when that engine is actually used.
 _BUILTIN: dict[str, tuple[str, str, str]] = {
     "memory": ("storage.memory", "MemoryEngine", ""),
     "leveldb": ("storage.leveldb", "LevelDBEngine", "plyvel"),
@@ -35,6 +35,9 @@ _BUILTIN: dict[str, tuple[str, str, str]] = {
     "s3": ("storage.s3", "S3Engine", "dvidpy[s3]"),
 }
 _REGISTERED: dict[str, type[KVEngine]] = {}
+#: built-in engines whose stores servers share unless a store says ``shared = false`` (a
+#: database is made to be shared; a folder or a bucket is shared only when said so)
+_SHARED_BY_DEFAULT = frozenset({"postgres"})
 
 
 def source_checkout() -> Path | None:
@@ -107,6 +110,18 @@ def engine_class(name: str) -> type[KVEngine]:
     raise EngineUnavailable(
         f"unknown storage engine {name!r}; known: {', '.join(sorted(available_engines()))}"
     )
+
+
+def shared_by_default(name: str) -> bool:
+    """Whether a store of engine ``name`` is shared by servers when its configuration does
+    not say (:attr:`~storage.base.KVEngine.shared_by_default`; built-ins answer without
+    importing their module, so a missing optional package does not matter here)."""
+    if name in _BUILTIN:
+        return name in _SHARED_BY_DEFAULT
+    try:
+        return bool(engine_class(name).shared_by_default)
+    except EngineUnavailable:
+        return False
 
 
 def available_engines() -> list[str]:

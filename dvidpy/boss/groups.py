@@ -45,6 +45,7 @@ or experiment, and sets its public flag.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.responses import Response
@@ -66,6 +67,8 @@ from dvidpy.http.table import RouteTable
 routes = RouteTable("boss")
 _G = Param("group", "str", "group name")
 _U = Param("user", "str", "user name")
+#: a user name as a grant's ``user:NAME`` principal takes it
+_USER_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}\Z")
 RESERVED = ("admin", "public")
 VERB_LEVEL = {"read": "read", "read_volumetric_data": "read",
               "add": "write", "update": "write", "add_volumetric_data": "write",
@@ -201,6 +204,9 @@ def _roster(kind: str) -> None:
             _may_maintain(call, rec)
             user = call.params["user"]
             if user not in rec[kind]:
+                if not _USER_NAME.match(user):
+                    raise BossError(f"bad user name {user!r}: 1 to 256 characters, no "
+                                    "spaces or control characters", INVALID_POST_ARGUMENT)
                 rec[kind].append(user)
                 _auth(call).groups.put(rec)
         return Response(b"", status_code=204)

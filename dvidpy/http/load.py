@@ -66,8 +66,9 @@ class LoadCounters:
             self.active += 1
 
     def end(self, method: str, bytes_in: int, bytes_out: int, seconds: float,
-            path: str = "", user: str = "") -> None:
-        """A request was answered."""
+            latency_user: str = "") -> None:
+        """A request was answered (in ``seconds``; recorded as ``latency_user``'s latency
+        when one is given)."""
         now = int(time.time())
         with self._lock:
             self.active -= 1
@@ -82,8 +83,8 @@ class LoadCounters:
             self.totals["requests"] += 1
             self.totals["bytes in"] += bytes_in
             self.totals["bytes out"] += bytes_out
-            if user and path == "/api/heartbeat":
-                self._latency(user, seconds * 1e3)
+            if latency_user:
+                self._latency(latency_user, seconds * 1e3)
 
     def _latency(self, user: str, ms: float) -> None:
         rec = self.latencies.get(user)

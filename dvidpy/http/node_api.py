@@ -19,7 +19,7 @@ from dvidpy.datatype import Call
 from dvidpy.errors import BadRequest, LockedNodeError, Unauthorized
 from dvidpy.http.repo_api import by, note_child, repo_of
 from dvidpy.http.router import HttpCall, call_handler, to_response
-from dvidpy.http.spec import TEXT, Body, Param
+from dvidpy.http.spec import TEXT, Body, Param, RouteSpec
 from dvidpy.http.table import RouteTable
 from dvidpy.validate import opt_uuid, str_field, str_list
 
@@ -139,12 +139,10 @@ def node_add_log(call: HttpCall) -> Response:
     return PlainTextResponse("")
 
 
-@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*:key}",
-              "A datatype endpoint of instance {data}", mutates=False, inline=True,
-              openapi=False, access="delegated",
-              params=(_UUID, Param("data", "str", "data instance name")))
-async def instance_dispatch(call: HttpCall) -> Response:
-    """Resolve the instance and its endpoint declaration, then run the endpoint."""
+def _instance_endpoint(call: HttpCall) -> tuple[Any, Any, Any, RouteSpec, dict[str, Any]]:
+    """The instance, version and endpoint declaration a datatype request reaches, with the
+    endpoint's parameters parsed and every check made that needs no body: the caller's
+    access (on the repo, then on the endpoint), read-only mode, locked versions."""
     p = call.params
     mgr = call.mgr
     settings = call.settings
@@ -174,12 +172,41 @@ async def instance_dispatch(call: HttpCall) -> Response:
             and settings.rwmode != "fullwrite"):
         raise LockedNodeError(
             f'Cannot do {method} on endpoint "{rest[0]}" of locked node {node.uuid}')
-    if spec.body is not None or method in ("POST", "PUT") or spec.segments[-1].rest:
-        await call.read_body()
+    return inst, node, rest, spec, params
+
+
+def _instance_call(call: HttpCall, inst: Any, node: Any, rest: list[str],
+                   params: dict[str, Any]) -> Call:
+    """The datatype's request object for ``call`` (after its body, if any, was read)."""
     q = call.query
-    ctx = mgr.context(inst, node, ident.user or q.get("u", ""), q.get("app", ""))
-    ctx.allow_locked = settings.rwmode == "fullwrite"
-    dcall = Call(method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path, params,
-                 ident)
+    ctx = call.mgr.context(inst, node, call.identity.user or q.get("u", ""), q.get("app", ""))
+    ctx.allow_locked = call.settings.rwmode == "fullwrite"
+    return Call(call.method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path,
+                params, call.identity)
+
+
+def _needs_body(call: HttpCall, spec: RouteSpec) -> bool:
+    return spec.body is not None or call.method in ("POST", "PUT") or spec.segments[-1].rest
+
+
+def instance_dispatch_now(call: HttpCall) -> Any:
+    """:func:`instance_dispatch` without awaiting, for endpoints declared ``inline`` on a
+    local engine that take no body; None for any other (then it is awaited)."""
+    inst, node, rest, spec, params = _instance_endpoint(call)
+    if spec.direct is None or not inst.store.engine.local or _needs_body(call, spec):
+        return None
+    return spec.handler(inst, _instance_call(call, inst, node, rest, params))
+
+
+@routes.route(("GET", "HEAD", "POST", "PUT", "DELETE"), "/api/node/{uuid}/{data}/{endpoint*:key}",
+              "A datatype endpoint of instance {data}", mutates=False, inline=True,
+              openapi=False, access="delegated", now=instance_dispatch_now,
+              params=(_UUID, Param("data", "str", "data instance name")))
+async def instance_dispatch(call: HttpCall) -> Response:
+    """Resolve the instance and its endpoint declaration, then run the endpoint."""
+    inst, node, rest, spec, params = _instance_endpoint(call)
+    if _needs_body(call, spec):
+        await call.read_body()
+    dcall = _instance_call(call, inst, node, rest, params)
     inline = spec.inline and inst.store.engine.local
     return to_response(await call_handler(spec.handler, inst, dcall, inline=inline))

@@ -13,9 +13,13 @@ Body pauses are bounded separately, by the body reader (:mod:`dvidpy.http.body`)
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"connection: close\r\ncontent-length: 34\r\n\r\nrequest headers not received in time")
@@ -37,12 +41,13 @@ class CorkedTransport:
     wrapped transport's.
     """
 
-    __slots__ = ("_loop", "_pending", "_t")
+    __slots__ = ("_loop", "_pending", "_pending_bytes", "_t")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._t = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -54,6 +59,7 @@ class CorkedTransport:
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
+        self._pending_bytes += len(data)
 
     def writelines(self, lines: Any) -> None:
         for data in lines:
@@ -61,6 +67,7 @@ class CorkedTransport:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._pending_bytes = 0
         if not pending or self._t.is_closing():
             return
         if len(pending) == 1:
@@ -73,7 +80,7 @@ class CorkedTransport:
         self._t.close()
 
     def get_write_buffer_size(self) -> int:
-        return self._t.get_write_buffer_size() + sum(len(d) for d in self._pending)
+        return self._t.get_write_buffer_size() + self._pending_bytes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._t, name)
@@ -148,17 +155,46 @@ class BodySink:
         self._view = None
 
 
+#: header values a response may not carry (uvicorn refuses them too: no header injection);
+#: a response answered on the spot with one takes uvicorn's path, and its refusal
+BAD_HEADER_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+#: request headers that keep a GET on the ASGI path: a body, ``Expect``, and what uvicorn's
+#: proxy-headers middleware reads (it rewrites the scope for trusted proxies)
+_AWAITED_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect",
+                              b"x-forwarded-for", b"x-forwarded-proto"))
+#: responses answered on the spot stop when this much waits unsent on the connection (the
+#: rest take the ASGI path, which waits for the client to read: bounded memory for a
+#: client that pipelines requests and reads nothing)
+DIRECT_MAX_BUFFERED = 1 << 20
+
+#: ``scope -> (status, headers, body) | None``: :meth:`~dvidpy.http.router.Dispatcher.
+#: answer_now`
+Answerer = Callable[[dict[str, Any]], "tuple[int, list[tuple[bytes, bytes]], Any] | None"]
+
+
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` closing connections whose headers are late, writing
-    through a :class:`CorkedTransport`."""
+    through a :class:`CorkedTransport`, and answering body-less GET and HEAD requests on
+    the spot through :attr:`answer_now` when one is set.
+
+    Answering on the spot skips what uvicorn does per request for an ASGI app (a task, a
+    request-response cycle, its event, ASGI messages): for a small read that was most of
+    the server's cost. It is taken only when nothing else is in progress on the connection
+    (no running or pipelined request, less than :data:`DIRECT_MAX_BUFFERED` unsent, the
+    transport not paused) and the request has no body, no ``Expect`` and no proxy
+    headers, over HTTP/1.1; the answerer declines (None) for routes that must be awaited,
+    and then the request takes uvicorn's path unchanged.
+    """
 
     header_timeout: float = 30.0
+    answer_now: Answerer | None = None
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = False
         self._sink: BodySink | None = None
+        self._now = False
 
     def _arm(self) -> None:
         self._disarm()
@@ -194,10 +230,86 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._disarm()
+        if self.answer_now is not None and self._may_answer_now():
+            self._now = True  # answered when the message completes (it has no body)
+            return
+        self._start_cycle()
+
+    def _start_cycle(self) -> None:
+        """uvicorn's request start (a cycle and its ASGI task, or a place in the pipeline),
+        with a :class:`BodySink` in the new cycle's scope."""
         before = self.cycle
         super().on_headers_complete()
         if self.cycle is not before and self.cycle is not None:
             self.cycle.scope["dvidpy.body_sink"] = BodySink(self, self.cycle)
+
+    def _may_answer_now(self) -> bool:
+        p = self.parser
+        if p.get_method() not in (b"GET", b"HEAD") or p.get_http_version() != "1.1":
+            return False
+        if p.should_upgrade() or self.pipeline or self.flow.write_paused:
+            return False
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False
+        if self.transport.get_write_buffer_size() >= DIRECT_MAX_BUFFERED:
+            return False
+        for name, value in self.headers:
+            if name in _AWAITED_HEADERS and not (name == b"content-length"
+                                                 and value.strip() == b"0"):
+                return False
+        return True
+
+    def on_message_complete(self) -> None:
+        if not self._now:
+            super().on_message_complete()
+            return
+        self._now = False
+        scope = self.scope
+        method = self.parser.get_method().decode("ascii")
+        scope["method"] = method
+        try:
+            url = httptools.parse_url(self.url)
+        except httptools.HttpParserError:
+            url = None
+        out = None
+        if url is not None:
+            raw = url.path
+            path = raw.decode("ascii")
+            if "%" in path:
+                path = unquote(path)
+            scope["path"] = self.root_path + path
+            scope["raw_path"] = self.root_path.encode("ascii") + raw
+            scope["query_string"] = url.query or b""
+            out = self.answer_now(scope)  # type: ignore[misc]
+        if out is None:
+            self._start_cycle()  # uvicorn's path (scope may carry a prepared response)
+            super().on_message_complete()
+            return
+        self._write_now(method, *out)
+        self.on_response_complete()
+
+    def _write_now(self, method: str, status: int, headers: list[tuple[bytes, bytes]],
+                   body: Any) -> None:
+        """Write a whole response (its header values already checked against
+        :data:`BAD_HEADER_VALUE`), closing the connection after it when asked."""
+        close = not self.parser.should_keep_alive()
+        out = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            out += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            if name == b"connection" and value.lower() == b"close":
+                close = True
+            out += (name, b": ", value, b"\r\n")
+        if close:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        t = self.transport
+        t.write(b"".join(out))
+        if method != "HEAD" and len(body):
+            t.write(body)
+        if close:
+            t.close()
 
     def on_body(self, body: bytes) -> None:
         """Copy a piece of the body into the request's installed :class:`BodySink`, else
@@ -216,7 +328,11 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
 
-def protocol_class(header_timeout: float) -> type[DeadlineHttpToolsProtocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` with this header deadline."""
+def protocol_class(header_timeout: float, answer_now: Answerer | None = None
+                   ) -> type[DeadlineHttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` with this header deadline, and
+    answering body-less reads on the spot through ``answer_now`` when given (see
+    :class:`DeadlineHttpToolsProtocol`)."""
     return type("DeadlineHttpToolsProtocol", (DeadlineHttpToolsProtocol,),
-                {"header_timeout": float(header_timeout)})
+                {"header_timeout": float(header_timeout),
+                 "answer_now": staticmethod(answer_now) if answer_now else None})

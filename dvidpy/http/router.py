@@ -35,6 +35,7 @@ from dvidpy.auth.identity import ANONYMOUS, UNCHECKED, Identity
 from dvidpy.errors import BadRequest, DvidError, NotFound, Unauthorized
 from dvidpy.http.body import read_body
 from dvidpy.http.load import LoadCounters
+from dvidpy.http.protocol import BAD_HEADER_VALUE
 from dvidpy.http.spec import RouteSpec, Segment
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("dvidpy.access")
 errlog = logging.getLogger("dvidpy")
 CLOSE = {"Connection": "close"}
+#: scope key: a handler that sets it to a user name has this request's latency recorded
+#: for that user (``/api/user-latencies``; the heartbeat's ``u=``)
+LATENCY_USER = "dvidpy.latency_user"
+#: the query of a request without one (immutable, so one for all)
+NO_QUERY = QueryParams(b"")
 
 
 def split_path(scope: Scope) -> list[str]:
@@ -323,11 +329,16 @@ class Dispatcher:
         if scope["type"] != "http":
             await self.fallback(scope, receive, send)
             return
-        t0 = time.perf_counter()
+        prepared: tuple[float, Response] | None = scope.pop("dvidpy.prepared", None)
+        if prepared is None:
+            t0 = time.perf_counter()
+            self.state.load.begin()
+            resp = None
+        else:  # begun by :meth:`answer_now`, which left this response to be sent here
+            t0, resp = prepared
         status = [0]
         nbytes = [0, 0]  # body bytes received, sent (for /api/load)
         cors = self.cors_headers(scope)
-        self.state.load.begin()
 
         async def counting_receive() -> Message:
             msg = await receive()
@@ -345,7 +356,8 @@ class Dispatcher:
 
         method = scope["method"]
         try:
-            resp = await self.respond(scope, counting_receive, method, bool(cors))
+            if resp is None:
+                resp = await self.respond(scope, counting_receive, method, bool(cors))
             try:
                 await resp(scope, counting_receive, send_wrapper)
             except DvidError as e:  # raised by a stream before its first write
@@ -358,16 +370,67 @@ class Dispatcher:
                 await PlainTextResponse("internal error", status_code=500)(
                     scope, receive, send_wrapper)
         finally:
-            dt = time.perf_counter() - t0
             sink = scope.get("dvidpy.body_sink")
             if sink is not None:  # bytes received straight into a handler's buffer
                 nbytes[0] += sink.received
-            hb_user = (QueryParams(scope.get("query_string", b"")).get("u", "")
-                       if scope["path"] == "/api/heartbeat" else "")
-            self.state.load.end(method, nbytes[0], nbytes[1], dt, scope["path"], hb_user)
+            self._account(scope, method, status[0], nbytes[0], nbytes[1], t0)
+
+    def _account(self, scope: Scope, method: str, status: int, bytes_in: int, bytes_out: int,
+                 t0: float) -> None:
+        """Count an answered request in ``/api/load`` and write its access-log line."""
+        dt = time.perf_counter() - t0
+        path = scope["path"]
+        self.state.load.end(method, bytes_in, bytes_out, dt, scope.get(LATENCY_USER, ""))
+        if log.isEnabledFor(logging.INFO):
             user = scope.get("dvidpy.user")
-            log.info("%s %s %d %.1fms%s", method, scope["path"], status[0],
-                     dt * 1e3, f" user={user}" if user else "")
+            log.info("%s %s %d %.1fms%s", method, path, status, dt * 1e3,
+                     f" user={user}" if user else "")
+
+    def answer_now(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Answer a GET or HEAD without a body on the spot, when its route can
+        (:attr:`~dvidpy.http.spec.RouteSpec.direct`): ``(status, headers, body)`` of a
+        complete response, counted and logged as :meth:`__call__` does; the protocol writes
+        it (without the body for HEAD). None: send it through the ASGI app — untouched
+        when the route is always awaited, or with the response begun here in
+        ``scope["dvidpy.prepared"]`` when it is not one of plain bytes (a stream, a
+        deferred encoding), which :meth:`__call__` then sends. The caller checks that the
+        request has no body and that nothing else is in progress on the connection.
+        """
+        t0 = time.perf_counter()
+        method = scope["method"]
+        try:
+            r = self._route(scope, None, method)
+            if isinstance(r, HttpCall):
+                fn = r.spec.direct
+                if fn is None:
+                    return None
+                out = fn(r)
+                if out is None:
+                    return None
+                r = to_response(out)
+        except DvidError as e:
+            r = error_response(e, scope["path"])
+        except Exception as e:
+            errlog.exception("internal error on %s %s", method, scope["path"])
+            r = PlainTextResponse(f"internal error: {e!r}", status_code=500)
+        # counted from here: nothing else ran on the event loop while the handler did
+        self.state.load.begin()
+        body = getattr(r, "body", None)
+        if (type(r).__call__ is not Response.__call__ or r.background is not None
+                or not isinstance(body, (bytes, bytearray, memoryview))
+                or r.status_code in (204, 304)):
+            scope["dvidpy.prepared"] = (t0, r)
+            return None
+        headers = r.raw_headers
+        cors = self.cors_headers(scope)
+        if cors:
+            headers = [*headers, *cors]
+        if BAD_HEADER_VALUE.search(b"\t".join([v for _, v in headers])):
+            scope["dvidpy.prepared"] = (t0, r)
+            return None
+        sent = 0 if method == "HEAD" else memoryview(body).nbytes
+        self._account(scope, method, r.status_code, 0, sent, t0)
+        return r.status_code, headers, body
 
     def _preflight(self, scope: Scope, allowed: bool) -> Response:
         if not allowed and (self.cors_origins or self.cors_credentials):
@@ -386,29 +449,10 @@ class Dispatcher:
         if method == "OPTIONS":
             return self._preflight(scope, cors_ok)
         try:
-            parts = split_path(scope)
-            table = self.router.lookup(parts)
-            if table is None:
-                if error_format(path) is not None:
-                    return error_response(NotFound(f"unknown endpoint {path}"), path)
-                return PlainTextResponse(f"unknown endpoint {path}", status_code=404)
-            spec = table.get(method) or (table.get("GET") if method == "HEAD" else None)
-            if spec is None:
-                allowed = ", ".join(sorted(table))
-                r = error_response(MethodNotAllowed(f"{method} not allowed on {path} "
-                                                    f"(allowed: {allowed})"), path)
-                r.headers["Allow"] = allowed
-                return r
-            if self.readonly and spec.mutates:
-                raise BadRequest("server is in read-only mode")
-            query = QueryParams(scope.get("query_string", b""))
-            ident = self.identify(scope, query, spec)
-            params = spec.match_segments(parts, path)
-            params.update(spec.parse_query(query))
-            call = HttpCall(scope, receive, self.state, spec, params, query)
-            call.identity = ident
-            if spec.access != "delegated":
-                self.authorize(call)
+            call = self._route(scope, receive, method)
+            if not isinstance(call, HttpCall):
+                return call
+            spec = call.spec
             if spec.body is not None:
                 await call.read_body()
             return to_response(await call_handler(spec.handler, call, inline=spec.inline))
@@ -417,6 +461,37 @@ class Dispatcher:
         except Exception as e:
             errlog.exception("internal error on %s %s", method, path)
             return PlainTextResponse(f"internal error: {e!r}", status_code=500)
+
+    def _route(self, scope: Scope, receive: Receive | None, method: str) -> Response | HttpCall:
+        """The declared route of a request with its parameters parsed and its caller
+        identified and authorized, or the answer when there is none (404, 405); raises
+        :class:`~dvidpy.errors.DvidError` for bad input and refused callers."""
+        path = scope["path"]
+        parts = split_path(scope)
+        table = self.router.lookup(parts)
+        if table is None:
+            if error_format(path) is not None:
+                return error_response(NotFound(f"unknown endpoint {path}"), path)
+            return PlainTextResponse(f"unknown endpoint {path}", status_code=404)
+        spec = table.get(method) or (table.get("GET") if method == "HEAD" else None)
+        if spec is None:
+            allowed = ", ".join(sorted(table))
+            r = error_response(MethodNotAllowed(f"{method} not allowed on {path} "
+                                                f"(allowed: {allowed})"), path)
+            r.headers["Allow"] = allowed
+            return r
+        if self.readonly and spec.mutates:
+            raise BadRequest("server is in read-only mode")
+        qs = scope.get("query_string", b"")
+        query = QueryParams(qs) if qs else NO_QUERY
+        ident = self.identify(scope, query, spec)
+        params = spec.match_segments(parts, path)
+        params.update(spec.parse_query(query))
+        call = HttpCall(scope, receive, self.state, spec, params, query)  # type: ignore[arg-type]
+        call.identity = ident
+        if spec.access != "delegated":
+            self.authorize(call)
+        return call
 
     def identify(self, scope: Scope, query: QueryParams, spec: RouteSpec) -> Identity:
         """The caller (an invalid credential is a 401, except on public routes)."""

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from dvidpy import __version__
 from dvidpy.datatype import datatypes as registered_datatypes
 from dvidpy.errors import BadRequest, NotFound
-from dvidpy.http.router import HttpCall
+from dvidpy.http.router import LATENCY_USER, HttpCall
 from dvidpy.http.spec import OCTET, TEXT, Body, Param, Q
 from dvidpy.http.table import RouteTable
 
@@ -36,6 +36,9 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
             returns=TEXT, access="public", inline=True,
             query=(Q("u", "str", "user whose latency to record"),))
 def heartbeat(call: HttpCall) -> Response:
+    u = call.params.get("u")
+    if u:  # the dispatcher records this request's latency for ``u`` when it is answered
+        call.scope[LATENCY_USER] = u
     return PlainTextResponse("OK")
 
 

@@ -19,6 +19,8 @@ the keyword, is a literal (``key/{key:key}``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -316,6 +318,22 @@ class RouteSpec:
     #: collection/experiment/channel): ``call -> (root, instance, version)`` of what the
     #: access class is checked on (root None: a server-level check)
     resource: Callable[[Any], tuple[str | None, str | None, str | None]] | None = None
+    #: the answer without awaiting, for a request without a body (``call -> response``, or
+    #: None when this request needs the awaited path after all, e.g. a thread or a body);
+    #: derived for inline plain-function handlers of body-less routes, declared for
+    #: dispatch routes (see :attr:`direct`)
+    now: Callable[[Any], Any] | None = None
+
+    @functools.cached_property
+    def direct(self) -> Callable[[Any], Any] | None:
+        """What answers a body-less request to this route on the spot (no task, no thread):
+        :attr:`now` when declared, else the handler itself when it is an inline plain
+        function of a route without a body; None: the route is always awaited."""
+        if self.now is not None:
+            return self.now
+        if self.inline and self.body is None and not inspect.iscoroutinefunction(self.handler):
+            return self.handler
+        return None
 
     @property
     def path_params(self) -> list[Param]:
@@ -328,29 +346,36 @@ class RouteSpec:
             return [req]  # and more
         return list(range(req, len(self.segments) + 1))
 
+    @functools.cached_property
+    def _shape(self) -> tuple[tuple[Segment, ...], int, bool]:
+        """The fixed segments, how many are required, whether a rest segment ends it."""
+        segs = self.segments
+        rest = bool(segs) and segs[-1].rest
+        fixed = segs[:-1] if rest else segs
+        return fixed, sum(1 for s in fixed if not s.optional), rest
+
     def match_segments(self, parts: Sequence[str], where: str) -> dict[str, Any]:
         """Parse ``parts`` (the path's segments) against the template; 400 when the count
         or a value is wrong. Literal segments must already have matched."""
         out: dict[str, Any] = {}
-        segs = self.segments
-        rest = bool(segs) and segs[-1].rest
-        fixed = segs[:-1] if rest else segs
-        req = sum(1 for s in fixed if not s.optional)
-        if len(parts) < req or (not rest and len(parts) > len(fixed)):
+        fixed, req, rest = self._shape
+        n = len(parts)
+        if n < req or (not rest and n > len(fixed)):
             raise BadRequest(f"{where} expects {self.method} {self.display()} "
-                             f"({len(parts)} path segments given)")
+                             f"({n} path segments given)")
         for sg, raw in zip(fixed, parts, strict=False):
             if sg.param is None:
                 if raw != sg.literal:
                     raise BadRequest(f"{where}: expected {sg.literal!r}, not {raw!r}")
                 continue
             out[sg.param.name] = sg.param.parse(raw, "path parameter")
-        for sg in fixed[len(parts):]:
-            if sg.param is not None:
-                out[sg.param.name] = sg.param.default
+        if n < len(fixed):
+            for sg in fixed[n:]:
+                if sg.param is not None:
+                    out[sg.param.name] = sg.param.default
         if rest:
             tail = list(parts[len(fixed):])
-            rp = segs[-1].param
+            rp = self.segments[-1].param
             assert rp is not None
             if rp.kind != "key":
                 for t in tail:
@@ -362,6 +387,8 @@ class RouteSpec:
         """Declared query parameters, typed (defaults for absent ones; an empty value
         counts as absent); 400 when one does not parse or a required one is missing."""
         out: dict[str, Any] = {}
+        if not self.query:
+            return out
         for p in self.query:
             raw = query.get(p.name)
             if raw is None or raw == "":
@@ -394,12 +421,13 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
               mutates: bool | None = None, access: str | None = None, inline: bool = False,
               tags: Sequence[str] = (), doc: str = "", openapi: bool = True,
               resource: Callable[[Any], tuple[str | None, str | None, str | None]] | None
-              = None) -> RouteSpec:
+              = None, now: Callable[[Any], Any] | None = None) -> RouteSpec:
     """A :class:`RouteSpec` with defaults filled: ``mutates`` is POST/PUT/DELETE unless
     told; ``access`` is ``write`` for mutations, else ``read``; ``returns`` defaults to
     JSON; a body given as ``"json"``/``"octet"``/``"protobuf"``/``"text"`` is that media
     type, required; ``resource`` finds the repo of a route without a ``uuid`` parameter
-    (see :attr:`RouteSpec.resource`)."""
+    (see :attr:`RouteSpec.resource`); ``now`` answers body-less requests without awaiting
+    (see :attr:`RouteSpec.now`)."""
     method = method.upper()
     if mutates is None:
         mutates = method in ("POST", "PUT", "DELETE")
@@ -426,4 +454,4 @@ def make_spec(method: str, template: str, handler: Callable[..., Any], summary: 
     if unknown:
         raise ValueError(f"params {sorted(unknown)} are not in template {template!r}")
     return RouteSpec(method, template, handler, summary, tuple(query), body, ret, mutates,
-                     access, inline, tuple(tags), segs, doc, openapi, resource)
+                     access, inline, tuple(tags), segs, doc, openapi, resource, now)

@@ -66,6 +66,14 @@ def test_resource_rules(c: TestClient) -> None:
     boss_error(c.post("/v1/collection/bad.name", json={}), 400, 1003, "Invalid collection")
     boss_error(c.post("/v1/collection/col%0A", json={}), 400, 1003, "Invalid collection")
     assert c.post("/v1/groups/grp%0A").status_code == 400  # "$" let a final newline in
+    assert c.post("/v1/groups/grp").status_code in (200, 201)
+    for bad in ("a%20b", "x%0A", "t%09ab", "%7F", "u" * 257):  # space, newline, tab, DEL, long
+        r = c.post(f"/v1/groups/grp/members/{bad}")
+        assert r.status_code == 400 and "bad user name" in r.json()["message"], (bad, r.text)
+    assert c.get("/v1/groups/grp/members").json()["members"] == \
+        c.get("/v1/groups/grp/maintainers").json()["maintainers"]  # nothing was added
+    assert c.post("/v1/groups/grp/members/carol@example.org").status_code == 204
+    assert "carol@example.org" in c.get("/v1/groups/grp/members").json()["members"]
     assert ok(c.get("/v1/collection")).json()["collections"] == []
     boss_error(c.get("/v1/collection/nope"), 404, 4000, "nope does not exist.")
     setup(c)

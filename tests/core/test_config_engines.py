@@ -93,3 +93,34 @@ def test_serve_refuses_badger_at_startup(tmp_path: Path) -> None:
     assert "'badger' is not a storage engine" in r.stderr and "leveldb" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "db").exists()  # nothing was opened
+
+
+def test_shared_by_default_is_the_engine_classes_own_word() -> None:
+    """The registry answers for built-ins without importing them; the answer must be
+    what each engine class declares (every built-in whose package is installed)."""
+    for name in registry._BUILTIN:
+        try:
+            cls = registry.engine_class(name)
+        except registry.EngineUnavailable:
+            continue
+        assert registry.shared_by_default(name) is cls.shared_by_default, name
+    assert registry.shared_by_default("postgres") is True
+    assert registry.shared_by_default("leveldb") is False
+    assert registry.shared_by_default("no-such-engine") is False
+
+
+def test_a_store_is_shared_as_its_engine_says_unless_told(tmp_path: Path) -> None:
+    class SharedMem(MemoryEngine):
+        name = "sharedmem-test"
+        shared_by_default = True
+
+    register_engine(SharedMem)
+    try:
+        s = Settings.from_dict({"store": {
+            "a": {"engine": "sharedmem-test", "path": str(tmp_path / "a")},
+            "b": {"engine": "sharedmem-test", "path": str(tmp_path / "b"), "shared": False},
+            "c": {"engine": "memory"}}, "backend": {"default": {"store": "c"}}},
+            base_dir=tmp_path)
+        assert [s.stores[k].is_shared() for k in "abc"] == [True, False, False]
+    finally:
+        registry._REGISTERED.pop(SharedMem.name)
