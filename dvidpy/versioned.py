@@ -35,6 +35,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dvidpy.dag import Ancestry, Node
 from dvidpy.errors import Conflict, LockedNodeError
@@ -140,7 +141,7 @@ class _DiffSide:
         keys = [b + (s if s is not None else own) for b, s in zip(bases, per, strict=True)]
         return keys, [s is not None for s in per]
 
-    def resolve_missed(self, store: VersionedStore, tks: list[bytes], vals: list[object],
+    def resolve_missed(self, store: VersionedStore, tks: list[bytes], vals: list[Any],
                        final: list[bool] | None) -> None:
         """Complete the first reads ``vals`` in place: a TKey absent there whose absence
         is not final is resolved among its older revisions (:data:`CONFLICT` where that
@@ -578,8 +579,9 @@ class VersionedStore:
             kb, fb = side_b.first_reads(chunk, bases)
             keys = ka + kb
             keys[0::2], keys[1::2] = ka, kb
-            got: list[object] = list(self.engine.get_many(keys))
-            va, vb = got[0::2], got[1::2]
+            got = self.engine.get_many(keys)
+            va: list[Any] = got[0::2]  # bytes | None, and CONFLICT once resolved
+            vb: list[Any] = got[1::2]
             side_a.resolve_missed(self, chunk, va, fa)
             side_b.resolve_missed(self, chunk, vb, fb)
             # CONFLICT != CONFLICT is False, hence the second test
