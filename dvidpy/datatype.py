@@ -357,6 +357,12 @@ class Datatype:
             return "property:" + tk[2:].rstrip(b"\x00").decode("utf-8", "replace")
         return tk.hex()
 
+    def describe_keys(self, tks: list[bytes]) -> list[Any]:
+        """:meth:`describe_key` of each of ``tks``, in order (a datatype may override this
+        with a faster batch form giving the same answers)."""
+        describe = self.describe_key
+        return [describe(tk) for tk in tks]
+
     def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
                      changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any] | None:
         """A typed summary of what changed in this instance between two versions, or None
@@ -370,11 +376,11 @@ class Datatype:
         """Mutation-log records among ``changes``: ``"to"`` those only in the history of
         the ``to`` version, ``"from"`` those only in the history of ``from``."""
         out: dict[str, list[Any]] = {"to": [], "from": []}
-        for tk, old, new in changes:
-            if tk and tk[0] == log_class:
-                for side, raw in (("to", new), ("from", old)):
-                    if isinstance(raw, bytes | bytearray):
-                        out[side].append(json.loads(raw))
+        cls = bytes((log_class,))
+        for _, old, new in [c for c in changes if c[0][:1] == cls]:
+            for side, raw in (("to", new), ("from", old)):
+                if isinstance(raw, bytes | bytearray):
+                    out[side].append(json.loads(raw))
         return out
 
     # ----- dispatch ----------------------------------------------------------------------
