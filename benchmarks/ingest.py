@@ -9,12 +9,19 @@ Run:  python benchmarks/ingest.py [--gib 1] [--workers 4] [--scheduler auto] [--
    with the instance's block shape (64^3 chunks) and LZ4 (blosc), the same codec family
    as the uint8blk blocks; MB/s.
 3. ``dvidpy ingest`` of the slices into a new uint8blk instance (64^3 blocks, LZ4) of a
-   fresh ``dvidpy serve`` on LevelDB: the whole command (reading files, uploading,
-   committing, the job's bookkeeping; ``--no-pyramid``, the pyramid is timed on its own
-   afterwards), MB/s and its ratio to the peer's mean (target >= 0.8x).
-4. Peak server RSS (VmRSS sampled every 10 ms) above its baseline (after startup and the
-   instance's creation) during the ingest, as a multiple of the chunk bytes in flight
-   (``workers`` x the chunk's bytes; target <= 1.5x).
+   fresh ``dvidpy serve`` on ``--engine`` (default LMDB, the server's default; or
+   LevelDB): the whole command (reading files, uploading, committing, the job's
+   bookkeeping; ``--no-pyramid``, the pyramid is timed on its own afterwards: ``POST
+   downres`` of the first instance, and a third ingest whose pyramid runs as tasks), MB/s
+   and its ratio to the peer's mean (target >= 0.8x).
+4. Peak server memory (``/proc/PID/status`` sampled every 10 ms) above its baseline (after
+   startup and the instance's creation) during the ingest, as a multiple of the chunk
+   bytes in flight (``workers`` x the chunk's bytes; target <= 1.5x): ``RssAnon`` (the
+   process's private memory: request bodies, arrays, encoded blocks, write batches,
+   allocator arenas; what the target is read on), ``RssFile`` (file pages mapped in: with
+   LMDB the data file's pages just written, which belong to the page cache and are
+   dropped under memory pressure, not the process's) and ``VmRSS`` (their sum, plus
+   shared memory).
 
 Runs alternate peer and ingest ``--repeats`` times (this machine is shared: the ratio of
 neighbouring runs is the figure). Not a test: it prints numbers and checks only that the
@@ -85,35 +92,46 @@ def tensorstore_mbps(vol: np.ndarray, where: Path) -> float:
     return vol.nbytes / 1e6 / dt
 
 
-def rss_kib(pid: int) -> int:
+RSS_FIELDS = ("VmRSS", "RssAnon", "RssFile")
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """``VmRSS``, ``RssAnon`` (private memory: heap, arenas, buffers) and ``RssFile``
+    (file pages mapped in: LMDB's data file, libraries) of ``pid``, KiB."""
+    out = dict.fromkeys(RSS_FIELDS, 0)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return 0
+            k = line.split(":")[0]
+            if k in out:
+                out[k] = int(line.split()[1])
+    return out
 
 
 def _ingest_once(srv: ServerProcess, c: object, root: str, name: str, slices: Path,
-                 args: argparse.Namespace, vol: np.ndarray) -> tuple[float, float, float]:
-    """``(MB/s, peak RSS above the RSS before it in MiB, seconds)`` of one ingest."""
+                 args: argparse.Namespace, vol: np.ndarray, pyramid: bool = False,
+                 ) -> tuple[float, dict[str, float], float, str]:
+    """``(MB/s, peak of each RSS field above its value before the ingest in MiB, seconds,
+    the command's summary line)`` of one ingest."""
     r = c.post(f"/api/repo/{root}/instance", json={  # type: ignore[attr-defined]
         "typename": "uint8blk", "dataname": name, "BlockSize": f"{BLOCK},{BLOCK},{BLOCK}"})
     assert r.status_code == 200, r.text
     time.sleep(0.5)
     base = rss_kib(srv.proc.pid)
-    peak = [base]
+    peak = dict(base)
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], rss_kib(srv.proc.pid))
+            now = rss_kib(srv.proc.pid)
+            for k in RSS_FIELDS:
+                peak[k] = max(peak[k], now[k])
             time.sleep(0.01)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     cmd = [sys.executable, "-m", "dvidpy.cli", "ingest", str(slices), srv.url, root,
            name, "--chunk", ",".join(map(str, CHUNK)), "--workers", str(args.workers),
-           "--scheduler", args.scheduler, "--no-pyramid", "--quiet"]
+           "--scheduler", args.scheduler, "--quiet"] + ([] if pyramid else ["--no-pyramid"])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -125,40 +143,58 @@ def _ingest_once(srv: ServerProcess, c: object, root: str, name: str, slices: Pa
         got = c.get(f"/api/node/{root}/{name}/raw/0_1_2/{NX}_{NY}_{BLOCK}/0_0_{z}").content  # type: ignore[attr-defined]
         assert np.array_equal(np.frombuffer(got, np.uint8).reshape(BLOCK, NY, NX),
                               vol[z:z + BLOCK]), z
-    return vol.nbytes / 1e6 / dt, (peak[0] - base) / 1024, dt
+    return (vol.nbytes / 1e6 / dt, {k: (peak[k] - base[k]) / 1024 for k in RSS_FIELDS}, dt,
+            p.stdout.strip())
+
+
+def _rss_text(rss: dict[str, float], inflight: float) -> str:
+    return ", ".join(f"{k} +{rss[k]:.0f} MiB = {rss[k] / inflight:.2f}x" for k in RSS_FIELDS)
 
 
 def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndarray,
                peer: float) -> tuple[float, float, float]:
     """Two ingests into a fresh server (``gray``, then ``gray2`` once its engine buffers
-    and allocator are warm) and the pyramid of the first; prints both and returns the
-    first's ``(MB/s, peak RSS above baseline in MiB, the second's)``."""
+    and allocator are warm), the pyramid of the first (``POST downres``), and a third
+    ingest with its pyramid as tasks; prints them and returns the first's ``(MB/s, peak
+    RssAnon above baseline in MiB, the second's)``."""
     import httpx
 
     d = where / f"srv{time.monotonic_ns()}"
     d.mkdir()
     toml = d / "dvid.toml"
-    toml.write_text(f'[store.main]\nengine = "leveldb"\npath = "db"\n'
-                    f"write_buffer_mb = {args.write_buffer_mb}\ncache_mb = {args.cache_mb}\n")
+    opts = (f"write_buffer_mb = {args.write_buffer_mb}\ncache_mb = {args.cache_mb}\n"
+            if args.engine == "leveldb" else "")
+    toml.write_text(f'[store.main]\nengine = "{args.engine}"\npath = "db"\n{opts}')
     srv = ServerProcess(["--config", str(toml), "--quiet"], d / "server.log")
     inflight = args.workers * CHUNK[0] * CHUNK[1] * CHUNK[2] / 2**20
     try:
         c = httpx.Client(base_url=srv.url, timeout=600)
         root = c.post("/api/repos", json={}).json()["root"]
-        mbps, rss, dt = _ingest_once(srv, c, root, "gray", slices, args, vol)
-        mbps2, rss2, dt2 = _ingest_once(srv, c, root, "gray2", slices, args, vol)
+        mbps, rss, dt, _ = _ingest_once(srv, c, root, "gray", slices, args, vol)
+        mbps2, rss2, dt2, _ = _ingest_once(srv, c, root, "gray2", slices, args, vol)
+        if args.upload_only:
+            c.close()
+            print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = "
+                  f"{mbps / peer:.2f}x; {_rss_text(rss, inflight)}; a second: "
+                  f"{mbps2:.0f} MB/s = {mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
+            return mbps, rss["RssAnon"], rss2["RssAnon"]
         t1 = time.perf_counter()
         r = c.post(f"/api/node/{root}/gray/downres?wait=true")
         assert r.status_code == 200, r.text
         pyr = time.perf_counter() - t1
+        _, rss3, dt3, line = _ingest_once(srv, c, root, "gray3", slices, args, vol, True)
+        up = float(line.split(" MiB in ")[1].split(" s ")[0])
+        ptasks = float(line.rsplit(" in ", 1)[1].split(" s")[0])
         c.close()
         print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = {mbps / peer:.2f}x; "
-              f"peak server RSS +{rss:.0f} MiB above the fresh server = {rss / inflight:.2f}x "
-              f"the {inflight:.0f} MiB in flight")
+              f"peak server RSS above the fresh server, of the {inflight:.0f} MiB in flight: "
+              f"{_rss_text(rss, inflight)}")
         print(f"[ingest]   a second ingest on that server: {mbps2:.0f} MB/s ({dt2:.1f} s) = "
-              f"{mbps2 / peer:.2f}x; peak RSS +{rss2:.0f} MiB above its start = "
-              f"{rss2 / inflight:.2f}x; pyramid of the first (downres, 5 levels) {pyr:.1f} s")
-        return mbps, rss, rss2
+              f"{mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
+        print(f"[ingest]   pyramid of the first by POST downres {pyr:.1f} s; a third ingest "
+              f"with its pyramid as tasks: {dt3:.1f} s, of which upload {up:.1f} s, pyramid "
+              f"tasks {ptasks:.1f} s; {_rss_text(rss3, inflight)}")
+        return mbps, rss["RssAnon"], rss2["RssAnon"]
     finally:
         srv.stop()
 
@@ -169,11 +205,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--scheduler", default="auto", help="auto, threads, local, tcp://...")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--engine", default="lmdb", choices=("lmdb", "leveldb"),
+                    help="the server's engine (default lmdb, the server's default)")
     ap.add_argument("--write-buffer-mb", type=int, default=64,
                     help="the server's LevelDB memtable (default 64, dvidpy's default)")
     ap.add_argument("--cache-mb", type=int, default=256,
                     help="the server's LevelDB block cache (default 256, dvidpy's default)")
     ap.add_argument("--dir", help="work folder (default: a temporary one)")
+    ap.add_argument("--upload-only", action="store_true",
+                    help="only the two ingests of each run (no pyramid timings)")
     args = ap.parse_args()
     nz = max(BLOCK, round(args.gib * 2**30 / (NY * NX) / BLOCK) * BLOCK)
     where = Path(tempfile.mkdtemp(prefix="ingest-bench-", dir=args.dir))
@@ -191,10 +231,12 @@ def main() -> None:
             runs.append(ingest_run(where / "slices", where, args, vol, peers[-1]))
         ts_mean = statistics.mean(peers)
         mean = statistics.mean(r[0] for r in runs)
-        print(f"[ingest] {args.workers} workers ({args.scheduler}), LevelDB write_buffer_mb "
-              f"{args.write_buffer_mb}, cache_mb {args.cache_mb}: dvidpy ingest {mean:.0f} MB/s "
+        eng = (f"LevelDB write_buffer_mb {args.write_buffer_mb}, cache_mb {args.cache_mb}"
+               if args.engine == "leveldb" else "LMDB")
+        print(f"[ingest] {args.workers} workers ({args.scheduler}), {eng}: dvidpy ingest "
+              f"{mean:.0f} MB/s "
               f"mean (best {max(r[0] for r in runs):.0f}), tensorstore {ts_mean:.0f} MB/s mean: "
-              f"{mean / ts_mean:.2f}x (target >= 0.8x); peak RSS above baseline at most "
+              f"{mean / ts_mean:.2f}x (target >= 0.8x); peak RssAnon above baseline at most "
               f"{max(r[1] for r in runs) / inflight:.2f}x the in-flight chunk bytes on a fresh "
               f"server, {max(r[2] for r in runs) / inflight:.2f}x on a warm one "
               "(target <= 1.5x)")

@@ -56,6 +56,7 @@ from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedCtx
 
 KEY_CLASS = 177
+_KEY_CLASS_BYTE = bytes((KEY_CLASS,))
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
@@ -176,21 +177,27 @@ class KeyValue(Datatype):
 
     def describe_key(self, tk: bytes) -> Any:
         """Keys show as their key strings."""
-        return decode_key(tk) if tk[:1] == bytes((KEY_CLASS,)) else super().describe_key(tk)
+        return decode_key(tk) if tk[:1] == _KEY_CLASS_BYTE else super().describe_key(tk)
+
+    def describe_keys(self, tks: list[bytes]) -> list[Any]:
+        """:meth:`describe_key` of each of ``tks``, without a method call per key (unless a
+        subclass redefines :meth:`describe_key`)."""
+        if type(self).describe_key is not KeyValue.describe_key:
+            return super().describe_keys(tks)
+        other = super().describe_key
+        return [decode_key(tk) if tk[:1] == _KEY_CLASS_BYTE else other(tk) for tk in tks]
 
     def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
                      changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any]:
-        """Counts of keys added/changed/deleted and their stored bytes at each side."""
-        n = {"added": 0, "changed": 0, "deleted": 0, "bytes_from": 0, "bytes_to": 0}
-        for tk, old, new in changes:
-            if tk[:1] != bytes((KEY_CLASS,)):
-                continue
-            kind = "added" if old is None else "deleted" if new is None else "changed"
-            n[kind] += 1
-            n["bytes_from"] += len(old) if isinstance(old, bytes) else 0
-            n["bytes_to"] += len(new) if isinstance(new, bytes) else 0
-        n["mutations"] = len(self.mutations_between(changes)["to"])
-        return n
+        """Counts of keys added/changed/deleted and their stored bytes at each side (a
+        side's bytes count only stored values, not absent or conflicting reads)."""
+        olds = [old for tk, old, _ in changes if tk[0] == KEY_CLASS]  # TKeys are never empty
+        news = [new for tk, _, new in changes if tk[0] == KEY_CLASS]
+        added, deleted = olds.count(None), news.count(None)  # never both: they differ
+        return {"added": added, "changed": len(olds) - added - deleted, "deleted": deleted,
+                "bytes_from": sum(map(len, [v for v in olds if isinstance(v, bytes)])),
+                "bytes_to": sum(map(len, [v for v in news if isinstance(v, bytes)])),
+                "mutations": len(self.mutations_between(changes)["to"])}
 
     # ----- single keys ------------------------------------------------------------------
 

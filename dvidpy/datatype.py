@@ -33,7 +33,7 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -187,6 +187,36 @@ def json_response(obj: Any, status: int = 200) -> Response:
     )
 
 
+@dataclass(frozen=True)
+class PyramidPlan:
+    """How a datatype builds the multiscale levels above a box of its scale 0, one
+    block-aligned box of a level at a time (:meth:`Datatype.pyramid_plan`; used by ingest
+    jobs to run the pyramid as parallel tasks).
+
+    ``levels``: levels to build (1..levels; 0: none to build, ``note`` says why), each
+    shrinking x, y, z by ``factors`` and stored in blocks of ``block_size`` voxels. Level
+    ``k`` blocks are computed from level ``k - 1`` (scale 0 for ``k`` = 1), so every block
+    of one level must be built before the next level's.
+    """
+
+    levels: int
+    block_size: tuple[int, int, int]
+    factors: tuple[int, int, int] = (2, 2, 2)
+    note: str = ""
+
+    def block_range(self, box: Sequence[int], level: int,
+                    ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """``(lo, hi)`` block coordinates (inclusive) of level ``level`` above the scale-0
+        voxel box ``box`` (``x0, y0, z0, x1, y1, z1``, exclusive end, non-empty)."""
+        lo, hi = [], []
+        for i in range(3):
+            f = self.factors[i] ** level
+            b = self.block_size[i]
+            lo.append((box[i] // f) // b)
+            hi.append((-(-box[i + 3] // f) - 1) // b)
+        return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+
 class Datatype:
     """Base of every datatype; one object per data instance."""
 
@@ -297,6 +327,23 @@ class Datatype:
         """
         return value
 
+    # ----- multiscale pyramid (ingest jobs run it as tasks) -----------------------------
+
+    def pyramid_plan(self, ctx: VersionedCtx, box: Sequence[int]) -> PyramidPlan:
+        """The levels to build above the scale-0 voxel box ``box`` (``x0, y0, z0, x1, y1,
+        z1``, exclusive end) at ``ctx``, making whatever the levels need (level instances)
+        so that :meth:`build_pyramid_blocks` calls can then run in parallel. Default: no
+        pyramid (``levels`` 0 and a note saying so)."""
+        return PyramidPlan(0, (1, 1, 1), note=f"{self.type_name} has no pyramid")
+
+    def build_pyramid_blocks(self, ctx: VersionedCtx, level: int, lo: Sequence[int],
+                             hi: Sequence[int]) -> int:
+        """Compute the blocks ``lo``..``hi`` (block coordinates, inclusive) of pyramid level
+        ``level`` (1..the plan's ``levels``) from the stored level ``level - 1`` and store
+        them; returns how many blocks were written. Idempotent: running it again over the
+        same stored level below writes the same blocks. Default: 400 (no pyramid)."""
+        raise BadRequest(f"{self.type_name} instances have no pyramid levels to build")
+
     # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) --------------------------
 
     def describe_key(self, tk: bytes) -> Any:
@@ -309,6 +356,12 @@ class Datatype:
         if tk[0] == 1:
             return "property:" + tk[2:].rstrip(b"\x00").decode("utf-8", "replace")
         return tk.hex()
+
+    def describe_keys(self, tks: list[bytes]) -> list[Any]:
+        """:meth:`describe_key` of each of ``tks``, in order (a datatype may override this
+        with a faster batch form giving the same answers)."""
+        describe = self.describe_key
+        return [describe(tk) for tk in tks]
 
     def diff_summary(self, ctx_from: VersionedCtx, ctx_to: VersionedCtx,
                      changes: list[tuple[bytes, Any, Any]]) -> dict[str, Any] | None:
@@ -323,11 +376,11 @@ class Datatype:
         """Mutation-log records among ``changes``: ``"to"`` those only in the history of
         the ``to`` version, ``"from"`` those only in the history of ``from``."""
         out: dict[str, list[Any]] = {"to": [], "from": []}
-        for tk, old, new in changes:
-            if tk and tk[0] == log_class:
-                for side, raw in (("to", new), ("from", old)):
-                    if isinstance(raw, bytes | bytearray):
-                        out[side].append(json.loads(raw))
+        cls = bytes((log_class,))
+        for _, old, new in [c for c in changes if c[0][:1] == cls]:
+            for side, raw in (("to", new), ("from", old)):
+                if isinstance(raw, bytes | bytearray):
+                    out[side].append(json.loads(raw))
         return out
 
     # ----- dispatch ----------------------------------------------------------------------
@@ -336,6 +389,12 @@ class Datatype:
     def routes(cls) -> list[RouteSpec]:
         """Every endpoint declaration of this datatype (inherited ones included)."""
         return list(cls._routes.values())
+
+    @classmethod
+    def serves(cls, method: str, keyword: str) -> bool:
+        """Whether this datatype declares an endpoint ``method`` on ``keyword`` (e.g.
+        ``("POST", "raw")``; inherited ones included, omitted ones not)."""
+        return (method, keyword) in cls._routes
 
     @classmethod
     def route(cls, method: str, keyword: str, path: str = "") -> RouteSpec:
@@ -692,6 +751,7 @@ __all__ = [
     "Datatype",
     "InstanceMeta",
     "JSONResponse",
+    "PyramidPlan",
     "SyncEvent",
     "datatype_class",
     "datatypes",

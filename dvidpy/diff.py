@@ -40,21 +40,24 @@ def instance_diff(mgr: RepoManager, inst: Datatype, a: Node, b: Node) -> dict[st
     """The diff of one instance between nodes ``a`` (from) and ``b`` (to)."""
     ca, cb = mgr.context(inst, a), mgr.context(inst, b)
     changes = list(inst.store.diff(ca, cb))
-    out: dict[str, Any] = {"added": [], "changed": [], "deleted": []}
-    conflicts = []
-    for tk, old, new in changes:
-        shown = inst.describe_key(tk)
+    added: list[Any] = []
+    changed: list[Any] = []
+    deleted: list[Any] = []
+    conflicts: list[Any] = []
+    shown_keys = inst.describe_keys([c[0] for c in changes])
+    for shown, (_, old, new) in zip(shown_keys, changes, strict=True):
         if shown is None:
             continue
         if old is CONFLICT or new is CONFLICT:
             conflicts.append(shown)
-            out["changed"].append(shown)
+            changed.append(shown)
         elif old is None:
-            out["added"].append(shown)
+            added.append(shown)
         elif new is None:
-            out["deleted"].append(shown)
+            deleted.append(shown)
         else:
-            out["changed"].append(shown)
+            changed.append(shown)
+    out: dict[str, Any] = {"added": added, "changed": changed, "deleted": deleted}
     if conflicts:
         out["conflicts"] = conflicts
     summary = inst.diff_summary(ca, cb, changes)

@@ -35,6 +35,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dvidpy.dag import Ancestry, Node
 from dvidpy.errors import Conflict, LockedNodeError
@@ -92,6 +93,71 @@ def _version_of(key: bytes) -> int:
     return int.from_bytes(key[-SUFFIX_LEN:-1], "big")
 
 
+class _DiffSide:
+    """How one side of :meth:`VersionedStore.diff` reads the candidate TKeys.
+
+    On a linear ancestry the versions between the sides that are ancestors of this side
+    are nearer than every common ancestor, so for a TKey written at some of them the
+    nearest one holds the winning revision: its value key, or (none there) a tombstone —
+    one read, whose absence is final. Other TKeys, and every TKey on a merge ancestry, are
+    read at the side's own version first and, when absent there, resolved among older
+    revisions (:meth:`VersionedStore._get_older`).
+    """
+
+    __slots__ = ("ctx", "final", "near", "suffix")
+
+    def __init__(self, ctx: VersionedCtx, written: dict[int, list[bytes]]) -> None:
+        self.ctx = ctx
+        #: the suffix (version + data mark) of every first read, unless ``near`` is set
+        self.suffix = ctx.vbytes + b"\x03"
+        #: whether absence at ``suffix`` is final (this side wrote every candidate there)
+        self.final = False
+        #: TKey → suffix of its nearest writer, when first reads differ by TKey
+        self.near: dict[bytes, bytes] | None = None
+        if not ctx.ancestry.linear:
+            return
+        pos = ctx.ancestry.pos
+        mine = sorted((v for v in written if v in pos), key=pos.__getitem__, reverse=True)
+        if not mine:
+            return
+        if len(mine) == len(written) == 1:  # e.g. a child against its parent
+            self.suffix = mine[0].to_bytes(4, "big") + b"\x03"
+            self.final = True
+            return
+        near: dict[bytes, bytes] = {}
+        for v in mine:  # farthest first: nearer versions overwrite
+            near.update(dict.fromkeys(written[v], v.to_bytes(4, "big") + b"\x03"))
+        self.near = near
+
+    def first_reads(self, tks: list[bytes], bases: list[bytes]
+                    ) -> tuple[list[bytes], list[bool] | None]:
+        """Engine keys to read first for ``tks`` (``bases``: instance prefix + TKey), and
+        per key whether its absence is final (``None``: as :attr:`final` says)."""
+        if self.near is None:
+            sfx = self.suffix
+            return [b + sfx for b in bases], None
+        own = self.suffix
+        per = [self.near.get(tk) for tk in tks]
+        keys = [b + (s if s is not None else own) for b, s in zip(bases, per, strict=True)]
+        return keys, [s is not None for s in per]
+
+    def resolve_missed(self, store: VersionedStore, tks: list[bytes], vals: list[Any],
+                       final: list[bool] | None) -> None:
+        """Complete the first reads ``vals`` in place: a TKey absent there whose absence
+        is not final is resolved among its older revisions (:data:`CONFLICT` where that
+        read conflicts)."""
+        if final is None and self.final:
+            return
+        pre = self.ctx.prefix
+        for j in [j for j, v in enumerate(vals) if v is None]:
+            if final is not None and final[j]:
+                continue
+            try:
+                vals[j] = store._get_older(self.ctx, pre + tks[j])[0]
+            except Conflict:
+                vals[j] = CONFLICT
+
+
 def _vset_key(instance_id: int) -> bytes:
     return meta_key(b"vset/" + instance_id.to_bytes(4, "big"))
 
@@ -129,17 +195,15 @@ def pack_tkeys(tks: Sequence[bytes]) -> bytes:
     return len(tks).to_bytes(4, "big") + lens.tobytes() + b"".join(tks)
 
 
-def unpack_tkeys(value: bytes) -> Iterator[bytes]:
+def unpack_tkeys(value: bytes) -> list[bytes]:
     """Inverse of :func:`pack_tkeys`."""
     n = int.from_bytes(value[:4], "big")
     lens = array("I")
     lens.frombytes(value[4:4 + 4 * n])
     if sys.byteorder == "little":
         lens.byteswap()
-    i = 4 + 4 * n
-    for ln in lens:
-        yield value[i:i + ln]
-        i += ln
+    ends = list(itertools.accumulate(lens, initial=4 + 4 * n))
+    return [value[i:j] for i, j in itertools.pairwise(ends)]
 
 
 class _AnyVersion:
@@ -366,10 +430,13 @@ class VersionedStore:
         """Values of ``tks`` in order. Uses the engine's batched get for the common case of
         keys written at the read version, then resolves the rest one by one."""
         suffix = ctx.vbytes + b"\x03"
-        direct = self.engine.get_many([ctx.prefix + t + suffix for t in tks])
-        get = VersionedStore.get  # this class's read, also under a caching subclass
-        return [d if d is not None else get(self, ctx, t)
-                for d, t in zip(direct, tks, strict=False)]
+        pre = ctx.prefix
+        direct = self.engine.get_many([pre + t + suffix for t in tks])
+        if None not in direct:
+            return direct
+        older = VersionedStore._get_older  # this class's read, also under a caching subclass
+        return [d if d is not None else older(self, ctx, pre + t)[0]
+                for d, t in zip(direct, tks, strict=True)]
 
     # ----- range reads ------------------------------------------------------------------
 
@@ -438,18 +505,19 @@ class VersionedStore:
 
     # ----- version diff (GET /api/repo/{uuid}/diff/{from}/{to}) ------------------------
 
-    def diff_candidates(self, a: VersionedCtx, b: VersionedCtx) -> dict[bytes, set[int]]:
-        """TKeys that may read differently at ``a`` and ``b`` (one instance), each with the
-        versions between them that wrote or deleted it.
+    def diff_written(self, a: VersionedCtx, b: VersionedCtx) -> dict[int, list[bytes]]:
+        """The TKeys written or deleted at each version between ``a`` and ``b`` (one
+        instance): ``{version: [tkey, ...]}`` for the versions that are ancestors of one
+        context but not of the other and hold keys of the instance (per the version
+        index). A TKey may be listed more than once for one version (once per batch).
 
-        Only revisions at versions that are ancestors of one context but not of the other
-        can make the reads differ (revisions at common ancestors resolve the same from both
-        sides), so the candidates are the TKeys written at such versions, read from the
-        written-keys index of those versions that hold keys of the instance (per the
-        version index): cost proportional to what was written between them. Versions
-        marked unindexed fall back to one key-only scan of the instance (on a shared
-        store, which keeps no version index, every version between them is probed for an
-        unindexed marker).
+        Only revisions at such versions can make the reads differ (revisions at common
+        ancestors resolve the same from both sides), so these TKeys are the diff's
+        candidates. They are read from the written-keys index of those versions: cost
+        proportional to what was written between them. Versions marked unindexed fall back
+        to one key-only scan of the instance (on a shared store, which keeps no version
+        index, every version between them is probed for an unindexed marker). Empty for
+        unversioned instances.
         """
         if not (a.versioned and b.versioned):
             return {}
@@ -457,88 +525,68 @@ class VersionedStore:
         iv = self._versions(iid)
         between = set(a.ancestry.pos).symmetric_difference(b.ancestry.pos)
         hot = between & (iv.data | iv.tomb)
-        cands: dict[bytes, set[int]] = {}
+        out: dict[int, list[bytes]] = {}
         if not hot:
-            return cands
+            return out
         unindexed = ({v for v in hot if self.engine.get(_unindexed_key(iid, v)) is not None}
                      if self.shared else hot & iv.unindexed)
         if unindexed:
             pre = instance_prefix(iid)
+            plen = len(pre)
             for k, _ in self.engine.scan(KeyRange.prefix(pre), keys_only=True):
                 v = _version_of(k)
                 if v in hot:
-                    cands.setdefault(k[len(pre):-SUFFIX_LEN], set()).add(v)
-            return cands
+                    out.setdefault(v, []).append(k[plen:-SUFFIX_LEN])
+            return out
         for v in sorted(hot):
+            tks: list[bytes] = []
             for _, packed in self.engine.scan(KeyRange.prefix(written_prefix(iid, v))):
-                for tk in unpack_tkeys(packed):
-                    cands.setdefault(tk, set()).add(v)
-        return cands
+                tks += unpack_tkeys(packed)
+            if tks:
+                out[v] = tks
+        return out
 
     def diff(self, a: VersionedCtx, b: VersionedCtx) -> Iterator[tuple[bytes, object, object]]:
         """``(tkey, value at a, value at b)`` for every TKey whose read differs between two
         contexts of one instance, in TKey order; a value is bytes, ``None`` (absent) or
         :data:`CONFLICT` (the read conflicts at that merge version; reported for keys
         written between the contexts). A key rewritten with the same bytes does not
-        differ. See :meth:`diff_candidates` for the cost: per
-        candidate, a side with a linear ancestry that wrote the key reads one key at its
-        nearest revision; other sides read normally."""
-        cands = self.diff_candidates(a, b)
-        tks = sorted(cands)
+        differ.
+
+        Cost: :meth:`diff_written`, then for each candidate one point read per side, both
+        sides' reads in one batched get in key order (the two revisions of a TKey are
+        adjacent keys, so the second read finds the engine's path to it warm). A side with
+        a linear ancestry reads a key written at versions between the sides at the nearest
+        of them (its value key; none there means a tombstone); other keys are read at the
+        side's own version and, when absent there, resolved among older revisions.
+        """
+        if a.instance_id != b.instance_id:
+            raise ValueError("a diff compares one instance at two versions")
+        written = self.diff_written(a, b)
+        if not written:
+            return
+        if len(written) == 1:
+            (only,) = written.values()
+            tks = sorted(set(only))
+        else:
+            tks = sorted(set().union(*written.values()))
+        side_a, side_b = _DiffSide(a, written), _DiffSide(b, written)
+        pre = a.prefix
         for i in range(0, len(tks), DIFF_BATCH):
             chunk = tks[i:i + DIFF_BATCH]
-            va = self._diff_reads(a, chunk, cands)
-            vb = self._diff_reads(b, chunk, cands)
-            for tk, x, y in zip(chunk, va, vb, strict=True):
-                if x is CONFLICT or y is CONFLICT or x != y:
-                    yield tk, x, y
-
-    def _diff_reads(self, ctx: VersionedCtx, tks: list[bytes],
-                    cands: dict[bytes, set[int]]) -> list[object]:
-        """Reads of ``tks`` at ``ctx`` for :meth:`diff`. On a linear ancestry, versions
-        between the two sides are nearer than common ancestors, so for a key written at
-        some of them the nearest one holds the winning revision: its value key, or (none
-        there) a tombstone; those are read in one batched get. Other keys read normally."""
-        out: list[object] = [None] * len(tks)
-        direct: list[int] = []
-        keys: list[bytes] = []
-        slow: list[int] = []
-        if ctx.ancestry.linear:
-            pos = ctx.ancestry.pos
-            pre = ctx.prefix
-            for j, tk in enumerate(tks):
-                vs = cands[tk]
-                if len(vs) == 1:  # the common case: one version between the sides wrote it
-                    (v,) = vs
-                    best = v if v in pos else -1
-                else:
-                    best = -1
-                    bp = 1 << 62
-                    for v in vs:
-                        p = pos.get(v)
-                        if p is not None and p < bp:
-                            best, bp = v, p
-                if best < 0:
-                    slow.append(j)
-                else:
-                    direct.append(j)
-                    keys.append(pre + tk + best.to_bytes(4, "big") + b"\x03")
-        else:
-            slow = list(range(len(tks)))
-        if keys:
-            for j, val in zip(direct, self.engine.get_many(keys), strict=True):
-                out[j] = val
-        if slow:
-            try:
-                for j, val in zip(slow, self.get_many(ctx, [tks[j] for j in slow]), strict=True):
-                    out[j] = val
-            except Conflict:  # some key conflicts: read them one by one
-                for j in slow:
-                    try:
-                        out[j] = self.get(ctx, tks[j])
-                    except Conflict:
-                        out[j] = CONFLICT
-        return out
+            bases = [pre + tk for tk in chunk]
+            ka, fa = side_a.first_reads(chunk, bases)
+            kb, fb = side_b.first_reads(chunk, bases)
+            keys = ka + kb
+            keys[0::2], keys[1::2] = ka, kb
+            got = self.engine.get_many(keys)
+            va: list[Any] = got[0::2]  # bytes | None, and CONFLICT once resolved
+            vb: list[Any] = got[1::2]
+            side_a.resolve_missed(self, chunk, va, fa)
+            side_b.resolve_missed(self, chunk, vb, fb)
+            # CONFLICT != CONFLICT is False, hence the second test
+            yield from [(tk, x, y) for tk, x, y in zip(chunk, va, vb, strict=True)
+                        if x != y or x is CONFLICT]
 
     # ----- merge resolution (POST /api/repo/{uuid}/resolve) ------------------------------
 

@@ -203,12 +203,15 @@ class LMDBWriteBatch(GuardedWriteBatch):
         self._ops.append((_as_bytes(key), None))
 
     def _write(self) -> None:
+        ops: list[Any]
         ops, self._ops = self._ops, []
         if not ops:
             return
         with self._engine._env.begin(write=True) as txn:
             put, delete = txn.put, txn.delete
-            for k, v in ops:
+            for i in range(len(ops)):
+                k, v = ops[i]
+                ops[i] = None  # LMDB has copied the value: free it now, not after the loop
                 if 0 < len(k) <= SHORT:
                     if v is None:
                         delete(k)

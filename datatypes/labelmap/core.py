@@ -25,7 +25,7 @@ from datatypes.labelmap.mapping import MappingCache
 from datatypes.labelmap.rle import INDEX_BLOCK_MAX, encode_block_coords
 from dvidpy import jsonio
 from dvidpy.codec import CodecError
-from dvidpy.datatype import Call, Datatype, SyncEvent
+from dvidpy.datatype import Call, Datatype, PyramidPlan, SyncEvent
 from dvidpy.errors import BadRequest, NotFound, TooLarge
 from dvidpy.keys import data_key, instance_prefix, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
@@ -644,6 +644,13 @@ class LabelmapCore(Datatype):
         self.publish(ctx, SyncEvent(kind, payload, mutid))
 
     # ----- multiscale -------------------------------------------------------------------
+
+    def pyramid_plan(self, ctx: VersionedCtx, box: Sequence[int]) -> PyramidPlan:
+        """Nothing to build: every write at scale 0 recomputes scales 1..MaxDownresLevel
+        above the blocks it changed (DVID's rule for ``POST raw``)."""
+        return PyramidPlan(0, self.block_size, note=(
+            f"labelmap levels 1..{self.max_scale} were built as the blocks were written"
+            if self.max_scale else "labelmap has MaxDownresLevel 0: no levels"))
 
     def downres(self, ctx: VersionedCtx, scale0: Mapping[tuple[int, int, int], np.ndarray],
                 ) -> dict[tuple[int, tuple[int, int, int]], np.ndarray]:

@@ -15,14 +15,19 @@ store (:mod:`dvidpy.ingest.jobs`, routes in :mod:`dvidpy.ingest.routes`):
                                           source fingerprint)
 ``POST   /api/ingest/{job}/chunks/{n}``   acknowledge chunk ``n`` after its ``POST raw``
 ``POST   /api/ingest/{job}/state``        ``UPLOADING``, ``DOWNSAMPLING`` (all chunks
-                                          acknowledged: build the pyramid) or ``FAILED``
+                                          acknowledged: plan the pyramid) or ``FAILED``
+``GET    /api/ingest/{job}/pyramid``      the pyramid's task counts per level, tasks done
+``POST   /api/ingest/{job}/pyramid/{level}/{n}``
+                                          build pyramid task ``n`` of ``level``, record it
 ``DELETE /api/ingest/{job}``              cancel (a COMPLETE or CANCELLED job: forget it)
 
 States: ``PREPARING`` (made or resumed; the client checks the source) -> ``UPLOADING`` ->
-``DOWNSAMPLING`` (the server builds the pyramid of the blocks this job wrote: uint8blk's
-``downres`` over the job's box; labelmap builds its levels as blocks are written) ->
-``COMPLETE``; ``FAILED`` (a source file broke, or the pyramid failed; resumable) and
-``CANCELLED`` (``DELETE``) from any state before ``COMPLETE``.
+``DOWNSAMPLING`` (the pyramid above the job's box, as tasks the client runs on its
+runner: each task asks the server to build one chunk-shaped box of blocks of one level
+from the level below with the target datatype's own pyramid code; levels in order;
+labelmap's levels were built as its blocks were written, so it has no tasks) ->
+``COMPLETE`` (the last task done); ``FAILED`` (a source file broke, or a pyramid task was
+refused; resumable) and ``CANCELLED`` (``DELETE``) from any state before ``COMPLETE``.
 
 Resume: a job is the same job when the version, instance, source identity, box and chunk
 shape are the same; running the command again finds it and uploads only the chunks it

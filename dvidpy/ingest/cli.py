@@ -39,7 +39,11 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
     g.add_argument("--scheduler", default="auto", help="auto (a local Dask cluster when "
                    "Dask is installed, else threads), threads, local, or tcp://HOST:8786")
+    g.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to try reaching a --scheduler tcp://... (default 30)")
     g.add_argument("--no-pyramid", action="store_true", help="do not build the pyramid")
+    g.add_argument("--pyramid-chunk", help="x,y,z voxels of a pyramid level each pyramid "
+                   "task builds, multiples of the block size (default: --chunk)")
     g.add_argument("--restart", action="store_true", help="a new job instead of resuming")
     g.add_argument("--resend-changed", action="store_true",
                    help="re-upload acknowledged chunks whose source changed")
@@ -80,7 +84,9 @@ def run_cli(args: argparse.Namespace) -> int:
                    workers=args.workers, scheduler=args.scheduler, token=args.token,
                    pyramid=not args.no_pyramid, restart=args.restart,
                    resend_changed=args.resend_changed, cast=args.cast,
-                   progress=not args.quiet, retries=max(0, args.retries))
+                   progress=not args.quiet, retries=max(0, args.retries),
+                   pyramid_chunk=args.pyramid_chunk,
+                   scheduler_timeout=args.scheduler_timeout)
     except (SourceError, IngestError) as e:
         print(f"dvidpy ingest: {e}", file=sys.stderr)
         return 1
@@ -91,5 +97,6 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"job {r.job} {r.state}: {r.chunks_sent} chunk(s) sent, {r.chunks_skipped} "
           f"already acknowledged, of {r.chunks_total}; {r.bytes_sent / 2**20:.1f} MiB in "
           f"{r.upload_seconds:.1f} s ({r.mb_per_s:.1f} MB/s) on {r.runner}"
-          + (f"; pyramid: {r.note}" if r.note else ""))
+          + (f"; pyramid: {r.note}" if r.note else "")
+          + (f" in {r.pyramid_seconds:.1f} s" if r.pyramid_seconds else ""))
     return 0

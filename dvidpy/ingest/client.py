@@ -11,8 +11,9 @@ Order of work (every check that can fail does so before the first upload):
    compared (a changed one is an error, or re-sent with ``resend_changed``);
 4. every chunk not acknowledged is read, written and acknowledged on the runner
    (threads or Dask), with a tqdm bar (bytes, MB/s, ETA, chunks);
-5. ``DOWNSAMPLING``: the server builds the pyramid of the job's box; the client shows its
-   progress until the job is ``COMPLETE``.
+5. ``DOWNSAMPLING``: the server plans the pyramid above the job's box; its tasks (one
+   chunk-shaped box of blocks of one level each) run on the same runner, a level after
+   the one below, with a bar of the levels' blocks, until the job is ``COMPLETE``.
 
 A source file that breaks while its chunk is read makes the job ``FAILED`` with the file
 named; acknowledged chunks stay, and the same call again resumes. A server that stops
@@ -34,7 +35,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from dvidpy.ingest.jobs import chunk_box
+from dvidpy.ingest.jobs import chunk_box, pyramid_task_box
 from dvidpy.ingest.runner import (
     ChunkTask,
     DaskRunner,
@@ -43,6 +44,7 @@ from dvidpy.ingest.runner import (
     checksum,
     make_runner,
     read_chunk,
+    run_pyramid_task,
 )
 from dvidpy.ingest.sources import _OPEN, Source, SourceError, open_source
 from dvidpy.ingest.target import (
@@ -74,6 +76,7 @@ class IngestResult:
     runner: str
     note: str = ""
     changed: list[int] = field(default_factory=list)
+    pyramid_seconds: float = 0.0  # running this call's pyramid tasks
 
     @property
     def mb_per_s(self) -> float:
@@ -124,9 +127,11 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
            voxel_size: Sequence[float] | None = None, scale_from_source: bool = False,
            workers: int = 4, scheduler: str = "auto", token: str | None = None,
            pyramid: bool = True, restart: bool = False, resend_changed: bool = False,
-           cast: bool = False, progress: bool = True, poll: float = 0.25, retries: int = 6,
+           cast: bool = False, progress: bool = True, retries: int = 6,
            log: Callable[[str], None] | None = None,
-           on_runner: Callable[[Any], None] | None = None) -> IngestResult:
+           on_runner: Callable[[Any], None] | None = None,
+           pyramid_chunk: Sequence[int] | str | None = None,
+           scheduler_timeout: float = 30.0) -> IngestResult:
     """Ingest ``source`` into ``instance`` at version ``uuid`` of the server at ``server``.
 
     Options as for ``dvidpy ingest`` (see :mod:`dvidpy.cli`): ``glob`` picks slice files;
@@ -139,8 +144,11 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     and ``voxel_size`` (nm) or, with ``scale_from_source``, the file's resolution (also set
     on an existing instance); ``workers`` parallel uploads on ``scheduler`` ``auto``
     (a Dask ``LocalCluster`` when Dask is installed, else threads), ``threads``, ``local``
-    or ``tcp://host:8786``; ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
-    token; ``pyramid=False`` skips the pyramid; ``restart`` starts the job afresh;
+    or ``tcp://host:8786`` (reached within ``scheduler_timeout`` seconds, before the job
+    is made); ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
+    token; ``pyramid=False`` skips the pyramid; ``pyramid_chunk`` ``x,y,z`` the voxels of
+    a level each pyramid task builds (whole blocks; default ``chunk``); ``restart`` starts
+    the job afresh;
     ``resend_changed`` uploads acknowledged chunks whose source changed; ``cast`` accepts
     a source dtype the target cannot hold when the values fit; ``retries``: how often a
     request that found the server unreachable (or answering 5xx) is tried again, with
@@ -160,8 +168,8 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     try:
         return _ingest(src, server, uuid, instance, z_range, box, offset, chunk, create,
                        block_size, voxel_size, scale_from_source, workers, scheduler,
-                       token, pyramid, restart, resend_changed, cast, progress, poll, say,
-                       t_start, on_runner, retries)
+                       token, pyramid, restart, resend_changed, cast, progress, say,
+                       t_start, on_runner, retries, pyramid_chunk, scheduler_timeout)
     finally:
         src.close()
 
@@ -185,8 +193,9 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             offset: Any, chunk: Any, create: str | None, block_size: Any, voxel_size: Any,
             scale_from_source: bool, workers: int, scheduler: str, token: str,
             pyramid: bool, restart: bool, resend_changed: bool, cast: bool,
-            progress: bool, poll: float, say: Callable[[str], None], t_start: float,
-            on_runner: Callable[[Any], None] | None, retries: int) -> IngestResult:
+            progress: bool, say: Callable[[str], None], t_start: float,
+            on_runner: Callable[[Any], None] | None, retries: int,
+            pyramid_chunk: Any, scheduler_timeout: float) -> IngestResult:
     sbox = _source_box(src, box, z_range)
     off = parse_ints(offset, 3, "--offset") or [0, 0, 0]
     tbox = [sbox[i] + off[i % 3] for i in range(6)]
@@ -247,14 +256,25 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     if any(c <= 0 or c % b for c, b in zip(ch, info.block_size, strict=True)):
         raise IngestError(f"--chunk {ch} must be positive multiples of the block size "
                           f"{list(info.block_size)} of {instance!r}")
+    ptask = parse_ints(pyramid_chunk, 3, "--pyramid-chunk") or ch
+    if any(c <= 0 or c % b for c, b in zip(ptask, info.block_size, strict=True)):
+        raise IngestError(f"--pyramid-chunk {ptask} must be positive multiples of the block "
+                          f"size {list(info.block_size)} of {instance!r}")
     body = {"uuid": uuid, "instance": instance, "source": src.description[:2000],
             "source_key": src.identity() + "+" + ",".join(map(str, off)),
             "dtype": info.dtype, "box": tbox, "chunk": ch, "pyramid": pyramid,
             "restart": restart}
+    early = None  # a running cluster is reached before the job is made
+    if scheduler not in ("threads", "local", "auto"):
+        early = make_runner(scheduler, workers, scheduler_timeout)
     try:
         job = call_json(h, "POST", "/api/ingest", body, retries=2)
-    except ServerRefused as e:
-        raise IngestError(f"the server refused the job: {e}") from None
+    except BaseException as e:
+        if early is not None:
+            early.close()
+        if isinstance(e, ServerRefused):
+            raise IngestError(f"the server refused the job: {e}") from None
+        raise
     jid = job["id"]
     total = int(job["chunks_total"])
     say(f"ingest job {jid}: {src.description} -> {instance} ({info.typename}) box "
@@ -263,52 +283,115 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     _OPEN[json.dumps(src.spec(), sort_keys=True)] = src  # the threads runner reuses it
     task = ChunkTask(server, token, uuid, instance, jid, job, src.spec(),
                      (off[0], off[1], off[2]), info, cast, retries=retries)
-    if job["state"] in ("DOWNSAMPLING", "COMPLETE"):
-        sent, skipped = 0, total
-        upload_s = 0.0
-        runner_name = "none"
-        changed: list[int] = []
-        nbytes = 0
-    else:
-        acks = call_json(h, "GET", f"/api/ingest/{jid}/chunks")
-        done = set(acks["chunks"])
-        changed = _changed_chunks(task, acks, workers, say)
-        if changed:
-            names = ", ".join(map(str, changed[:10])) + (" ..." if len(changed) > 10 else "")
-            if not resend_changed:
-                _fail(h, jid, f"source changed under {len(changed)} acknowledged chunk(s) "
-                      f"({names})")
-                raise IngestError(f"the source changed since {len(changed)} chunk(s) were "
-                                  f"uploaded (chunks {names}): re-run with --resend-changed "
-                                  "to upload them again, or --restart for a new job")
-            task.replace = frozenset(changed)
-            done -= set(changed)
-            say(f"re-sending {len(changed)} chunk(s) whose source changed")
-        call_json(h, "POST", f"/api/ingest/{jid}/state", {"state": "UPLOADING"})
-        todo = [n for n in range(total) if n not in done]
-        skipped = total - len(todo)
-        runner = make_runner(scheduler, workers)
-        runner_name = runner.where if isinstance(runner, DaskRunner) else (
-            f"{workers} threads")
-        if on_runner is not None:
-            on_runner(runner)
-        t0 = time.monotonic()
-        try:
-            sent, nbytes = _upload(runner, task, todo, job, done, progress, h)
-        finally:
+    runner: ThreadRunner | DaskRunner | None = None
+    runner_name = "none"
+
+    def get_runner() -> ThreadRunner | DaskRunner:
+        nonlocal runner, runner_name
+        if runner is None:
+            runner = early or make_runner(scheduler, workers, scheduler_timeout)
+            runner_name = runner.where if isinstance(runner, DaskRunner) else (
+                f"{workers} threads")
+            if on_runner is not None:
+                on_runner(runner)
+        return runner
+
+    sent = nbytes = 0
+    skipped = total
+    upload_s = pyramid_s = 0.0
+    changed: list[int] = []
+    try:
+        if job["state"] not in ("DOWNSAMPLING", "COMPLETE"):
+            acks = call_json(h, "GET", f"/api/ingest/{jid}/chunks")
+            done = set(acks["chunks"])
+            changed = _changed_chunks(task, acks, workers, say)
+            if changed:
+                names = ", ".join(map(str, changed[:10])) + (" ..." if len(changed) > 10
+                                                             else "")
+                if not resend_changed:
+                    _fail(h, jid, f"source changed under {len(changed)} acknowledged "
+                          f"chunk(s) ({names})")
+                    raise IngestError(f"the source changed since {len(changed)} chunk(s) "
+                                      f"were uploaded (chunks {names}): re-run with "
+                                      "--resend-changed to upload them again, or --restart "
+                                      "for a new job")
+                task.replace = frozenset(changed)
+                done -= set(changed)
+                say(f"re-sending {len(changed)} chunk(s) whose source changed")
+            call_json(h, "POST", f"/api/ingest/{jid}/state", {"state": "UPLOADING"})
+            todo = [n for n in range(total) if n not in done]
+            skipped = total - len(todo)
+            r = get_runner()
+            t0 = time.monotonic()
+            sent, nbytes = _upload(r, task, todo, job, done, progress, h)
+            upload_s = time.monotonic() - t0
+        final = job
+        if job["state"] != "COMPLETE":
+            final = call_json(h, "POST", f"/api/ingest/{jid}/state",
+                              {"state": "DOWNSAMPLING", "task": ptask})
+            if final["state"] == "DOWNSAMPLING":
+                t1 = time.monotonic()
+                _pyramid(get_runner, task, h, progress)
+                pyramid_s = time.monotonic() - t1
+                final = call_json(h, "GET", f"/api/ingest/{jid}")
+    finally:
+        if runner is not None:
             runner.close()
-        upload_s = time.monotonic() - t0
-    note = ""
-    state = job["state"]
+        elif early is not None:
+            early.close()
+    state = final["state"]
+    notes = [e[2] for e in final.get("history") or [] if len(e) > 2]
+    note = notes[-1] if notes and state == "COMPLETE" else ""
     if state != "COMPLETE":
-        call_json(h, "POST", f"/api/ingest/{jid}/state", {"state": "DOWNSAMPLING"})
-        final = _wait_pyramid(h, jid, progress and pyramid, poll)
-        state, note = final["state"], (final.get("history") or [[""]])[-1][2:3]
-        note = note[0] if note else ""
-        if state != "COMPLETE":
-            raise IngestError(f"ingest job {jid} is {state}: {final.get('error', '')}")
+        raise IngestError(f"ingest job {jid} is {state}: {final.get('error', '')}")
     return IngestResult(jid, state, total, sent, skipped, nbytes,
-                        time.monotonic() - t_start, upload_s, runner_name, note, changed)
+                        time.monotonic() - t_start, upload_s, runner_name, note, changed,
+                        pyramid_s)
+
+
+def _pyramid(get_runner: Callable[[], ThreadRunner | DaskRunner], task: ChunkTask, h: Any,
+             progress: bool) -> None:
+    """Run the pyramid tasks not done yet, a level at a time (the tasks of one level in
+    parallel on the runner), with a bar of the levels' blocks. A refused task makes the
+    job ``FAILED`` (the same call again resumes); then :class:`IngestError`."""
+    from tqdm import tqdm
+
+    jid = task.job
+    info = call_json(h, "GET", f"/api/ingest/{jid}/pyramid")
+    job = call_json(h, "GET", f"/api/ingest/{jid}")
+    p = job.get("pyramid_progress") or {}
+    done = {(k, n) for k, n in info["done"]}
+    bar = tqdm(total=int(p.get("total", 0)), initial=int(p.get("done", 0)), unit="block",
+               desc=f"pyramid {task.instance}", disable=not progress, smoothing=0.1)
+    runner = get_runner()
+    errors: list[BaseException] = []
+    try:
+        for level in range(1, int(info["levels"]) + 1):
+            todo = [(level, n) for n in range(info["tasks"][level - 1])
+                    if (level, n) not in done]
+            bar.set_postfix_str(f"level {level}/{info['levels']}")
+            for r in runner.run(task, todo, lambda: bool(errors), run_pyramid_task):
+                if isinstance(r, BaseException):
+                    errors.append(r)
+                    continue
+                a, b = pyramid_task_box(job["plan"], r[0], r[1])
+                bar.update(math.prod(b[i] - a[i] + 1 for i in range(3)))
+            if errors:
+                e = errors[0]
+                msg = str(e) or repr(e)
+                if isinstance(e, ServerRefused) and f"{jid} is CANCELLED" in msg:
+                    raise IngestError(f"ingest job {jid} was cancelled") from None
+                if isinstance(e, ServerRefused):
+                    _fail(h, jid, f"pyramid level {level}: {msg}")
+                    raise IngestError(f"ingest job {jid} FAILED building pyramid level "
+                                      f"{level}: {msg} (run the same command again to "
+                                      "resume)") from None
+                if isinstance(e, IngestError):
+                    raise IngestError(f"{msg} (run the same command again to resume)"
+                                      ) from None
+                raise e
+    finally:
+        bar.close()
 
 
 def _fail(h: Any, jid: str, error: str) -> None:
@@ -398,27 +481,3 @@ def _upload(runner: ThreadRunner | DaskRunner, task: ChunkTask, todo: list[int],
 
 def _box_bytes(b: list[int], dtype: str) -> int:
     return (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]) * np.dtype(dtype).itemsize
-
-
-def _wait_pyramid(h: Any, jid: str, show: bool, poll: float) -> dict[str, Any]:
-    """Poll the job until it leaves DOWNSAMPLING, with a bar of the pyramid's blocks."""
-    from tqdm import tqdm
-
-    bar = None
-    try:
-        while True:
-            job = call_json(h, "GET", f"/api/ingest/{jid}")
-            p = job.get("pyramid_progress")
-            if show and p and p.get("total"):
-                if bar is None:
-                    bar = tqdm(total=p["total"], unit="block", desc="pyramid")
-                bar.total = p["total"]
-                bar.n = p.get("done", 0)
-                bar.set_postfix_str(f"level {p.get('level', 0)}/{p.get('levels', 0)}")
-                bar.refresh()
-            if job["state"] != "DOWNSAMPLING":
-                return job
-            time.sleep(poll)
-    finally:
-        if bar is not None:
-            bar.close()

@@ -6,6 +6,17 @@ Stored under the metadata prefix:
 ``ingest/job/{id}``               the job record (JSON), changed only by compare-and-swap,
                                   so servers sharing one metadata store agree on its state
 ``ingest/ack/{id}/`` + u32be(n)   chunk ``n`` acknowledged: ``{"crc", "bytes", "fp"}``
+``ingest/pyr/{id}/`` + u8(level) + u32be(n)
+                                  pyramid task ``n`` of ``level`` done: ``{"blocks"}``
+
+The pyramid: asking for ``DOWNSAMPLING`` stores the job's *plan* (the target datatype's
+:meth:`~dvidpy.datatype.Datatype.pyramid_plan` over the job's box: levels, and for each
+level the range of its blocks above the box, cut into tasks of a chunk's shape of that
+level's voxels). The client then runs every task (``POST /api/ingest/{job}/pyramid/{level}/
+{n}``, on its threads or Dask workers), a level after the one below it is done; the server
+builds the task's blocks with the datatype's
+:meth:`~dvidpy.datatype.Datatype.build_pyramid_blocks` and records the task as done, and
+the last task makes the job ``COMPLETE``. A task sent twice builds the same blocks again.
 
 Counts (chunks and bytes acknowledged) are not in the record: they are the acknowledgement
 keys, counted once per process and then kept up to date by this process's acks (recounted
@@ -15,7 +26,7 @@ on every read in a coordinated deployment, where another server may have acked).
 from __future__ import annotations
 
 import json
-import logging
+import math
 import re
 import threading
 import time
@@ -24,16 +35,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dvidpy import jsonio
-from dvidpy.errors import BadRequest, Conflict, DvidError, NotFound
+from dvidpy.errors import BadRequest, Conflict, NotFound
 from dvidpy.keys import meta_key, u32be
 from storage.base import KeyRange
 
 if TYPE_CHECKING:
     from dvidpy.repo import RepoManager
 
-log = logging.getLogger("dvidpy.ingest")
 JOB_PREFIX = "ingest/job/"
 ACK_PREFIX = "ingest/ack/"
+PYR_PREFIX = "ingest/pyr/"
 ACTIVE = ("PREPARING", "UPLOADING", "DOWNSAMPLING")
 UNFINISHED = (*ACTIVE, "FAILED")
 #: most chunks one job may have (a 16 MiB chunk each: 256 TiB)
@@ -43,7 +54,7 @@ INT32 = (-(2**31), 2**31 - 1)
 CLIENT_TRANSITIONS = {
     "UPLOADING": ("PREPARING", "UPLOADING", "FAILED"),
     "DOWNSAMPLING": ("PREPARING", "UPLOADING", "DOWNSAMPLING"),
-    "FAILED": ("PREPARING", "UPLOADING", "FAILED"),
+    "FAILED": ("PREPARING", "UPLOADING", "DOWNSAMPLING", "FAILED"),
 }
 
 
@@ -57,6 +68,24 @@ def _job_key(jid: str) -> bytes:
 
 def _ack_prefix(jid: str) -> bytes:
     return meta_key(f"{ACK_PREFIX}{jid}/")
+
+
+def _pyr_prefix(jid: str, level: int | None = None) -> bytes:
+    pre = meta_key(f"{PYR_PREFIX}{jid}/")
+    return pre if level is None else pre + bytes((level,))
+
+
+def pyramid_task_box(plan: dict[str, Any], level: int, n: int,
+                     ) -> tuple[list[int], list[int]]:
+    """``(lo, hi)`` block coordinates (inclusive) of pyramid task ``n`` of ``level`` of a
+    job's plan: the tasks of a level cut its block range into boxes of ``per`` blocks,
+    numbered x fastest."""
+    lo, hi = plan["lo"][level - 1], plan["hi"][level - 1]
+    per = plan["per"]
+    g = [-(-(hi[i] - lo[i] + 1) // per[i]) for i in range(3)]
+    ix, iy, iz = n % g[0], (n // g[0]) % g[1], n // (g[0] * g[1])
+    a = [lo[0] + ix * per[0], lo[1] + iy * per[1], lo[2] + iz * per[2]]
+    return a, [min(a[i] + per[i] - 1, hi[i]) for i in range(3)]
 
 
 def chunk_grid(box: list[int], chunk: list[int]) -> tuple[list[int], list[int]]:
@@ -108,12 +137,6 @@ class JobStore:
         self.engine = mgr.meta_engine
         self.lock = threading.Lock()
         self.counts: dict[str, list[int]] = {}  # id -> [chunks acked, bytes acked]
-        self.threads: dict[str, threading.Thread] = {}
-        #: in-memory pyramid progress of jobs downsampling in this process
-        self.pyramid: dict[str, dict[str, Any]] = {}
-        for rec in self.records():  # a restart: finish the pyramids that were running
-            if rec["state"] == "DOWNSAMPLING":
-                self.start_pyramid(rec["id"])
 
     # ----- records ---------------------------------------------------------------------
 
@@ -176,9 +199,8 @@ class JobStore:
         out.pop("key", None)
         out["chunks_done"] = done
         out["bytes_done"] = nbytes
-        p = self.pyramid.get(rec["id"])
-        if p is not None:
-            out["pyramid_progress"] = dict(p)
+        if rec.get("plan"):
+            out["pyramid_progress"] = self.pyramid_progress(rec)
         return out
 
     # ----- creating and resuming -------------------------------------------------------
@@ -206,7 +228,7 @@ class JobStore:
         repo, node = self.mgr.resolve(uuid)
         check(repo, node)
         inst = self.mgr.instance(repo, name)
-        if ("POST", "raw") not in type(inst)._routes:
+        if not type(inst).serves("POST", "raw"):
             raise BadRequest(f"instance {name!r} ({inst.type_name}) has no POST raw to "
                              "ingest into")
         if inst.meta.versioned and node.locked:
@@ -316,6 +338,8 @@ class JobStore:
             if c is not None and old is None:
                 c[0] += 1
                 c[1] += nbytes
+        if rec.get("plan"):  # new voxels under pyramid tasks done before: build them again
+            self.engine.delete_range(KeyRange.prefix(_pyr_prefix(jid)))
         return {"chunk": n, "new": old is None, "chunks_done": self.counts_of(jid)[0]}
 
     def _put_ack(self, key: bytes, crc: int, nbytes: int, fp: str) -> None:
@@ -324,7 +348,9 @@ class JobStore:
     # ----- states ----------------------------------------------------------------------
 
     def request_state(self, jid: str, body: Any) -> dict[str, Any]:
-        """A client's state change (see :data:`CLIENT_TRANSITIONS`)."""
+        """A client's state change (see :data:`CLIENT_TRANSITIONS`). ``DOWNSAMPLING`` takes
+        ``"task": [x, y, z]``, the voxels of a level each pyramid task builds (whole
+        blocks; default the chunk shape; used when the plan is made, the first time)."""
         if not isinstance(body, dict) or not isinstance(body.get("state"), str):
             raise BadRequest('expected {"state": "UPLOADING"|"DOWNSAMPLING"|"FAILED", '
                              '"error": ...}')
@@ -337,12 +363,17 @@ class JobStore:
             raise BadRequest("'error' must be a string of at most 4000 characters")
         if state == "FAILED" and not error:
             raise BadRequest("a FAILED job needs an 'error' saying why")
+        plan = None
         if state == "DOWNSAMPLING":
             rec = self.get(jid)
             done = self.counts_of(jid)[0]
             if done < rec["chunks_total"] and rec["state"] != "DOWNSAMPLING":
                 raise Conflict(f"ingest job {jid} has {done} of {rec['chunks_total']} chunks "
                                "acknowledged: upload the rest first")
+            task = body.get("task", rec["chunk"])
+            task = _int_list(task, 3, "task", positive=True)
+            if rec["state"] in CLIENT_TRANSITIONS[state]:
+                plan = rec.get("plan") or self._plan(rec, task)
 
         def change(rec: dict[str, Any]) -> None:
             if rec["state"] not in CLIENT_TRANSITIONS[state]:
@@ -352,11 +383,126 @@ class JobStore:
                 rec["error"] = error
             elif state == "UPLOADING":
                 rec["error"] = ""
+            elif state == "DOWNSAMPLING":
+                rec["error"] = ""
+                rec.setdefault("plan", plan)
+                if not rec["plan"]["levels"]:  # nothing to build
+                    self._set_state(rec, "COMPLETE", rec["plan"]["note"])
 
-        rec = self.update(jid, change)
-        if state == "DOWNSAMPLING":
-            self.start_pyramid(jid)
-        return rec
+        return self.update(jid, change)
+
+    # ----- the pyramid -----------------------------------------------------------------
+
+    def _target(self, rec: dict[str, Any]) -> tuple[Any, Any]:
+        """``(instance, context)`` of a job's target, as its owner."""
+        repo, node = self.mgr.resolve(rec["uuid"])
+        inst = self.mgr.instance(repo, rec["instance"])
+        return inst, self.mgr.context(inst, node, rec.get("owner") or "", "ingest")
+
+    def _plan(self, rec: dict[str, Any], task: list[int]) -> dict[str, Any]:
+        """The pyramid plan of a job with tasks of ``task`` voxels of a level (whole
+        blocks; see the module docstring); the target's datatype makes its level
+        instances here."""
+        if not rec["pyramid"]:
+            return {"levels": 0, "note": "no pyramid asked for"}
+        inst, ctx = self._target(rec)
+        p = inst.pyramid_plan(ctx, rec["box"])
+        if not p.levels:
+            return {"levels": 0, "note": p.note}
+        if any(t % b for t, b in zip(task, p.block_size, strict=True)):
+            raise BadRequest(f"pyramid task {task} is not a multiple of the block size "
+                             f"{list(p.block_size)} of {rec['instance']!r}")
+        per = [t // b for t, b in zip(task, p.block_size, strict=True)]
+        lo, hi, tasks, blocks = [], [], [], []
+        for k in range(1, p.levels + 1):
+            a, b = p.block_range(rec["box"], k)
+            n = [b[i] - a[i] + 1 for i in range(3)]
+            lo.append(list(a))
+            hi.append(list(b))
+            blocks.append(n[0] * n[1] * n[2])
+            tasks.append(math.prod(-(-n[i] // per[i]) for i in range(3)))
+        return {"levels": p.levels, "factors": list(p.factors), "block": list(p.block_size),
+                "per": per, "lo": lo, "hi": hi, "tasks": tasks, "blocks": blocks,
+                "note": p.note}
+
+    def _tasks_done(self, jid: str) -> dict[int, dict[int, int]]:
+        """``{level: {task: blocks written}}`` of the done pyramid tasks of ``jid``."""
+        pre = _pyr_prefix(jid)
+        out: dict[int, dict[int, int]] = {}
+        for k, raw in self.engine.scan(KeyRange.prefix(pre)):
+            level, n = k[len(pre)], int.from_bytes(k[len(pre) + 1:], "big")
+            out.setdefault(level, {})[n] = int(jsonio.loads(raw, "stored pyramid task")
+                                               ["blocks"])
+        return out
+
+    def pyramid_progress(self, rec: dict[str, Any],
+                         done: dict[int, dict[int, int]] | None = None) -> dict[str, Any]:
+        """``{"level"`` (the first level not done), ``"levels"``, ``"done"``, ``"total"``
+        (blocks of the levels' ranges above the box: of done tasks, of all),
+        ``"tasks_done"``, ``"tasks_total"``, ``"written"`` (blocks stored)``}``."""
+        plan = rec["plan"]
+        done = self._tasks_done(rec["id"]) if done is None else done
+        levels = int(plan["levels"])
+        if not levels:
+            return {"level": 0, "levels": 0, "done": 0, "total": 0, "tasks_done": 0,
+                    "tasks_total": 0, "written": 0}
+        level = next((k for k in range(1, levels + 1)
+                      if len(done.get(k, ())) < plan["tasks"][k - 1]), levels)
+        nblocks = 0
+        for k, tasks in done.items():
+            for n in tasks:
+                a, b = pyramid_task_box(plan, k, n)
+                nblocks += math.prod(b[i] - a[i] + 1 for i in range(3))
+        return {"level": level, "levels": levels, "done": nblocks,
+                "total": int(sum(plan["blocks"])),
+                "tasks_done": sum(len(t) for t in done.values()),
+                "tasks_total": int(sum(plan["tasks"])),
+                "written": sum(sum(t.values()) for t in done.values())}
+
+    def pyramid_tasks(self, jid: str) -> dict[str, Any]:
+        """The plan's task counts and the tasks done: ``{"levels", "tasks": [count per
+        level], "done": [[level, task], ...]}`` (``levels`` 0 before ``DOWNSAMPLING``)."""
+        rec = self.get(jid)
+        plan = rec.get("plan") or {"levels": 0}
+        done = self._tasks_done(jid)
+        return {"levels": plan["levels"], "tasks": plan.get("tasks", []),
+                "done": [[k, n] for k in sorted(done) for n in sorted(done[k])]}
+
+    def run_task(self, jid: str, level: int, n: int) -> dict[str, Any]:
+        """Build pyramid task ``n`` of ``level`` of a ``DOWNSAMPLING`` job and record it
+        done (409 while a level below has tasks not done); the last task makes the job
+        ``COMPLETE``. Answers ``{"level", "task", "blocks" (written), "new",
+        "tasks_done", "tasks_total"}``."""
+        rec = self.get(jid)
+        if rec["state"] != "DOWNSAMPLING":
+            raise Conflict(f"ingest job {jid} is {rec['state']}: it builds no pyramid now")
+        plan = rec.get("plan") or {"levels": 0}
+        if not 1 <= level <= plan["levels"]:
+            raise BadRequest(f"ingest job {jid} has pyramid levels 1..{plan['levels']}, "
+                             f"not {level}")
+        if not 0 <= n < plan["tasks"][level - 1]:
+            raise BadRequest(f"level {level} of ingest job {jid} has tasks 0.."
+                             f"{plan['tasks'][level - 1] - 1}, not {n}")
+        if level > 1:
+            below = sum(1 for _ in self.engine.scan(
+                KeyRange.prefix(_pyr_prefix(jid, level - 1)), keys_only=True))
+            if below < plan["tasks"][level - 2]:
+                raise Conflict(f"level {level - 1} of ingest job {jid} has {below} of "
+                               f"{plan['tasks'][level - 2]} tasks done: build it first")
+        inst, ctx = self._target(rec)
+        lo, hi = pyramid_task_box(plan, level, n)
+        written = inst.build_pyramid_blocks(ctx, level, lo, hi)
+        key = _pyr_prefix(jid, level) + u32be(n)
+        new = self.engine.get(key) is None
+        self.engine.put(key, _dumps({"blocks": written}))
+        done = self._tasks_done(jid)
+        prog = self.pyramid_progress(rec, done)
+        if prog["tasks_done"] == prog["tasks_total"]:
+            note = (f"{rec['instance']}_1 .. _{plan['levels']}: {prog['written']} blocks in "
+                    f"{prog['tasks_total']} tasks")
+            self.update(jid, lambda r: self._finish(r, "COMPLETE", "", note))
+        return {"level": level, "task": n, "blocks": written, "new": new,
+                "tasks_done": prog["tasks_done"], "tasks_total": prog["tasks_total"]}
 
     def cancel(self, jid: str) -> tuple[dict[str, Any] | None, str]:
         """Cancel an unfinished job (``FAILED`` included), or forget a ``COMPLETE`` or
@@ -370,86 +516,17 @@ class JobStore:
 
             return self.update(jid, change), f"ingest job {jid} cancelled"
         self.engine.delete_range(KeyRange.prefix(_ack_prefix(jid)))
+        self.engine.delete_range(KeyRange.prefix(_pyr_prefix(jid)))
         self.engine.delete(_job_key(jid))
         with self.lock:
             self.counts.pop(jid, None)
-            self.pyramid.pop(jid, None)
         return None, f"ingest job {jid} ({rec['state']}) forgotten"
-
-    # ----- the pyramid -----------------------------------------------------------------
-
-    def start_pyramid(self, jid: str) -> None:
-        """Build the pyramid of job ``jid`` in a thread of this process (unless one runs)."""
-        with self.lock:
-            t = self.threads.get(jid)
-            if t is not None and t.is_alive():
-                return
-            t = threading.Thread(target=self._pyramid, args=(jid,), daemon=True,
-                                 name=f"ingest-pyramid-{jid}")
-            self.threads[jid] = t
-        t.start()
-
-    def _pyramid(self, jid: str) -> None:
-        try:
-            rec = self.get(jid)
-            note = self.build_pyramid(rec) if rec["pyramid"] else "no pyramid asked for"
-            self.update(jid, lambda r: self._finish(r, "COMPLETE", "", note))
-        except Exception as e:  # a background job reports; it never takes the server down
-            msg = e.message if isinstance(e, DvidError) else f"internal error: {e!r}"
-            if not isinstance(e, DvidError):
-                log.exception("pyramid of ingest job %s failed", jid)
-            try:
-                self.update(jid, lambda r: self._finish(r, "FAILED", f"pyramid: {msg}", ""))
-            except DvidError:
-                pass
 
     def _finish(self, rec: dict[str, Any], state: str, error: str, note: str) -> None:
         if rec["state"] != "DOWNSAMPLING":  # cancelled meanwhile: leave it so
             return
         self._set_state(rec, state, note)
         rec["error"] = error
-        p = self.pyramid.get(rec["id"])
-        if p is not None:
-            rec["pyramid_progress"] = dict(p)
-
-    def build_pyramid(self, rec: dict[str, Any]) -> str:
-        """Build the levels above the blocks job ``rec`` wrote; returns a note."""
-        repo, node = self.mgr.resolve(rec["uuid"])
-        inst = self.mgr.instance(repo, rec["instance"])
-        ctx = self.mgr.context(inst, node, rec.get("owner") or "", "ingest")
-        max_scale = getattr(inst, "max_scale", None)
-        if isinstance(max_scale, int):
-            return (f"labelmap levels 1..{max_scale} were built as the blocks were written"
-                    if max_scale else "labelmap has MaxDownresLevel 0: no levels")
-        start_downres = getattr(inst, "start_downres", None)  # the imageblk types
-        if start_downres is None:
-            return f"{inst.type_name} has no pyramid"
-        from datatypes.common.geometry import Box
-
-        b = rec["box"]
-        prog = self.pyramid.setdefault(rec["id"], {"level": 0, "levels": 0, "done": 0,
-                                                   "total": 0})
-        stop = threading.Event()
-
-        def mirror() -> None:
-            while not stop.wait(0.25):
-                st = inst.downres_status()
-                prog.update(level=st.get("Level", 0), levels=st.get("Levels", 0),
-                            done=st.get("BlocksDone", 0), total=st.get("BlocksTotal", 0))
-
-        t = threading.Thread(target=mirror, daemon=True)
-        t.start()
-        try:
-            st = start_downres(ctx, bbox=Box.from_bounds(b[:3], b[3:]), wait=True)
-            if st.get("State") == "error":
-                raise BadRequest(f"downres failed: {st.get('Error')}")
-        finally:
-            stop.set()
-            t.join()
-        prog.update(level=st.get("Level", 0), levels=st.get("Levels", 0),
-                    done=st.get("BlocksDone", 0), total=st.get("BlocksTotal", 0))
-        return (f"{rec['instance']}_1 .. _{st.get('Levels', 0)}: "
-                f"{st.get('BlocksDone', 0)} blocks")
 
 
 def _dumps(obj: Any) -> bytes:

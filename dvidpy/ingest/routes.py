@@ -46,7 +46,7 @@ _ACK_SCHEMA = {"type": "object", "required": ["crc", "bytes"], "properties": {
     "replace": {"type": "boolean"}}}
 _STATE_SCHEMA = {"type": "object", "required": ["state"], "properties": {
     "state": {"type": "string", "enum": list(CLIENT_TRANSITIONS)},
-    "error": {"type": "string", "maxLength": 4000}}}
+    "error": {"type": "string", "maxLength": 4000}, "task": _XYZ}}
 
 
 def job_store(call: HttpCall) -> JobStore:
@@ -127,15 +127,36 @@ def ack(call: HttpCall) -> Any:
 
 
 @routes.post("/api/ingest/{job}/state", "Ask for a state: UPLOADING, DOWNSAMPLING (every "
-             "chunk acknowledged: build the pyramid) or FAILED (with an error)",
-             access="read", params=(_JOB,), body=Body(doc='{"state", "error"}',
-                                                      schema=_STATE_SCHEMA))
+             "chunk acknowledged: plan the pyramid's tasks) or FAILED (with an error)",
+             access="read", params=(_JOB,),
+             body=Body(doc='{"state", "error", "task": [x, y, z] voxels of a pyramid task}',
+                       schema=_STATE_SCHEMA))
 def set_state(call: HttpCall) -> Any:
     """Needs write access to the job's instance."""
     body = call.json("state request")  # a malformed body is a 400 before any lookup
     rec = _job(call, "write")
     js = job_store(call)
     return js.view(js.request_state(rec["id"], body))
+
+
+@routes.get("/api/ingest/{job}/pyramid", "The pyramid tasks of a job: task count per level "
+            "and the tasks done", params=(_JOB,))
+def get_pyramid(call: HttpCall) -> Any:
+    """Needs read access to the job's repo. ``levels`` is 0 before ``DOWNSAMPLING``."""
+    rec = _job(call, "read")
+    return job_store(call).pyramid_tasks(rec["id"])
+
+
+@routes.post("/api/ingest/{job}/pyramid/{level}/{n}", "Build one pyramid task of a "
+             "DOWNSAMPLING job (its blocks of that level, from the level below) and record "
+             "it done", access="read",
+             params=(_JOB, Param("level", "count", "pyramid level (1..levels)"),
+                     Param("n", "count", "task index within the level")))
+def run_pyramid_task(call: HttpCall) -> Any:
+    """Needs write access to the job's instance. 409 while the job is not DOWNSAMPLING or
+    a level below has tasks not done; sending a task again builds the same blocks."""
+    rec = _job(call, "write")
+    return job_store(call).run_task(rec["id"], call.params["level"], call.params["n"])
 
 
 @routes.delete("/api/ingest/{job}", "Cancel an unfinished ingest job; forget a COMPLETE or "

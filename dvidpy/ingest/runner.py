@@ -34,6 +34,7 @@ from dvidpy.ingest.target import (
 )
 
 log = logging.getLogger("dvidpy.ingest")
+_END = object()
 
 
 @dataclass
@@ -105,7 +106,20 @@ def run_chunk(task: ChunkTask, n: int) -> tuple[int, int, int]:
     return n, int(arr.nbytes), crc
 
 
+def run_pyramid_task(task: ChunkTask, item: tuple[int, int]) -> tuple[int, int, int]:
+    """Ask the server to build pyramid task ``item`` = ``(level, n)`` of the job (see
+    :mod:`dvidpy.ingest.jobs`); ``(level, n, blocks written)``. :class:`IngestError` when
+    the server refuses or stays unreachable."""
+    level, n = item
+    h = connection(task.server, task.token)
+    r = call_json(h, "POST", f"/api/ingest/{task.job}/pyramid/{level}/{n}", None,
+                  task.retries)
+    return level, n, int(r["blocks"])
+
+
 Result = tuple[int, int, int]
+#: one unit of work of a runner: ``fn(task, item)``, a module-level (picklable) function
+Work = Callable[[ChunkTask, Any], Result]
 
 
 class ThreadRunner:
@@ -116,20 +130,22 @@ class ThreadRunner:
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
 
-    def run(self, task: ChunkTask, chunks: Sequence[int],
-            stop: Callable[[], bool]) -> Iterator[Result | BaseException]:
-        """Results (or the exception of a chunk) as chunks finish; after an exception, or
-        when ``stop()``, nothing new starts and the running chunks are waited for."""
+    def run(self, task: ChunkTask, chunks: Sequence[Any], stop: Callable[[], bool],
+            fn: Work = run_chunk) -> Iterator[Result | BaseException]:
+        """``fn(task, item)`` for each of ``chunks`` (chunk indices; ``(level, n)`` pyramid
+        tasks with :func:`run_pyramid_task`): results (or the exception of one) as they
+        finish; after an exception, or when ``stop()``, nothing new starts and the running
+        ones are waited for."""
         it = iter(chunks)
         pending: set[Future[Result]] = set()
         failed = False
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ingest") as ex:
             while True:
                 while not failed and not stop() and len(pending) < 2 * self.workers:
-                    n = next(it, None)
-                    if n is None:
+                    n = next(it, _END)
+                    if n is _END:
                         break
-                    pending.add(ex.submit(run_chunk, task, n))
+                    pending.add(ex.submit(fn, task, n))
                 if not pending:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -151,7 +167,8 @@ class DaskRunner:
 
     name = "dask"
 
-    def __init__(self, workers: int, address: str | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None,
+                 timeout: float = 30.0) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -160,6 +177,7 @@ class DaskRunner:
             raise MissingReader("Dask runs need dask.distributed, which is in the ingest "
                                 f"extra: {install_command('dvidpy[ingest]')}") from None
         self.cluster = None
+        self._sent: tuple[ChunkTask, Any] | None = None  # the task scattered to workers
         if address is None:
             self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
                                         processes=True, dashboard_address=None,
@@ -168,7 +186,7 @@ class DaskRunner:
             self.where = f"a local Dask cluster of {max(1, workers)} worker processes"
         else:
             try:
-                self.client = Client(address, timeout=30)
+                self.client = Client(address, timeout=timeout)
             except Exception as e:
                 raise IngestError(f"can't reach the Dask scheduler at {address}: {e}") from None
             n = len(self.client.scheduler_info().get("workers", {}))
@@ -178,18 +196,28 @@ class DaskRunner:
         """Process ids of the cluster's workers (for tests that kill one)."""
         return self.client.run(os.getpid)
 
-    def run(self, task: ChunkTask, chunks: Sequence[int],
-            stop: Callable[[], bool]) -> Iterator[Result | BaseException]:
+    def run(self, task: ChunkTask, chunks: Sequence[Any], stop: Callable[[], bool],
+            fn: Work = run_chunk) -> Iterator[Result | BaseException]:
         # docstring: see ThreadRunner.run
         from dask.distributed import as_completed
 
         if not chunks:
             return
-        tf = self.client.scatter(task, broadcast=True)
-        futs = self.client.map(run_chunk, [tf] * len(chunks), list(chunks), pure=False)
+        if self._sent is None or self._sent[0] is not task:
+            # once per task for every run (chunks, then each pyramid level), under a key of
+            # its own: the same content scattered again under its hashed key, while the
+            # previous run's copy is being released, is lost ("could not find data") and
+            # the tasks needing it are cancelled
+            self._sent = (task, self.client.scatter(task, broadcast=True, hash=False))
+        tf = self._sent[1]
+        futs = self.client.map(fn, [tf] * len(chunks), list(chunks), pure=False)
         failed = False
         for f in as_completed(futs):
             if f.cancelled():
+                if not failed:  # not cancelled by us: its input was lost
+                    failed = True
+                    self.client.cancel([g for g in futs if not g.done()])
+                    yield IngestError(f"a Dask task was cancelled by the cluster ({f.key})")
                 continue
             try:  # waits again for a result lost with its worker (recomputed elsewhere)
                 res = f.result()
@@ -215,9 +243,11 @@ class DaskRunner:
                 self.cluster.close()
 
 
-def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
+def make_runner(scheduler: str, workers: int, timeout: float = 30.0,
+                ) -> ThreadRunner | DaskRunner:
     """``threads``, ``local`` (a Dask ``LocalCluster``), ``auto`` (local when Dask is
-    installed, else threads) or a scheduler address ``tcp://host:port``."""
+    installed, else threads) or a scheduler address ``tcp://host:port`` (reached within
+    ``timeout`` seconds, else :class:`IngestError`)."""
     if scheduler == "threads":
         return ThreadRunner(workers)
     if scheduler == "auto":
@@ -229,7 +259,7 @@ def make_runner(scheduler: str, workers: int) -> ThreadRunner | DaskRunner:
     if scheduler == "local":
         return DaskRunner(workers)
     check_scheduler(scheduler)
-    return DaskRunner(workers, scheduler)
+    return DaskRunner(workers, scheduler, timeout)
 
 
 def check_scheduler(scheduler: str) -> None:

@@ -4,6 +4,7 @@ nothing stored), and a job record that survives reopening the store."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from starlette.testclient import TestClient
 
 from dvidpy.config import Settings
+from dvidpy.datatype import PyramidPlan
 from dvidpy.errors import DvidError
-from dvidpy.ingest.jobs import JobStore, chunk_box, chunk_grid
+from dvidpy.ingest.jobs import JobStore, chunk_box, chunk_grid, pyramid_task_box
 from dvidpy.repo import RepoManager
 from server import create_app
 
@@ -41,6 +43,37 @@ def test_chunks_partition_the_box(lo: tuple[int, ...], size: tuple[int, ...],
         seen.add(cell)
         total += (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2])
     assert total == size[0] * size[1] * size[2]  # disjoint cells covering the box
+
+
+@given(lo=st.tuples(coord, coord, coord), size=st.tuples(*[st.integers(1, 300)] * 3),
+       bs=st.tuples(*[st.integers(1, 16)] * 3), level=st.integers(1, 5),
+       aniso=st.booleans(), per=st.tuples(*[st.integers(1, 4)] * 3))
+@settings(max_examples=200, deadline=None)
+def test_pyramid_tasks_partition_the_level_blocks_above_the_box(
+        lo: tuple[int, ...], size: tuple[int, ...], bs: tuple[int, int, int], level: int,
+        aniso: bool, per: tuple[int, ...]) -> None:
+    factors = (2, 2, 1) if aniso else (2, 2, 2)
+    plan = PyramidPlan(level, bs, factors)
+    box = [*lo, *(a + s for a, s in zip(lo, size, strict=True))]
+    blo, bhi = plan.block_range(box, level)
+    for i in range(3):  # exactly the level's blocks holding a voxel above the box
+        f = factors[i] ** level
+        vlo, vhi = box[i] // f, -(-box[i + 3] // f) - 1  # level voxels, inclusive
+        assert blo[i] * bs[i] <= vlo < (blo[i] + 1) * bs[i]
+        assert bhi[i] * bs[i] <= vhi < (bhi[i] + 1) * bs[i]
+    rec = {"lo": [list(blo)], "hi": [list(bhi)], "per": list(per)}
+    ntasks = 1
+    for i in range(3):
+        ntasks *= -(-(bhi[i] - blo[i] + 1) // per[i])
+    seen: set[tuple[int, int, int]] = set()
+    for n in range(ntasks):
+        a, b = pyramid_task_box(rec, 1, n)
+        cells = {(x, y, z) for x in range(a[0], b[0] + 1) for y in range(a[1], b[1] + 1)
+                 for z in range(a[2], b[2] + 1)}
+        assert cells and not cells & seen  # non-empty, disjoint
+        assert all(b[i] - a[i] < per[i] for i in range(3))
+        seen |= cells
+    assert len(seen) == math.prod(bhi[i] - blo[i] + 1 for i in range(3))  # covering
 
 
 def _setup(mgr: RepoManager) -> tuple[str, Any]:
@@ -70,6 +103,8 @@ class JobStoreMachine(RuleBasedStateMachine):
         self.total = rec["chunks_total"]
         self.acked: dict[int, int] = {}
         self.state = "PREPARING"
+        self.tasks: dict[int, int] | None = None  # level -> pyramid tasks, once planned
+        self.done: set[tuple[int, int]] = set()
 
     def _try(self, fn: Any) -> bool:
         try:
@@ -88,12 +123,14 @@ class JobStoreMachine(RuleBasedStateMachine):
         expect = in_range and (same or (takes and (n not in self.acked or replace)))
         assert ok == expect, (n, crc, replace, self.state, self.acked)
         if ok:
+            if self.acked.get(n) != crc:  # new voxels: the pyramid tasks are built again
+                self.done.clear()
             self.acked[n] = crc
 
     @rule(state=st.sampled_from(["UPLOADING", "FAILED", "DOWNSAMPLING"]))
     def request(self, state: str) -> None:
         allowed = {"UPLOADING": ("PREPARING", "UPLOADING", "FAILED"),
-                   "FAILED": ("PREPARING", "UPLOADING", "FAILED"),
+                   "FAILED": ("PREPARING", "UPLOADING", "DOWNSAMPLING", "FAILED"),
                    "DOWNSAMPLING": ("PREPARING", "UPLOADING", "DOWNSAMPLING")}[state]
         ok = self._try(lambda: self.js.request_state(self.jid, {"state": state,
                                                                 "error": "x"}))
@@ -102,8 +139,20 @@ class JobStoreMachine(RuleBasedStateMachine):
         assert ok == expect, (state, self.state)
         if ok:
             self.state = state
-            if state == "DOWNSAMPLING":
-                self.js.threads[self.jid].join(30)
+            if state == "DOWNSAMPLING" and self.tasks is None:
+                # the plan of an 8^3-block uint8blk over 24x16x8 voxels: one level (the
+                # extents are empty), level-1 blocks 0..1 x 0 x 0, a task per block
+                self.tasks = {1: 2}
+
+    @rule(level=st.integers(0, 2), n=st.integers(0, 2))
+    def task(self, level: int, n: int) -> None:
+        ok = self._try(lambda: self.js.run_task(self.jid, level, n))
+        tasks = self.tasks or {}
+        expect = self.state == "DOWNSAMPLING" and n < tasks.get(level, 0)
+        assert ok == expect, (level, n, self.state, tasks)
+        if ok:
+            self.done.add((level, n))
+            if len(self.done) == sum(tasks.values()):
                 self.state = "COMPLETE"
 
     @precondition(lambda self: self.state not in ("COMPLETE", "CANCELLED"))
@@ -123,6 +172,10 @@ class JobStoreMachine(RuleBasedStateMachine):
         assert dict(zip(acks["chunks"], acks["crc"], strict=True)) == self.acked
         fresh = JobStore(self.mgr)  # what another process (a restart) reads
         assert fresh.view(fresh.get(self.jid))["chunks_done"] == len(self.acked)
+        pyr = self.js.pyramid_tasks(self.jid)
+        assert {(k, n) for k, n in pyr["done"]} == self.done
+        if self.tasks is not None:
+            assert rec["pyramid_progress"]["tasks_done"] == len(self.done)
 
 
 JobStoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25,
@@ -191,8 +244,40 @@ def test_hostile_requests_are_4xx_and_store_nothing(http: Any) -> None:
                       ({"state": "DOWNSAMPLING"}, "1 of 6 chunks")]:
         r = http.post(f"/api/ingest/{jid}/state", json=body)
         assert r.status_code == 400 and msg in r.text, (body, r.text)
-    for path in (f"/api/ingest/{'0' * 16}", f"/api/ingest/{'0' * 16}/chunks"):
+    # pyramid tasks before DOWNSAMPLING: refused, nothing recorded
+    r = http.post(f"/api/ingest/{jid}/pyramid/1/0")
+    assert r.status_code == 400 and "builds no pyramid now" in r.text, r.text
+    assert http.get(f"/api/ingest/{jid}/pyramid").json() == {"levels": 0, "tasks": [],
+                                                            "done": []}
+    for n in range(1, 6):
+        assert http.post(f"/api/ingest/{jid}/chunks/{n}", json={"crc": 1, "bytes": 512}
+                         ).is_success
+    job = http.post(f"/api/ingest/{jid}/state", json={"state": "DOWNSAMPLING"}).json()
+    assert job["state"] == "DOWNSAMPLING" and job["plan"]["tasks"] == [2], job
+    for path, msg in [("0/0", "levels 1..1, not 0"), ("2/0", "levels 1..1, not 2"),
+                      ("1/2", "tasks 0..1, not 2"), ("1/-1", ""), ("1/x", ""),
+                      (f"1/{2**40}", "")]:
+        r = http.post(f"/api/ingest/{jid}/pyramid/{path}")
+        assert r.status_code == 400 and msg in r.text, (path, r.text)
+    assert http.get(f"/api/ingest/{jid}/pyramid").json()["done"] == []
+    r = http.post(f"/api/ingest/{jid}/chunks/0", json={"crc": 1, "bytes": 512})
+    assert r.is_success and not r.json()["new"]  # the same ack again: harmless
+    r = http.post(f"/api/ingest/{jid}/chunks/0", json={"crc": 5, "bytes": 512, "replace": True})
+    assert r.status_code == 400 and "takes no more chunks" in r.text
+    t = http.post(f"/api/ingest/{jid}/pyramid/1/1").json()
+    assert t == {"level": 1, "task": 1, "blocks": 0, "new": True, "tasks_done": 1,
+                 "tasks_total": 2}  # no voxels stored: no block written
+    assert http.post(f"/api/ingest/{jid}/pyramid/1/1").json()["new"] is False
+    assert http.get(f"/api/ingest/{jid}").json()["state"] == "DOWNSAMPLING"
+    assert http.post(f"/api/ingest/{jid}/pyramid/1/0").is_success
+    job = http.get(f"/api/ingest/{jid}").json()
+    assert job["state"] == "COMPLETE" and job["pyramid_progress"]["tasks_done"] == 2
+    r = http.post(f"/api/ingest/{jid}/pyramid/1/0")
+    assert r.status_code == 400 and "COMPLETE" in r.text
+    for path in (f"/api/ingest/{'0' * 16}", f"/api/ingest/{'0' * 16}/chunks",
+                 f"/api/ingest/{'0' * 16}/pyramid"):
         assert http.get(path).status_code == 404
+    assert http.post(f"/api/ingest/{'0' * 16}/pyramid/1/0").status_code == 404
     assert http.delete(f"/api/ingest/{'0' * 16}").status_code == 404
     # ids that this store cannot have made are refused before any key is built from them
     # (a 2000-character id is longer than an object store's longest object name)

@@ -63,7 +63,7 @@ const JOB_SOURCES = [
       return jobs.map((j) => {
         const p = j.pyramid_progress;
         const pyramid = j.state === "DOWNSAMPLING" && p
-          ? ` · pyramid level ${p.level}/${p.levels}, ${p.done}/${p.total} blocks` : "";
+          ? ` · pyramid level ${p.level}/${p.levels}, ${p.tasks_done}/${p.tasks_total} tasks` : "";
         return {
           kind: "ingest", id: j.id, what: `${j.source} → ${j.instance}`,
           state: j.state.toLowerCase(), cls: INGEST_CLASS[j.state] || "",
