@@ -1196,9 +1196,15 @@ class ImageBlk(Datatype):
         nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
         region = BoxRegion(lo, hi)
 
-        def gen() -> Iterator[bytes | memoryview]:
+        def stored() -> Iterable[tuple[tuple[int, int, int], bytes]]:
+            if nblocks == 1:  # neuroglancer asks for one block at a time: a point read
+                raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
+                return () if raw is None else ((lo, raw),)
             # driven by the stored blocks, not by the (possibly huge, empty) box
-            for (cx, cy, cz), raw in scan_region(self.store, ctx, BLOCK_CLASS, region):
+            return scan_region(self.store, ctx, BLOCK_CLASS, region)
+
+        def gen() -> Iterator[bytes | memoryview]:
+            for (cx, cy, cz), raw in stored():
                 p = self._payload(raw, mode)
                 yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
                 yield p
