@@ -123,6 +123,7 @@ from datatypes.common.geometry import (
     Box,
     Point3,
     block_range,
+    blocks_between,
     blocks_in_box,
     check_block_coords,
     check_int32_box,
@@ -1617,9 +1618,7 @@ class ImageBlk(Datatype):
             f = [g ** level for g in factors]
             clip = ([int(v) // g for v, g in zip(ext["MinPoint"], f, strict=True)],
                     [int(v) // g for v, g in zip(ext["MaxPoint"], f, strict=True)])
-        axes = [np.arange(int(lo[i]), int(hi[i]) + 1, dtype=np.int64) for i in range(3)]
-        zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-        parents = np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
+        parents = blocks_between(lo, hi)
         step = self._parent_batch(factors)
         written = 0
         for i in range(0, len(parents), step):

@@ -374,10 +374,16 @@ def blocks_in_box(
     if min(s) == 0:
         return np.zeros((0, 3), dtype=np.int64)
     lo, hi = block_range(offset, s, block_size)
+    return blocks_between(lo, hi)
+
+
+def blocks_between(lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
+    """Block coordinates ``lo``..``hi`` (inclusive, x, y, z) as an ``(N, 3)`` int64 array
+    in ZYX scan order (as :func:`blocks_in_box`); ``(0, 3)`` when ``hi < lo`` on an axis."""
     zz, yy, xx = np.meshgrid(
-        np.arange(lo[2], hi[2] + 1, dtype=np.int64),
-        np.arange(lo[1], hi[1] + 1, dtype=np.int64),
-        np.arange(lo[0], hi[0] + 1, dtype=np.int64),
+        np.arange(int(lo[2]), int(hi[2]) + 1, dtype=np.int64),
+        np.arange(int(lo[1]), int(hi[1]) + 1, dtype=np.int64),
+        np.arange(int(lo[0]), int(hi[0]) + 1, dtype=np.int64),
         indexing="ij",
     )
     return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)

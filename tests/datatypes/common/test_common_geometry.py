@@ -20,6 +20,7 @@ from datatypes.common.geometry import (
     assemble_block,
     block_pieces,
     block_range,
+    blocks_between,
     blocks_in_box,
     check_block_coords,
     check_int32_box,
@@ -306,6 +307,9 @@ def test_blocks_in_box_errors():
     with pytest.raises(ValueError):
         block_range((0, 0, 0), (0, 1, 1), 4)
     assert blocks_in_box((0, 0, 0), (0, 5, 5), 4).shape == (0, 3)
+    assert blocks_between((0, 0, 0), (-1, 3, 3)).shape == (0, 3)
+    assert blocks_between((1, 2, 3), (2, 2, 4)).tolist() == [[1, 2, 3], [2, 2, 3],
+                                                            [1, 2, 4], [2, 2, 4]]
 
 
 @SETTINGS
