@@ -1578,17 +1578,20 @@ class ImageBlk(Datatype):
 
     def pyramid_plan(self, ctx: VersionedCtx, box: Sequence[int]) -> PyramidPlan:
         """The levels ``POST downres`` would build now (until the extents fit one block;
-        2x2x2, or the 2x2x1 of an existing anisotropic ``NAME_1``), their instances made
-        when missing. The levels of time sample 0 (what DVID's API writes)."""
+        2x2x2, or the 2x2x1 of an existing anisotropic ``NAME_1``). The levels of time
+        sample 0 (what DVID's API writes)."""
         ctx.check_writable()
         first = self.repo.instances.get(f"{self.meta.name}_1")
         aniso = isinstance(first, ImageBlk) and first.meta.config.get("Downres") == "xy"
         factors = (2, 2, 1) if aniso else (2, 2, 2)
         levels = self._default_levels(self.extents_at(ctx), factors)
-        with self._job_lock:  # one creator of the level instances at a time
-            for k in range(1, levels + 1):
-                self.level_instance(ctx, k, factors)
         return PyramidPlan(levels, self.block_size, factors)
+
+    def prepare_pyramid(self, ctx: VersionedCtx, plan: PyramidPlan) -> None:
+        """The level instances ``NAME_1``..``NAME_{levels}``, made when missing."""
+        with self._job_lock:  # one creator of the level instances at a time
+            for k in range(1, plan.levels + 1):
+                self.level_instance(ctx, k, plan.factors)
 
     def build_pyramid_blocks(self, ctx: VersionedCtx, level: int, lo: Sequence[int],
                              hi: Sequence[int]) -> int:

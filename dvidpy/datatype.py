@@ -331,10 +331,14 @@ class Datatype:
 
     def pyramid_plan(self, ctx: VersionedCtx, box: Sequence[int]) -> PyramidPlan:
         """The levels to build above the scale-0 voxel box ``box`` (``x0, y0, z0, x1, y1,
-        z1``, exclusive end) at ``ctx``, making whatever the levels need (level instances)
-        so that :meth:`build_pyramid_blocks` calls can then run in parallel. Default: no
-        pyramid (``levels`` 0 and a note saying so)."""
+        z1``, exclusive end) at ``ctx``; changes nothing stored. Default: no pyramid
+        (``levels`` 0 and a note saying so)."""
         return PyramidPlan(0, (1, 1, 1), note=f"{self.type_name} has no pyramid")
+
+    def prepare_pyramid(self, ctx: VersionedCtx, plan: PyramidPlan) -> None:
+        """Make what the levels of ``plan`` need (level instances) so that
+        :meth:`build_pyramid_blocks` calls can then run in parallel; called once a plan
+        is accepted. Default: nothing."""
 
     def build_pyramid_blocks(self, ctx: VersionedCtx, level: int, lo: Sequence[int],
                              hi: Sequence[int]) -> int:

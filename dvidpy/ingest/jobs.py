@@ -402,7 +402,7 @@ class JobStore:
     def _plan(self, rec: dict[str, Any], task: list[int]) -> dict[str, Any]:
         """The pyramid plan of a job with tasks of ``task`` voxels of a level (whole
         blocks; see the module docstring); the target's datatype makes its level
-        instances here."""
+        instances once the task shape is known good."""
         if not rec["pyramid"]:
             return {"levels": 0, "note": "no pyramid asked for"}
         inst, ctx = self._target(rec)
@@ -412,6 +412,7 @@ class JobStore:
         if any(t % b for t, b in zip(task, p.block_size, strict=True)):
             raise BadRequest(f"pyramid task {task} is not a multiple of the block size "
                              f"{list(p.block_size)} of {rec['instance']!r}")
+        inst.prepare_pyramid(ctx, p)  # only once the request is known good
         per = [t // b for t, b in zip(task, p.block_size, strict=True)]
         lo, hi, tasks, blocks = [], [], [], []
         for k in range(1, p.levels + 1):

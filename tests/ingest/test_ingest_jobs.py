@@ -252,8 +252,16 @@ def test_hostile_requests_are_4xx_and_store_nothing(http: Any) -> None:
     for n in range(1, 6):
         assert http.post(f"/api/ingest/{jid}/chunks/{n}", json={"crc": 1, "bytes": 512}
                          ).is_success
+    # bad pyramid task shapes: 400 before anything is made (no level instance, no plan)
+    for task, msg in [([12, 8, 8], "not a multiple of the block size"), ([0, 8, 8], "positive"),
+                      ([8, 8], "'task'"), ([True, 8, 8], "'task'"), ("8,8,8", "'task'")]:
+        r = http.post(f"/api/ingest/{jid}/state", json={"state": "DOWNSAMPLING", "task": task})
+        assert r.status_code == 400 and msg in r.text, (task, r.text)
+    assert "g_1" not in http.get(f"/api/repo/{root}/info").json()["DataInstances"]
+    assert http.get(f"/api/ingest/{jid}").json()["state"] == "PREPARING"
     job = http.post(f"/api/ingest/{jid}/state", json={"state": "DOWNSAMPLING"}).json()
     assert job["state"] == "DOWNSAMPLING" and job["plan"]["tasks"] == [2], job
+    assert "g_1" in http.get(f"/api/repo/{root}/info").json()["DataInstances"]
     for path, msg in [("0/0", "levels 1..1, not 0"), ("2/0", "levels 1..1, not 2"),
                       ("1/2", "tasks 0..1, not 2"), ("1/-1", ""), ("1/x", ""),
                       (f"1/{2**40}", "")]:
