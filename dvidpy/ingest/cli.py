@@ -37,8 +37,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--scale-from-source", action="store_true",
                    help="voxel size from the file's metadata where it has it")
     g.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
-    g.add_argument("--scheduler", default="auto", help="auto (a local Dask cluster when "
-                   "Dask is installed, else threads), threads, local, or tcp://HOST:8786")
+    g.add_argument("--scheduler", default="auto", help="auto (a local Dask cluster for an "
+                   "upload of 16 GiB or more on a machine of more than 2 cores when Dask "
+                   "is installed, else threads), threads, local, or tcp://HOST:8786")
     g.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="how long to try reaching a --scheduler tcp://... (default 30)")
     g.add_argument("--no-pyramid", action="store_true", help="do not build the pyramid")

@@ -143,7 +143,9 @@ def ingest(source: str, server: str, uuid: str, instance: str, *,
     (``"auto"``: the type for the source's dtype, else a type name), with ``block_size``
     and ``voxel_size`` (nm) or, with ``scale_from_source``, the file's resolution (also set
     on an existing instance); ``workers`` parallel uploads on ``scheduler`` ``auto``
-    (a Dask ``LocalCluster`` when Dask is installed, else threads), ``threads``, ``local``
+    (a Dask ``LocalCluster`` when Dask is installed, the upload is at least 16 GiB and
+    the machine has more than 2 cores, else threads; see
+    :func:`~dvidpy.ingest.runner.auto_uses_dask`), ``threads``, ``local``
     or ``tcp://host:8786`` (reached within ``scheduler_timeout`` seconds, before the job
     is made); ``token`` (default ``$DVIDPY_TOKEN``) is sent as a bearer
     token; ``pyramid=False`` skips the pyramid; ``pyramid_chunk`` ``x,y,z`` the voxels of
@@ -286,10 +288,10 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
     runner: ThreadRunner | DaskRunner | None = None
     runner_name = "none"
 
-    def get_runner() -> ThreadRunner | DaskRunner:
+    def get_runner(upload_bytes: int = 0) -> ThreadRunner | DaskRunner:
         nonlocal runner, runner_name
         if runner is None:
-            runner = early or make_runner(scheduler, workers, scheduler_timeout)
+            runner = early or make_runner(scheduler, workers, scheduler_timeout, upload_bytes)
             runner_name = runner.where if isinstance(runner, DaskRunner) else (
                 f"{workers} threads")
             if on_runner is not None:
@@ -321,7 +323,7 @@ def _ingest(src: Source, server: str, uuid: str, instance: str, z_range: Any, bo
             call_json(h, "POST", f"/api/ingest/{jid}/state", {"state": "UPLOADING"})
             todo = [n for n in range(total) if n not in done]
             skipped = total - len(todo)
-            r = get_runner()
+            r = get_runner(sum(_box_bytes(chunk_box(job, n), info.dtype) for n in todo))
             t0 = time.monotonic()
             sent, nbytes = _upload(r, task, todo, job, done, progress, h)
             upload_s = time.monotonic() - t0
