@@ -24,7 +24,12 @@ Run:  python benchmarks/ingest.py [--gib 1] [--workers 4] [--scheduler auto] [--
    shared memory).
 
 Runs alternate peer and ingest ``--repeats`` times (this machine is shared: the ratio of
-neighbouring runs is the figure). Not a test: it prints numbers and checks only that the
+neighbouring runs is the figure), in a rotated order: odd runs time the peer first, even
+runs dvidpy first. On this VM memory freed for more than ~2 s goes back to the host and
+costs several times more to touch again, so whichever side runs right after the other
+freed its output's page cache is favoured; with the fixed order (peer, then dvidpy) that
+was always dvidpy. Each side's output is deleted once it has been timed (the peer's store,
+the server's data folder). Not a test: it prints numbers and checks only that the
 ingested volume reads back equal (a sample of slabs).
 """
 
@@ -39,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -151,12 +157,16 @@ def _rss_text(rss: dict[str, float], inflight: float) -> str:
     return ", ".join(f"{k} +{rss[k]:.0f} MiB = {rss[k] / inflight:.2f}x" for k in RSS_FIELDS)
 
 
+Report = Callable[[float], None]
+
+
 def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndarray,
-               peer: float) -> tuple[float, float, float]:
+               ) -> tuple[tuple[float, float, float], Report]:
     """Two ingests into a fresh server (``gray``, then ``gray2`` once its engine buffers
     and allocator are warm), the pyramid of the first (``POST downres``), and a third
-    ingest with its pyramid as tasks; prints them and returns the first's ``(MB/s, peak
-    RssAnon above baseline in MiB, the second's)``."""
+    ingest with its pyramid as tasks; returns the first's ``(MB/s, peak RssAnon above
+    baseline in MiB, the second's)`` and a function printing them as ratios to a peer's
+    MB/s (the peer may be timed after this run)."""
     import httpx
 
     d = where / f"srv{time.monotonic_ns()}"
@@ -172,12 +182,16 @@ def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndar
         root = c.post("/api/repos", json={}).json()["root"]
         mbps, rss, dt, _ = _ingest_once(srv, c, root, "gray", slices, args, vol)
         mbps2, rss2, dt2, _ = _ingest_once(srv, c, root, "gray2", slices, args, vol)
+        out = (mbps, rss["RssAnon"], rss2["RssAnon"])
         if args.upload_only:
             c.close()
-            print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = "
-                  f"{mbps / peer:.2f}x; {_rss_text(rss, inflight)}; a second: "
-                  f"{mbps2:.0f} MB/s = {mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
-            return mbps, rss["RssAnon"], rss2["RssAnon"]
+
+            def short(peer: float) -> None:
+                print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = "
+                      f"{mbps / peer:.2f}x; {_rss_text(rss, inflight)}; a second: "
+                      f"{mbps2:.0f} MB/s = {mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
+
+            return out, short
         t1 = time.perf_counter()
         r = c.post(f"/api/node/{root}/gray/downres?wait=true")
         assert r.status_code == 200, r.text
@@ -186,17 +200,21 @@ def ingest_run(slices: Path, where: Path, args: argparse.Namespace, vol: np.ndar
         up = float(line.split(" MiB in ")[1].split(" s ")[0])
         ptasks = float(line.rsplit(" in ", 1)[1].split(" s")[0])
         c.close()
-        print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = {mbps / peer:.2f}x; "
-              f"peak server RSS above the fresh server, of the {inflight:.0f} MiB in flight: "
-              f"{_rss_text(rss, inflight)}")
-        print(f"[ingest]   a second ingest on that server: {mbps2:.0f} MB/s ({dt2:.1f} s) = "
-              f"{mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
-        print(f"[ingest]   pyramid of the first by POST downres {pyr:.1f} s; a third ingest "
-              f"with its pyramid as tasks: {dt3:.1f} s, of which upload {up:.1f} s, pyramid "
-              f"tasks {ptasks:.1f} s; {_rss_text(rss3, inflight)}")
-        return mbps, rss["RssAnon"], rss2["RssAnon"]
+
+        def full(peer: float) -> None:
+            print(f"[ingest]   dvidpy ingest {mbps:.0f} MB/s ({dt:.1f} s) = "
+                  f"{mbps / peer:.2f}x; peak server RSS above the fresh server, of the "
+                  f"{inflight:.0f} MiB in flight: {_rss_text(rss, inflight)}")
+            print(f"[ingest]   a second ingest on that server: {mbps2:.0f} MB/s ({dt2:.1f} s)"
+                  f" = {mbps2 / peer:.2f}x; {_rss_text(rss2, inflight)}")
+            print(f"[ingest]   pyramid of the first by POST downres {pyr:.1f} s; a third "
+                  f"ingest with its pyramid as tasks: {dt3:.1f} s, of which upload {up:.1f} "
+                  f"s, pyramid tasks {ptasks:.1f} s; {_rss_text(rss3, inflight)}")
+
+        return out, full
     finally:
         srv.stop()
+        shutil.rmtree(d, ignore_errors=True)  # as the peer's store is: both free their output
 
 
 def main() -> None:
@@ -226,9 +244,18 @@ def main() -> None:
         inflight = args.workers * CHUNK[0] * CHUNK[1] * CHUNK[2] / 2**20
         peers, runs = [], []
         for i in range(args.repeats):
+            dvidpy_first = i % 2 == 1
+            print(f"[ingest] run {i + 1} ({'dvidpy' if dvidpy_first else 'tensorstore'} first,"
+                  f" load {os.getloadavg()[0]:.1f}):")
+            if dvidpy_first:
+                res, report = ingest_run(where / "slices", where, args, vol)
             peers.append(tensorstore_mbps(vol, where))
-            print(f"[ingest] run {i + 1}: tensorstore zarr v3 {peers[-1]:.0f} MB/s")
-            runs.append(ingest_run(where / "slices", where, args, vol, peers[-1]))
+            print(f"[ingest]   tensorstore zarr v3 {peers[-1]:.0f} MB/s")
+            if not dvidpy_first:
+                res, report = ingest_run(where / "slices", where, args, vol)
+            report(peers[-1])
+            runs.append(res)
+            print(f"[ingest]   (load {os.getloadavg()[0]:.1f})")
         ts_mean = statistics.mean(peers)
         mean = statistics.mean(r[0] for r in runs)
         eng = (f"LevelDB write_buffer_mb {args.write_buffer_mb}, cache_mb {args.cache_mb}"
