@@ -140,6 +140,7 @@ from dvidpy.datatype import Call, Datatype, PyramidPlan, endpoint, register_data
 from dvidpy.errors import BadRequest, DvidError, TooLarge
 from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
 from dvidpy.http.streams import Deferred, StreamingResponse
+from dvidpy.jobrecords import JobBoard, JobRunning, LiveJob
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 
@@ -418,10 +419,8 @@ class ImageBlk(Datatype):
         self._commit_lock: Any = threading.Lock()
         if self.shared_store:  # other servers read-modify-write these blocks too
             self._commit_lock = self.instance_lock()
-        self._job_lock = threading.Lock()
-        self._job: dict[str, Any] = {"State": "idle", "Level": 0, "Levels": 0,
-                                     "BlocksDone": 0, "BlocksTotal": 0, "Error": ""}
-        self._cancel = threading.Event()
+        self._levels_lock = threading.Lock()  # one creator of the level instances
+        self._job: LiveJob | None = None  # the downres this process runs, if any
 
     # ----- settings ---------------------------------------------------------------------
 
@@ -1366,10 +1365,18 @@ class ImageBlk(Datatype):
                 "timesamples": str(self.time_samples),
                 "versioned": "true" if self.meta.versioned else "false",
             }
-            inst = self.manager.new_instance(self.repo, ctx.node, body)
-            inst.meta.config["ScaleLevel"] = k
-            inst.meta.config["Downres"] = axes
-            inst.save_meta()
+            try:
+                inst = self.manager.new_instance(self.repo, ctx.node, body)
+            except BadRequest:
+                # another process of the server (a --workers sibling) made it meanwhile:
+                # taking the metadata lock reloaded the repo, so it is here now
+                inst = self.repo.instances.get(name)
+                if inst is None:
+                    raise
+            else:
+                inst.meta.config["ScaleLevel"] = k
+                inst.meta.config["Downres"] = axes
+                inst.save_meta()
         if (not isinstance(inst, ImageBlk) or inst.type_name != self.type_name
                 or inst.block_size != self.block_size
                 or inst.meta.config.get("Downres", axes) != axes):
@@ -1396,14 +1403,25 @@ class ImageBlk(Datatype):
         out.setdefault(0, np.zeros((0, 3), dtype=np.int64))
         return out
 
+    def _jobs(self) -> JobBoard:
+        """The server's downres jobs, one record per instance (keyed by its data UUID) in
+        the metadata store, so every process of the server reports and cancels the same
+        job (see :mod:`dvidpy.jobrecords`)."""
+        return JobBoard.of(self.manager, "downres", state_key="State", running="running",
+                           lost={"State": "error",
+                                 "Error": "the server process running it stopped"})
+
     def _set_job(self, **kw: Any) -> None:
-        with self._job_lock:
-            self._job.update(kw)
+        if self._job is not None:
+            self._job.update(**kw)
 
     def downres_status(self, ctx: VersionedCtx | None = None) -> dict[str, Any]:
-        """Copy of the current/last job status (plus dirty count at ``ctx``)."""
-        with self._job_lock:
-            st = dict(self._job)
+        """The current or last downres job's status, whichever process of the server runs
+        or ran it (``State`` ``idle`` when there was none), plus the dirty count at
+        ``ctx``. A job whose process stopped shows ``State`` ``error``."""
+        st = self._jobs().get(self.meta.data_uuid) or {
+            "State": "idle", "Level": 0, "Levels": 0, "BlocksDone": 0, "BlocksTotal": 0,
+            "Error": ""}
         if ctx is not None:
             st["DirtyBlocks"] = sum(len(c) for c in self._scan_coords(ctx, DIRTY_CLASS)
                                     .values())
@@ -1422,13 +1440,15 @@ class ImageBlk(Datatype):
         return downsample_mean(stack, factors)
 
     def cancel_downres(self) -> bool:
-        """Ask a running downres to stop (it stops between batches of blocks, leaving the
-        levels partly rebuilt and the dirty markers in place); whether one was running."""
-        with self._job_lock:
-            running = self._job.get("State") == "running"
-        if running:
-            self._cancel.set()
-        return running
+        """Ask a running downres to stop, in whichever process of the server it runs (it
+        stops between batches of blocks, leaving the levels partly rebuilt and the dirty
+        markers in place; from another process within about a second); whether one was
+        running."""
+        return self._jobs().cancel(self.meta.data_uuid)
+
+    def _check_cancel(self) -> None:
+        if self._job is not None and self._job.cancelled.is_set():
+            raise _Cancelled("downres cancelled")
 
     def run_downres(self, ctx: VersionedCtx, levels: int | None = None,
                     bbox: Box | None = None, full: bool = False,
@@ -1474,8 +1494,7 @@ class ImageBlk(Datatype):
                 self._set_job(Level=k)
                 for t, parents in sets[k - 1].items():
                     for i in range(0, len(parents), step):
-                        if self._cancel.is_set():
-                            raise _Cancelled("downres cancelled")
+                        self._check_cancel()
                         chunk = parents[i:i + step]
                         self._downres_parents(src, src_ctx, dst, dst_ctx, chunk, t, factors)
                         done += len(chunk)
@@ -1589,7 +1608,7 @@ class ImageBlk(Datatype):
 
     def prepare_pyramid(self, ctx: VersionedCtx, plan: PyramidPlan) -> None:
         """The level instances ``NAME_1``..``NAME_{levels}``, made when missing."""
-        with self._job_lock:  # one creator of the level instances at a time
+        with self._levels_lock:  # one creator of the level instances at a time
             for k in range(1, plan.levels + 1):
                 self.level_instance(ctx, k, plan.factors)
 
@@ -1631,17 +1650,20 @@ class ImageBlk(Datatype):
 
     def _job_thread(self, ctx: VersionedCtx, levels: int | None, bbox: Box | None,
                     full: bool, anisotropic: bool = False) -> None:
+        job = self._job
+        assert job is not None
+        end: dict[str, Any] = {"State": "done"}
         try:
             self.run_downres(ctx, levels, bbox, full, anisotropic)
-            self._set_job(State="done", Finished=time.time())
         except _Cancelled:
-            self._set_job(State="cancelled", Finished=time.time())
+            end = {"State": "cancelled"}
         except DvidError as e:
-            self._set_job(State="error", Error=str(e), Finished=time.time())
+            end = {"State": "error", "Error": str(e)}
         except Exception as e:  # background job: report, never crash the server
-            self._set_job(State="error", Error=repr(e), Finished=time.time())
+            end = {"State": "error", "Error": repr(e)}
         finally:
-            self._cancel.clear()
+            self._job = None
+            job.finish(**end, Finished=time.time())
 
     def start_downres(self, ctx: VersionedCtx, levels: int | None = None,
                       bbox: Box | None = None, full: bool = False, anisotropic: bool = False,
@@ -1649,13 +1671,18 @@ class ImageBlk(Datatype):
         """Start a downres job (400 when one is running or the version is locked) in a
         background thread, or run it here with ``wait``; the job status."""
         ctx.check_writable()
-        with self._job_lock:
-            if self._job.get("State") == "running":
+        with self._levels_lock:
+            if self._job is not None:
                 raise BadRequest(f"a downres of {self.meta.name!r} is already running")
-            self._cancel.clear()
-            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
-                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
-                         "Started": time.time(), "UUID": ctx.node.uuid}
+            try:
+                self._job = self._jobs().start(
+                    self.meta.data_uuid,
+                    {"Level": 0, "Levels": levels or 0, "BlocksDone": 0, "BlocksTotal": 0,
+                     "Error": "", "Started": time.time(), "UUID": ctx.node.uuid},
+                    exclusive=True, refuse=lambda _: f"a downres of {self.meta.name!r} is "
+                                                     "already running")
+            except JobRunning as e:
+                raise BadRequest(str(e)) from None
         if wait:
             self._job_thread(ctx, levels, bbox, full, anisotropic)
             return self.downres_status()
