@@ -69,7 +69,7 @@ def server_info(call: HttpCall) -> Any:
         "Server uptime": f"{up}s",
         "RPC Address": "",
         "Host": platform.node() if admin else "",
-        "Server process": os.getpid() if admin else 0,  # which worker answered
+        "Server process": str(os.getpid()) if admin else "",  # which worker answered
         "Note": s.note,
         "TOML location": s.toml_path if admin else "",
         "Max Open Files": "0",

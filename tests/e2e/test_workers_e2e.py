@@ -7,7 +7,7 @@ in one worker, watched and re-started from the others; a pull job started in one
 watched from every worker; a push whose every request opens a new connection (so the
 receive protocol's begin, chunks and finish land on different workers); a second server
 on a port the workers hold (refused, not joined); the supervisor SIGKILLed (no worker
-outlives it).
+outlives it); a live mutation stream on one worker while another takes the writes.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def each_worker(url: str, n: int, fn: Callable[[httpx.Client, int], Any]) -> dic
     seen: dict[int, Any] = {}
     for _ in range(400):
         with httpx.Client(base_url=url, timeout=60) as c:
-            pid = _ok(c.get("/api/server/info")).json()["Server process"]
+            pid = int(_ok(c.get("/api/server/info")).json()["Server process"])
             if pid not in seen:
                 seen[pid] = fn(c, pid)
         if len(seen) == n:
@@ -197,3 +197,46 @@ def test_pull_job_and_push_spread_over_workers(workers: ServerProcess, tmp_path:
         each_worker(workers.url, CORES, check)
     finally:
         src.stop()
+
+
+def test_live_mutation_stream_sees_every_workers_writes(workers: ServerProcess) -> None:
+    import threading
+
+    with httpx.Client(base_url=workers.url, timeout=60) as c:
+        root = _ok(c.post("/api/repos", json={})).json()["root"]
+        _ok(c.post(f"/api/repo/{root}/instance",
+                   json={"typename": "keyvalue", "dataname": "kv"}))
+    got: list[str] = []
+    ready = threading.Event()
+    follower: dict[str, int] = {}
+
+    def follow() -> None:
+        with httpx.Client(base_url=workers.url, timeout=60) as c2:
+            follower["pid"] = int(_ok(c2.get("/api/server/info")).json()["Server process"])
+            with c2.stream("GET", "/api/mutations/stream",
+                           headers={"Accept": "text/event-stream"}) as r:
+                for line in r.iter_lines():
+                    if line.startswith(": dvidpy"):
+                        ready.set()
+                    if line.startswith("data: ") and '"key"' in line.lower():
+                        got.append(line)
+                        if len(got) == 6:
+                            return
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    assert ready.wait(30)
+    others = 0
+    t0 = time.monotonic()
+    for i in range(40):  # writes through fresh connections, some on the other worker
+        with httpx.Client(base_url=workers.url, timeout=60) as c3:
+            pid = int(_ok(c3.get("/api/server/info")).json()["Server process"])
+            if pid == follower["pid"]:
+                continue
+            _ok(c3.post(f"/api/node/{root}/kv/key/w{i}", content=b"x"))
+            others += 1
+            if others == 6:
+                break
+    assert others == 6
+    t.join(10)  # the follower's worker learns of them within its poll (0.2 s), not 15 s
+    assert len(got) == 6, (got, time.monotonic() - t0)
