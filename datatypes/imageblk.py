@@ -112,7 +112,7 @@ import starlette.responses
 from PIL import Image
 from starlette.responses import Response
 
-from datatypes.common import arbslice, blockscan, imagecodec
+from datatypes.common import arbslice, blockread, blockscan, imagecodec
 from datatypes.common.blockscan import BoxRegion, scan_region
 from datatypes.common.blockstream import encode_header
 from datatypes.common.downsample import downsample_mean, downsample_mode
@@ -629,36 +629,35 @@ class ImageBlk(Datatype):
         unwritten), into ``out`` when given (an array of that shape and the voxel type,
         e.g. one slab of a bigger answer).
 
-        Every stored block is decoded and copied once, into the one output array; only the
-        parts of the box without a stored block are filled with Background. (Decoding a
-        block layer's blocks in parallel threads was measured slower: 1.5 vs 1.7 GB/s for
-        an unaligned 256³ uint8 box.)
+        Every block the box touches is written once, straight into the one output array
+        (:func:`datatypes.common.blockread.decode_into`): the stored ones decoded (by the
+        compiled kernel over every core when built, with the GIL released), the others
+        filled with Background. The stored values are read from one read snapshot
+        (:meth:`~dvidpy.versioned.VersionedStore.read_views`; on LMDB views into its map,
+        not copies) and decoded before it ends.
         """
         o, s = tuple(offset), tuple(size)
-        bx, by, bz = self.block_size
         if out is None:
             out = np.empty((s[2], s[1], s[0]), dtype=self.voxel.dtype)
         if min(s) <= 0:
             return out
-        bg = self.fill
         lo, hi = block_range(o, s, self.block_size)
-        xe = o[0] + s[0]
-        for cz in range(lo[2], hi[2] + 1):
-            z0, z1 = max(o[2], cz * bz), min(o[2] + s[2], (cz + 1) * bz)
-            zd, zs = slice(z0 - o[2], z1 - o[2]), slice(z0 - cz * bz, z1 - cz * bz)
-            for cy in range(lo[1], hi[1] + 1):
-                y0, y1 = max(o[1], cy * by), min(o[1] + s[1], (cy + 1) * by)
-                yd, ys = slice(y0 - o[1], y1 - o[1]), slice(y0 - cy * by, y1 - cy * by)
-                gap = o[0]  # first voxel x of this row not covered yet
-                for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz, t):
-                    x0, x1 = max(o[0], cx * bx), min(xe, (cx + 1) * bx)
-                    if x0 > gap:
-                        out[zd, yd, gap - o[0]:x0 - o[0]] = bg
-                    out[zd, yd, x0 - o[0]:x1 - o[0]] = \
-                        self.decode_block(raw)[zs, ys, x0 - cx * bx:x1 - cx * bx]
-                    gap = x1
-                if gap < xe:
-                    out[zd, yd, gap - o[0]:] = bg
+        coords = blocks_between(lo, hi)
+        nx = hi[0] - lo[0] + 1
+        values: list[Any] = [None] * len(coords)
+        x_at = int(lo[0]) - INT32_MIN  # x of the row's first block as its TKey stores it
+        with self.store.read_views() as views:
+            i = 0
+            for cz in range(lo[2], hi[2] + 1):
+                for cy in range(lo[1], hi[1] + 1):
+                    start = block_tkey(lo[0], cy, cz, t=t)
+                    end = prefix_successor(block_tkey(hi[0], cy, cz, t=t))
+                    for tk, v in views.scan(ctx, start, end):
+                        values[i + int.from_bytes(tk[-4:], "big") - x_at] = v
+                    i += nx
+            blockread.decode_into(out, values, blockread.block_places(o, s, self.block_size,
+                                                                      coords),
+                                  self.bshape, self.fill, self.decode_block)
         return out
 
     def _roi_filter(self, call: Call) -> Any:
