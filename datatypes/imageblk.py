@@ -27,7 +27,7 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
 ``POST resolution`` / ``GET metadata`` / ``GET rawkey?x=&y=&z=``
     Voxel size ``[rx,ry,rz]``; §8.2 metadata JSON; hex TKey of a block.
 ``GET raw|isotropic/{dims}/{size}/{offset}[/{format}][?roi=NAME&attenuation=N]``
-    ``dims`` ``0_1_2`` -> raw ZYX voxel bytes (streamed one block-layer at a time), or
+    ``dims`` ``0_1_2`` -> raw ZYX voxel bytes (over 64 MiB streamed one block-layer at a time), or
     for uint8 with format ``jpg``/``jpeg[:Q]`` one JPEG ``nx`` wide and ``ny*nz`` high.
     ``0_1``/``xy``, ``0_2``/``xz``, ``1_2``/``yz`` -> a 2-D image (XZ/YZ images have Z as
     rows): uint8 ``png`` (default), ``jpg[:Q]`` (default quality 80), ``tif`` or ``bmp``;
@@ -138,6 +138,7 @@ from datatypes.roi import find_roi
 from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_frame
 from dvidpy.datatype import Call, Datatype, PyramidPlan, endpoint, register_datatype
 from dvidpy.errors import BadRequest, DvidError, TooLarge
+from dvidpy.http.body import BufferPool
 from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
 from dvidpy.http.streams import Deferred, StreamingResponse
 from dvidpy.keys import prefix_successor, tkey
@@ -171,6 +172,34 @@ _PYRAMID_BATCH = 4 << 20
 _BIG_WRITE = 1 << 20
 _BIG_WRITES = threading.Semaphore(1)
 _INLINE_VOXELS = 1 << 20  # GET raw 3-D boxes up to this size are read on the event loop
+#: bigger 3-D boxes up to this many bytes are read whole in a thread and sent in one write
+#: (above it, streamed slab by slab); their buffers come from :data:`_ANSWER_BUFFERS`
+_WHOLE_BOX = 64 << 20
+_ANSWER_BUFFERS = BufferPool(keep=2, max_bytes=2 * _WHOLE_BOX, idle_seconds=30.0)
+_EXPIRY: list[threading.Timer] = []
+_EXPIRY_LOCK = threading.Lock()
+
+
+def _answer_buffer(n: int) -> bytearray:
+    """A buffer of ``n`` bytes from :data:`_ANSWER_BUFFERS`; a timer drops the ones unused
+    for its ``idle_seconds`` (re-armed while the pool holds any)."""
+    buf = _ANSWER_BUFFERS.get(n, time.monotonic())
+    _arm_expiry()
+    return buf
+
+
+def _arm_expiry(again: bool = False) -> None:
+    with _EXPIRY_LOCK:
+        if again:
+            _EXPIRY.clear()
+            _ANSWER_BUFFERS.expire(time.monotonic())
+            if not _ANSWER_BUFFERS.nbytes():
+                return
+        if not _EXPIRY:
+            t = threading.Timer(_ANSWER_BUFFERS.idle_seconds + 1, _arm_expiry, (True,))
+            t.daemon = True
+            _EXPIRY.append(t)
+            t.start()
 
 # ----- declarations shared by several endpoints ---------------------------------------
 ND_JSON = "application/vnd.dvid-nd-data+json"
@@ -755,12 +784,15 @@ class ImageBlk(Datatype):
                 return Deferred(self._jpeg_volume, ctx, offset, size, filt, q)
             if n <= _INLINE_VOXELS and filt is None:
                 return self._box_response(ctx, offset, size, None)
-            # Starlette's stream pulls one (<= 4 MiB) piece at a time in the thread pool:
-            # the next slab is built only when the last one is sent, so at most one slab
-            # is alive. Measured against the alternatives (best of 15, 256³ lz4, aligned /
-            # unaligned): this 1144 / 900 MB/s; a producer thread running ahead
-            # (streams.StreamingResponse) 937 / 765; the whole box read at once in a
-            # thread and sent in one write 1042 / 495.
+            nbytes = n * self.voxel.itemsize
+            if nbytes <= _WHOLE_BOX:
+                # Read whole in a thread into a reused buffer, then sent in one write: a
+                # corrupt block is still a 400, and the kernel's decode (every core, GIL
+                # released) does not wait on the send of each slab.
+                return Deferred(self._box_response, ctx, offset, size, filt, True)
+            # Bigger boxes: Starlette's stream pulls one (<= 4 MiB) piece at a time in the
+            # thread pool: the next slab is built only when the last one is sent, so at
+            # most one slab is alive.
             return starlette.responses.StreamingResponse(
                 self._stream_box(ctx, offset, size, filt),
                 media_type="application/octet-stream",
@@ -780,8 +812,15 @@ class ImageBlk(Datatype):
         return Deferred(self._plane_image, ctx, offset, size, filt, dims, (ra, rb), kind, q)
 
     def _box_response(self, ctx: VersionedCtx, offset: Point3, size: Point3,
-                      filt: Any) -> Response:
-        vol = self.read_box(ctx, offset, size)
+                      filt: Any, pooled: bool = False) -> Response:
+        """The box's voxel bytes as one answer; ``pooled``: read into a buffer of
+        :data:`_ANSWER_BUFFERS` (reused once nothing refers to it: no page faults)."""
+        out = None
+        if pooled:
+            buf = _answer_buffer(size[0] * size[1] * size[2] * self.voxel.itemsize)
+            out = np.frombuffer(buf, dtype=self.voxel.dtype).reshape(size[2], size[1], size[0])
+            del buf
+        vol = self.read_box(ctx, offset, size, out=out)
         if filt:
             vol = filt(vol, offset)
         # the voxels' bytes (a memoryview of wider voxels would count items, not bytes)
