@@ -7,7 +7,8 @@
  *
  * Python API:
  *
- *   decode_into(out, out_dims, values, places, block_dims, itemsize, fill, nthreads) -> bytes
+ *   decode_into(out, out_dims, values, places, block_dims, itemsize, fill, nthreads,
+ *               group) -> bytes
  *       out        writable C-contiguous buffer of out_dims = (nz, ny, nx) voxels of
  *                  `itemsize` bytes
  *       values     list of n objects: a stored value (any buffer), or None for a block
@@ -18,6 +19,10 @@
  *       block_dims (bz, by, bx)
  *       fill       `itemsize` bytes: the voxel of unstored blocks
  *       nthreads   threads to use (the calling one included); at most one per 4 blocks
+ *       group      a thread takes this many consecutive values at a time: the blocks of
+ *                  one row along x, whose pieces share the output's cache lines when the
+ *                  box is not aligned (two threads writing halves of one line would pass
+ *                  it back and forth between their cores)
  *     Returns n status bytes: 0 written, 1 not handled here (a checksummed, gzip or JPEG
  *     value: the caller decodes it), 2 corrupt (the caller asks the reference for the
  *     message). Nothing is written for a value of status 1 or 2.
@@ -33,6 +38,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define COMP_NONE 0
 #define COMP_LZ4 4
@@ -53,7 +61,8 @@ typedef struct {
     item_t *items;
     uint8_t *status;
     Py_ssize_t n;
-    Py_ssize_t next; /* work counter, atomic */
+    Py_ssize_t group; /* consecutive values one thread takes at a time */
+    Py_ssize_t next;  /* next group, atomic */
     int oom;
 } job_t;
 
@@ -73,6 +82,29 @@ static void fill_piece(const job_t *j, const int64_t *pl) {
 
 static void copy_piece(const job_t *j, const uint8_t *blk, const int64_t *pl) {
     size_t isz = j->isz, row = (size_t)pl[8] * isz;
+#if defined(__SSE2__)
+    /* Rows of whole cache lines into cache-line aligned places (a block-aligned box of
+     * 64-voxel-wide uint8 blocks in an aligned answer) are written with non-temporal
+     * stores: no read of each destination line before it is overwritten. In process, 64
+     * LZ4 blocks of 64³ into a 256³ answer: 2.1-2.2 ms against 3.9 ms with memcpy. Lines
+     * written in parts (unaligned boxes) would cost more that way: memcpy. */
+    if (row % 64 == 0) {
+        for (int64_t z = 0; z < pl[6]; z++) {
+            for (int64_t y = 0; y < pl[7]; y++) {
+                uint8_t *d = j->out + (((pl[0] + z) * j->ony + pl[1] + y) * j->onx + pl[2]) * isz;
+                const uint8_t *s = blk + (((pl[3] + z) * j->by + pl[4] + y) * j->bx + pl[5]) * isz;
+                if (((uintptr_t)d & 63) == 0) {
+                    for (size_t k = 0; k < row; k += 16)
+                        _mm_stream_si128((__m128i *)(d + k), _mm_loadu_si128((const __m128i *)(s + k)));
+                } else {
+                    memcpy(d, s, row);
+                }
+            }
+        }
+        _mm_sfence();
+        return;
+    }
+#endif
     for (int64_t z = 0; z < pl[6]; z++) {
         for (int64_t y = 0; y < pl[7]; y++) {
             uint8_t *d = j->out + (((pl[0] + z) * j->ony + pl[1] + y) * j->onx + pl[2]) * isz;
@@ -118,9 +150,10 @@ static void *worker(void *arg) {
         return NULL;
     }
     for (;;) {
-        Py_ssize_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        Py_ssize_t g = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        Py_ssize_t i = g * j->group, end = i + j->group < j->n ? i + j->group : j->n;
         if (i >= j->n) break;
-        j->status[i] = decode_one(j, &j->items[i], scratch);
+        for (; i < end; i++) j->status[i] = decode_one(j, &j->items[i], scratch);
     }
     free(scratch);
     return NULL;
@@ -138,12 +171,12 @@ static int dims3(PyObject *t, int64_t d[3], const char *what) {
 
 static PyObject *py_decode_into(PyObject *self, PyObject *args) {
     PyObject *outobj, *odims, *values, *placesobj, *bdims;
-    Py_ssize_t isz;
+    Py_ssize_t isz, group;
     Py_buffer fill;
     int nthreads;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO!OOny*i", &outobj, &odims, &PyList_Type, &values,
-                          &placesobj, &bdims, &isz, &fill, &nthreads))
+    if (!PyArg_ParseTuple(args, "OOO!OOny*in", &outobj, &odims, &PyList_Type, &values,
+                          &placesobj, &bdims, &isz, &fill, &nthreads, &group))
         return NULL;
     PyObject *result = NULL;
     Py_buffer out = {0}, places = {0};
@@ -200,9 +233,13 @@ static PyObject *py_decode_into(PyObject *self, PyObject *args) {
     job_t j = {.out = out.buf, .ony = od[1], .onx = od[2], .by = bd[1], .bx = bd[2],
                .isz = (size_t)isz, .block_bytes = (size_t)(bd[0] * bd[1] * bd[2] * isz),
                .fill = fill.buf, .items = items,
-               .status = (uint8_t *)PyBytes_AS_STRING(result), .n = n, .next = 0, .oom = 0};
+               .status = (uint8_t *)PyBytes_AS_STRING(result), .n = n, .group = 1, .next = 0,
+               .oom = 0};
     memset(j.status, 3, (size_t)n); /* 3: not done */
+    if (group < 1) group = 1;
+    j.group = group;
     if (nthreads > n / 4) nthreads = (int)(n / 4);
+    if (nthreads > (n + group - 1) / group) nthreads = (int)((n + group - 1) / group);
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
     if (nthreads < 1) nthreads = 1;
     Py_BEGIN_ALLOW_THREADS
@@ -238,7 +275,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"decode_into", py_decode_into, METH_VARARGS,
-     "decode_into(out, out_dims, values, places, block_dims, itemsize, fill, nthreads)"
+     "decode_into(out, out_dims, values, places, block_dims, itemsize, fill, nthreads, group)"
      " -> status bytes (0 written, 1 not handled, 2 corrupt)."},
     {NULL, NULL, 0, NULL},
 };

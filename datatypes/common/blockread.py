@@ -38,6 +38,8 @@ HAVE_EXTENSION = _ext is not None
 
 #: threads the kernel may use (the calling one included)
 THREADS = os.cpu_count() or 1
+if os.environ.get("DVIDPY_BLOCKREAD_THREADS"):  # experiment
+    THREADS = int(os.environ["DVIDPY_BLOCKREAD_THREADS"])
 
 Buffer = Any  # bytes, memoryview or any object with the buffer protocol
 
@@ -72,7 +74,8 @@ def _fill_bytes(out: np.ndarray, fill: Any) -> bytes:
 
 def decode_into(out: np.ndarray, values: list[Buffer | None], places: np.ndarray,
                 block_shape: Sequence[int], fill: Any,
-                decode: Callable[[Buffer], np.ndarray], threads: int | None = None) -> None:
+                decode: Callable[[Buffer], np.ndarray], threads: int | None = None,
+                group: int = 1) -> None:
     """Write each piece ``places[i]`` of ``values[i]`` into ``out`` (see the module
     docstring); ``decode(value)`` returns a block's ``block_shape`` (z, y, x) voxels of
     ``out``'s type or raises for a corrupt value (that exception propagates; pieces
@@ -80,8 +83,10 @@ def decode_into(out: np.ndarray, values: list[Buffer | None], places: np.ndarray
 
     ``out`` must be a writable array (C-contiguous for the kernel; any other layout takes
     the numpy path). ``values`` may be buffers valid only during this call (e.g. views
-    into an LMDB read transaction): nothing keeps them. Raises ``ValueError`` when a
-    place lies outside ``out`` or the block.
+    into an LMDB read transaction): nothing keeps them. ``group``: a kernel thread takes
+    this many consecutive values at a time (pass the blocks per row along x, so that no
+    two threads write parts of one cache line). Raises ``ValueError`` when a place lies
+    outside ``out`` or the block.
     """
     pl = np.ascontiguousarray(places, dtype=np.int64).reshape(-1, 9)
     if len(pl) != len(values):
@@ -90,7 +95,8 @@ def decode_into(out: np.ndarray, values: list[Buffer | None], places: np.ndarray
         decode_into_numpy(out, values, pl, block_shape, fill, decode)
         return
     status = _ext.decode_into(out, out.shape, values, pl, tuple(block_shape), out.itemsize,
-                              _fill_bytes(out, fill), THREADS if threads is None else threads)
+                              _fill_bytes(out, fill), THREADS if threads is None else threads,
+                              group)
     rest = np.flatnonzero(np.frombuffer(status, dtype=np.uint8))
     for i in rest.tolist():
         _piece(out, values[i], pl[i], fill, decode)

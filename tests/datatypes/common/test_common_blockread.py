@@ -100,28 +100,30 @@ def _truth(c: dict) -> np.ndarray:
     return out
 
 
-def _read(c: dict, values: list, kernel: bool, threads: int = 2) -> np.ndarray:
+def _read(c: dict, values: list, kernel: bool, threads: int = 2, group: int = 1
+          ) -> np.ndarray:
     _, places, bshape = _inputs(c)
     sx, sy, sz = c["size"]
     out = np.full((sz, sy, sx), 0xAB, dtype=c["dtype"])  # garbage a missed piece would show
     decode = _decoder(bshape, c["dtype"])
     if kernel:
-        br.decode_into(out, values, places, bshape, c["fill"], decode, threads=threads)
+        br.decode_into(out, values, places, bshape, c["fill"], decode, threads=threads,
+                       group=group)
     else:
         br.decode_into_numpy(out, values, places, bshape, c["fill"], decode)
     return out
 
 
-@given(cases(), st.integers(1, 4))
+@given(cases(), st.integers(1, 4), st.integers(0, 5))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_both_paths_write_the_box(c: dict, threads: int) -> None:
+def test_both_paths_write_the_box(c: dict, threads: int, group: int) -> None:
     values, _, _ = _inputs(c)
     want = _truth(c)
     assert np.array_equal(_read(c, values, False), want)
-    assert np.array_equal(_read(c, values, True, threads), want)
+    assert np.array_equal(_read(c, values, True, threads, group), want)
     # buffers, not bytes (LMDB hands out memoryviews): the same voxels
     views = [None if v is None else memoryview(bytearray(v)) for v in values]
-    assert np.array_equal(_read(c, views, True, threads), want)
+    assert np.array_equal(_read(c, views, True, threads, group), want)
 
 
 def _corrupt(value: bytes, how: str, where: int) -> bytes:
@@ -177,20 +179,20 @@ def test_places_outside_are_refused() -> None:
               [0, 0, 0, 0, 0, 0, 1, 1, -1]):
         with pytest.raises(ValueError, match="outside"):
             br._ext.decode_into(out, out.shape, [block], np.array(q, np.int64),
-                                (2, 2, 2), 1, b"\x00", 2)
+                                (2, 2, 2), 1, b"\x00", 2, 1)
         with pytest.raises(ValueError, match="outside"):
             br.decode_into_numpy(out, [block], np.array(q, np.int64), (2, 2, 2), 0,
                                  _decoder((2, 2, 2), np.dtype("u1")))
     assert not out.any()
     with pytest.raises(ValueError, match="dims"):
         br._ext.decode_into(out, (4, 4, 5), [block], np.zeros(9, np.int64), (2, 2, 2), 1,
-                            b"\x00", 1)
+                            b"\x00", 1, 1)
     with pytest.raises(ValueError, match="places"):
         br._ext.decode_into(out, out.shape, [block, None], np.zeros(9, np.int64), (2, 2, 2),
-                            1, b"\x00", 1)
+                            1, b"\x00", 1, 1)
     with pytest.raises(TypeError):
         br._ext.decode_into(out, out.shape, [3], np.zeros(9, np.int64), (2, 2, 2), 1,
-                            b"\x00", 1)
+                            b"\x00", 1, 1)
 
 
 def test_non_contiguous_output_takes_the_numpy_path() -> None:
@@ -202,3 +204,26 @@ def test_non_contiguous_output_takes_the_numpy_path() -> None:
     places = br.block_places((0, 0, 0), (8, 4, 4), (4, 4, 4), np.array([[0, 0, 0], [1, 0, 0]]))
     br.decode_into(out, blocks, places, (4, 4, 4), 0, _decoder((4, 4, 4), np.dtype("<u2")))
     assert np.array_equal(out, vol)
+
+
+@needs_ext
+@given(st.integers(0, 2**32 - 1), st.sampled_from(DTYPES[:2]), st.integers(0, 3),
+       st.sampled_from((0, 16, 32, 64)), st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_whole_cache_line_rows(seed: int, dtype: np.dtype, shift: int, x0: int,
+                               threads: int) -> None:
+    """Rows of 64-byte multiples into a 64-byte aligned answer take the kernel's
+    non-temporal stores; misaligned ones memcpy: both equal the truth."""
+    rng = np.random.default_rng(seed)
+    c = {"dtype": dtype, "bsize": (64, 3, 2), "fill": 3, "off": (x0, 1, 0),
+         "size": (128, 5, 4), "vol": rng.integers(0, 250, (4, 6, 192)).astype(dtype)}
+    c["stored"] = {(x, y, z): _encode(np.ascontiguousarray(
+        c["vol"][z * 2:z * 2 + 2, y * 3:y * 3 + 3, x * 64:x * 64 + 64]), "lz4")
+        for x in range(3) for y in range(2) for z in range(2) if rng.random() < 0.8}
+    values, places, bshape = _inputs(c)
+    n = 4 * 5 * 128 * dtype.itemsize
+    raw = np.empty(n + 128, np.uint8)
+    at = -raw.ctypes.data % 64 + 16 * shift
+    out = raw[at:at + n].view(dtype).reshape(4, 5, 128)
+    br.decode_into(out, values, places, bshape, 3, _decoder(bshape, dtype), threads, group=3)
+    assert np.array_equal(out, _truth(c))
