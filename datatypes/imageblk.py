@@ -180,6 +180,21 @@ _EXPIRY: list[threading.Timer] = []
 _EXPIRY_LOCK = threading.Lock()
 
 
+def _aligned(buf: np.ndarray, n: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` over the first cache-line aligned ``n`` bytes of ``buf`` (which
+    has 64 bytes to spare): whole rows of 64 voxels then fill whole cache lines, which the
+    block reader writes without reading them first (in process, 64 LZ4 blocks of 64³ uint8
+    into a 256³ answer: 2.1-2.2 ms, against 5.5-5.6 ms 16 bytes off a cache line)."""
+    at = -buf.ctypes.data % 64
+    return buf[at:at + n].view(dtype).reshape(shape)
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A new uninitialized array of ``shape`` whose data starts on a cache line."""
+    n = int(np.prod(shape)) * dtype.itemsize
+    return _aligned(np.empty(n + 64, dtype=np.uint8), n, shape, dtype)
+
+
 def _answer_buffer(n: int) -> bytearray:
     """A buffer of ``n`` bytes from :data:`_ANSWER_BUFFERS`; a timer drops the ones unused
     for its ``idle_seconds`` (re-armed while the pool holds any)."""
@@ -667,7 +682,7 @@ class ImageBlk(Datatype):
         """
         o, s = tuple(offset), tuple(size)
         if out is None:
-            out = np.empty((s[2], s[1], s[0]), dtype=self.voxel.dtype)
+            out = _aligned_empty((s[2], s[1], s[0]), self.voxel.dtype)
         if min(s) <= 0:
             return out
         lo, hi = block_range(o, s, self.block_size)
@@ -818,10 +833,8 @@ class ImageBlk(Datatype):
         out = None
         if pooled:
             n = size[0] * size[1] * size[2] * self.voxel.itemsize
-            buf = np.frombuffer(_answer_buffer(n + 64), dtype=np.uint8)
-            at = -buf.ctypes.data % 64  # cache-line aligned rows: ~15 % faster copies
-            out = buf[at:at + n].view(self.voxel.dtype).reshape(size[2], size[1], size[0])
-            del buf
+            out = _aligned(np.frombuffer(_answer_buffer(n + 64), dtype=np.uint8), n,
+                           (size[2], size[1], size[0]), self.voxel.dtype)
         vol = self.read_box(ctx, offset, size, out=out)
         if filt:
             vol = filt(vol, offset)

@@ -38,8 +38,6 @@ HAVE_EXTENSION = _ext is not None
 
 #: threads the kernel may use (the calling one included)
 THREADS = os.cpu_count() or 1
-if os.environ.get("DVIDPY_BLOCKREAD_THREADS"):  # experiment
-    THREADS = int(os.environ["DVIDPY_BLOCKREAD_THREADS"])
 
 Buffer = Any  # bytes, memoryview or any object with the buffer protocol
 
