@@ -116,3 +116,41 @@ def test_big_streamed_box_and_corrupt_block(lmdb_app: tuple[TestClient, Path],
     r = c.get(f"{base}/raw/0_1_2/{VOL[2]}_{VOL[1]}_{VOL[0]}/0_0_0")
     assert r.status_code == 200
     assert np.array_equal(np.frombuffer(r.content, "<u2").reshape(VOL), model)
+
+
+def test_concurrent_big_answers_on_a_real_server(tmp_path: Path) -> None:
+    """Big answers come from reused buffers: 8 clients at once, each reading its own box
+    over a real socket (a buffer is reused only when no answer still refers to it), 3
+    times over; every answer is exactly its box."""
+    import concurrent.futures
+
+    import httpx
+
+    from tests.servers import ServerProcess
+
+    srv = ServerProcess(["--data", str(tmp_path / "db")], tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            root = c.post("/api/repos", json={}).json()["root"]
+            assert c.post(f"/api/repo/{root}/instance", json={
+                "typename": "uint8blk", "dataname": "g", "BlockSize": "32,32,32"}
+                ).status_code == 200
+            vol = np.random.default_rng(2).integers(0, 256, (64, 256, 256), dtype=np.uint8)
+            assert c.post(f"/api/node/{root}/g/raw/0_1_2/256_256_64/0_0_0",
+                          content=vol.tobytes()).status_code == 200
+        boxes = [(x, y, 0) for x in (0, 7, 31, 64) for y in (0, 40)]  # 8 boxes, 2 MiB each
+
+        def get(o: tuple[int, int, int]) -> bool:
+            with httpx.Client(base_url=srv.url, timeout=60) as c:
+                r = c.get(f"/api/node/{root}/g/raw/0_1_2/160_200_64/{o[0]}_{o[1]}_{o[2]}")
+            got = np.frombuffer(r.content, np.uint8).reshape(64, 200, 160)
+            want = np.zeros((64, 200, 160), np.uint8)
+            part = vol[:, o[1]:o[1] + 200, o[0]:o[0] + 160]
+            want[:, :part.shape[1], :part.shape[2]] = part
+            return r.status_code == 200 and np.array_equal(got, want)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            for _ in range(3):
+                assert all(ex.map(get, boxes))
+    finally:
+        srv.stop()
