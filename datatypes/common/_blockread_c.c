@@ -189,8 +189,15 @@ static PyObject *py_decode_into(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "itemsize must be 1..16 and fill that many bytes");
         goto done;
     }
+    int64_t obytes, bbytes;
+    if (__builtin_mul_overflow(od[0] * od[1], od[2] * (int64_t)isz, &obytes) ||
+        __builtin_mul_overflow(bd[0] * bd[1], bd[2] * (int64_t)isz, &bbytes) ||
+        bbytes > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "output or block too large");
+        goto done;
+    }
     if (PyObject_GetBuffer(outobj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) goto done;
-    if (out.len != od[0] * od[1] * od[2] * (int64_t)isz) {
+    if (out.len != obytes) {
         PyErr_SetString(PyExc_ValueError, "output buffer does not match its dims");
         goto done;
     }
@@ -231,7 +238,7 @@ static PyObject *py_decode_into(PyObject *self, PyObject *args) {
         items[i].len = views[i].len;
     }
     job_t j = {.out = out.buf, .ony = od[1], .onx = od[2], .by = bd[1], .bx = bd[2],
-               .isz = (size_t)isz, .block_bytes = (size_t)(bd[0] * bd[1] * bd[2] * isz),
+               .isz = (size_t)isz, .block_bytes = (size_t)bbytes,
                .fill = fill.buf, .items = items,
                .status = (uint8_t *)PyBytes_AS_STRING(result), .n = n, .group = 1, .next = 0,
                .oom = 0};

@@ -190,6 +190,12 @@ def test_places_outside_are_refused() -> None:
     with pytest.raises(ValueError, match="places"):
         br._ext.decode_into(out, out.shape, [block, None], np.zeros(9, np.int64), (2, 2, 2),
                             1, b"\x00", 1, 1)
+    with pytest.raises(ValueError, match="too large"):  # sizes that overflow 64 bits
+        br._ext.decode_into(out, (1 << 31, 1 << 31, 1 << 31), [block], np.zeros(9, np.int64),
+                            (2, 2, 2), 8, bytes(8), 1, 1)
+    with pytest.raises(ValueError, match="too large"):  # a block LZ4 cannot hold
+        br._ext.decode_into(out, out.shape, [block], np.zeros(9, np.int64),
+                            (1 << 20, 1 << 20, 1), 1, b"\x00", 1, 1)
     with pytest.raises(TypeError):
         br._ext.decode_into(out, out.shape, [3], np.zeros(9, np.int64), (2, 2, 2), 1,
                             b"\x00", 1, 1)
