@@ -30,10 +30,12 @@ targets from the issue):
 4. small requests with 8 keep-alive connections, requests/s: one 64³ JPEG block per request
    (``subvolblocks``, neuroglancer's pattern) vs nginx serving the very same bytes as files
    (target ≥ 0.30x); a 1 KiB keyvalue GET vs nginx serving 1 KiB files (≥ 0.30x). dvidpy
-   as ``dvidpy serve`` (one process) and ``--workers 2``; nginx with ``worker_processes
-   auto``.
+   as ``dvidpy serve`` (its default: one process per core) and ``--workers 1``; nginx with
+   ``worker_processes auto``.
 5. throughput from 1 to 16 connections, ``GET raw`` of one 64³ uint8 lz4 block per request;
-   ratio 8 connections / 1 (target ≥ 1.7x), one process and ``--workers 2``.
+   ratio 8 connections / 1 (target ≥ 1.7x), the default and ``--workers 1``.
+
+Sections 1-3 run on ``dvidpy serve``'s default (one process per core over LMDB).
 6. label block codec, 64³ blocks of 30/100/300 labels: encode / decode vs lz4 on the same
    bytes (targets ≥ 0.25x / ≥ 0.5x).
 
@@ -435,9 +437,13 @@ def small_and_throughput(srv: Server, tmp: Path, conns: int, secs: float,
         kv.append(f"/api/node/{root}/kv/key/k{i}")
     print(f"4./5. small requests with {conns} keep-alive connections; throughput by "
           f"connections, GET raw 64³ lz4 block ({load()}):", flush=True)
-    one = small_requests(srv, jpeg, kv, "1 process", conns, secs, rounds)
-    clients_curve(url, raw, "1 process", secs, rounds)
+    one = small_requests(srv, jpeg, kv, DEFAULT, conns, secs, rounds)
+    clients_curve(url, raw, DEFAULT, secs, rounds)
     return jpeg, kv, raw, www, one
+
+
+#: label of ``dvidpy serve``'s default (one process per core this process may use, <= 8)
+DEFAULT = f"default ({min(8, len(os.sched_getaffinity(0)))} proc)"
 
 
 def main() -> None:
@@ -475,11 +481,11 @@ def main() -> None:
                 small = small_and_throughput(srv, tmp, args.conns, secs, rounds)
         if small is not None:
             jpeg, kv, raw, www, one = small
-            with dvidpy_server(["--data", str(data), "--workers", "2"],
+            with dvidpy_server(["--data", str(data), "--workers", "1"],
                                tmp / "server2.log") as u2:
                 srv2 = Server(u2, root)
-                two = small_requests(srv2, jpeg, kv, "--workers 2", args.conns, secs, rounds)
-                clients_curve(u2, raw, "--workers 2", secs, rounds)
+                two = small_requests(srv2, jpeg, kv, "--workers 1", args.conns, secs, rounds)
+                clients_curve(u2, raw, "--workers 1", secs, rounds)
             os.chmod(www, 0o755)
             (tmp / "nginx").mkdir()
             with nginx(www, tmp / "nginx") as nu:
@@ -489,7 +495,7 @@ def main() -> None:
                            for _ in range(rounds))
             print(f"  nginx                 64³ JPEG block {ng_j:8.0f} req/s   1 KiB file     "
                   f"{ng_k:8.0f} req/s   ({load()})", flush=True)
-            for label, r in (("1 process", one), ("--workers 2", two)):
+            for label, r in ((DEFAULT, one), ("--workers 1", two)):
                 print(f"  ratio {label:14s} JPEG block {r['jpeg'] / ng_j:.2f}x "
                       f"{verdict('jpeg', r['jpeg'] / ng_j)}   1 KiB keyvalue "
                       f"{r['kv'] / ng_k:.2f}x {verdict('kv', r['kv'] / ng_k)}", flush=True)

@@ -27,7 +27,7 @@ Endpoints, under ``/api/node/{uuid}/{data}/``:
 ``POST resolution`` / ``GET metadata`` / ``GET rawkey?x=&y=&z=``
     Voxel size ``[rx,ry,rz]``; §8.2 metadata JSON; hex TKey of a block.
 ``GET raw|isotropic/{dims}/{size}/{offset}[/{format}][?roi=NAME&attenuation=N]``
-    ``dims`` ``0_1_2`` -> raw ZYX voxel bytes (streamed one block-layer at a time), or
+    ``dims`` ``0_1_2`` -> raw ZYX voxel bytes (over 64 MiB streamed one block-layer at a time), or
     for uint8 with format ``jpg``/``jpeg[:Q]`` one JPEG ``nx`` wide and ``ny*nz`` high.
     ``0_1``/``xy``, ``0_2``/``xz``, ``1_2``/``yz`` -> a 2-D image (XZ/YZ images have Z as
     rows): uint8 ``png`` (default), ``jpg[:Q]`` (default quality 80), ``tif`` or ``bmp``;
@@ -112,7 +112,7 @@ import starlette.responses
 from PIL import Image
 from starlette.responses import Response
 
-from datatypes.common import arbslice, blockscan, imagecodec
+from datatypes.common import arbslice, blockread, blockscan, imagecodec
 from datatypes.common.blockscan import BoxRegion, scan_region
 from datatypes.common.blockstream import encode_header
 from datatypes.common.downsample import downsample_mean, downsample_mode
@@ -138,8 +138,10 @@ from datatypes.roi import find_roi
 from dvidpy.codec import COMP_JPEG, CodecError, deserialize, serialize, split_frame
 from dvidpy.datatype import Call, Datatype, PyramidPlan, endpoint, register_datatype
 from dvidpy.errors import BadRequest, DvidError, TooLarge
+from dvidpy.http.body import BufferPool
 from dvidpy.http.spec import EMPTY, JSON, OCTET, TEXT, Body, Param, Q
 from dvidpy.http.streams import Deferred, StreamingResponse
+from dvidpy.jobrecords import JobBoard, JobRunning, LiveJob
 from dvidpy.keys import prefix_successor, tkey
 from dvidpy.versioned import VersionedBatch, VersionedCtx
 
@@ -172,6 +174,49 @@ _BIG_WRITE = 1 << 20
 _BIG_WRITES = threading.Semaphore(1)
 _INLINE_VOXELS = 1 << 20  # GET raw 3-D boxes up to this size are read on the event loop
 _GATHER = threading.local()  # each thread's reused buffer of gather_block
+#: bigger 3-D boxes up to this many bytes are read whole in a thread and sent in one write
+#: (above it, streamed slab by slab); their buffers come from :data:`_ANSWER_BUFFERS`
+_WHOLE_BOX = 64 << 20
+_ANSWER_BUFFERS = BufferPool(keep=2, max_bytes=2 * _WHOLE_BOX, idle_seconds=30.0)
+_EXPIRY: list[threading.Timer] = []
+_EXPIRY_LOCK = threading.Lock()
+
+
+def _aligned(buf: np.ndarray, n: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` over the first cache-line aligned ``n`` bytes of ``buf`` (which
+    has 64 bytes to spare): whole rows of 64 voxels then fill whole cache lines, which the
+    block reader writes without reading them first (in process, 64 LZ4 blocks of 64³ uint8
+    into a 256³ answer: 2.1-2.2 ms, against 5.5-5.6 ms 16 bytes off a cache line)."""
+    at = -buf.ctypes.data % 64
+    return buf[at:at + n].view(dtype).reshape(shape)
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A new uninitialized array of ``shape`` whose data starts on a cache line."""
+    n = int(np.prod(shape)) * dtype.itemsize
+    return _aligned(np.empty(n + 64, dtype=np.uint8), n, shape, dtype)
+
+
+def _answer_buffer(n: int) -> bytearray:
+    """A buffer of ``n`` bytes from :data:`_ANSWER_BUFFERS`; a timer drops the ones unused
+    for its ``idle_seconds`` (re-armed while the pool holds any)."""
+    buf = _ANSWER_BUFFERS.get(n, time.monotonic())
+    _arm_expiry()
+    return buf
+
+
+def _arm_expiry(again: bool = False) -> None:
+    with _EXPIRY_LOCK:
+        if again:
+            _EXPIRY.clear()
+            _ANSWER_BUFFERS.expire(time.monotonic())
+            if not _ANSWER_BUFFERS.nbytes():
+                return
+        if not _EXPIRY:
+            t = threading.Timer(_ANSWER_BUFFERS.idle_seconds + 1, _arm_expiry, (True,))
+            t.daemon = True
+            _EXPIRY.append(t)
+            t.start()
 
 # ----- declarations shared by several endpoints ---------------------------------------
 ND_JSON = "application/vnd.dvid-nd-data+json"
@@ -445,10 +490,8 @@ class ImageBlk(Datatype):
         self._commit_lock: Any = threading.Lock()
         if self.shared_store:  # other servers read-modify-write these blocks too
             self._commit_lock = self.instance_lock()
-        self._job_lock = threading.Lock()
-        self._job: dict[str, Any] = {"State": "idle", "Level": 0, "Levels": 0,
-                                     "BlocksDone": 0, "BlocksTotal": 0, "Error": ""}
-        self._cancel = threading.Event()
+        self._levels_lock = threading.Lock()  # one creator of the level instances
+        self._job: LiveJob | None = None  # the downres this process runs, if any
 
     # ----- settings ---------------------------------------------------------------------
 
@@ -658,36 +701,35 @@ class ImageBlk(Datatype):
         unwritten), into ``out`` when given (an array of that shape and the voxel type,
         e.g. one slab of a bigger answer).
 
-        Every stored block is decoded and copied once, into the one output array; only the
-        parts of the box without a stored block are filled with Background. (Decoding a
-        block layer's blocks in parallel threads was measured slower: 1.5 vs 1.7 GB/s for
-        an unaligned 256³ uint8 box.)
+        Every block the box touches is written once, straight into the one output array
+        (:func:`datatypes.common.blockread.decode_into`): the stored ones decoded (by the
+        compiled kernel over every core when built, with the GIL released), the others
+        filled with Background. The stored values are read from one read snapshot
+        (:meth:`~dvidpy.versioned.VersionedStore.read_views`; on LMDB views into its map,
+        not copies) and decoded before it ends.
         """
         o, s = tuple(offset), tuple(size)
-        bx, by, bz = self.block_size
         if out is None:
-            out = np.empty((s[2], s[1], s[0]), dtype=self.voxel.dtype)
+            out = _aligned_empty((s[2], s[1], s[0]), self.voxel.dtype)
         if min(s) <= 0:
             return out
-        bg = self.fill
         lo, hi = block_range(o, s, self.block_size)
-        xe = o[0] + s[0]
-        for cz in range(lo[2], hi[2] + 1):
-            z0, z1 = max(o[2], cz * bz), min(o[2] + s[2], (cz + 1) * bz)
-            zd, zs = slice(z0 - o[2], z1 - o[2]), slice(z0 - cz * bz, z1 - cz * bz)
-            for cy in range(lo[1], hi[1] + 1):
-                y0, y1 = max(o[1], cy * by), min(o[1] + s[1], (cy + 1) * by)
-                yd, ys = slice(y0 - o[1], y1 - o[1]), slice(y0 - cy * by, y1 - cy * by)
-                gap = o[0]  # first voxel x of this row not covered yet
-                for cx, raw in self.iter_row(ctx, lo[0], hi[0], cy, cz, t):
-                    x0, x1 = max(o[0], cx * bx), min(xe, (cx + 1) * bx)
-                    if x0 > gap:
-                        out[zd, yd, gap - o[0]:x0 - o[0]] = bg
-                    out[zd, yd, x0 - o[0]:x1 - o[0]] = \
-                        self.decode_block(raw)[zs, ys, x0 - cx * bx:x1 - cx * bx]
-                    gap = x1
-                if gap < xe:
-                    out[zd, yd, gap - o[0]:] = bg
+        coords = blocks_between(lo, hi)
+        nx = hi[0] - lo[0] + 1
+        values: list[Any] = [None] * len(coords)
+        x_at = int(lo[0]) - INT32_MIN  # x of the row's first block as its TKey stores it
+        with self.store.read_views() as views:
+            i = 0
+            for cz in range(lo[2], hi[2] + 1):
+                for cy in range(lo[1], hi[1] + 1):
+                    start = block_tkey(lo[0], cy, cz, t=t)
+                    end = prefix_successor(block_tkey(hi[0], cy, cz, t=t))
+                    for tk, v in views.scan(ctx, start, end):
+                        values[i + int.from_bytes(tk[-4:], "big") - x_at] = v
+                    i += nx
+            blockread.decode_into(out, values, blockread.block_places(o, s, self.block_size,
+                                                                      coords),
+                                  self.bshape, self.fill, self.decode_block, group=nx)
         return out
 
     def _roi_filter(self, call: Call) -> Any:
@@ -785,12 +827,19 @@ class ImageBlk(Datatype):
                 return Deferred(self._jpeg_volume, ctx, offset, size, filt, q)
             if n <= _INLINE_VOXELS and filt is None:
                 return self._box_response(ctx, offset, size, None)
-            # Starlette's stream pulls one (<= 4 MiB) piece at a time in the thread pool:
-            # the next slab is built only when the last one is sent, so at most one slab
-            # is alive. Measured against the alternatives (best of 15, 256³ lz4, aligned /
-            # unaligned): this 1144 / 900 MB/s; a producer thread running ahead
-            # (streams.StreamingResponse) 937 / 765; the whole box read at once in a
-            # thread and sent in one write 1042 / 495.
+            nbytes = n * self.voxel.itemsize
+            if nbytes <= _WHOLE_BOX:
+                # Read whole in a thread into a reused buffer, then sent in one write: a
+                # corrupt block is still a 400 (a stream would be cut after its 200). With
+                # the compiled block reader, 256³ uint8 of 64³ LZ4 blocks over HTTP: server
+                # CPU per answer 9-10 / 12-14 ms aligned / unaligned, against 15-17 /
+                # 20-22 ms for the slab stream with numpy decoding (load 4-5). Tried and
+                # not kept: sending each block layer as soon as it is decoded while a
+                # thread decodes the next (median 0.85-0.9x of this, CPU +25-35 %).
+                return Deferred(self._box_response, ctx, offset, size, filt, True)
+            # Bigger boxes: Starlette's stream pulls one (<= 4 MiB) piece at a time in the
+            # thread pool: the next slab is built only when the last one is sent, so at
+            # most one slab is alive.
             return starlette.responses.StreamingResponse(
                 self._stream_box(ctx, offset, size, filt),
                 media_type="application/octet-stream",
@@ -810,8 +859,15 @@ class ImageBlk(Datatype):
         return Deferred(self._plane_image, ctx, offset, size, filt, dims, (ra, rb), kind, q)
 
     def _box_response(self, ctx: VersionedCtx, offset: Point3, size: Point3,
-                      filt: Any) -> Response:
-        vol = self.read_box(ctx, offset, size)
+                      filt: Any, pooled: bool = False) -> Response:
+        """The box's voxel bytes as one answer; ``pooled``: read into a buffer of
+        :data:`_ANSWER_BUFFERS` (reused once nothing refers to it: no page faults)."""
+        out = None
+        if pooled:
+            n = size[0] * size[1] * size[2] * self.voxel.itemsize
+            out = _aligned(np.frombuffer(_answer_buffer(n + 64), dtype=np.uint8), n,
+                           (size[2], size[1], size[0]), self.voxel.dtype)
+        vol = self.read_box(ctx, offset, size, out=out)
         if filt:
             vol = filt(vol, offset)
         # the voxels' bytes (a memoryview of wider voxels would count items, not bytes)
@@ -1395,10 +1451,18 @@ class ImageBlk(Datatype):
                 "timesamples": str(self.time_samples),
                 "versioned": "true" if self.meta.versioned else "false",
             }
-            inst = self.manager.new_instance(self.repo, ctx.node, body)
-            inst.meta.config["ScaleLevel"] = k
-            inst.meta.config["Downres"] = axes
-            inst.save_meta()
+            try:
+                inst = self.manager.new_instance(self.repo, ctx.node, body)
+            except BadRequest:
+                # another process of the server (a --workers sibling) made it meanwhile:
+                # taking the metadata lock reloaded the repo, so it is here now
+                inst = self.repo.instances.get(name)
+                if inst is None:
+                    raise
+            else:
+                inst.meta.config["ScaleLevel"] = k
+                inst.meta.config["Downres"] = axes
+                inst.save_meta()
         if (not isinstance(inst, ImageBlk) or inst.type_name != self.type_name
                 or inst.block_size != self.block_size
                 or inst.meta.config.get("Downres", axes) != axes):
@@ -1425,14 +1489,25 @@ class ImageBlk(Datatype):
         out.setdefault(0, np.zeros((0, 3), dtype=np.int64))
         return out
 
+    def _jobs(self) -> JobBoard:
+        """The server's downres jobs, one record per instance (keyed by its data UUID) in
+        the metadata store, so every process of the server reports and cancels the same
+        job (see :mod:`dvidpy.jobrecords`)."""
+        return JobBoard.of(self.manager, "downres", state_key="State", running="running",
+                           lost={"State": "error",
+                                 "Error": "the server process running it stopped"})
+
     def _set_job(self, **kw: Any) -> None:
-        with self._job_lock:
-            self._job.update(kw)
+        if self._job is not None:
+            self._job.update(**kw)
 
     def downres_status(self, ctx: VersionedCtx | None = None) -> dict[str, Any]:
-        """Copy of the current/last job status (plus dirty count at ``ctx``)."""
-        with self._job_lock:
-            st = dict(self._job)
+        """The current or last downres job's status, whichever process of the server runs
+        or ran it (``State`` ``idle`` when there was none), plus the dirty count at
+        ``ctx``. A job whose process stopped shows ``State`` ``error``."""
+        st = self._jobs().get(self.meta.data_uuid) or {
+            "State": "idle", "Level": 0, "Levels": 0, "BlocksDone": 0, "BlocksTotal": 0,
+            "Error": ""}
         if ctx is not None:
             st["DirtyBlocks"] = sum(len(c) for c in self._scan_coords(ctx, DIRTY_CLASS)
                                     .values())
@@ -1451,13 +1526,15 @@ class ImageBlk(Datatype):
         return downsample_mean(stack, factors)
 
     def cancel_downres(self) -> bool:
-        """Ask a running downres to stop (it stops between batches of blocks, leaving the
-        levels partly rebuilt and the dirty markers in place); whether one was running."""
-        with self._job_lock:
-            running = self._job.get("State") == "running"
-        if running:
-            self._cancel.set()
-        return running
+        """Ask a running downres to stop, in whichever process of the server it runs (it
+        stops between batches of blocks, leaving the levels partly rebuilt and the dirty
+        markers in place; from another process within about a second); whether one was
+        running."""
+        return self._jobs().cancel(self.meta.data_uuid)
+
+    def _check_cancel(self) -> None:
+        if self._job is not None and self._job.cancelled.is_set():
+            raise _Cancelled("downres cancelled")
 
     def run_downres(self, ctx: VersionedCtx, levels: int | None = None,
                     bbox: Box | None = None, full: bool = False,
@@ -1503,8 +1580,7 @@ class ImageBlk(Datatype):
                 self._set_job(Level=k)
                 for t, parents in sets[k - 1].items():
                     for i in range(0, len(parents), step):
-                        if self._cancel.is_set():
-                            raise _Cancelled("downres cancelled")
+                        self._check_cancel()
                         chunk = parents[i:i + step]
                         self._downres_parents(src, src_ctx, dst, dst_ctx, chunk, t, factors)
                         done += len(chunk)
@@ -1618,7 +1694,7 @@ class ImageBlk(Datatype):
 
     def prepare_pyramid(self, ctx: VersionedCtx, plan: PyramidPlan) -> None:
         """The level instances ``NAME_1``..``NAME_{levels}``, made when missing."""
-        with self._job_lock:  # one creator of the level instances at a time
+        with self._levels_lock:  # one creator of the level instances at a time
             for k in range(1, plan.levels + 1):
                 self.level_instance(ctx, k, plan.factors)
 
@@ -1660,17 +1736,20 @@ class ImageBlk(Datatype):
 
     def _job_thread(self, ctx: VersionedCtx, levels: int | None, bbox: Box | None,
                     full: bool, anisotropic: bool = False) -> None:
+        job = self._job
+        assert job is not None
+        end: dict[str, Any] = {"State": "done"}
         try:
             self.run_downres(ctx, levels, bbox, full, anisotropic)
-            self._set_job(State="done", Finished=time.time())
         except _Cancelled:
-            self._set_job(State="cancelled", Finished=time.time())
+            end = {"State": "cancelled"}
         except DvidError as e:
-            self._set_job(State="error", Error=str(e), Finished=time.time())
+            end = {"State": "error", "Error": str(e)}
         except Exception as e:  # background job: report, never crash the server
-            self._set_job(State="error", Error=repr(e), Finished=time.time())
+            end = {"State": "error", "Error": repr(e)}
         finally:
-            self._cancel.clear()
+            self._job = None
+            job.finish(**end, Finished=time.time())
 
     def start_downres(self, ctx: VersionedCtx, levels: int | None = None,
                       bbox: Box | None = None, full: bool = False, anisotropic: bool = False,
@@ -1678,13 +1757,18 @@ class ImageBlk(Datatype):
         """Start a downres job (400 when one is running or the version is locked) in a
         background thread, or run it here with ``wait``; the job status."""
         ctx.check_writable()
-        with self._job_lock:
-            if self._job.get("State") == "running":
+        with self._levels_lock:
+            if self._job is not None:
                 raise BadRequest(f"a downres of {self.meta.name!r} is already running")
-            self._cancel.clear()
-            self._job = {"State": "running", "Level": 0, "Levels": levels or 0,
-                         "BlocksDone": 0, "BlocksTotal": 0, "Error": "",
-                         "Started": time.time(), "UUID": ctx.node.uuid}
+            try:
+                self._job = self._jobs().start(
+                    self.meta.data_uuid,
+                    {"Level": 0, "Levels": levels or 0, "BlocksDone": 0, "BlocksTotal": 0,
+                     "Error": "", "Started": time.time(), "UUID": ctx.node.uuid},
+                    exclusive=True, refuse=lambda _: f"a downres of {self.meta.name!r} is "
+                                                     "already running")
+            except JobRunning as e:
+                raise BadRequest(str(e)) from None
         if wait:
             self._job_thread(ctx, levels, bbox, full, anisotropic)
             return self.downres_status()

@@ -24,6 +24,7 @@ several deployments can share one Redis without mixing their VersionIDs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import threading
@@ -35,7 +36,7 @@ from typing import Any
 
 from dvidpy.datatype import BLOB_CLASS
 from dvidpy.keys import meta_key
-from dvidpy.versioned import VersionedCtx, VersionedStore
+from dvidpy.versioned import VersionedCtx, VersionedStore, VersionedViews
 from storage.base import KVEngine
 
 log = logging.getLogger("dvidpy.cache")
@@ -220,6 +221,16 @@ class CachedVersionedStore(VersionedStore):
         self.stats.add(miss=1)
         if parts is not None:
             self._store([(key, b"".join(parts))])
+
+    @contextlib.contextmanager
+    def read_views(self) -> Iterator[VersionedViews]:
+        """As :meth:`VersionedStore.read_views`; with a cache configured, scans go through
+        :meth:`scan` (bytes, cached at committed versions)."""
+        if self.lru is None and self.redis is None:
+            with super().read_views() as v:
+                yield v
+            return
+        yield VersionedViews(lambda ctx, start, end: self.scan(ctx, start, end))
 
     def _lookup(self, key: bytes) -> bytes | None:
         """A cached present value from the LRU, then Redis (counted as a hit); else None."""

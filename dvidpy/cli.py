@@ -1,8 +1,9 @@
 """Command line: ``dvidpy serve`` and friends.
 
 ``dvidpy serve``                      serve 127.0.0.1:8000 with the data in ./dvid-data (LMDB
-                                      for a new folder; a LevelDB folder stays LevelDB)
-``dvidpy serve --workers 2``          2 processes sharing ./dvid-data (LMDB folders only)
+                                      for a new folder; a LevelDB folder stays LevelDB), one
+                                      process per core over an LMDB folder
+``dvidpy serve --workers 1``          one process (``--workers N``: N processes)
 ``dvidpy serve --config dvid.toml``   serve with a DVID-style TOML configuration
 ``dvidpy serve --memory``             everything in memory (throwaway)
 ``dvidpy serve --config dvid.toml --workers 4``   4 processes over shared stores (lmdb,
@@ -43,9 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
             settings = Settings.from_toml(args.config)
         elif args.memory:
             settings = Settings.memory()
-        else:  # one of several workers, or their supervisor: the folder is shared
-            settings = Settings.default(args.data, args.engine,
-                                        shared=args.workers != 1 or args.reuse_port)
+        else:
+            settings = Settings.default(args.data, args.engine)
     except ConfigError as e:
         print(f"dvidpy: {e}", file=sys.stderr)
         return 2
@@ -53,6 +53,15 @@ def _serve(args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
+    if args.workers is None:
+        args.workers = auto_workers(args, settings)
+    if not (args.config or args.memory) and (args.workers != 1 or args.reuse_port):
+        # one of several workers, or their supervisor: the folder is shared
+        settings = Settings.default(args.data, args.engine, shared=True)
+        if args.host:
+            settings.host = args.host
+        if args.port is not None:
+            settings.port = args.port
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers != 1:
@@ -79,6 +88,51 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def auto_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """The number of server processes when ``--workers`` is not given: one per core this
+    process may run on (at most 8) for the embedded default over an LMDB folder (a new
+    folder is LMDB), which every process opens at once; 1 for a LevelDB folder (one
+    process at a time), ``--memory``, a ``--config`` (shared stores are declared there;
+    say ``--workers N``), port 0 (the processes must agree on a port), or one core."""
+    import os
+
+    if args.config or args.memory or args.reuse_port or not settings.port:
+        return 1
+    if settings.stores["default"].engine != "lmdb":
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+def _port_free(host: str, port: int) -> str:
+    """'' when nothing listens on ``host:port``, else why it cannot be used. (Every
+    worker binds with ``SO_REUSEPORT``, which would let a second server's workers join
+    the first's and share its connections: a supervisor checks the port first.)"""
+    import socket
+
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                          socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        probe.bind((host, port))
+        return ""
+    except OSError as e:
+        return f"cannot listen on {host}:{port}: {e.strerror or e}"
+    finally:
+        probe.close()
+
+
+def _die_with_parent() -> None:
+    """In a worker (before exec): SIGKILL when the supervisor dies, however it dies, so
+    no worker outlives it (a SIGKILLed supervisor would leave workers serving the port)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """``--workers N``: N ``dvidpy serve`` processes on one port (``SO_REUSEPORT``: the
     kernel spreads connections over them), each opening the stores itself, kept running by
@@ -87,9 +141,9 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     machine, postgres, gcs, s3): a LevelDB, RocksDB or memory store, or a TOML store
     without ``shared = true``, is refused before anything starts, and so is a
     configuration that does not open (checked once in this process). Without ``--config``
-    the data folder must be LMDB's (a new folder is), and the workers share it.
-    State kept in one process's memory stays there: a transfer job's or a downres job's
-    status is answered by the worker that runs it.
+    the data folder must be LMDB's (a new folder is), and the workers share it. Jobs'
+    state (downres, transfers, ingest) lives in the metadata store, so every worker
+    answers for every job (:mod:`dvidpy.jobrecords`); a worker dies with the supervisor.
 
     Not uvicorn's own ``--workers``: its workers accept on a socket inherited without its
     protocol number, so asyncio's own event loop never sets ``TCP_NODELAY`` and every
@@ -134,6 +188,10 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
                   f"workers; store {alias!r} ({spec.engine}) {why}. Use lmdb or postgres "
                   f"(or gcs/s3) with shared = true, or run one worker.", file=sys.stderr)
             return 2
+    busy = _port_free(settings.host, settings.port)
+    if busy:
+        print(f"dvidpy: {busy}", file=sys.stderr)
+        return 2
     try:
         RepoManager(settings).close()
     except Exception as e:
@@ -158,7 +216,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
 
     print(f"{startup_banner(settings)}\n  workers {args.workers} processes on one port "
           "(SO_REUSEPORT)", flush=True)
-    procs = [subprocess.Popen(cmd) for _ in range(args.workers)]
+    procs = [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(args.workers)]
     log = logging.getLogger("dvidpy.workers")
     while not stopping:
         time.sleep(0.2)
@@ -166,7 +224,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             if p.poll() is not None and not stopping:
                 log.warning("worker pid %d exited with %s; starting another", p.pid,
                             p.returncode)
-                procs[i] = subprocess.Popen(cmd)
+                procs[i] = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
     for p in procs:
         p.terminate()
     for p in procs:
@@ -306,10 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8000)")
     s.add_argument("--quiet", action="store_true", help="no per-request log lines")
-    s.add_argument("--workers", type=int, default=1,
-                   help="server processes (default 1); more than one needs every store "
-                   "shared: the default LMDB folder is, a --config needs e.g. lmdb or "
-                   "postgres stores with shared = true")
+    s.add_argument("--workers", type=int, default=None,
+                   help="server processes (default: one per core, up to 8, over an LMDB "
+                   "--data folder; otherwise 1); more than one needs every store shared: "
+                   "the default LMDB folder is, a --config needs e.g. lmdb or postgres "
+                   "stores with shared = true")
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=_serve)
     for cmd, who in (("push", "the source server sends"), ("pull", "the receiving server fetches")):

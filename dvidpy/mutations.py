@@ -256,12 +256,29 @@ class MutationHub:
         if keep_from > 1:
             self.meta.delete_range(KeyRange(LOG, seq_key(LOG, keep_from)))
 
+    def _catch_up(self) -> None:
+        """Shared log (coordinated servers, ``--workers``): records another process
+        moved into the log wake this one's followers too (within :data:`POLL` s). (A
+        race with :meth:`_move` can only set ``last_seq`` lower than the log's for one
+        poll; the next one corrects it.)"""
+        raw = self.meta.get(SEQ_KEY)
+        seq = int(raw) if raw else 0
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        with self._new:
+            self._new.notify_all()
+        for fn in list(self._listeners):
+            fn(seq)
+
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(POLL)
             self._wake.clear()
             try:
                 self.drain_once()
+                if self._seq_lock is not self._lock:
+                    self._catch_up()
             except Exception:  # keep draining after a transient engine error
                 log.exception("mutation drainer failed; retrying")
                 time.sleep(1)

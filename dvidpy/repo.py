@@ -225,6 +225,12 @@ class RepoManager:
                     self.next_version = next_version  # a failed change uses no VersionID
                 raise
 
+    def changing(self, repo: Repo | None = None) -> contextlib.AbstractContextManager[None]:
+        """The metadata lock for changes made outside the manager's own methods (the
+        transfer receiver): cross-server when coordinated, taken after reloading what
+        other servers changed; on failure ``repo`` is reloaded (see :meth:`_mutating`)."""
+        return self._mutating(repo)
+
     def _fresh(self, repo: Repo, node: Node) -> Node:
         """``node`` as it is in ``repo``'s current DAG (a refresh may have replaced it)."""
         cur = repo.dag.nodes.get(node.version)

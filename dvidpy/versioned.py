@@ -26,6 +26,7 @@ new children of the losing parents so that a merge of them reads the winner's va
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -241,6 +242,20 @@ class _InstanceVersions:
                            "u": sorted(self.unindexed)}).encode()
 
 
+class VersionedViews:
+    """What :meth:`VersionedStore.read_views` yields: :meth:`scan` as
+    :meth:`VersionedStore.scan`, whose values may be buffers."""
+
+    def __init__(self, scan: Callable[[VersionedCtx, bytes, bytes | None],
+                                      Iterator[tuple[bytes, Any]]]) -> None:
+        self._scan = scan
+
+    def scan(self, ctx: VersionedCtx, start: bytes, end: bytes | None,
+             ) -> Iterator[tuple[bytes, Any]]:
+        """Visible ``(tkey, value)`` pairs with ``start <= tkey < end`` in TKey order."""
+        return self._scan(ctx, start, end)
+
+
 class VersionedStore:
     """Versioned reads and writes of TKeys for instances stored in one engine.
 
@@ -454,6 +469,11 @@ class VersionedStore:
         one, pass ``end=storage.prefix_successor(t)``. With ``keys_only`` values are
         ``b""``. One engine scan; revisions of each TKey are adjacent and resolved together.
         """
+        return self._scan(ctx, start, end, keys_only, self.engine.scan)
+
+    def _scan(self, ctx: VersionedCtx, start: bytes, end: bytes | None, keys_only: bool,
+              engine_scan: Callable[..., Iterator[tuple[bytes, Any]]],
+              ) -> Iterator[tuple[bytes, Any]]:
         pre = instance_prefix(ctx.instance_id)
         rng = KeyRange(pre + start, pre + end if end is not None else KeyRange.prefix(pre).end)
         plen = len(pre)
@@ -471,7 +491,7 @@ class VersionedStore:
                 return None
             return cur, vals.get(win[0], b"")  # type: ignore[return-value]
 
-        for k, value in self.engine.scan(rng, keys_only=keys_only):
+        for k, value in (engine_scan(rng, keys_only=True) if keys_only else engine_scan(rng)):
             tk = k[plen:-SUFFIX_LEN]
             if tk != cur:
                 if cur is not None:
@@ -495,6 +515,15 @@ class VersionedStore:
             out = emit()
             if out is not None:
                 yield out
+
+    @contextlib.contextmanager
+    def read_views(self) -> Iterator[VersionedViews]:
+        """Range reads whose values may be buffers valid only until the ``with`` block
+        exits (the engine's :meth:`~storage.base.KVEngine.read_views`: on LMDB views into
+        one read transaction, no copy). Decode or copy every value inside the block."""
+        with self.engine.read_views() as r:
+            yield VersionedViews(lambda ctx, start, end: self._scan(ctx, start, end, False,
+                                                                    r.scan))
 
     def scan_prefix(
         self, ctx: VersionedCtx, tkey_prefix: bytes, *, keys_only: bool = False

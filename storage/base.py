@@ -22,10 +22,17 @@ Conventions shared by every engine (checked by :mod:`storage.testing`):
   (PostgreSQL, GCS, S3) do it atomically *across processes* and may be opened by several
   servers at once; the default implementation is atomic only within one process, which is
   all a non-shareable engine (LevelDB, RocksDB, memory) needs.
+* ``with engine.read_views() as r:`` reads through ``r.scan(rng)`` and ``r.get_many(keys)``
+  whose values may be *buffers* (e.g. memoryviews into LMDB's map) instead of bytes, valid
+  only until the ``with`` block exits: the caller decodes or copies them inside it and
+  keeps none. Keys are always bytes. Engines with ``zero_copy_reads = True`` (LMDB) hand
+  out such views from one read transaction (one snapshot for every read of the block);
+  the others fall back to their ordinary reads (bytes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -145,6 +152,25 @@ class GuardedWriteBatch(WriteBatch):
         return self._n
 
 
+class ViewReader:
+    """What :meth:`KVEngine.read_views` yields: ``scan`` and ``get_many`` whose values are
+    buffers (anything with the buffer protocol: ``bytes(v)``, ``memoryview(v)``, lz4 and
+    numpy accept them) valid only inside the ``with`` block. This default reads through
+    the engine's own ``scan``/``get_many`` (bytes)."""
+
+    def __init__(self, engine: KVEngine) -> None:
+        self._engine = engine
+
+    def scan(self, rng: KeyRange) -> Iterator[tuple[bytes, Any]]:
+        """``(key, value)`` for keys in ``rng`` in unsigned byte order (as
+        :meth:`KVEngine.scan`)."""
+        return self._engine.scan(rng)
+
+    def get_many(self, keys: Sequence[bytes]) -> list[Any]:
+        """Values for ``keys`` in order, ``None`` for missing keys."""
+        return self._engine.get_many(keys)
+
+
 class KVEngine(ABC):
     """An ordered byte key-value store.
 
@@ -169,6 +195,8 @@ class KVEngine(ABC):
     #: True when point reads answer from this machine's memory or disk in microseconds
     #: (no network round trip): cheap requests may then run on the server's event loop.
     local: ClassVar[bool] = False
+    #: True when :meth:`read_views` hands out values without copying them out of the store.
+    zero_copy_reads: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -211,6 +239,14 @@ class KVEngine(ABC):
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """Values for ``keys`` in the same order (``None`` for missing keys)."""
         return [self.get(k) for k in keys]
+
+    @contextlib.contextmanager
+    def read_views(self) -> Iterator[ViewReader]:
+        """Reads whose values may be buffers valid only until the ``with`` block exits
+        (see the module docstring); the caller must not keep a value, nor use one after
+        the block. Engines with ``zero_copy_reads`` override this; the default yields a
+        :class:`ViewReader` over :meth:`scan` and :meth:`get_many` (bytes)."""
+        yield ViewReader(self)
 
     def delete_range(self, rng: KeyRange) -> int:
         """Delete every key in ``rng``; returns how many keys were deleted."""

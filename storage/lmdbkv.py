@@ -36,6 +36,10 @@ While write batches are being filled, a thread of the process prepares the part 
 it never writes a byte of the file), so the commit copies into pages that exist (see
 :class:`_Warmer`): ``data.mdb`` may be up to 256 MiB longer than LMDB's data.
 
+``read_views()`` (``zero_copy_reads``) reads in one read transaction opened with py-lmdb's
+``buffers=True``: values are memoryviews into LMDB's map, valid until the ``with`` block
+ends the transaction (long keys' values are copies).
+
 Batches are one write transaction (atomic). Scans read one read transaction's snapshot
 taken at call time, released when the scan is exhausted, closed or collected.
 ``delete_range`` deletes in write transactions of 10,000 keys. The empty key is refused
@@ -58,7 +62,7 @@ from typing import Any
 
 import lmdb
 
-from storage.base import GuardedWriteBatch, KeyRange, KVEngine
+from storage.base import GuardedWriteBatch, KeyRange, KVEngine, ViewReader
 from storage.embedded import prepare_directory
 from storage.registry import register_engine
 
@@ -390,6 +394,7 @@ class LMDBEngine(KVEngine):
     shareable = True
     local = True
     local_path = True
+    zero_copy_reads = True
     defaults = _DEFAULTS
 
     def __init__(self, real: str, env: Any, path: str, options: dict[str, Any],
@@ -473,6 +478,17 @@ class LMDBEngine(KVEngine):
             return _scan_reverse(txn, rng, keys_only)
         return _scan_forward(txn, rng, keys_only)
 
+    @contextlib.contextmanager
+    def read_views(self) -> Iterator[ViewReader]:
+        """Reads from one read transaction whose values are memoryviews into the map
+        (valid until the block exits; see :meth:`KVEngine.read_views`)."""
+        txn = self._env.begin(buffers=True)
+        try:
+            yield _LMDBViews(txn)
+        finally:
+            with contextlib.suppress(lmdb.Error):  # the environment may be closed already
+                txn.abort()
+
     def delete_range(self, rng: KeyRange) -> int:
         """Delete every key in ``rng`` in write transactions of 10,000 keys (so the whole
         operation is not atomic); returns how many were deleted."""
@@ -533,25 +549,48 @@ class LMDBEngine(KVEngine):
         return f"lmdb @ {self.path}"
 
 
-def _scan_forward(txn: Any, rng: KeyRange, keys_only: bool) -> Iterator[tuple[bytes, bytes]]:
+class _LMDBViews(ViewReader):
+    """:class:`ViewReader` over one ``buffers=True`` read transaction."""
+
+    def __init__(self, txn: Any) -> None:
+        self._txn = txn
+
+    def scan(self, rng: KeyRange) -> Iterator[tuple[bytes, Any]]:
+        if rng.is_empty():
+            return iter(())
+        return _forward(self._txn, rng, False)
+
+    def get_many(self, keys: Sequence[bytes]) -> list[Any]:
+        txn = self._txn
+        get = txn.get
+        return [get(k) if 0 < len(k) <= SHORT else _txn_get(txn, k) for k in keys]
+
+
+def _forward(txn: Any, rng: KeyRange, keys_only: bool) -> Iterator[tuple[bytes, Any]]:
+    """The pairs of ``rng`` in ``txn`` (keys as bytes also from a ``buffers=True`` one)."""
     start, end = rng.start, rng.end
-    try:
-        cur = txn.cursor()
-        if not (cur.set_range(_stored(start)) if start else cur.first()):
+    cur = txn.cursor()
+    if not (cur.set_range(_stored(start)) if start else cur.first()):
+        return
+    for skv, v in cur.iternext(keys=True, values=True):
+        sk = _as_bytes(skv)
+        if end is not None and sk >= end:
             return
-        for sk, v in cur.iternext(keys=True, values=True):
-            if end is not None and sk >= end:
-                return
-            if len(sk) != _BUCKET_LEN:
-                if sk >= start:  # always, after the seek (kept for exactness)
-                    yield (sk, b"") if keys_only else (sk, v)
+        if len(sk) != _BUCKET_LEN:
+            if sk >= start:  # always, after the seek (kept for exactness)
+                yield (sk, b"") if keys_only else (sk, v)
+            continue
+        for k, bv in _decode_bucket(sk[:SHORT], v):
+            if k < start:
                 continue
-            for k, bv in _decode_bucket(sk[:SHORT], v):
-                if k < start:
-                    continue
-                if end is not None and k >= end:
-                    return
-                yield (k, b"") if keys_only else (k, bv)
+            if end is not None and k >= end:
+                return
+            yield (k, b"") if keys_only else (k, bv)
+
+
+def _scan_forward(txn: Any, rng: KeyRange, keys_only: bool) -> Iterator[tuple[bytes, bytes]]:
+    try:
+        yield from _forward(txn, rng, keys_only)
     finally:
         with contextlib.suppress(lmdb.Error):  # the environment may be closed already
             txn.abort()

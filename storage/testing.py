@@ -297,6 +297,30 @@ class KVEngineTests:
         assert list(fwd) == []
         assert list(rev) == []
 
+    def test_read_views(self, engine: KVEngine) -> None:
+        """``read_views``: the same pairs as ``scan``/``get_many``, keys as bytes, values
+        buffers that stay valid (and unchanged: one snapshot) until the block exits, even
+        after the scans end and other writers overwrite and delete those keys."""
+        old = {bytes([i]) + b"k": bytes([i]) * (1000 + i) for i in range(0, 40, 2)}
+        for k, v in old.items():
+            engine.put(k, v)
+        engine.put(b"\x00", b"")
+        want = _items(engine, KeyRange(b"\x01", b"\x20"))
+        with engine.read_views() as r:
+            got = list(r.scan(KeyRange(b"\x01", b"\x20")))
+            assert list(r.scan(KeyRange(b"\x09", b"\x09"))) == []
+            many = r.get_many([b"\x04k", b"\x05k", b"\x00", b"\x26k"])
+            for k in old:
+                engine.put(k, b"new")
+            engine.delete(b"\x04k")
+            assert all(type(k) is bytes for k, _ in got)
+            assert [(k, bytes(v)) for k, v in got] == want
+            assert [None if v is None else bytes(v) for v in many] == \
+                [old[b"\x04k"], None, b"", old[b"\x26k"]]
+            if type(engine).zero_copy_reads:
+                assert any(not isinstance(v, bytes) for _, v in got)
+        assert engine.get(b"\x04k") is None and engine.get(b"\x06k") == b"new"
+
     def test_delete_while_scanning(self, engine: KVEngine) -> None:
         keys = [bytes([i, j]) for i in range(3) for j in range(10)]
         for k in keys:

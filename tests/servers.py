@@ -21,9 +21,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A ``dvidpy serve`` child process; ``restart()`` keeps its data folder/config."""
+    """A ``dvidpy serve`` child process; ``restart()`` keeps its data folder/config.
 
-    def __init__(self, args: list[str], log: Path, port: int | None = None) -> None:
+    One server process unless ``args`` say otherwise (``--workers N``), so that a test
+    knows which process answers; ``workers=None`` runs ``dvidpy serve``'s own default
+    (one process per core over an LMDB folder), which tests/e2e/test_workers_e2e.py uses.
+    """
+
+    def __init__(self, args: list[str], log: Path, port: int | None = None,
+                 workers: int | None = 1) -> None:
+        if workers is not None and "--workers" not in args:
+            args = [*args, "--workers", str(workers)]
         self.args = args
         self.log = log
         self.port = port or free_port()

@@ -154,12 +154,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
 
 @pytest.fixture(scope="module")
 def readme_server(sandbox: tuple[Path, Path]) -> Iterator[ServerProcess]:
-    """``dvidpy serve`` as the README's first command runs it (its default LevelDB folder
-    ``./dvid-data`` of the work folder), on the base install."""
+    """``dvidpy serve`` as the README's first command runs it (its default LMDB folder
+    ``./dvid-data`` of the work folder, one process per core), on the base install."""
     work, _ = sandbox
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", base_install_env(work.parent)["PYTHONPATH"])
-        srv = ServerProcess(["--data", str(work / "dvid-data")], work.parent / "server.log")
+        srv = ServerProcess(["--data", str(work / "dvid-data")], work.parent / "server.log",
+                            workers=None)
     yield srv
     srv.stop()
 

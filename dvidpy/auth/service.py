@@ -63,7 +63,7 @@ class Auth:
         self.mgr = mgr
         engine = mgr.meta_engine
         self.tokens = TokenStore(engine)
-        self.grants = GrantStore(engine)
+        self.grants = GrantStore(engine, shared=mgr.coordinated)
         self.groups = GroupStore(engine)
         self._server_id = ""
         self._secret = cfg.secretkey

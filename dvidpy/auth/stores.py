@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from dvidpy.errors import BadRequest
+from dvidpy.errors import BadRequest, Conflict
 from dvidpy.keys import meta_key
 from storage import KeyRange, KVEngine
 
@@ -113,27 +113,50 @@ class TokenStore:
 
 
 class GrantStore:
-    """Per-repo grants in the metadata store, cached in memory."""
+    """Per-repo grants in the metadata store, cached in memory.
+
+    ``shared``: other processes (``--workers`` siblings, servers over one metadata store)
+    change grants too, so a cached entry is re-read once older than ``ttl`` seconds (a
+    grant given or taken elsewhere applies here within that time, this process's at
+    once), and changes are compare-and-swaps of the stored record, so two processes
+    changing one repo's grants at once both land. Unshared: cached until changed here.
+    """
 
     PREFIX = "auth/grants/"
 
-    def __init__(self, engine: KVEngine) -> None:
+    def __init__(self, engine: KVEngine, shared: bool = False, ttl: float = 2.0) -> None:
         self.engine = engine
-        self._cache: dict[str, dict[str, Any]] = {}
+        self.shared = shared
+        self.ttl = ttl
+        self._cache: dict[str, tuple[dict[str, Any], float]] = {}
         self._lock = threading.Lock()
 
     def get(self, root: str) -> dict[str, Any]:
         """The grants of the repo with root ``root`` (empty ones when never set)."""
-        g = self._cache.get(root)
-        if g is None:
-            raw = self.engine.get(meta_key(self.PREFIX + root))
-            g = json.loads(raw) if raw else {"public": False, "grants": {}, "instances": {}}
-            self._cache[root] = g
-        return g
+        hit = self._cache.get(root)
+        if hit is not None and (not self.shared or time.monotonic() - hit[1] < self.ttl):
+            return hit[0]
+        return self._read(root)[0]
 
-    def _put(self, root: str, g: dict[str, Any]) -> None:
-        self.engine.put(meta_key(self.PREFIX + root), json.dumps(g).encode())
-        self._cache[root] = g
+    def _read(self, root: str) -> tuple[dict[str, Any], bytes | None]:
+        raw = self.engine.get(meta_key(self.PREFIX + root))
+        g = json.loads(raw) if raw else {"public": False, "grants": {}, "instances": {}}
+        self._cache[root] = (g, time.monotonic())
+        return g, raw
+
+    def _change(self, root: str, fn: Any) -> dict[str, Any]:
+        """Apply ``fn`` to a copy of the stored grants and store them (compare-and-swap:
+        retried when another process changed them meanwhile); the new grants."""
+        key = meta_key(self.PREFIX + root)
+        for _ in range(100):
+            cur, raw = self._read(root)
+            g = json.loads(json.dumps(cur))
+            fn(g)
+            new = json.dumps(g).encode()
+            if self.engine.compare_and_swap(key, raw, new):
+                self._cache[root] = (g, time.monotonic())
+                return g
+        raise Conflict(f"the grants of repo {root} are changing too often; try again")
 
     def update(self, root: str, grants: dict[str, str], instance: str | None = None,
                public: bool | None = None, additive: bool = False) -> dict[str, Any]:
@@ -142,8 +165,7 @@ class GrantStore:
         for p, lv in grants.items():
             check_principal(p)
             level_of(lv)
-        with self._lock:
-            g = json.loads(json.dumps(self.get(root)))
+        def change(g: dict[str, Any]) -> None:
             if additive and instance is not None:
                 table = g.setdefault("adds", {}).setdefault(instance, {})
             else:
@@ -152,8 +174,9 @@ class GrantStore:
             table.update(grants)
             if public is not None:
                 g["public"] = public
-            self._put(root, g)
-            return g
+
+        with self._lock:
+            return self._change(root, change)
 
     def remove(self, root: str, principals: list[str], instance: str | None = None,
                additive: bool = False) -> dict:
@@ -161,16 +184,16 @@ class GrantStore:
         repo's new grants."""
         for p in principals:
             check_principal(p)
-        with self._lock:
-            g = json.loads(json.dumps(self.get(root)))
+        def change(g: dict[str, Any]) -> None:
             where = g.setdefault("adds", {}) if additive else g["instances"]
             table = g["grants"] if instance is None else where.get(instance, {})
             for p in principals:
                 table.pop(p, None)
             if instance is not None and not table:
                 where.pop(instance, None)
-            self._put(root, g)
-            return g
+
+        with self._lock:
+            return self._change(root, change)
 
     def clear(self, root: str) -> None:
         """Forget every grant of ``root`` (a deleted resource's name may be reused)."""

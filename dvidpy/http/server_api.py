@@ -69,6 +69,7 @@ def server_info(call: HttpCall) -> Any:
         "Server uptime": f"{up}s",
         "RPC Address": "",
         "Host": platform.node() if admin else "",
+        "Server process": str(os.getpid()) if admin else "",  # which worker answered
         "Note": s.note,
         "TOML location": s.toml_path if admin else "",
         "Max Open Files": "0",

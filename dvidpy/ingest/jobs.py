@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
-import uuid as uuidlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dvidpy import jsonio
 from dvidpy.errors import BadRequest, Conflict, NotFound
+from dvidpy.jobrecords import JOB_ID, new_job_id
 from dvidpy.keys import meta_key, u32be
 from storage.base import KeyRange
 
@@ -58,8 +57,6 @@ CLIENT_TRANSITIONS = {
 }
 
 
-#: what a job id looks like (``uuid4().hex[:16]``, see :meth:`JobStore.open_job`)
-_JOB_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def _job_key(jid: str) -> bytes:
@@ -142,7 +139,7 @@ class JobStore:
 
     def get(self, jid: str) -> dict[str, Any]:
         """The record of job ``jid``; 404 when there is none."""
-        if not _JOB_ID.fullmatch(jid):  # never build a key from an arbitrary string
+        if not JOB_ID.fullmatch(jid):  # never build a key from an arbitrary string
             raise NotFound(f"no ingest job {jid[:40]!r}: job ids are 16 hex digits")
         raw = self.engine.get(_job_key(jid))
         if raw is None:
@@ -265,7 +262,7 @@ class JobStore:
             itemsize = _itemsize(dtype)
             now = time.time()
             rec = {
-                "id": uuidlib.uuid4().hex[:16], "key": key, "state": "PREPARING",
+                "id": new_job_id(), "key": key, "state": "PREPARING",
                 "source": source, "uuid": node.uuid, "root": repo.root, "instance": name,
                 "type": inst.type_name, "dtype": dtype, "box": box, "chunk": chunk,
                 "origin": origin, "grid": grid, "chunks_total": total,

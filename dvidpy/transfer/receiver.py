@@ -22,6 +22,10 @@ Chunks are applied as one engine batch each, then the group's progress is record
 crash in between replays that chunk on resume, which is harmless: records are raw puts
 of exact keys (plus, when completing versions an ROI push left partial, deletes of the
 same key with the other marker, so a value and a tombstone never share a version).
+
+With a shared metadata store (``--workers``, or servers over one PostgreSQL) each request
+of a transfer may reach another process: records are then read from the store every time
+(never cached), and begin, finish and abort run under the cross-server metadata lock.
 """
 
 from __future__ import annotations
@@ -160,13 +164,16 @@ class Receiver:
     # ----- records ----------------------------------------------------------------------
 
     def _load(self, tid: str) -> dict[str, Any] | None:
-        rec = self._recs.get(tid)
+        """The pending transfer's record; cached in this process unless the metadata
+        store is shared (then other servers, or ``--workers`` siblings, change it)."""
+        rec = None if self.mgr.coordinated else self._recs.get(tid)
         if rec is None:
             raw = self.mgr.meta_engine.get(_rec_key(tid))
             if raw is None:
                 return None
             rec = json.loads(raw)
-            self._recs[tid] = rec
+            if not self.mgr.coordinated:
+                self._recs[tid] = rec
         return rec
 
     def _need(self, tid: str) -> dict[str, Any]:
@@ -207,7 +214,7 @@ class Receiver:
         root = m["root"]
         nodes: list[dict[str, Any]] = m["nodes"]
         by_uuid = {n["UUID"]: n for n in nodes}
-        with mgr.lock, self.lock:
+        with mgr.changing(), self.lock:
             local = self._local_repo(m, by_uuid)
             included = [im for im in m["instances"] if im["included"]]
             self._check_instances(local, included)
@@ -290,7 +297,8 @@ class Receiver:
                 wb.put(_rec_key(root), json.dumps(rec).encode())
                 mgr.save_counters(wb)
                 wb.commit()
-                self._recs[root] = rec
+                if not mgr.coordinated:
+                    self._recs[root] = rec
             groups = []
             for g in rec["groups"]:
                 p = self._prog(root, g["gid"])
@@ -450,7 +458,7 @@ class Receiver:
         400 when some group has not received its end frame.
         """
         mgr = self.mgr
-        with mgr.lock, self.lock:
+        with mgr.changing(mgr.repos.get(tid)), self.lock:
             rec = self._need(tid)
             pending = [g["gid"] for g in rec["groups"] if not self._prog(tid, g["gid"])["done"]]
             if pending:
@@ -540,7 +548,7 @@ class Receiver:
 
     def abort(self, tid: str) -> bool:
         """Delete a pending transfer and everything it staged. False when none is pending."""
-        with self.lock:
+        with self.mgr.changing(), self.lock:
             rec = self._load(tid)
             if rec is None:
                 return False

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid as uuidlib
 from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
@@ -45,6 +44,7 @@ from dvidpy.http.router import HttpCall, ServerState
 from dvidpy.http.spec import OCTET, TEXT, Body, Param
 from dvidpy.http.streams import StreamingResponse
 from dvidpy.http.table import RouteTable
+from dvidpy.jobrecords import JOB_ID, JobBoard, LiveJob, new_job_id
 from dvidpy.transfer.client import (
     HttpSink,
     HttpSource,
@@ -68,34 +68,23 @@ _STREAM_REQ = Body(doc="a stream request made by the receiver from a plan", sche
 _TID = Param("tid", "str", "transfer id from POST /api/transfer/receive")
 
 
-class Job:
-    """A transfer running in a background thread of this server."""
-
-    def __init__(self, kind: str, params: dict[str, Any]) -> None:
-        self.id = uuidlib.uuid4().hex[:16]
-        self.kind = kind
-        self.params = params
-        self.state: dict[str, Any] = {"records": 0, "bytes": 0, "records_total": None}
-        self.status = "running"
-        self.error = ""
-        self.started = time.time()
-        self.finished: float | None = None
-        self.owner: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The job as ``GET /api/transfer/{id}`` shows it."""
-        return {"id": self.id, "kind": self.kind, "params": self.params, "owner": self.owner,
-                "state": self.status, "error": self.error, **self.state,
-                "elapsed": (self.finished or time.time()) - self.started}
+def job_view(rec: dict[str, Any]) -> dict[str, Any]:
+    """A job record as ``GET /api/transfer/{id}`` shows it (with ``elapsed`` seconds)."""
+    end = rec.get("finished") or time.time()
+    return {**rec, "elapsed": end - float(rec.get("started", end))}
 
 
 class TransferState:
-    """The sending and receiving ends and the jobs of one server."""
+    """The sending and receiving ends and the jobs of one server. The jobs' records live
+    in the metadata store (:mod:`dvidpy.jobrecords`), so every process of the server
+    lists the same jobs; a job runs in the process that started it."""
 
     def __init__(self, state: ServerState) -> None:
         self.source = LocalSource(state.mgr)
         self.receiver = Receiver(state.mgr, state.settings)
-        self.jobs: dict[str, Job] = {}
+        self.jobs = JobBoard.of(state.mgr, "transfer", state_key="state", running="running",
+                                lost={"state": "failed",
+                                      "error": "the server process running it stopped"})
 
 
 def transfer_state(call: HttpCall) -> TransferState:
@@ -224,32 +213,28 @@ def receive_abort(call: HttpCall) -> Response:
 
 
 def start_job(ts: TransferState, kind: str, params: dict[str, Any], src: Any,
-              sink: Any, owner: str | None = None) -> Job:
+              sink: Any, owner: str | None = None) -> LiveJob:
     """Run a transfer in a background thread, recorded as a job of ``owner``."""
-    job = Job(kind, params)
-    job.owner = owner
-    ts.jobs[job.id] = job
-
-    def progress(st: dict[str, Any]) -> None:
-        job.state = dict(st)
+    jid = new_job_id()
+    job = ts.jobs.start(jid, {"id": jid, "kind": kind, "params": params, "owner": owner,
+                              "error": "", "records": 0, "bytes": 0, "records_total": None,
+                              "started": time.time(), "finished": None})
 
     def work() -> None:
+        end: dict[str, Any] = {"state": "done"}
         try:
-            job.state = run_transfer(src, sink, params["uuid"], flatten=params["flatten"],
-                                     data=params["data"], roi=params["roi"],
-                                     progress=progress)
-            job.status = "done"
+            end.update(run_transfer(src, sink, params["uuid"], flatten=params["flatten"],
+                                    data=params["data"], roi=params["roi"],
+                                    progress=lambda st: job.update(**st)))
         except (DvidError, TransferError) as e:
-            job.error = e.message
-            job.status = "failed"
+            end = {"state": "failed", "error": e.message}
         except Exception as e:  # report, never kill the server
-            log.exception("transfer job %s failed", job.id)
-            job.error = f"internal error: {e!r}"
-            job.status = "failed"
+            log.exception("transfer job %s failed", jid)
+            end = {"state": "failed", "error": f"internal error: {e!r}"}
         finally:
-            job.finished = time.time()
+            job.finish(**end, finished=time.time())
 
-    threading.Thread(target=work, daemon=True, name=f"transfer-{job.id}").start()
+    threading.Thread(target=work, daemon=True, name=f"transfer-{jid}").start()
     return job
 
 
@@ -310,20 +295,21 @@ def missing(call: HttpCall) -> Any:
             inline=True)
 def list_jobs(call: HttpCall) -> Any:
     me = call.identity
-    return [j.to_json() for j in transfer_state(call).jobs.values()
-            if me.admin or (me.user is not None and j.owner == me.user)]
+    return [job_view(j) for j in transfer_state(call).jobs.records()
+            if me.admin or (me.user is not None and j.get("owner") == me.user)]
 
 
 @routes.get("/api/transfer/{jid}", "One transfer job's state", access="admin", inline=True,
             params=(Param("jid", "str", "job id"),))
 def job_info(call: HttpCall) -> Any:
-    job = transfer_state(call).jobs.get(call.params["jid"])
+    jid = call.params["jid"]
+    job = transfer_state(call).jobs.get(jid) if JOB_ID.fullmatch(jid) else None
     me = call.identity
-    if job is not None and not me.admin and (me.user is None or job.owner != me.user):
+    if job is not None and not me.admin and (me.user is None or job.get("owner") != me.user):
         job = None
     if job is None:
-        raise NotFound(f"no transfer job {call.params['jid']!r}")
-    return job.to_json()
+        raise NotFound(f"no transfer job {jid[:40]!r}")
+    return job_view(job)
 
 
 __all__ = ["routes"]

@@ -445,8 +445,8 @@ table = "{request.getfixturevalue("pg_table")}"
             with httpx.Client(base_url=srv.url, timeout=30) as fresh:
                 assert _ok(fresh.get(f"/api/node/{root}/kv/key/k0")).content == b"0"
         kids = _children(srv.proc.pid)
-        if store == "default-lmdb":  # a lone server is refused while the workers run
-            err = _refused(where, tmp_path)
+        if store == "default-lmdb":  # a one-process server is refused while workers run
+            err = _refused([*where, "--workers", "1"], tmp_path)
             assert "and the servers sharing it" in err, err
     finally:
         srv.stop()

@@ -1,0 +1,127 @@
+"""Stored blocks decoded straight into their place in one output array (imageblk reads).
+
+A box read knows, for every block it touches, which part of the block it wants and where
+that part goes in the answer (:func:`block_places`). :func:`decode_into` then writes every
+piece: a stored value is decoded (DVID's one-byte frame, dvid-api.md §3.1) and its piece
+copied; a block that is not stored (``None``) gets the fill voxel.
+
+Two implementations write the same voxels and accept the same values: the compiled kernel
+``datatypes/common/_blockread_c.c`` (built by ``pip install`` when Debian's ``liblz4-dev``
+is present), used whenever it is importable, and the numpy reference
+(:func:`decode_into_numpy`). The kernel handles unchecksummed LZ4 and uncompressed values
+(what imageblk stores by default): it decompresses each block with liblz4 into a per-thread
+scratch buffer and copies the piece's rows into the output, over several threads with the
+GIL released. Every other value (gzip, JPEG, CRC32-checked) and every value the kernel
+finds corrupt is handed to the caller's ``decode`` function, so decoding rules and error
+messages live in one place (:meth:`datatypes.imageblk.ImageBlk.decode_block`). Setting the
+environment variable ``DVIDPY_NO_EXTENSION=1`` before the import selects the numpy path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    if os.environ.get("DVIDPY_NO_EXTENSION") or sys.byteorder != "little":
+        raise ImportError("compiled block reader disabled")
+    from datatypes.common import _blockread_c as _ext
+except ImportError:  # not built (no compiler or liblz4-dev at install time) or disabled
+    _ext = None
+
+HAVE_EXTENSION = _ext is not None
+"""True when the compiled kernel is in use (see the module docstring)."""
+
+#: threads the kernel may use (the calling one included)
+THREADS = os.cpu_count() or 1
+
+Buffer = Any  # bytes, memoryview or any object with the buffer protocol
+
+
+def block_places(offset: Sequence[int], size: Sequence[int], block_size: Sequence[int],
+                 coords: np.ndarray) -> np.ndarray:
+    """``(n, 9)`` int64 rows, one per block coordinate ``(x, y, z)`` of ``coords``: where
+    the block's piece of the box goes in a ``(nz, ny, nx)`` output (z, y, x), where it
+    starts in the ``(bz, by, bx)`` block (z, y, x) and its extent (z, y, x).
+
+    ``offset``/``size``/``block_size`` are x, y, z. Blocks outside the box get an extent
+    with a zero (nothing to copy). Vectorized: no Python loop over blocks.
+    """
+    c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+    o = np.asarray(offset, dtype=np.int64)
+    e = o + np.asarray(size, dtype=np.int64)
+    b = np.asarray(block_size, dtype=np.int64)
+    lo = np.maximum(o, c * b)
+    hi = np.minimum(e, (c + 1) * b)
+    ext = np.maximum(hi - lo, 0)
+    out = np.empty((len(c), 9), dtype=np.int64)
+    out[:, 0:3] = (lo - o)[:, ::-1]
+    out[:, 3:6] = (lo - c * b)[:, ::-1]
+    out[:, 6:9] = ext[:, ::-1]
+    out[(ext == 0).any(axis=1), 0:6] = 0  # an empty piece: keep every index in range
+    return out
+
+
+def _fill_bytes(out: np.ndarray, fill: Any) -> bytes:
+    return np.asarray(fill, dtype=out.dtype).tobytes()
+
+
+def decode_into(out: np.ndarray, values: list[Buffer | None], places: np.ndarray,
+                block_shape: Sequence[int], fill: Any,
+                decode: Callable[[Buffer], np.ndarray], threads: int | None = None,
+                group: int = 1) -> None:
+    """Write each piece ``places[i]`` of ``values[i]`` into ``out`` (see the module
+    docstring); ``decode(value)`` returns a block's ``block_shape`` (z, y, x) voxels of
+    ``out``'s type or raises for a corrupt value (that exception propagates; pieces
+    already written stay written).
+
+    ``out`` must be a writable array (C-contiguous for the kernel; any other layout takes
+    the numpy path). ``values`` may be buffers valid only during this call (e.g. views
+    into an LMDB read transaction): nothing keeps them. ``group``: a kernel thread takes
+    this many consecutive values at a time (pass the blocks per row along x, so that no
+    two threads write parts of one cache line). Raises ``ValueError`` when a place lies
+    outside ``out`` or the block.
+    """
+    pl = np.ascontiguousarray(places, dtype=np.int64).reshape(-1, 9)
+    if len(pl) != len(values):
+        raise ValueError(f"{len(values)} values but {len(pl)} places")
+    if _ext is None or not out.flags.c_contiguous or not out.flags.writeable or out.ndim != 3:
+        decode_into_numpy(out, values, pl, block_shape, fill, decode)
+        return
+    status = _ext.decode_into(out, out.shape, values, pl, tuple(block_shape), out.itemsize,
+                              _fill_bytes(out, fill), THREADS if threads is None else threads,
+                              group)
+    rest = np.flatnonzero(np.frombuffer(status, dtype=np.uint8))
+    for i in rest.tolist():
+        _piece(out, values[i], pl[i], fill, decode)
+
+
+def decode_into_numpy(out: np.ndarray, values: list[Buffer | None], places: np.ndarray,
+                      block_shape: Sequence[int], fill: Any,
+                      decode: Callable[[Buffer], np.ndarray]) -> None:
+    """The reference of :func:`decode_into`: each value through ``decode``, one numpy
+    slice copy per piece."""
+    pl = np.asarray(places, dtype=np.int64).reshape(-1, 9)
+    od, bd = out.shape, tuple(block_shape)
+    for q in pl:
+        if (q[6:] < 0).any() or (q[:6] < 0).any() or \
+                any(q[a] + q[6 + a] > od[a] or q[3 + a] + q[6 + a] > bd[a] for a in range(3)):
+            raise ValueError("a place lies outside the output or block")
+    for v, q in zip(values, pl, strict=True):
+        _piece(out, v, q, fill, decode)
+
+
+def _piece(out: np.ndarray, value: Buffer | None, q: np.ndarray, fill: Any,
+           decode: Callable[[Buffer], np.ndarray]) -> None:
+    dz, dy, dx, sz, sy, sx, ez, ey, ex = q.tolist()
+    if min(ez, ey, ex) == 0:
+        return
+    dst = out[dz:dz + ez, dy:dy + ey, dx:dx + ex]
+    if value is None:
+        dst[...] = fill
+    else:
+        dst[...] = decode(value)[sz:sz + ez, sy:sy + ey, sx:sx + ex]

@@ -1,0 +1,242 @@
+"""``dvidpy serve`` with its default: one process per core over the LMDB data folder.
+
+Real servers on loopback; each request that must reach a particular worker goes on a
+fresh connection (the kernel spreads connections over the workers' ``SO_REUSEPORT``
+sockets) and ``/api/server/info`` says which process answered. Tried: a downres started
+in one worker, watched and re-started from the others; a pull job started in one worker,
+watched from every worker; a push whose every request opens a new connection (so the
+receive protocol's begin, chunks and finish land on different workers); a second server
+on a port the workers hold (refused, not joined); the supervisor SIGKILLed (no worker
+outlives it); a live mutation stream on one worker while another takes the writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from servers import ServerProcess
+
+from dvidpy.transfer.client import HttpSink, HttpSource, run_transfer
+
+CORES = min(8, len(os.sched_getaffinity(0)))
+pytestmark = pytest.mark.skipif(CORES < 2, reason="one core: the default is one process")
+
+
+def _ok(r: httpx.Response) -> httpx.Response:
+    assert r.status_code < 300, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return r
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def each_worker(url: str, n: int, fn: Callable[[httpx.Client, int], Any]) -> dict[int, Any]:
+    """``fn(client, pid)`` once on a connection to each of the ``n`` workers."""
+    seen: dict[int, Any] = {}
+    for _ in range(400):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            pid = int(_ok(c.get("/api/server/info")).json()["Server process"])
+            if pid not in seen:
+                seen[pid] = fn(c, pid)
+        if len(seen) == n:
+            return seen
+    raise AssertionError(f"only workers {sorted(seen)} answered 400 fresh connections")
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Any:
+    srv = ServerProcess(["--data", str(tmp_path / "db"), "--quiet"], tmp_path / "w.log",
+                        workers=None)
+    yield srv
+    srv.stop()
+
+
+def test_default_is_one_process_per_core(workers: ServerProcess, tmp_path: Path) -> None:
+    assert workers.proc is not None
+    kids = _children(workers.proc.pid)
+    assert len(kids) == CORES
+    assert sorted(each_worker(workers.url, CORES, lambda c, pid: pid)) == sorted(kids)
+    # a second server on the port the workers hold is refused, not let in beside them
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dvidpy.cli", "serve", "--port",
+                        str(workers.port), "--data", str(tmp_path / "other")],
+                       capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{workers.port}" in r.stderr, \
+        r.stdout + r.stderr
+    assert not (tmp_path / "other").exists()
+    # SIGKILL of the supervisor takes its workers with it
+    workers.proc.send_signal(signal.SIGKILL)
+    workers.proc.wait()
+    t0 = time.monotonic()
+    while any(_alive(k) for k in kids):
+        assert time.monotonic() - t0 < 20, "a worker outlived its supervisor"
+        time.sleep(0.05)
+    workers.logf.close()
+    workers.start()  # the folder and the port are free again at once
+    assert len(_children(workers.proc.pid)) == CORES
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _repo_with_volume(c: httpx.Client, shape: tuple[int, int, int]) -> tuple[str, np.ndarray]:
+    root = _ok(c.post("/api/repos", json={"alias": "w"})).json()["root"]
+    _ok(c.post(f"/api/repo/{root}/instance", json={"typename": "uint8blk", "dataname": "g"}))
+    _ok(c.post(f"/api/repo/{root}/instance", json={"typename": "keyvalue", "dataname": "kv"}))
+    vol = np.random.default_rng(7).integers(0, 256, shape[::-1], dtype=np.uint8)
+    sx, sy, sz = shape
+    _ok(c.post(f"/api/node/{root}/g/raw/0_1_2/{sx}_{sy}_{sz}/0_0_0", content=vol.tobytes()))
+    for i in range(20):
+        _ok(c.post(f"/api/node/{root}/kv/key/k{i:02d}", content=b"v%d" % i))
+    return root, vol
+
+
+def test_downres_job_is_the_same_from_every_worker(workers: ServerProcess) -> None:
+    with httpx.Client(base_url=workers.url, timeout=120) as c:
+        root, vol = _repo_with_volume(c, (256, 256, 128))
+        st = _ok(c.post(f"/api/node/{root}/g/downres?levels=2")).json()
+        assert st["State"] == "running"
+
+        def refused_or_done(c2: httpx.Client, pid: int) -> Any:
+            r = c2.post(f"/api/node/{root}/g/downres?levels=2")
+            # while the job runs, any worker refuses a second one; after, it may start
+            return r.status_code, r.text
+
+        first = each_worker(workers.url, CORES, refused_or_done)
+        for code, text in first.values():
+            assert code == 202 or (code == 400 and "already running" in text), (code, text)
+        t0 = time.monotonic()
+        while True:
+            states = each_worker(workers.url, CORES, lambda c2, pid: _ok(
+                c2.get(f"/api/node/{root}/g/downres-status")).json())
+            if all(s["State"] == "done" for s in states.values()):
+                break
+            assert {s["State"] for s in states.values()} <= {"running", "done"}, [
+                (s["State"], s["Error"]) for s in states.values()]
+            assert time.monotonic() - t0 < 120
+            time.sleep(0.2)
+        starts = {s["Started"] for s in states.values()}
+        assert len(starts) == 1  # the same (last) job, whichever worker answers
+        # (a second downres started above, after the first, found no dirty blocks)
+        assert all(s["Levels"] == 2 and s["BlocksDone"] == s["BlocksTotal"]
+                   and s["UUID"] == root for s in states.values()), states
+        want = vol.reshape(64, 2, 128, 2, 128, 2).mean(axis=(1, 3, 5))
+        got = np.frombuffer(_ok(c.get(f"/api/node/{root}/g_1/raw/0_1_2/128_128_64/0_0_0"))
+                            .content, np.uint8).reshape(64, 128, 128)
+        assert np.abs(got.astype(int) - np.floor(want + 0.5).astype(int)).max() == 0
+
+
+def test_pull_job_and_push_spread_over_workers(workers: ServerProcess, tmp_path: Path) -> None:
+    src = ServerProcess(["--data", str(tmp_path / "src"), "--quiet"], tmp_path / "src.log")
+    try:
+        with httpx.Client(base_url=src.url, timeout=120) as s:
+            root, vol = _repo_with_volume(s, (128, 128, 64))
+            _ok(s.post(f"/api/node/{root}/commit", json={"note": "v1"}))
+            child = _ok(s.post(f"/api/node/{root}/newversion", json={})).json()["child"]
+            _ok(s.post(f"/api/node/{child}/kv/key/new", content=b"child"))
+        # a pull job started in one worker, watched from every worker
+        with httpx.Client(base_url=workers.url, timeout=120) as c:
+            jid = _ok(c.post("/api/transfer/pull", json={"uuid": root, "src": src.url,
+                                                         "data": ["kv"]})).json()["id"]
+        t0 = time.monotonic()
+        while True:
+            seen = each_worker(workers.url, CORES, lambda c2, pid: _ok(
+                c2.get(f"/api/transfer/{jid}")).json())
+            if all(j["state"] == "done" for j in seen.values()):
+                break
+            assert {j["state"] for j in seen.values()} <= {"running", "done"}, seen
+            assert time.monotonic() - t0 < 120
+            time.sleep(0.2)
+        assert len({(j["records"], j["bytes"]) for j in seen.values()}) == 1
+        listed = each_worker(workers.url, CORES, lambda c2, pid: [
+            j["id"] for j in _ok(c2.get("/api/transfer/jobs")).json()])
+        assert all(ids == [jid] for ids in listed.values())
+
+        # a push whose every request takes a new connection: begin, chunks and finish
+        # reach different workers; then every worker serves what arrived
+        class FreshSink:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(HttpSink(workers.url), name)
+
+        out = run_transfer(HttpSource(src.url), FreshSink(), child)
+        assert out["records"] > 0
+
+        def check(c2: httpx.Client, pid: int) -> None:
+            assert _ok(c2.get(f"/api/node/{child}/kv/key/new")).content == b"child"
+            assert _ok(c2.get(f"/api/node/{root}/kv/key/k03")).content == b"v3"
+            got = _ok(c2.get(f"/api/node/{child}/g/raw/0_1_2/128_128_64/0_0_0")).content
+            assert got == vol.tobytes()
+
+        each_worker(workers.url, CORES, check)
+    finally:
+        src.stop()
+
+
+def test_live_mutation_stream_sees_every_workers_writes(workers: ServerProcess) -> None:
+    import threading
+
+    with httpx.Client(base_url=workers.url, timeout=60) as c:
+        root = _ok(c.post("/api/repos", json={})).json()["root"]
+        _ok(c.post(f"/api/repo/{root}/instance",
+                   json={"typename": "keyvalue", "dataname": "kv"}))
+    got: list[str] = []
+    ready = threading.Event()
+    follower: dict[str, int] = {}
+
+    def follow() -> None:
+        with httpx.Client(base_url=workers.url, timeout=60) as c2:
+            follower["pid"] = int(_ok(c2.get("/api/server/info")).json()["Server process"])
+            with c2.stream("GET", "/api/mutations/stream",
+                           headers={"Accept": "text/event-stream"}) as r:
+                for line in r.iter_lines():
+                    if line.startswith(": dvidpy"):
+                        ready.set()
+                    if line.startswith("data: ") and '"key"' in line.lower():
+                        got.append(line)
+                        if len(got) == 6:
+                            return
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    assert ready.wait(30)
+    others = 0
+    t0 = time.monotonic()
+    for i in range(40):  # writes through fresh connections, some on the other worker
+        with httpx.Client(base_url=workers.url, timeout=60) as c3:
+            pid = int(_ok(c3.get("/api/server/info")).json()["Server process"])
+            if pid == follower["pid"]:
+                continue
+            _ok(c3.post(f"/api/node/{root}/kv/key/w{i}", content=b"x"))
+            others += 1
+            if others == 6:
+                break
+    assert others == 6
+    t.join(10)  # the follower's worker learns of them within its poll (0.2 s), not 15 s
+    assert len(got) == 6, (got, time.monotonic() - t0)
