@@ -13,6 +13,7 @@ from dvidpy.ingest.runner import (
     AUTO_DASK_MIN_CORES,
     ThreadRunner,
     auto_uses_dask,
+    local_cluster_shape,
     make_runner,
 )
 
@@ -28,6 +29,16 @@ from dvidpy.ingest.runner import (
 ])
 def test_auto_choice(nbytes: int, cores: int, dask: bool) -> None:
     assert auto_uses_dask(nbytes, cores) is dask
+
+
+@pytest.mark.parametrize(("workers", "cores", "shape"), [
+    (4, 2, (2, 2)), (5, 2, (2, 3)), (2, 2, (2, 1)), (1, 8, (1, 1)), (0, 8, (1, 1)),
+    (64, 8, (8, 8)), (3, 1, (1, 3)),
+])
+def test_local_cluster_shape(workers: int, cores: int, shape: tuple[int, int]) -> None:
+    procs, threads = local_cluster_shape(workers, cores)
+    assert (procs, threads) == shape
+    assert procs <= max(1, cores) and procs * threads >= max(1, workers)
 
 
 def test_auto_small_upload_makes_threads() -> None:
