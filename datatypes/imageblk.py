@@ -1686,7 +1686,7 @@ class ImageBlk(Datatype):
         2x2x2, or the 2x2x1 of an existing anisotropic ``NAME_1``). The levels of time
         sample 0 (what DVID's API writes)."""
         ctx.check_writable()
-        first = self.repo.instances.get(f"{self.meta.name}_1")
+        first = self.manager.find_instance(self.repo, f"{self.meta.name}_1")
         aniso = isinstance(first, ImageBlk) and first.meta.config.get("Downres") == "xy"
         factors = (2, 2, 1) if aniso else (2, 2, 2)
         levels = self._default_levels(self.extents_at(ctx), factors)
@@ -1708,13 +1708,14 @@ class ImageBlk(Datatype):
         ctx.check_writable()
         if level < 1:
             raise BadRequest(f"pyramid level {level}: levels start at 1")
-        lvl1 = self.repo.instances.get(f"{self.meta.name}_1")
+        # (made by whichever process of the server prepared the plan)
+        lvl1 = self.manager.find_instance(self.repo, f"{self.meta.name}_1")
         if not isinstance(lvl1, ImageBlk):
             raise BadRequest(f"no pyramid level instance {self.meta.name}_1: plan the "
                              "pyramid first")
         factors = (2, 2, 1) if lvl1.meta.config.get("Downres") == "xy" else (2, 2, 2)
         for k in (level - 1, level):
-            if k and f"{self.meta.name}_{k}" not in self.repo.instances:
+            if k and self.manager.find_instance(self.repo, f"{self.meta.name}_{k}") is None:
                 raise BadRequest(f"no pyramid level instance {self.meta.name}_{k}")
         src = self if level == 1 else self.level_instance(ctx, level - 1, factors)
         dst = self.level_instance(ctx, level, factors)

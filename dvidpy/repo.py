@@ -507,11 +507,20 @@ class RepoManager:
 
     def instance(self, repo: Repo, name: str) -> Datatype:
         """Instance ``name`` of ``repo``; 400 when unknown (DVID's status)."""
-        inst = repo.instances.get(name)
-        if inst is None and self.refresh():
-            inst = repo.instances.get(name)
+        inst = self.find_instance(repo, name)
         if inst is None:
             raise BadRequest(f"no data instance named {name!r} in repo {repo.root}")
+        return inst
+
+    def find_instance(self, repo: Repo, name: str) -> Datatype | None:
+        """Instance ``name`` of ``repo``, or None. Coordinated (``--workers``, servers over
+        one store): a miss is looked up again after a refresh, since another process may
+        have just made it (again even when the refresh finds nothing new: the poller
+        thread may have applied it between the miss and the refresh)."""
+        inst = repo.instances.get(name)
+        if inst is None and self.coordinated:
+            self.refresh()
+            inst = repo.instances.get(name)
         return inst
 
     def context(self, inst: Datatype, node: Node, user: str = "", app: str = "") -> VersionedCtx:

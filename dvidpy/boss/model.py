@@ -612,7 +612,7 @@ class BossModel:
     def instance(self, erec: Mapping[str, Any], crec: Mapping[str, Any]) -> Datatype:
         """The data instance of a channel."""
         repo = self.repo_of(erec)
-        inst = repo.instances.get(crec["instance"])
+        inst = self.mgr.find_instance(repo, crec["instance"])
         if inst is None:
             raise BossError(f"the instance {crec['instance']} of channel {crec['name']} is "
                             "missing from its repo", INTEGRITY_ERROR)

@@ -171,7 +171,7 @@ class Volume:
             return self.inst
         name = f"{self.inst.meta.name}.t{t}"
         repo = self.inst.repo
-        inst = repo.instances.get(name)
+        inst = self.model.mgr.find_instance(repo, name)
         if inst is None and create:
             assert self.t.node is not None
             cfg = self.inst.meta.config
@@ -187,7 +187,7 @@ class Volume:
         """The imageblk instance of resolution ``res`` of an image channel, or None."""
         if res == 0:
             return self.inst
-        inst = self.inst.repo.instances.get(f"{self.inst.meta.name}_{res}")
+        inst = self.model.mgr.find_instance(self.inst.repo, f"{self.inst.meta.name}_{res}")
         if inst is None or inst.type_name != self.inst.type_name:
             return None
         return inst

@@ -7,7 +7,8 @@ in one worker, watched and re-started from the others; a pull job started in one
 watched from every worker; a push whose every request opens a new connection (so the
 receive protocol's begin, chunks and finish land on different workers); a second server
 on a port the workers hold (refused, not joined); the supervisor SIGKILLed (no worker
-outlives it); a live mutation stream on one worker while another takes the writes.
+outlives it); a live mutation stream on one worker while another takes the writes; a Boss
+channel made through one worker and read at once through another.
 """
 
 from __future__ import annotations
@@ -240,3 +241,42 @@ def test_live_mutation_stream_sees_every_workers_writes(workers: ServerProcess) 
     assert others == 6
     t.join(10)  # the follower's worker learns of them within its poll (0.2 s), not 15 s
     assert len(got) == 6, (got, time.monotonic() - t0)
+
+
+def _client_on(url: str, pid: int | None, other: bool) -> tuple[httpx.Client, int]:
+    """A client connected to worker ``pid`` (``other``: to any other worker)."""
+    for _ in range(400):
+        c = httpx.Client(base_url=url, timeout=60)
+        got = int(_ok(c.get("/api/server/info")).json()["Server process"])
+        if pid is None or (got != pid) == other:
+            return c, got
+        c.close()
+    raise AssertionError("no such worker answered 400 fresh connections")
+
+
+def test_boss_channel_made_in_one_worker_is_read_at_once_in_another(
+        workers: ServerProcess) -> None:
+    a, pid = _client_on(workers.url, None, False)
+    _ok(a.post("/v1/collection/lab/", json={"description": "d"}))
+    _ok(a.post("/v1/coord/frame/", json={
+        "x_start": 0, "x_stop": 64, "y_start": 0, "y_stop": 64, "z_start": 0, "z_stop": 64,
+        "x_voxel_size": 4, "y_voxel_size": 4, "z_voxel_size": 40, "voxel_unit": "nanometers"}))
+    repo = _ok(a.post("/v1/collection/lab/experiment/em/",
+                      json={"coord_frame": "frame"})).json()["dvid_repo"]
+    for i in range(5):  # each channel read through the other worker right after it is made
+        _ok(a.post(f"/v1/collection/lab/experiment/em/channel/c{i}/",
+                   json={"type": "image", "datatype": "uint8"}))
+        vol = np.full((32, 32, 32), i + 1, np.uint8)
+        _ok(a.post(f"/api/node/{repo}/c{i}/raw/0_1_2/32_32_32/0_0_0", content=vol.tobytes()))
+        b, _ = _client_on(workers.url, pid, True)
+        try:
+            r = _ok(b.get(f"/v1/cutout/lab/em/c{i}/0/0:32/0:32/0:32/",
+                          headers={"Accept": "application/npygz"}))
+            import io
+            import zlib
+
+            got = np.load(io.BytesIO(zlib.decompress(r.content)))
+            assert got.shape == (32, 32, 32) and (got == i + 1).all()
+        finally:
+            b.close()
+    a.close()
