@@ -25,7 +25,6 @@ Private bookkeeping fields start with ``_`` (``_owner``, ``_beat``, ``_cancel``,
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import threading
@@ -49,7 +48,6 @@ BEAT_EVERY = 2.0
 #: a running record on a shared store whose heartbeat is older than this was interrupted
 STALE_AFTER = 20.0
 _CAS_TRIES = 100
-_order = itertools.count()
 #: what a job id looks like (:func:`new_job_id`); check before building a key from one
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -150,7 +148,7 @@ class JobBoard:
     def of(cls, manager: Any, kind: str, **kw: Any) -> JobBoard:
         """The board of ``kind`` on a :class:`~dvidpy.repo.RepoManager`'s metadata store,
         one per manager and kind (made on first use; ``kw`` as for the constructor)."""
-        boards = manager.__dict__.setdefault("_job_boards", {})
+        boards = manager.job_boards
         with manager.lock:
             b = boards.get(kind)
             if b is None:
@@ -183,7 +181,7 @@ class JobBoard:
                         msg = refuse(cur) if refuse else f"{self.kind} job {jid} is running"
                         raise JobRunning(msg)
                 new = {**record, "_owner": self.owner, "_beat": time.time(),
-                       "_cancel": False, "_order": next(_order) + time.time_ns()}
+                       "_cancel": False, "_order": time.time_ns()}
                 if self.engine.compare_and_swap(key, old, _dumps(new)):
                     job._written = time.monotonic()
                     self._live[jid] = job

@@ -133,6 +133,8 @@ class RepoManager:
             raise
         self.stores = {a: self._versioned_store(a, e) for a, e in self.engines.items()}
         self.lock = threading.RLock()
+        #: background jobs' boards by kind (:meth:`dvidpy.jobrecords.JobBoard.of`)
+        self.job_boards: dict[str, Any] = {}
         self._meta_lock: Any = self.lock
         if self.coordinated:
             # self.lock is its local part: one lock order, no deadlock in this process

@@ -90,3 +90,29 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
     """An HTTP client of :func:`server`."""
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name (state first), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``, from /proc."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _stat(d)
+            if st is not None and int(st[1]) == pid and st[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"

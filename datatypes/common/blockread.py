@@ -107,10 +107,9 @@ def decode_into_numpy(out: np.ndarray, values: list[Buffer | None], places: np.n
     slice copy per piece."""
     pl = np.asarray(places, dtype=np.int64).reshape(-1, 9)
     od, bd = out.shape, tuple(block_shape)
-    for q in pl:
-        if (q[6:] < 0).any() or (q[:6] < 0).any() or \
-                any(q[a] + q[6 + a] > od[a] or q[3 + a] + q[6 + a] > bd[a] for a in range(3)):
-            raise ValueError("a place lies outside the output or block")
+    if len(pl) and ((pl < 0).any() or (pl[:, 0:3] + pl[:, 6:9] > np.asarray(od)).any()
+                    or (pl[:, 3:6] + pl[:, 6:9] > np.asarray(bd)).any()):
+        raise ValueError("a place lies outside the output or block")
     for v, q in zip(values, pl, strict=True):
         _piece(out, v, q, fill, decode)
 

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 from servers import ServerProcess
+from servers import children as _children
 
 pytestmark = pytest.mark.e2e
 
@@ -457,16 +458,3 @@ table = "{request.getfixturevalue("pg_table")}"
         assert not os.path.exists(f"/proc/{pid}")
 
 
-def _children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(d))
-    return out

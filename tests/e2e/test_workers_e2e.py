@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from servers import ServerProcess
+from servers import ServerProcess, alive, children
 
 from dvidpy.transfer.client import HttpSink, HttpSource, run_transfer
 
@@ -34,20 +34,6 @@ pytestmark = pytest.mark.skipif(CORES < 2, reason="one core: the default is one 
 def _ok(r: httpx.Response) -> httpx.Response:
     assert r.status_code < 300, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
     return r
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(d))
-    return out
 
 
 def each_worker(url: str, n: int, fn: Callable[[httpx.Client, int], Any]) -> dict[int, Any]:
@@ -73,7 +59,7 @@ def workers(tmp_path: Path) -> Any:
 
 def test_default_is_one_process_per_core(workers: ServerProcess, tmp_path: Path) -> None:
     assert workers.proc is not None
-    kids = _children(workers.proc.pid)
+    kids = children(workers.proc.pid)
     assert len(kids) == CORES
     assert sorted(each_worker(workers.url, CORES, lambda c, pid: pid)) == sorted(kids)
     # a second server on the port the workers hold is refused, not let in beside them
@@ -91,20 +77,25 @@ def test_default_is_one_process_per_core(workers: ServerProcess, tmp_path: Path)
     workers.proc.send_signal(signal.SIGKILL)
     workers.proc.wait()
     t0 = time.monotonic()
-    while any(_alive(k) for k in kids):
+    while any(alive(k) for k in kids):
         assert time.monotonic() - t0 < 20, "a worker outlived its supervisor"
         time.sleep(0.05)
     workers.logf.close()
     workers.start()  # the folder and the port are free again at once
-    assert len(_children(workers.proc.pid)) == CORES
+    assert len(children(workers.proc.pid)) == CORES
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def until_done(url: str, path: str, key: str, done: str = "done") -> dict[int, Any]:
+    """Poll ``path`` on every worker until each says ``key`` = ``done`` (within 120 s;
+    meanwhile each must say running or done); the last answers, by worker."""
+    t0 = time.monotonic()
+    while True:
+        seen = each_worker(url, CORES, lambda c, pid: _ok(c.get(path)).json())
+        if all(s[key] == done for s in seen.values()):
+            return seen
+        assert {s[key] for s in seen.values()} <= {"running", done}, seen
+        assert time.monotonic() - t0 < 120, seen
+        time.sleep(0.2)
 
 
 def _repo_with_volume(c: httpx.Client, shape: tuple[int, int, int]) -> tuple[str, np.ndarray]:
@@ -133,16 +124,7 @@ def test_downres_job_is_the_same_from_every_worker(workers: ServerProcess) -> No
         first = each_worker(workers.url, CORES, refused_or_done)
         for code, text in first.values():
             assert code == 202 or (code == 400 and "already running" in text), (code, text)
-        t0 = time.monotonic()
-        while True:
-            states = each_worker(workers.url, CORES, lambda c2, pid: _ok(
-                c2.get(f"/api/node/{root}/g/downres-status")).json())
-            if all(s["State"] == "done" for s in states.values()):
-                break
-            assert {s["State"] for s in states.values()} <= {"running", "done"}, [
-                (s["State"], s["Error"]) for s in states.values()]
-            assert time.monotonic() - t0 < 120
-            time.sleep(0.2)
+        states = until_done(workers.url, f"/api/node/{root}/g/downres-status", "State")
         starts = {s["Started"] for s in states.values()}
         assert len(starts) == 1  # the same (last) job, whichever worker answers
         # (a second downres started above, after the first, found no dirty blocks)
@@ -166,15 +148,7 @@ def test_pull_job_and_push_spread_over_workers(workers: ServerProcess, tmp_path:
         with httpx.Client(base_url=workers.url, timeout=120) as c:
             jid = _ok(c.post("/api/transfer/pull", json={"uuid": root, "src": src.url,
                                                          "data": ["kv"]})).json()["id"]
-        t0 = time.monotonic()
-        while True:
-            seen = each_worker(workers.url, CORES, lambda c2, pid: _ok(
-                c2.get(f"/api/transfer/{jid}")).json())
-            if all(j["state"] == "done" for j in seen.values()):
-                break
-            assert {j["state"] for j in seen.values()} <= {"running", "done"}, seen
-            assert time.monotonic() - t0 < 120
-            time.sleep(0.2)
+        seen = until_done(workers.url, f"/api/transfer/{jid}", "state")
         assert len({(j["records"], j["bytes"]) for j in seen.values()}) == 1
         listed = each_worker(workers.url, CORES, lambda c2, pid: [
             j["id"] for j in _ok(c2.get("/api/transfer/jobs")).json()])
