@@ -38,6 +38,12 @@ def lmdb_end(path: Path) -> int:
         env.close()
 
 
+def lmdb_end_of(e) -> int:
+    """LMDB's last page of an open engine, in bytes."""
+    info = e._env.info()
+    return (info["last_pgno"] + 1) * e._env.stat()["psize"]
+
+
 def test_file_prepared_ahead_within_bound(tmp_path: Path) -> None:
     e = open_engine("lmdb", str(tmp_path / "db"))
     try:
@@ -45,7 +51,12 @@ def test_file_prepared_ahead_within_bound(tmp_path: Path) -> None:
             wb = e.batch()
             for i in range(50):
                 wb.put(b"k%03d%03d" % (b, i), value(b * 50 + i))
-            time.sleep(0.2)  # the warmer runs while the batch fills
+            if lk._FALLOCATE is not None:  # the warmer runs while the batch waits
+                want = lmdb_end_of(e) + e._warmer.queued
+                deadline = time.monotonic() + 30
+                while e._warmer.upto < want and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert e._warmer.upto >= want
             wb.commit()
         assert e._warmer.queued == 0
         time.sleep(0.2)
@@ -95,12 +106,15 @@ def test_without_fallocate_writes_are_unchanged(tmp_path: Path, monkeypatch) -> 
         wb = e.batch()
         for i in range(40):
             wb.put(b"k%03d" % i, value(i))
-        wb.commit()
-        for _ in range(100):
-            if e._warmer.disabled:
-                break
-            time.sleep(0.02)
+        # The bytes stay queued until the commit, so the warmer (a thread started by the
+        # first put, which may run late on a loaded machine) has work until then: wait
+        # for it before committing (after the commit nothing is queued and it would wait).
+        deadline = time.monotonic() + 30
+        while not e._warmer.disabled and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert calls and e._warmer.disabled  # tried once, then stopped preparing
+        assert len(calls) == 1
+        wb.commit()
         assert all(e.get(b"k%03d" % i) == value(i) for i in range(40))
     finally:
         e.close()
