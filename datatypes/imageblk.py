@@ -1280,14 +1280,21 @@ class ImageBlk(Datatype):
         lo, hi = block_range(offset, size, bs)
         ctx = call.ctx
         nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
-        region = BoxRegion(lo, hi)
+        if nblocks == 1 and mode != "uncompressed":
+            # neuroglancer asks for one block at a time: a point read, answered here
+            raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
+            if raw is None:
+                return Response(b"", media_type="application/octet-stream")
+            p = self._payload(raw, mode)
+            return Response(b"".join((encode_header(*lo, len(p)), p)),
+                            media_type="application/octet-stream")
 
         def stored() -> Iterable[tuple[tuple[int, int, int], bytes]]:
-            if nblocks == 1:  # neuroglancer asks for one block at a time: a point read
+            if nblocks == 1:
                 raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
                 return () if raw is None else ((lo, raw),)
             # driven by the stored blocks, not by the (possibly huge, empty) box
-            return scan_region(self.store, ctx, BLOCK_CLASS, region)
+            return scan_region(self.store, ctx, BLOCK_CLASS, BoxRegion(lo, hi))
 
         def gen() -> Iterator[bytes | memoryview]:
             for (cx, cy, cz), raw in stored():

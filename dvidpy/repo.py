@@ -141,6 +141,8 @@ class RepoManager:
             self._meta_lock = self.coord.lock("meta", on_acquire=self.refresh, local=self.lock)
         self.repos: dict[str, Repo] = {}
         self._uuids: list[str] = []  # sorted, every node UUID of every repo
+        #: some UUID is longer than 32 characters (then a whole one may be a prefix of it)
+        self._long_uuids = False
         self._by_uuid: dict[str, tuple[Repo, Node]] = {}
         self._by_data_uuid: dict[str, Datatype] = {}
         self._seen_gen = self.meta_engine.get(GEN_KEY)
@@ -339,6 +341,7 @@ class RepoManager:
                 uuids[n.uuid] = (repo, n)
         self._by_uuid = uuids
         self._uuids = sorted(uuids)
+        self._long_uuids = any(len(u) > 32 for u in uuids)
 
     # ----- persistence ------------------------------------------------------------------
 
@@ -392,6 +395,8 @@ class RepoManager:
     def _index_node(self, repo: Repo, node: Node) -> None:
         self._by_uuid[node.uuid] = (repo, node)
         bisect.insort(self._uuids, node.uuid)
+        if len(node.uuid) > 32:
+            self._long_uuids = True
 
     def _attach_instance(self, repo: Repo, meta: InstanceMeta,
                          syncs: list[str] | None = None) -> Datatype:
@@ -457,6 +462,10 @@ class RepoManager:
         return self._resolve(spec)
 
     def _resolve(self, spec: str) -> tuple[Repo, Node]:
+        if len(spec) == 32 and not self._long_uuids:  # a whole UUID: the one it names
+            hit = self._by_uuid.get(spec)
+            if hit is not None:
+                return hit
         prefix, sep, branch = spec.partition(":")
         back = 0
         if "~" in (branch if sep else prefix):

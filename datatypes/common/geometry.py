@@ -184,6 +184,10 @@ def as_point3(value: Iterable[Any], what: str = "point") -> Point3:
     Raises:
         ValueError: not exactly three integral values (bools and floats are rejected).
     """
+    if type(value) is tuple and len(value) == 3:  # the common case (every request)
+        a, b, c = value
+        if type(a) is int and type(b) is int and type(c) is int:
+            return value
     try:
         items = list(value)
     except TypeError:
@@ -192,10 +196,14 @@ def as_point3(value: Iterable[Any], what: str = "point") -> Point3:
         raise ValueError(f"bad {what}: {value!r} does not have 3 components")
     out = []
     for v in items:
-        if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer):
+        if isinstance(v, _BOOLS) or not isinstance(v, _INTS):
             raise ValueError(f"bad {what}: {value!r} has a non-integer component {v!r}")
         out.append(int(v))
     return (out[0], out[1], out[2])
+
+
+_BOOLS = (bool, np.bool_)
+_INTS = (int, np.integer)
 
 
 def as_block_size(value: int | Iterable[Any]) -> Point3:
@@ -204,7 +212,7 @@ def as_block_size(value: int | Iterable[Any]) -> Point3:
     Raises:
         ValueError: a component is not a positive integer.
     """
-    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+    if isinstance(value, _INTS) and not isinstance(value, _BOOLS):
         bs = (int(value),) * 3
         bs3: Point3 = (bs[0], bs[1], bs[2])
     else:

@@ -179,7 +179,8 @@ def _instance_call(call: HttpCall, inst: Any, node: Any, rest: list[str],
                    params: dict[str, Any]) -> Call:
     """The datatype's request object for ``call`` (after its body, if any, was read)."""
     q = call.query
-    ctx = call.mgr.context(inst, node, call.identity.user or q.get("u", ""), q.get("app", ""))
+    user, app = (q.get("u", ""), q.get("app", "")) if q else ("", "")
+    ctx = call.mgr.context(inst, node, call.identity.user or user, app)
     ctx.allow_locked = call.settings.rwmode == "fullwrite"
     return Call(call.method, rest[0], rest[1:], q, call.body, ctx, call.headers, call.path,
                 params, call.identity)

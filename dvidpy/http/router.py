@@ -157,14 +157,42 @@ class _Node:
 class Router:
     """A trie of route templates (see the module docstring)."""
 
+    #: raw paths of at most this many bytes are remembered by :meth:`resolve` ...
+    MEMO_PATH_BYTES = 256
+    #: ... at most this many of them (then the memo starts again empty)
+    MEMO_PATHS = 4096
+
     def __init__(self, specs: Iterable[RouteSpec] = ()) -> None:
         self.root = _Node()
         self.specs: list[RouteSpec] = []
+        self._memo: dict[bytes, tuple[tuple[str, ...], dict[str, RouteSpec]]] = {}
         for s in specs:
             self.add(s)
 
+    def resolve(self, scope: Scope) -> tuple[Sequence[str], dict[str, RouteSpec] | None]:
+        """The request path's segments (:func:`split_path`) and the method table of the
+        route they match (None when none does). Paths that matched are remembered (short
+        ones, a bounded number: a client repeating requests, as neuroglancer and
+        proofreading tools do, skips the splitting, unquoting and walking); the answer
+        depends only on the path and the routes, and :meth:`add` forgets them all."""
+        raw = scope.get("raw_path")
+        hit = self._memo.get(raw) if raw is not None else None
+        if hit is not None:
+            return hit
+        parts = tuple(split_path(scope))
+        table = self.lookup(parts)
+        if table is None:
+            return parts, None
+        out = (parts, table)
+        if raw is not None and len(raw) <= self.MEMO_PATH_BYTES:
+            if len(self._memo) >= self.MEMO_PATHS:
+                self._memo.clear()
+            self._memo[raw] = out
+        return out
+
     def add(self, spec: RouteSpec) -> None:
         """Add ``spec``; a second spec for one method and template is an error."""
+        self._memo.clear()
         segs = spec.segments
         rest = bool(segs) and segs[-1].rest
         fixed = segs[:-1] if rest else segs
@@ -467,8 +495,7 @@ class Dispatcher:
         identified and authorized, or the answer when there is none (404, 405); raises
         :class:`~dvidpy.errors.DvidError` for bad input and refused callers."""
         path = scope["path"]
-        parts = split_path(scope)
-        table = self.router.lookup(parts)
+        parts, table = self.router.resolve(scope)
         if table is None:
             if error_format(path) is not None:
                 return error_response(NotFound(f"unknown endpoint {path}"), path)

@@ -136,6 +136,22 @@ def _key(s: str) -> str:
     return s
 
 
+def _memo(parse: Callable[[str], Any], longest: int = 64,
+          size: int = 4096) -> Callable[[str], Any]:
+    """``parse`` answering repeated short inputs from a bounded cache (the kinds whose
+    parse builds numbers: a neuroglancer session asks for the same sizes and offsets over
+    and over). Only values of at most ``longest`` characters are kept, at most ``size``
+    of them (least recently used dropped), so a client cannot grow it; failures (which
+    raise) are never kept. The values parsed are immutable (ints, floats, tuples)."""
+    cached = functools.lru_cache(maxsize=size)(parse)
+
+    def memo(s: str) -> Any:
+        return cached(s) if len(s) <= longest else parse(s)
+
+    memo.__wrapped__ = parse  # type: ignore[attr-defined]
+    return memo
+
+
 _COORD = r"-?[0-9]+"
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("str", _str, {"type": "string", "minLength": 1}),
@@ -144,33 +160,34 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("uuid", _str, {"type": "string", "minLength": 1, "pattern": r"^[^/]+$"},
          "a version UUID, a unique prefix of one, PREFIX:branch for a branch HEAD or "
          "PREFIX:branch~N for its N-th ancestor"),
-    Kind("int", _int(-(2**63), 2**63 - 1, "an integer"), {"type": "integer"}),
-    Kind("int32", _int(INT32_MIN, INT32_MAX, "a 32-bit integer"),
+    Kind("int", _memo(_int(-(2**63), 2**63 - 1, "an integer")), {"type": "integer"}),
+    Kind("int32", _memo(_int(INT32_MIN, INT32_MAX, "a 32-bit integer")),
          {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX}),
-    Kind("count", _int(0, 2**31 - 1, "a count"),
+    Kind("count", _memo(_int(0, 2**31 - 1, "a count")),
          {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
-    Kind("uint64", _int(0, UINT64_MAX, "an unsigned 64-bit integer"),
+    Kind("uint64", _memo(_int(0, UINT64_MAX, "an unsigned 64-bit integer")),
          {"type": "integer", "minimum": 0, "maximum": UINT64_MAX}),
-    Kind("label", _int(0, UINT64_MAX, "a label (unsigned 64-bit integer)"),
+    Kind("label", _memo(_int(0, UINT64_MAX, "a label (unsigned 64-bit integer)")),
          {"type": "integer", "minimum": 0, "maximum": UINT64_MAX}, "a label id"),
-    Kind("float", _float, {"type": "number"}),
+    Kind("float", _memo(_float), {"type": "number"}),
     Kind("bool", _bool, {"type": "string", "enum": ["true", "false", "on", "off"]},
          "true or on; anything else is false (DVID's rule)"),
-    Kind("coord", _ints_sep((3,), INT32_MIN, INT32_MAX, "x_y_z integers"),
+    Kind("coord", _memo(_ints_sep((3,), INT32_MIN, INT32_MAX, "x_y_z integers")),
          {"type": "string", "pattern": f"^{_COORD}_{_COORD}_{_COORD}$"},
          "x_y_z integer coordinate"),
-    Kind("size", _ints_sep((2, 3), 1, INT32_MAX, "nx_ny or nx_ny_nz positive integers"),
+    Kind("size", _memo(_ints_sep((2, 3), 1, INT32_MAX,
+                             "nx_ny or nx_ny_nz positive integers")),
          {"type": "string", "pattern": r"^[0-9]+_[0-9]+(_[0-9]+)?$"},
          "extent nx_ny_nz (nx_ny for 2-D)"),
-    Kind("size3", _ints_sep((3,), 1, INT32_MAX, "nx_ny_nz positive integers"),
+    Kind("size3", _memo(_ints_sep((3,), 1, INT32_MAX, "nx_ny_nz positive integers")),
          {"type": "string", "pattern": r"^[0-9]+_[0-9]+_[0-9]+$"}, "3-D extent nx_ny_nz"),
     Kind("dims", _str, {"type": "string",
                         "enum": ["0_1_2", "0_1", "0_2", "1_2", "xy", "xz", "yz"]},
          "axes: 0_1_2 for 3-D, 0_1 (xy), 0_2 (xz) or 1_2 (yz) for 2-D"),
-    Kind("span", _span, {"type": "string", "pattern": r"^[0-9]+:[0-9]+$"},
+    Kind("span", _memo(_span), {"type": "string", "pattern": r"^[0-9]+:[0-9]+$"},
          "half-open range start:stop (start < stop), the Boss's x0:x1"),
-    Kind("point", _floats3, {"type": "string",
-                             "pattern": r"^[-+0-9.eE]+_[-+0-9.eE]+_[-+0-9.eE]+$"},
+    Kind("point", _memo(_floats3), {"type": "string",
+                                    "pattern": r"^[-+0-9.eE]+_[-+0-9.eE]+_[-+0-9.eE]+$"},
          "x_y_z numbers"),
 )}
 
@@ -383,12 +400,23 @@ class RouteSpec:
             out[rp.name] = tail
         return out
 
+    @functools.cached_property
+    def _query_defaults(self) -> tuple[dict[str, Any], str | None]:
+        """Every declared query parameter's default, and the first required one."""
+        required = next((p.name for p in self.query if p.required), None)
+        return {p.name: p.default for p in self.query}, required
+
     def parse_query(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Declared query parameters, typed (defaults for absent ones; an empty value
         counts as absent); 400 when one does not parse or a required one is missing."""
         out: dict[str, Any] = {}
         if not self.query:
             return out
+        if not query:  # none given (most requests): every default
+            defaults, required = self._query_defaults
+            if required:
+                raise BadRequest(f"query parameter {required!r} is required")
+            return dict(defaults)
         for p in self.query:
             raw = query.get(p.name)
             if raw is None or raw == "":

@@ -128,3 +128,28 @@ def test_mutation_ids_increase_across_restart(tmp_path) -> None:
     repo2 = mgr2.repos[repo.root]
     assert mgr2.next_mutation_id(repo2) > ids[-1]
     mgr2.close()
+
+
+def test_whole_uuids_resolve_like_prefixes() -> None:
+    """A whole 32-character UUID (answered from the index) resolves to the node a prefix
+    search finds, and a deleted or unknown one is still refused; a stored UUID longer than
+    32 characters (never made here, possible in old metadata) turns the shortcut off, so
+    a whole UUID that is a prefix of it is ambiguous, as DVID's prefix rule says."""
+    mgr = RepoManager(Settings.memory())
+    repo = mgr.create_repo("r", root="ab" + "0" * 30)
+    mgr.commit(repo, repo.dag.root)
+    child = mgr.new_version(repo, repo.dag.root, uuid="ab" + "0" * 29 + "1")
+    for node in (repo.dag.root, child):
+        assert mgr.resolve(node.uuid)[1] is node
+        mgr._long_uuids = True  # the prefix search, for comparison
+        assert mgr.resolve(node.uuid)[1] is node
+        mgr._long_uuids = False
+    with pytest.raises(BadRequest, match="could not find"):
+        mgr.resolve("ab" + "0" * 29 + "2")
+    assert mgr.resolve(child.uuid + "~1")[1] is repo.dag.root  # not a whole UUID: parsed
+    long = Node(uuid=child.uuid + "ff", version=99)
+    mgr._index_node(repo, long)
+    with pytest.raises(BadRequest, match="more than one"):
+        mgr.resolve(child.uuid)
+    mgr._reindex()  # the long one is not in the DAG: gone again, shortcut back on
+    assert not mgr._long_uuids and mgr.resolve(child.uuid)[1] is child
