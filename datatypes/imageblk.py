@@ -99,6 +99,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -193,7 +194,7 @@ def _aligned(buf: np.ndarray, n: int, shape: tuple[int, ...], dtype: np.dtype) -
 
 def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A new uninitialized array of ``shape`` whose data starts on a cache line."""
-    n = int(np.prod(shape)) * dtype.itemsize
+    n = math.prod(shape) * dtype.itemsize
     return _aligned(np.empty(n + 64, dtype=np.uint8), n, shape, dtype)
 
 

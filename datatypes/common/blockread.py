@@ -51,19 +51,41 @@ def block_places(offset: Sequence[int], size: Sequence[int], block_size: Sequenc
     ``offset``/``size``/``block_size`` are x, y, z. Blocks outside the box get an extent
     with a zero (nothing to copy). Vectorized: no Python loop over blocks.
     """
+    # (few numpy calls, each straight to a ufunc: this runs for every box read, and a
+    # one-block read is mostly this constant cost)
     c = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
-    o = np.asarray(offset, dtype=np.int64)
-    e = o + np.asarray(size, dtype=np.int64)
-    b = np.asarray(block_size, dtype=np.int64)
-    lo = np.maximum(o, c * b)
-    hi = np.minimum(e, (c + 1) * b)
-    ext = np.maximum(hi - lo, 0)
+    if len(c) == 1:  # one block (a small read): plain integers cost less than ufuncs
+        return np.array([_one_place(offset, size, block_size, c[0].tolist())],
+                        dtype=np.int64)
+    o = np.array(offset, dtype=np.int64)
+    b = np.array(block_size, dtype=np.int64)
+    start = c * b
+    lo = np.maximum(start, o)
+    ext = np.minimum(start + b, o + np.array(size, dtype=np.int64))
+    ext -= lo
+    np.maximum(ext, 0, out=ext)
     out = np.empty((len(c), 9), dtype=np.int64)
     out[:, 0:3] = (lo - o)[:, ::-1]
-    out[:, 3:6] = (lo - c * b)[:, ::-1]
+    lo -= start
+    out[:, 3:6] = lo[:, ::-1]
     out[:, 6:9] = ext[:, ::-1]
-    out[(ext == 0).any(axis=1), 0:6] = 0  # an empty piece: keep every index in range
+    empty = np.logical_or.reduce(ext == 0, axis=1)
+    if empty.any():
+        out[empty, 0:6] = 0  # an empty piece: keep every index in range
     return out
+
+
+def _one_place(offset: Sequence[int], size: Sequence[int], block_size: Sequence[int],
+               c: Sequence[int]) -> list[int]:
+    """The row of :func:`block_places` for the one block ``c`` (x, y, z)."""
+    lo = [max(int(c[i]) * int(block_size[i]), int(offset[i])) for i in range(3)]
+    ext = [max(0, min((int(c[i]) + 1) * int(block_size[i]), int(offset[i]) + int(size[i]))
+               - lo[i]) for i in range(3)]
+    if 0 in ext:
+        return [0, 0, 0, 0, 0, 0, ext[2], ext[1], ext[0]]
+    return [lo[2] - int(offset[2]), lo[1] - int(offset[1]), lo[0] - int(offset[0]),
+            lo[2] - int(c[2]) * int(block_size[2]), lo[1] - int(c[1]) * int(block_size[1]),
+            lo[0] - int(c[0]) * int(block_size[0]), ext[2], ext[1], ext[0]]
 
 
 def _fill_bytes(out: np.ndarray, fill: Any) -> bytes:

@@ -388,13 +388,17 @@ def blocks_in_box(
 def blocks_between(lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
     """Block coordinates ``lo``..``hi`` (inclusive, x, y, z) as an ``(N, 3)`` int64 array
     in ZYX scan order (as :func:`blocks_in_box`); ``(0, 3)`` when ``hi < lo`` on an axis."""
-    zz, yy, xx = np.meshgrid(
-        np.arange(int(lo[2]), int(hi[2]) + 1, dtype=np.int64),
-        np.arange(int(lo[1]), int(hi[1]) + 1, dtype=np.int64),
-        np.arange(int(lo[0]), int(hi[0]) + 1, dtype=np.int64),
-        indexing="ij",
-    )
-    return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
+    nx, ny, nz = (max(0, int(hi[i]) - int(lo[i]) + 1) for i in range(3))
+    if nx * ny * nz == 1:
+        return np.array([[int(lo[0]), int(lo[1]), int(lo[2])]], dtype=np.int64)
+    i = np.arange(nx * ny * nz, dtype=np.int64)
+    out = np.empty((len(i), 3), dtype=np.int64)
+    out[:, 0] = i % nx if nx else 0
+    i //= max(nx, 1)
+    out[:, 1] = i % ny if ny else 0
+    out[:, 2] = i // max(ny, 1)
+    out += np.array([int(lo[0]), int(lo[1]), int(lo[2])], dtype=np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -233,3 +233,28 @@ def test_whole_cache_line_rows(seed: int, dtype: np.dtype, shift: int, x0: int,
     out = raw[at:at + n].view(dtype).reshape(4, 5, 128)
     br.decode_into(out, values, places, bshape, 3, _decoder(bshape, dtype), threads, group=3)
     assert np.array_equal(out, _truth(c))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(*(st.integers(-40, 40),) * 3), st.tuples(*(st.integers(1, 30),) * 3),
+       st.tuples(*(st.integers(1, 9),) * 3), st.data())
+def test_block_places_match_per_block_arithmetic(off, size, bsize, data):
+    """Each row (one block alone, taken by the integer path, or several, by the
+    vectorized one) is where that block's piece of the box lies, computed block by block:
+    the piece's start in the output and in the block (z, y, x), then its extent; a block
+    the box misses has a zero extent and zero starts."""
+    near = [st.integers(off[i] // bsize[i] - 1, (off[i] + size[i] - 1) // bsize[i] + 1)
+            for i in range(3)]  # the box's blocks and one more on each side
+    coords = data.draw(st.lists(st.tuples(*near), min_size=1, max_size=6))
+    for cs in ([coords[0]], coords):
+        got = br.block_places(off, size, bsize, np.array(cs, dtype=np.int64))
+        assert got.dtype == np.int64 and got.shape == (len(cs), 9)
+        for row, c in zip(got.tolist(), cs, strict=True):
+            lo = [max(c[i] * bsize[i], off[i]) for i in range(3)]
+            ext = [max(0, min((c[i] + 1) * bsize[i], off[i] + size[i]) - lo[i])
+                   for i in range(3)]
+            if 0 in ext:
+                assert row == [0] * 6 + ext[::-1]
+            else:
+                assert row == ([lo[i] - off[i] for i in (2, 1, 0)]
+                               + [lo[i] - c[i] * bsize[i] for i in (2, 1, 0)] + ext[::-1])

@@ -518,3 +518,16 @@ def test_check_block_coords_matches_model(coords, lo, hi):
     msg = str(e.value)
     assert f"block coordinate {bad[0]}" in msg
     assert "label-index block keys" in msg and str(tuple(hi)) in msg
+
+
+@SETTINGS
+@given(st.tuples(*(st.integers(-50, 50),) * 3), st.tuples(*(st.integers(-1, 4),) * 3))
+def test_blocks_between_matches_itertools(lo, extent):
+    """Every block lo..hi in ZYX scan order (one block, none, and many), as a plain
+    triple loop lists them."""
+    hi = tuple(a + e for a, e in zip(lo, extent, strict=True))
+    want = [[x, y, z] for z, y, x in itertools.product(
+        range(lo[2], hi[2] + 1), range(lo[1], hi[1] + 1), range(lo[0], hi[0] + 1))]
+    got = blocks_between(lo, hi)
+    assert got.dtype == np.int64 and got.shape == (len(want), 3)
+    assert got.tolist() == want
