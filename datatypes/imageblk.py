@@ -742,7 +742,7 @@ class ImageBlk(Datatype):
             raise BadRequest(f"attenuation must be 0..7, got {att}")
         if not name:
             return None
-        roi = find_roi(self.repo, name)
+        roi = find_roi(self.repo, name, self.manager)
         ctx = call.ctx
 
         def apply(vol: np.ndarray, offset: Sequence[int]) -> np.ndarray:
@@ -1233,7 +1233,7 @@ class ImageBlk(Datatype):
                              f"{self.voxel.name} voxels needs {nb}")
         mask = None
         if call.params["roi"]:
-            roi = find_roi(self.repo, call.params["roi"])
+            roi = find_roi(self.repo, call.params["roi"], self.manager)
             ctx = call.ctx
 
             def mask(o: Point3, s: Point3) -> np.ndarray:
@@ -1441,7 +1441,7 @@ class ImageBlk(Datatype):
         this one's; 400 when an instance of that name is something else."""
         name = f"{self.meta.name}_{k}"
         axes = "xy" if factors[2] == 1 else "xyz"
-        inst = self.repo.instances.get(name)
+        inst = self.manager.find_instance(self.repo, name)
         if inst is None:
             cfg = self.meta.config
             comp = self.meta.compression

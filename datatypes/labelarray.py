@@ -110,7 +110,7 @@ class LabelVol(Datatype):
     def source(self) -> Labelmap:
         """The synced labelblk; 400 when there is none."""
         for n in self.meta.syncs:
-            inst = self.repo.instances.get(n)
+            inst = self.manager.find_instance(self.repo, n)
             if isinstance(inst, LabelBlk):
                 return inst
         raise BadRequest(f"labelvol {self.meta.name!r} is not synced to a labelblk")

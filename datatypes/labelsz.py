@@ -128,7 +128,7 @@ class Labelsz(Datatype):
             return None
         from datatypes.roi import find_roi
         name, uuid = (p.strip() for p in spec.split(","))
-        roi = find_roi(self.repo, name)
+        roi = find_roi(self.repo, name, self.manager)
         repo, node = self.manager.resolve(uuid)
         if repo is not self.repo:
             raise BadRequest(f"ROI version {uuid!r} is not in this repo")

@@ -570,7 +570,7 @@ class Annotation(SyncMixin, Datatype):
         spec = text.split(",")
         if len(spec) > 2 or not spec[0]:
             raise BadRequest(f"Bad ROI specification: {text!r}")
-        roi = find_roi(self.repo, spec[0])
+        roi = find_roi(self.repo, spec[0], self.manager)
         node = call.ctx.node
         if len(spec) == 2:
             repo, node = self.manager.resolve(spec[1])

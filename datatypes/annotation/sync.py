@@ -40,7 +40,7 @@ class LabelSource:
     def labelmap(self) -> Datatype | None:
         """The synced labelmap instance (the first one named in ``Syncs``), or None."""
         for n in self.ann.meta.syncs:
-            inst = self.ann.repo.instances.get(n)
+            inst = self.ann.manager.find_instance(self.ann.repo, n)
             if inst is not None and inst.type_name == "labelmap":
                 return inst
         return None

@@ -131,7 +131,7 @@ class ReadsMixin(LabelmapCore):
         name = call.params.get("roi")
         if not name:
             return None
-        roi = find_roi(self.repo, name)
+        roi = find_roi(self.repo, name, self.manager)
         f = 1 << scale
         rbs = roi.block_size
         if any(b % f for b in rbs):

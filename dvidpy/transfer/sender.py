@@ -64,7 +64,7 @@ def build_manifest(mgr: RepoManager, uuid: str, *, flatten: bool = False,
                 raise BadRequest(f"no data instance named {', '.join(unknown)} in repo "
                                  f"{repo.root}")
         if roi is not None:
-            r = repo.instances.get(roi)
+            r = mgr.find_instance(repo, roi)
             if r is None or not hasattr(r, "spans_at"):
                 raise BadRequest(f"no roi instance named {roi!r} in repo {repo.root}")
         if flatten:
@@ -132,7 +132,7 @@ def _roi_filter(mgr: RepoManager, repo: Repo, inst: Any, roi: str,
         None, Datatype.roi_filter_value)
     if not (spatial_keys or spatial_values):
         return None  # not spatial: every key is kept whole
-    r = repo.instances.get(roi)
+    r = mgr.find_instance(repo, roi)
     if r is None or not hasattr(r, "point_tester"):
         raise BadRequest(f"no roi instance named {roi!r} in repo {repo.root}")
     if r is inst:

@@ -254,3 +254,30 @@ def test_boss_channel_made_in_one_worker_is_read_at_once_in_another(
         finally:
             b.close()
     a.close()
+
+
+def test_roi_made_in_one_worker_filters_reads_at_once_in_another(
+        workers: ServerProcess) -> None:
+    """An ROI named in a query (``GET raw?roi=``) that another worker has just made is
+    found (looked up again after a refresh), not refused as unknown."""
+    a, pid = _client_on(workers.url, None, False)
+    root = _ok(a.post("/api/repos", json={})).json()["root"]
+    _ok(a.post(f"/api/repo/{root}/instance", json={"typename": "uint8blk", "dataname": "g"}))
+    vol = np.arange(64 ** 3, dtype=np.uint32).astype(np.uint8).reshape(64, 64, 64) | 1
+    _ok(a.post(f"/api/node/{root}/g/raw/0_1_2/64_64_64/0_0_0", content=vol.tobytes()))
+    try:
+        for i in range(5):
+            _ok(a.post(f"/api/repo/{root}/instance",
+                       json={"typename": "roi", "dataname": f"r{i}"}))
+            _ok(a.post(f"/api/node/{root}/r{i}/roi", json=[[0, 0, 0, 0]]))  # block 0,0,0
+            b, _ = _client_on(workers.url, pid, True)
+            try:
+                r = _ok(b.get(f"/api/node/{root}/g/raw/0_1_2/64_64_64/0_0_0",
+                              params={"roi": f"r{i}"}))
+                got = np.frombuffer(r.content, np.uint8).reshape(64, 64, 64)
+                assert np.array_equal(got[:32, :32, :32], vol[:32, :32, :32])
+                assert not got[32:].any() and not got[:, 32:].any() and not got[..., 32:].any()
+            finally:
+                b.close()
+    finally:
+        a.close()
