@@ -1281,19 +1281,18 @@ class ImageBlk(Datatype):
         lo, hi = block_range(offset, size, bs)
         ctx = call.ctx
         nblocks = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1)
-        if nblocks == 1 and mode != "uncompressed":
-            # neuroglancer asks for one block at a time: a point read, answered here
+        one: tuple[tuple[tuple[int, int, int], bytes], ...] = ()
+        if nblocks == 1:  # neuroglancer asks for one block at a time: a point read
             raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
-            if raw is None:
-                return Response(b"", media_type="application/octet-stream")
-            p = self._payload(raw, mode)
-            return Response(b"".join((encode_header(*lo, len(p)), p)),
-                            media_type="application/octet-stream")
+            if raw is not None and mode != "uncompressed":  # answered here, as stored
+                p = self._payload(raw, mode)
+                return Response(b"".join((encode_header(*lo, len(p)), p)),
+                                media_type="application/octet-stream")
+            one = () if raw is None else ((lo, raw),)
 
         def stored() -> Iterable[tuple[tuple[int, int, int], bytes]]:
             if nblocks == 1:
-                raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
-                return () if raw is None else ((lo, raw),)
+                return one
             # driven by the stored blocks, not by the (possibly huge, empty) box
             return scan_region(self.store, ctx, BLOCK_CLASS, BoxRegion(lo, hi))
 
@@ -1464,7 +1463,7 @@ class ImageBlk(Datatype):
             except BadRequest:
                 # another process of the server (a --workers sibling) made it meanwhile:
                 # taking the metadata lock reloaded the repo, so it is here now
-                inst = self.repo.instances.get(name)
+                inst = self.manager.find_instance(self.repo, name)
                 if inst is None:
                     raise
             else:

@@ -87,16 +87,15 @@ def parse_block_size_setting(text: str) -> tuple[int, int, int]:
     return (vals[0], vals[1], vals[2])
 
 
-def find_roi(repo: Any, name: str, manager: Any = None) -> Roi:
-    """The ROI instance called ``name`` in ``repo``; with its ``manager``
-    (:class:`~dvidpy.repo.RepoManager`), also one another process of the server has just
-    made (:meth:`~dvidpy.repo.RepoManager.find_instance`).
+def find_roi(repo: Any, name: str, manager: Any) -> Roi:
+    """The ROI instance called ``name`` in ``repo``, looked up through its ``manager``
+    (:meth:`~dvidpy.repo.RepoManager.find_instance`: also one another process of the
+    server has just made).
 
     Raises:
         BadRequest: no such instance, or it is not an ``roi``.
     """
-    inst = (manager.find_instance(repo, name) if manager is not None
-            else repo.instances.get(name))
+    inst = manager.find_instance(repo, name)
     if inst is None:
         raise BadRequest(f"no ROI instance named {name!r} in repo {repo.root}")
     if not isinstance(inst, Roi):

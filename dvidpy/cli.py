@@ -39,29 +39,28 @@ def _serve(args: argparse.Namespace) -> int:
 
     tune_allocator()  # block-sized buffers from the heap, not fresh mmaps (see the module)
 
-    try:
+    def load(shared: bool = False) -> Settings:
         if args.config:
-            settings = Settings.from_toml(args.config)
+            s = Settings.from_toml(args.config)
         elif args.memory:
-            settings = Settings.memory()
+            s = Settings.memory()
         else:
-            settings = Settings.default(args.data, args.engine)
+            s = Settings.default(args.data, args.engine, shared=shared)
+        if args.host:
+            s.host = args.host
+        if args.port is not None:
+            s.port = args.port
+        return s
+
+    try:
+        settings = load()
+        if args.workers is None:
+            args.workers = auto_workers(args, settings)
+        if not (args.config or args.memory) and (args.workers != 1 or args.reuse_port):
+            settings = load(shared=True)  # one of several workers, or their supervisor
     except ConfigError as e:
         print(f"dvidpy: {e}", file=sys.stderr)
         return 2
-    if args.host:
-        settings.host = args.host
-    if args.port is not None:
-        settings.port = args.port
-    if args.workers is None:
-        args.workers = auto_workers(args, settings)
-    if not (args.config or args.memory) and (args.workers != 1 or args.reuse_port):
-        # one of several workers, or their supervisor: the folder is shared
-        settings = Settings.default(args.data, args.engine, shared=True)
-        if args.host:
-            settings.host = args.host
-        if args.port is not None:
-            settings.port = args.port
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers != 1:

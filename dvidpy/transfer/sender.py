@@ -59,7 +59,7 @@ def build_manifest(mgr: RepoManager, uuid: str, *, flatten: bool = False,
         repo, node = mgr.resolve(uuid)
         names = set(data) if data else None
         if names is not None:
-            unknown = sorted(names - set(repo.instances))
+            unknown = sorted(n for n in names if mgr.find_instance(repo, n) is None)
             if unknown:
                 raise BadRequest(f"no data instance named {', '.join(unknown)} in repo "
                                  f"{repo.root}")

@@ -126,12 +126,12 @@ def test_versions_and_locked_ptquery(app, client, repo) -> None:
     # Python API used by other datatypes
     mgr = app.state.manager
     rp, node = mgr.resolve(repo)
-    roi = find_roi(rp, "r")
+    roi = find_roi(rp, "r", mgr)
     ctx = mgr.context(roi, node)
     assert roi.spans_at(ctx).tolist() == [[0, 0, 0, 0]]
     assert roi.points_in(ctx, np.array([[5, 5, 5], [40, 0, 0]])).tolist() == [True, False]
     with pytest.raises(Exception, match="no ROI"):
-        find_roi(rp, "missing")
+        find_roi(rp, "missing", mgr)
 
 
 def test_large_roi_is_fast(client, repo) -> None:
