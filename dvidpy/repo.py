@@ -242,6 +242,16 @@ class RepoManager:
             raise BadRequest(f"version {node.uuid} is not in repo {repo.root}")
         return cur
 
+    def current(self, repo: Repo, node: Node) -> Node:
+        """``node`` as the metadata store has it now, for a check that must not act on a
+        stale copy (is this version still open?). Coordinated: the generation token is
+        read first, so a commit another server answered a moment ago is seen (one small
+        metadata read); exclusive: ``node`` itself (this process made every change)."""
+        if not self.coordinated:
+            return node
+        self.refresh()
+        return self._fresh(repo, node)
+
     def _alloc_version(self) -> int:
         """A new VersionID (compare-and-swap counter when coordinated)."""
         if self.coordinated:
@@ -449,8 +459,13 @@ class RepoManager:
         """Resolve ``PREFIX``, ``PREFIX:BRANCH`` or ``PREFIX:BRANCH~N`` to a node.
 
         Coordinated: a spec that does not resolve is tried again after a refresh (it may
-        name something another server just made).
+        name something another server just made); a branch HEAD or an ancestor count
+        (``:``, ``~``) is resolved after a refresh, since another server may just have
+        moved the branch (read-your-writes across workers: a ``newversion`` answered by one
+        worker is the HEAD the next request sees, whichever worker answers it).
         """
+        if self.coordinated and (":" in spec or "~" in spec):
+            self.refresh()
         try:
             return self._resolve(spec)
         except BadRequest:

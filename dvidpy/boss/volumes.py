@@ -257,7 +257,10 @@ class Volume:
                 self.inst.write_box(self._ctx(self.inst), b.offset, vol, t=t)
 
     def check_writable(self) -> None:
-        """400 when the version is locked (committed)."""
+        """400 when the version is locked (committed), as the metadata store has it now
+        (another worker may just have committed it)."""
+        if self.t.repo is not None and self.t.node is not None:
+            self.t.node = self.model.mgr.current(self.t.repo, self.t.node)
         self.t.writable()
 
     # ----- annotation queries -----------------------------------------------------------

@@ -168,6 +168,8 @@ def _instance_endpoint(call: HttpCall) -> tuple[Any, Any, Any, RouteSpec, dict[s
         raise BadRequest("server is in read-only mode")
     params = spec.match_segments(rest, call.path)
     params.update(spec.parse_query(call.query))
+    if spec.mutates and inst.meta.versioned:
+        node = mgr.current(repo, node)  # committed by another worker just now?
     if (spec.mutates and inst.meta.versioned and node.locked
             and settings.rwmode != "fullwrite"):
         raise LockedNodeError(

@@ -224,6 +224,7 @@ class JobStore:
             raise BadRequest(f"box {box} is empty (x0,y0,z0,x1,y1,z1 with x1 > x0 ...)")
         repo, node = self.mgr.resolve(uuid)
         check(repo, node)
+        node = self.mgr.current(repo, node)
         inst = self.mgr.instance(repo, name)
         if not type(inst).serves("POST", "raw"):
             raise BadRequest(f"instance {name!r} ({inst.type_name}) has no POST raw to "

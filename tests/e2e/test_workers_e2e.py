@@ -281,3 +281,38 @@ def test_roi_made_in_one_worker_filters_reads_at_once_in_another(
                 b.close()
     finally:
         a.close()
+
+
+def test_branch_head_and_lock_made_in_one_worker_hold_at_once_in_another(
+        workers: ServerProcess) -> None:
+    """A version made or committed through one worker is what the next request through
+    the other worker sees at once, without waiting for its metadata poll: ``PREFIX:master``
+    names the new HEAD (the README walk-through once read the old one), and a write to the
+    version just committed is refused as locked (bad inputs tried: POST to a committed
+    version of keyvalue and POST raw of uint8blk, each through the worker
+    that did not commit it)."""
+    a, pid = _client_on(workers.url, None, False)
+    b, _ = _client_on(workers.url, pid, True)
+    try:
+        root = _ok(a.post("/api/repos", json={})).json()["root"]
+        _ok(a.post(f"/api/repo/{root}/instance", json={"typename": "keyvalue", "dataname": "kv"}))
+        _ok(a.post(f"/api/repo/{root}/instance", json={"typename": "uint8blk", "dataname": "g"}))
+        _ok(b.get(f"/api/node/{root}/kv/keys"))  # b knows the repo before the changes below
+        node = root
+        for i in range(6):
+            _ok(a.post(f"/api/node/{node}/kv/key/k", content=f"v{i}".encode()))
+            _ok(a.post(f"/api/node/{node}/commit", json={"note": str(i)}))
+            r = b.post(f"/api/node/{node}/kv/key/k", content=b"late")
+            assert r.status_code == 400 and "locked" in r.text, (i, r.status_code, r.text)
+            r = b.post(f"/api/node/{node}/g/raw/0_1_2/32_32_32/0_0_0", content=bytes(32 ** 3))
+            assert r.status_code == 400 and "locked" in r.text, (i, r.status_code, r.text)
+            node = _ok(a.post(f"/api/node/{node}/newversion", json={})).json()["child"]
+            _ok(a.post(f"/api/node/{node}/kv/key/k", content=f"head{i}".encode()))
+            got = _ok(b.get(f"/api/node/{root[:8]}:master/kv/key/k")).content
+            assert got == f"head{i}".encode(), (i, got)
+            assert _ok(b.get(f"/api/node/{node}/kv/key/k")).content == f"head{i}".encode()
+            got = _ok(b.get(f"/api/node/{root[:8]}:master~1/kv/key/k")).content
+            assert got == f"v{i}".encode(), (i, got)
+    finally:
+        a.close()
+        b.close()
