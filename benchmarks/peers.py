@@ -120,6 +120,12 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        location /put/ {{  # WebDAV PUT: the body stored as a file (the write ceiling)
+            dav_methods PUT;
+            create_full_put_path on;
+            client_max_body_size 0;
+            client_body_buffer_size 1m;
+        }}
     }}
 }}
 """)
@@ -212,9 +218,7 @@ def zarr3_spec(path: Path, shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
-    import tensorstore as ts
     import zarr
-    from zarr.codecs import BloscCodec
 
     print(f"1. volume I/O, {n}³ uint8 random voxels, lz4, 64³ chunks ({load()}):", flush=True)
     vol = np.random.default_rng(3).integers(0, 256, (n, n, n), dtype=np.uint8)
@@ -231,6 +235,39 @@ def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
     t_post: list[float] = []
     t_ts_w: list[float] = []
     t_z_w: list[float] = []
+    t_put: list[float] = []
+    www = tmp / "www-vol"
+    www.mkdir()
+    os.chmod(www, 0o755)
+    (tmp / "nginx-vol").mkdir()
+    with nginx(www, tmp / "nginx-vol") as nu:
+        _volume_write(srv, tmp, rounds, n, vol, f, nu, t_post, t_ts_w, t_z_w, t_put)
+        mb = vol.nbytes / 1e6
+        w, tw, zw, pw = (mb / min(t) for t in (t_post, t_ts_w, t_z_w, t_put))
+        print(f"  write {n}³: dvidpy POST raw {w:7.0f} MB/s, tensorstore zarr3 {tw:7.0f} MB/s "
+              f"-> {w / tw:.2f}x {verdict('write', w / tw)}; zarr-python {zw:6.0f} MB/s -> "
+              f"{w / zw:.2f}x; nginx storing the same body as a file (WebDAV PUT) "
+              f"{pw:6.0f} MB/s (HTTP ceiling {pw / tw:.2f}x tensorstore) -> dvidpy "
+              f"{w / pw:.2f}x nginx", flush=True)
+        m = 256
+        arr = zarr3_open(tmp / "ts0")
+        za = zarr.open_array(str(tmp / "ts0"), mode="r")
+        for name, off in (("aligned", 0), ("unaligned", 32)):
+            url = srv.node(f"rnd/raw/0_1_2/{m}_{m}_{m}/{off}_{off}_{off}")
+            got = np.frombuffer(http(url), np.uint8).reshape(m, m, m)
+            sl = (slice(off, off + m),) * 3
+            assert np.array_equal(got, vol[sl]), "GET raw returned wrong voxels"
+            (www / name).write_bytes(got.tobytes())
+            _volume_read(arr, za, tmp, url, f"{nu}/{name}", name, sl, m, rounds)
+
+
+def _volume_write(srv: Server, tmp: Path, rounds: int, n: int, vol: np.ndarray, f: Path,
+                  nu: str, t_post: list[float], t_ts_w: list[float], t_z_w: list[float],
+                  t_put: list[float]) -> None:
+    """The write rows of section 1: each writer's seconds appended to its list."""
+    import tensorstore as ts
+    import zarr
+    from zarr.codecs import BloscCodec
 
     def post(i: int) -> None:
         t_post.append(curl_seconds(["-X", "POST", "--data-binary", f"@{f}", "-H",
@@ -251,30 +288,13 @@ def volume_io(srv: Server, tmp: Path, rounds: int, n: int) -> None:
         za[:] = vol
         t_z_w.append(time.perf_counter() - t0)
 
-    writers = [post, ts_write, z_write]
-    for i in range(max(rounds, 3)):
-        for w in writers[i % 3:] + writers[:i % 3]:
+    def put(i: int) -> None:  # a new file each time, as each POST writes a new region
+        t_put.append(curl_seconds(["-T", str(f), f"{nu}/put/vol{i}"]))
+
+    writers = [post, ts_write, z_write, put]
+    for i in range(max(rounds, 4)):
+        for w in writers[i % 4:] + writers[:i % 4]:
             w(i)
-    mb = vol.nbytes / 1e6
-    w, tw, zw = mb / min(t_post), mb / min(t_ts_w), mb / min(t_z_w)
-    print(f"  write {n}³: dvidpy POST raw {w:7.0f} MB/s, tensorstore zarr3 {tw:7.0f} MB/s -> "
-          f"{w / tw:.2f}x {verdict('write', w / tw)}; zarr-python {zw:6.0f} MB/s -> "
-          f"{w / zw:.2f}x", flush=True)
-    m = 256
-    arr = zarr3_open(tmp / "ts0")
-    za = zarr.open_array(str(tmp / "ts0"), mode="r")
-    www = tmp / "www-vol"
-    www.mkdir()
-    os.chmod(www, 0o755)
-    (tmp / "nginx-vol").mkdir()
-    with nginx(www, tmp / "nginx-vol") as nu:
-        for name, off in (("aligned", 0), ("unaligned", 32)):
-            url = srv.node(f"rnd/raw/0_1_2/{m}_{m}_{m}/{off}_{off}_{off}")
-            got = np.frombuffer(http(url), np.uint8).reshape(m, m, m)
-            sl = (slice(off, off + m),) * 3
-            assert np.array_equal(got, vol[sl]), "GET raw returned wrong voxels"
-            (www / name).write_bytes(got.tobytes())
-            _volume_read(arr, za, tmp, url, f"{nu}/{name}", name, sl, m, rounds)
 
 
 def _volume_read(arr: Any, za: Any, tmp: Path, url: str, file_url: str, name: str,
