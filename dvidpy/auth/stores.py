@@ -116,33 +116,39 @@ class GrantStore:
     """Per-repo grants in the metadata store, cached in memory.
 
     ``shared``: other processes (``--workers`` siblings, servers over one metadata store)
-    change grants too, so a cached entry is re-read once older than ``ttl`` seconds (a
-    grant given or taken elsewhere applies here within that time, this process's at
-    once), and changes are compare-and-swaps of the stored record, so two processes
-    changing one repo's grants at once both land. Unshared: cached until changed here.
+    change grants too, so every read checks the stored record (one metadata read; the
+    cached parse is used while the stored bytes are unchanged): a grant given or taken in
+    one process applies in every other from its next request. Changes are compare-and-
+    swaps of the stored record, so two processes changing one repo's grants at once both
+    land. Unshared: cached until changed here.
     """
 
     PREFIX = "auth/grants/"
 
-    def __init__(self, engine: KVEngine, shared: bool = False, ttl: float = 2.0) -> None:
+    def __init__(self, engine: KVEngine, shared: bool = False) -> None:
         self.engine = engine
         self.shared = shared
-        self.ttl = ttl
-        self._cache: dict[str, tuple[dict[str, Any], float]] = {}
+        self._cache: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, root: str) -> dict[str, Any]:
         """The grants of the repo with root ``root`` (empty ones when never set)."""
         hit = self._cache.get(root)
-        if hit is not None and (not self.shared or time.monotonic() - hit[1] < self.ttl):
+        if hit is not None and not self.shared:
             return hit[0]
-        return self._read(root)[0]
+        raw = self.engine.get(meta_key(self.PREFIX + root))
+        if hit is not None and hit[1] == raw:
+            return hit[0]
+        return self._parse(root, raw)
+
+    def _parse(self, root: str, raw: bytes | None) -> dict[str, Any]:
+        g = json.loads(raw) if raw else {"public": False, "grants": {}, "instances": {}}
+        self._cache[root] = (g, raw)
+        return g
 
     def _read(self, root: str) -> tuple[dict[str, Any], bytes | None]:
         raw = self.engine.get(meta_key(self.PREFIX + root))
-        g = json.loads(raw) if raw else {"public": False, "grants": {}, "instances": {}}
-        self._cache[root] = (g, time.monotonic())
-        return g, raw
+        return self._parse(root, raw), raw
 
     def _change(self, root: str, fn: Any) -> dict[str, Any]:
         """Apply ``fn`` to a copy of the stored grants and store them (compare-and-swap:
@@ -154,7 +160,7 @@ class GrantStore:
             fn(g)
             new = json.dumps(g).encode()
             if self.engine.compare_and_swap(key, raw, new):
-                self._cache[root] = (g, time.monotonic())
+                self._cache[root] = (g, new)
                 return g
         raise Conflict(f"the grants of repo {root} are changing too often; try again")
 
@@ -225,18 +231,23 @@ GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")
 
 
 class GroupStore:
-    """Groups made through the API (see the module docstring), in the metadata store; the
-    member index is re-read at most every ``ttl`` seconds (other servers' changes show
-    within that time, this server's at once)."""
+    """Groups made through the API (see the module docstring), in the metadata store.
+
+    The member index (user -> groups) is kept in memory and rebuilt when the groups'
+    generation token (:data:`GEN`, a random value written after every change, by any
+    process over the store) differs from the one it was built at: a member added or
+    removed in one process counts in every other from its next request, for the price of
+    one metadata read per lookup."""
 
     PREFIX = "auth/group/"
+    GEN = "auth/group-gen"
 
-    def __init__(self, engine: KVEngine, ttl: float = 2.0) -> None:
+    def __init__(self, engine: KVEngine) -> None:
         self.engine = engine
-        self.ttl = ttl
         self._lock = threading.Lock()
         self._index: dict[str, frozenset[str]] = {}
-        self._loaded = 0.0
+        self._built_at: bytes | None = None
+        self._built = False
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The record of group ``name``, or None."""
@@ -256,23 +267,28 @@ class GroupStore:
             raise BadRequest(f"bad group name {rec['name']!r}: 1 to 255 of A-Z a-z 0-9 _ -")
         with self._lock:
             self.engine.put(meta_key(self.PREFIX + rec["name"]), json.dumps(rec).encode())
-            self._loaded = 0.0
+            self._changed()
 
     def delete(self, name: str) -> None:
         """Remove group ``name``."""
         with self._lock:
             self.engine.delete(meta_key(self.PREFIX + name))
-            self._loaded = 0.0
+            self._changed()
+
+    def _changed(self) -> None:
+        """A new generation token, written after the change it announces (a reader that
+        sees it rebuilds from records that include the change)."""
+        self.engine.put(meta_key(self.GEN), secrets.token_bytes(16))
 
     def groups_of(self, user: str) -> frozenset[str]:
         """The API groups listing ``user`` as a member."""
-        now = time.time()
         with self._lock:
-            if now - self._loaded > self.ttl:
+            gen = self.engine.get(meta_key(self.GEN))
+            if not self._built or gen != self._built_at:
                 index: dict[str, set[str]] = {}
                 for rec in self.all():
                     for u in rec["members"]:
                         index.setdefault(u, set()).add(rec["name"])
                 self._index = {u: frozenset(g) for u, g in index.items()}
-                self._loaded = now
+                self._built_at, self._built = gen, True
             return self._index.get(user, frozenset())
