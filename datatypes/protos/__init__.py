@@ -46,7 +46,14 @@ def parse(message_cls: Any, body: bytes) -> Any:
     except DecodeError as e:
         raise BadRequest(f"malformed protobuf {message_cls.DESCRIPTOR.name} body: {e}") from None
 
+#: varints of 0..16383 (one or two bytes): every key length and most value lengths
+_SMALL_VARINTS = tuple(bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
+                       for n in range(1 << 14))
+
+
 def _varint(n: int) -> bytes:
+    if n < 16384:
+        return _SMALL_VARINTS[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -61,7 +68,12 @@ def keyvalue_head(key: bytes, value_len: int) -> bytes:
     ``KeyValues`` (repeated fields concatenate), so a stream of ``head + value`` pieces is
     a valid answer without building message objects or copying values. ``key`` is written
     as given (a non-UTF-8 key stays its bytes; strict proto3 readers reject those)."""
-    head = b"\x0a" + _varint(len(key)) + key if key else b""  # proto3 omits empty fields
+    k = len(key)
+    if 0 < k < 16384 and 0 < value_len < 16384:  # the usual case, in one concatenation
+        kv, vv = _SMALL_VARINTS[k], _SMALL_VARINTS[value_len]
+        return b"".join((b"\x0a", _varint(2 + len(kv) + k + len(vv) + value_len),
+                         b"\x0a", kv, key, b"\x12", vv))
+    head = b"\x0a" + _varint(k) + key if key else b""  # proto3 omits empty fields
     if value_len:
         head += b"\x12" + _varint(value_len)
     return b"\x0a" + _varint(len(head) + value_len) + head

@@ -256,6 +256,19 @@ def test_keyvalue_head_equals_protobuf_serialization(pairs):
     assert [(kv.key, kv.value) for kv in KeyValues.FromString(mine).kvs] == pairs
 
 
+_EDGES = st.sampled_from([0, 1, 127, 128, 16383, 16384, 16385, 2**21 - 1, 2**21])
+
+
+@SETTINGS
+@given(st.one_of(_EDGES, st.integers(0, 20000)), st.one_of(_EDGES, st.integers(0, 70000)))
+def test_keyvalue_head_at_varint_boundaries(key_len, value_len):
+    """Key and value lengths around the one-, two- and three-byte varint boundaries (the
+    head's table of small varints and its general path) give protobuf's own bytes."""
+    key, value = "k" * key_len, b"v" * value_len
+    mine = protos.keyvalue_head(key.encode(), value_len) + value
+    assert mine == KeyValues(kvs=[KeyValue(key=key, value=value)]).SerializeToString()
+
+
 @SETTINGS
 @given(st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF), min_size=1,
                max_size=120), st.integers(0, 2**40),
