@@ -1261,6 +1261,13 @@ class ImageBlk(Datatype):
         except CodecError as e:
             raise BadRequest(f"stored block of {self.meta.name!r} is corrupt: {e}") from None
 
+    def _record(self, coord: Sequence[int], raw: bytes,
+                mode: str) -> tuple[bytes, bytes | memoryview]:
+        """Header and payload of block ``coord``'s record in a block stream."""
+        p = self._payload(raw, mode)
+        n = p.nbytes if isinstance(p, memoryview) else len(p)
+        return encode_header(coord[0], coord[1], coord[2], n), p
+
     @endpoint(("GET", "HEAD"), "subvolblocks/{size}/{offset}",
               "Stored blocks of a block-aligned box as a block stream (missing ones omitted)",
               params=(Param("size", "size3", "nx_ny_nz voxels, multiples of the block size"),
@@ -1285,8 +1292,7 @@ class ImageBlk(Datatype):
         if nblocks == 1:  # neuroglancer asks for one block at a time: a point read
             raw = self.store.get(ctx, blockscan.block_tkey(BLOCK_CLASS, *lo))
             if raw is not None and mode != "uncompressed":  # answered here, as stored
-                p = self._payload(raw, mode)
-                return Response(b"".join((encode_header(*lo, len(p)), p)),
+                return Response(b"".join(self._record(lo, raw, mode)),
                                 media_type="application/octet-stream")
             one = () if raw is None else ((lo, raw),)
 
@@ -1297,10 +1303,8 @@ class ImageBlk(Datatype):
             return scan_region(self.store, ctx, BLOCK_CLASS, BoxRegion(lo, hi))
 
         def gen() -> Iterator[bytes | memoryview]:
-            for (cx, cy, cz), raw in stored():
-                p = self._payload(raw, mode)
-                yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
-                yield p
+            for c, raw in stored():
+                yield from self._record(c, raw, mode)
 
         return _block_stream(gen, nblocks, mode)
 
@@ -1324,12 +1328,9 @@ class ImageBlk(Datatype):
         def gen() -> Iterator[bytes | memoryview]:
             for i in range(0, len(keys), 256):
                 vals = self.store.get_many(ctx, keys[i:i + 256])
-                for (cx, cy, cz), raw in zip(coords[i:i + 256].tolist(), vals, strict=True):
-                    if raw is None:
-                        continue
-                    p = self._payload(raw, mode)
-                    yield encode_header(cx, cy, cz, len(p) if isinstance(p, bytes) else p.nbytes)
-                    yield p
+                for c, raw in zip(coords[i:i + 256].tolist(), vals, strict=True):
+                    if raw is not None:
+                        yield from self._record(c, raw, mode)
 
         return _block_stream(gen, len(keys), mode)
 

@@ -31,10 +31,10 @@ _CHILD = {"type": "object", "properties": {"note": {"type": "string"},
 
 
 def open_node(call: HttpCall) -> tuple[Any, Node]:
-    """Repo and node of the request; :class:`LockedNodeError` when the node is locked
-    (as the metadata store has it now: another worker may just have committed it)."""
+    """Repo and node of the request (as :func:`repo_of` finds them: current, even when
+    another worker just committed the node); :class:`LockedNodeError` when the node is
+    locked."""
     repo, node = repo_of(call)
-    node = call.mgr.current(repo, node)
     if node.locked:
         raise LockedNodeError(f"Cannot do {call.method} on locked node {node.uuid}")
     return repo, node

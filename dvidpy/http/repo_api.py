@@ -21,7 +21,11 @@ _LOG_BODY = Body(doc='{"log": ["line", ...]}', schema={
 
 
 def repo_of(call: HttpCall) -> tuple[Repo, Node]:
-    """The repo and node named by the ``uuid`` path parameter (400 when unknown)."""
+    """The repo and node named by the ``uuid`` path parameter (400 when unknown), as the
+    metadata store has them now: with several workers over one store, the repo and
+    version endpoints (info, status, log, branches, locks) show a change another worker
+    answered a moment ago (one small metadata read; nothing on an exclusive store)."""
+    call.mgr.refresh()
     return call.mgr.resolve(call.params["uuid"])
 
 

@@ -287,7 +287,8 @@ def test_branch_head_and_lock_made_in_one_worker_hold_at_once_in_another(
         workers: ServerProcess) -> None:
     """A version made or committed through one worker is what the next request through
     the other worker sees at once, without waiting for its metadata poll: ``PREFIX:master``
-    names the new HEAD (the README walk-through once read the old one), and a write to the
+    names the new HEAD (the README walk-through once read the old one), the version's
+    status says it is locked, and a write to the
     version just committed is refused as locked (bad inputs tried: POST to a committed
     version of keyvalue, POST raw of uint8blk and a node log line, each through the worker
     that did not commit it)."""
@@ -302,6 +303,7 @@ def test_branch_head_and_lock_made_in_one_worker_hold_at_once_in_another(
         for i in range(6):
             _ok(a.post(f"/api/node/{node}/kv/key/k", content=f"v{i}".encode()))
             _ok(a.post(f"/api/node/{node}/commit", json={"note": str(i)}))
+            assert _ok(b.get(f"/api/node/{node}/status")).json() == {"Locked": True}
             r = b.post(f"/api/node/{node}/log", json={"log": ["late"]})
             assert r.status_code == 400 and "locked" in r.text, (i, r.status_code, r.text)
             r = b.post(f"/api/node/{node}/kv/key/k", content=b"late")
