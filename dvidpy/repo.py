@@ -15,8 +15,9 @@ generation token (:data:`GEN_KEY`) that every server polls every 0.2 s, so a rep
 version, instance, lock or branch made on one server is visible on the others well within
 1 s. Where 0.2 s of staleness would give a wrong answer the token is re-read at once: when
 a UUID or instance name is not found, before a branch HEAD (``PREFIX:BRANCH``, ``~N``) is
-resolved, and before a write checks that its version is still open
-(:meth:`RepoManager.current`). A save whose repo
+resolved, before a write checks that its version is still open
+(:meth:`RepoManager.current`), and before the repo and version endpoints answer
+(:func:`dvidpy.http.repo_api.repo_of`). A save whose repo
 record changed on another server since this one last read it is refused
 (:class:`~dvidpy.errors.Conflict`, nothing written) and the repo reloaded. With an
 exclusive metadata store (LevelDB, the default) none of this runs: one process, in-memory
