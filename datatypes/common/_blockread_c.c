@@ -27,6 +27,15 @@
  *     value: the caller decodes it), 2 corrupt (the caller asks the reference for the
  *     message). Nothing is written for a value of status 1 or 2.
  *
+ * How: a value that holds its voxels as they are (uncompressed, or an LZ4 block that is one
+ * run of literals, which is what LZ4 makes of noise: EM grayscale, random test data) is
+ * copied from the value itself; any other LZ4 value is decoded into a per-thread scratch
+ * block first. The pieces of one group that share their rows (a row of blocks along x)
+ * are copied output row by output row, so the cache lines two pieces share are completed
+ * at once. benchmarks/blockread.py (2 threads, 64³ noise blocks into a 256³ answer): best
+ * 0.71 ms aligned and 1.21 ms offset by 32 voxels, against 1.51 and 3.33 ms when every
+ * block went through the scratch block; blocks with matches take as long as before.
+ *
  * The GIL is released while blocks are decoded; LZ4 is Debian's liblz4 (LZ4_decompress_safe,
  * which never reads or writes outside the buffers it is given).
  */
@@ -114,19 +123,37 @@ static void copy_piece(const job_t *j, const uint8_t *blk, const int64_t *pl) {
     }
 }
 
-/* 0 written, 1 not handled, 2 corrupt. */
-static uint8_t decode_one(const job_t *j, const item_t *it, uint8_t *scratch) {
-    if (it->buf == NULL) {
-        fill_piece(j, it->pl);
-        return 0;
+/* The literals of an LZ4 block holding nothing else, when they are exactly `want` bytes
+ * and end the block; else NULL. That is what LZ4 makes of incompressible data (noisy EM
+ * grayscale included: LZ4 finds no match in 64³ uint8 of Gaussian noise with sigma >= 10),
+ * and LZ4_decompress_safe would write exactly these bytes (a literal run that ends the
+ * input is the block's last sequence; its token's match nibble is not read), so the
+ * piece is copied from the stored value itself: no decode into the scratch block. */
+static const uint8_t *lz4_literals_only(const uint8_t *src, size_t n, size_t want) {
+    if (n == 0) return NULL;
+    size_t lit = src[0] >> 4, i = 1;
+    if (lit == 15) {
+        uint8_t b;
+        do {
+            if (i >= n) return NULL;
+            b = src[i++];
+            lit += b;
+        } while (b == 255);
     }
+    return (lit == want && n - i == lit) ? src + i : NULL;
+}
+
+/* Where block `it`'s voxels are, for a value that is stored: a pointer into the value
+ * itself (uncompressed, or LZ4 of literals only) or into `scratch` (decoded there).
+ * Returns 0 (*src set), 1 not handled, 2 corrupt. */
+static uint8_t locate(const job_t *j, const item_t *it, uint8_t *scratch, const uint8_t **src) {
     if (it->len < 1) return 2;
     uint8_t head = it->buf[0];
     if (head & 0x18) return 1; /* CRC32: checked by the caller */
     int code = head >> 5;
     if (code == COMP_NONE) {
         if ((size_t)(it->len - 1) != j->block_bytes) return 2;
-        copy_piece(j, it->buf + 1, it->pl);
+        *src = it->buf + 1;
         return 0;
     }
     if (code != COMP_LZ4) return 1;
@@ -135,25 +162,117 @@ static uint8_t decode_one(const job_t *j, const item_t *it, uint8_t *scratch) {
     uint32_t want = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                     (uint32_t)p[3] << 24;
     if ((size_t)want != j->block_bytes || it->len - 5 > INT32_MAX) return 2;
+    const uint8_t *lits = lz4_literals_only(p + 4, (size_t)(it->len - 5), j->block_bytes);
+    if (lits != NULL) {
+        *src = lits;
+        return 0;
+    }
+    if (scratch == NULL) return 3; /* the caller has no scratch to give: ask again */
     int got = LZ4_decompress_safe((const char *)p + 4, (char *)scratch, (int)(it->len - 5),
                                   (int)j->block_bytes);
     if (got < 0 || (size_t)got != j->block_bytes) return 2;
-    copy_piece(j, scratch, it->pl);
+    *src = scratch;
     return 0;
+}
+
+/* Pieces of one row of blocks along x (same dst z, y; same src z, y; same extents z, y):
+ * their rows go out in the output's order, each output row written whole before the
+ * next, so cache lines that two pieces share are completed at once (an unaligned box's
+ * rows start mid-line). Non-temporal stores when every part is 16-byte aligned and sized
+ * (aligned boxes; also unaligned ones whose offsets are multiples of 16 voxels of uint8). */
+static int same_rows(const int64_t *a, const int64_t *b) {
+    return a[0] == b[0] && a[1] == b[1] && a[3] == b[3] && a[4] == b[4] && a[6] == b[6] &&
+           a[7] == b[7];
+}
+
+static void copy_row_pieces(const job_t *j, const uint8_t *const *src,
+                            const int64_t *const *pl, int k) {
+    size_t isz = j->isz;
+    const int64_t *p0 = pl[0];
+#if defined(__SSE2__)
+    int nt = 1;
+    for (int b = 0; b < k && nt; b++) {
+        size_t row = (size_t)pl[b][8] * isz;
+        uintptr_t d = (uintptr_t)(j->out + ((p0[0] * j->ony + p0[1]) * j->onx + pl[b][2]) * isz);
+        nt = row % 16 == 0 && d % 16 == 0 && ((size_t)j->onx * isz) % 16 == 0;
+    }
+#endif
+    for (int64_t z = 0; z < p0[6]; z++) {
+        for (int64_t y = 0; y < p0[7]; y++) {
+            uint8_t *drow = j->out + ((p0[0] + z) * j->ony + p0[1] + y) * j->onx * isz;
+            for (int b = 0; b < k; b++) {
+                const int64_t *q = pl[b];
+                uint8_t *d = drow + (size_t)q[2] * isz;
+                const uint8_t *s = src[b] + (((q[3] + z) * j->by + q[4] + y) * j->bx + q[5]) * isz;
+                size_t row = (size_t)q[8] * isz;
+#if defined(__SSE2__)
+                if (nt) {
+                    for (size_t i = 0; i < row; i += 16)
+                        _mm_stream_si128((__m128i *)(d + i), _mm_loadu_si128((const __m128i *)(s + i)));
+                    continue;
+                }
+#endif
+                memcpy(d, s, row);
+            }
+        }
+    }
+#if defined(__SSE2__)
+    if (nt) _mm_sfence();
+#endif
+}
+
+#define ROW_MAX 64 /* pieces copied row by row together */
+
+/* Values [i, end) (one row of blocks along x when the caller grouped them so). */
+static void decode_group(job_t *j, Py_ssize_t i, Py_ssize_t end, uint8_t **scratch) {
+    const uint8_t *src[ROW_MAX];
+    const int64_t *pl[ROW_MAX];
+    while (i < end) {
+        int k = 0;
+        for (; i < end && k < ROW_MAX; i++) {
+            const item_t *it = &j->items[i];
+            if (it->pl[6] == 0 || it->pl[7] == 0 || it->pl[8] == 0) {
+                j->status[i] = 0; /* nothing of this block is wanted */
+                continue;
+            }
+            if (it->buf == NULL) {
+                fill_piece(j, it->pl);
+                j->status[i] = 0;
+                continue;
+            }
+            const uint8_t *s = NULL;
+            uint8_t st = locate(j, it, NULL, &s);
+            if (st == 3) { /* LZ4 with matches: decoded into the scratch block, copied now */
+                if (*scratch == NULL && (*scratch = malloc(j->block_bytes)) == NULL) {
+                    __atomic_store_n(&j->oom, 1, __ATOMIC_RELAXED);
+                    continue; /* status stays 3: not done */
+                }
+                st = locate(j, it, *scratch, &s);
+                if (st == 0) copy_piece(j, s, it->pl);
+                j->status[i] = st;
+                continue;
+            }
+            j->status[i] = st;
+            if (st != 0) continue;
+            if (k > 0 && !same_rows(pl[0], it->pl)) { /* not one row: copy what we have */
+                copy_row_pieces(j, src, pl, k);
+                k = 0;
+            }
+            src[k] = s;
+            pl[k++] = it->pl;
+        }
+        if (k) copy_row_pieces(j, src, pl, k);
+    }
 }
 
 static void *worker(void *arg) {
     job_t *j = arg;
-    uint8_t *scratch = malloc(j->block_bytes ? j->block_bytes : 1);
-    if (scratch == NULL) {
-        __atomic_store_n(&j->oom, 1, __ATOMIC_RELAXED);
-        return NULL;
-    }
+    uint8_t *scratch = NULL; /* one block, allocated when a block must be decoded */
     for (;;) {
         Py_ssize_t g = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         Py_ssize_t i = g * j->group, end = i + j->group < j->n ? i + j->group : j->n;
         if (i >= j->n) break;
-        for (; i < end; i++) j->status[i] = decode_one(j, &j->items[i], scratch);
+        decode_group(j, i, end, &scratch);
     }
     free(scratch);
     return NULL;
@@ -259,7 +378,7 @@ static PyObject *py_decode_into(PyObject *self, PyObject *args) {
     worker(&j);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
     Py_END_ALLOW_THREADS
-    if (j.oom) { /* a thread had no scratch; the others may have done its share */
+    if (j.oom) { /* a thread had no scratch for a block: that block is not done */
         for (Py_ssize_t i = 0; i < n; i++) {
             if (j.status[i] == 3) {
                 Py_CLEAR(result);

@@ -9,12 +9,15 @@ Two implementations write the same voxels and accept the same values: the compil
 ``datatypes/common/_blockread_c.c`` (built by ``pip install`` when Debian's ``liblz4-dev``
 is present), used whenever it is importable, and the numpy reference
 (:func:`decode_into_numpy`). The kernel handles unchecksummed LZ4 and uncompressed values
-(what imageblk stores by default): it decompresses each block with liblz4 into a per-thread
-scratch buffer and copies the piece's rows into the output, over several threads with the
-GIL released. Every other value (gzip, JPEG, CRC32-checked) and every value the kernel
-finds corrupt is handed to the caller's ``decode`` function, so decoding rules and error
-messages live in one place (:meth:`datatypes.imageblk.ImageBlk.decode_block`). Setting the
-environment variable ``DVIDPY_NO_EXTENSION=1`` before the import selects the numpy path.
+(what imageblk stores by default) over several threads with the GIL released: a value that
+holds its voxels as they are (uncompressed, or LZ4 of literals only, which is what LZ4 makes
+of noisy data such as EM grayscale) is copied from the value itself, any other is
+decompressed with liblz4 into a per-thread scratch block first, and the pieces of one row of
+blocks are copied output row by output row. Every other value (gzip, JPEG, CRC32-checked)
+and every value the kernel finds corrupt is handed to the caller's ``decode`` function, so
+decoding rules and error messages live in one place
+(:meth:`datatypes.imageblk.ImageBlk.decode_block`). Setting the environment variable
+``DVIDPY_NO_EXTENSION=1`` before the import selects the numpy path.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The compiled block reader (``_blockread_c``) against the numpy reference and the truth.
 
-Each property builds a random volume of random blocks, stores a random subset of them in
-random codecs (LZ4, uncompressed, gzip, CRC32-checked: the kernel hands the last two
-back), reads a random box (aligned or not, partly or wholly outside the stored blocks)
-through both paths and compares them with the volume itself. Corrupt values (flipped or
-cut bytes, wrong length prefixes, wrong sizes, unknown codes) must raise the caller's
-``CodecError`` from both paths, never crash or write garbage silently.
+Each property builds a random volume of random blocks (noise, which LZ4 stores as one run of
+literals that the kernel copies from the value itself, or with compressible stretches, which
+it decodes), stores a random subset of them in random codecs (LZ4, uncompressed, gzip,
+CRC32-checked: the kernel hands the last two back), reads a random box (aligned or not,
+partly or wholly outside the stored blocks) through both paths and compares them with the
+volume itself. Corrupt values (flipped or cut bytes, wrong length prefixes, wrong sizes,
+unknown codes) must raise the caller's ``CodecError`` from both paths, never crash or write
+garbage silently.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def cases(draw: st.DrawFn) -> dict:
     rng = np.random.default_rng(seed)
     shape = tuple(grid[a] * bsize[a] for a in (2, 1, 0))  # z, y, x voxels
     vol = rng.integers(0, 2**63, shape, dtype=np.uint64).astype(dtype)
-    vol[rng.random(shape) < 0.5] = 7  # compressible stretches too
+    if draw(st.booleans()):  # compressible stretches; else noise, which LZ4 keeps as
+        vol[rng.random(shape) < 0.5] = 7  # literals only (read from the value itself)
     # a box anywhere around the volume (may reach past it: those blocks are not stored)
     off = tuple(draw(st.integers(-bsize[a], grid[a] * bsize[a])) for a in range(3))
     size = tuple(draw(st.integers(1, grid[a] * bsize[a] + bsize[a])) for a in range(3))
@@ -258,3 +261,39 @@ def test_block_places_match_per_block_arithmetic(off, size, bsize, data):
             else:
                 assert row == ([lo[i] - off[i] for i in (2, 1, 0)]
                                + [lo[i] - c[i] * bsize[i] for i in (2, 1, 0)] + ext[::-1])
+
+
+@needs_ext
+@given(st.integers(0, 2**32 - 1), st.integers(0, 15), st.integers(0, 2),
+       st.sampled_from((0, 1, 16, 40)))
+@settings(max_examples=60, deadline=None)
+def test_literal_runs_decode_as_lz4_does(seed: int, nibble: int, extra: int, x0: int) -> None:
+    """An LZ4 block of literals only is copied from the value itself: the same voxels as
+    the reference whatever the token's match nibble (LZ4 does not read it in the last
+    sequence), and the same refusal when the run is one byte short or trailing bytes
+    follow it; in rows of several such blocks (one box row, unaligned or not)."""
+    rng = np.random.default_rng(seed)
+    bsize = (32, 4, 3)
+    vol = rng.integers(0, 256, (3, 4, 96), dtype=np.uint8)
+    values = []
+    for x in range(3):
+        v = bytearray(_encode(np.ascontiguousarray(vol[:, :, x * 32:x * 32 + 32]), "lz4"))
+        # one run of 384 literals: token 15, then 255 + 114 more
+        assert v[5] >> 4 == 15 and v[6:8] == b"\xff\x72" and len(v) == 5 + 3 + 384
+        values.append(v)
+    values[1][5] = (values[1][5] & 0xF0) | nibble
+    if extra == 1:
+        values[2] += b"\x00"  # a byte after the run
+    elif extra == 2:
+        values[2][7] -= 1  # the run says one byte fewer than the block
+    c = {"dtype": np.dtype("u1"), "bsize": bsize, "fill": 0, "vol": vol,
+         "off": (x0, 0, 0), "size": (96 - x0, 4, 3),
+         "stored": {(x, 0, 0): bytes(values[x]) for x in range(3)}}
+    vals, _, _ = _inputs(c)
+    if extra:
+        for kernel in (False, True):
+            with pytest.raises(CodecError):
+                _read(c, vals, kernel, group=3)
+        return
+    assert np.array_equal(_read(c, vals, True, group=3), _truth(c))
+    assert np.array_equal(_read(c, vals, False), _truth(c))
