@@ -1146,7 +1146,8 @@ class ImageBlk(Datatype):
             raise BadRequest(str(e)) from None
         hi = [o + s - 1 for o, s in zip(offset, size, strict=True)]
         coords = blocks_in_box(offset, size, self.block_size)
-        out = _BlockBatches(self, ctx, (list(offset), hi), True)
+        # the locks held (on a shared store, the instance lock) cover the commits too
+        out = _BlockBatches(self, ctx, (list(offset), hi), True, held=self.shared_store)
         gate = _BIG_WRITES if vol.nbytes >= _BIG_WRITE else contextlib.nullcontext()
         with gate, self.lock_blocks(coords):
             try:
@@ -1833,22 +1834,28 @@ class _BlockBatches:
     limit, so the next batch is encoded while the last one is written (LMDB's commits
     release the GIL). At most one batch is in flight: before a batch is handed over, the
     previous one must have committed, and its error, if any, is raised here, so batches
-    commit in order and none commits after one failed. On a shared store, where the
-    writer holds the cross-server instance lock for the whole write, batches commit in
-    the writer's thread instead. :meth:`flush` commits the rest and returns only once
-    everything queued is committed; :meth:`wait` (for error paths) waits for the batch in
-    flight without committing more. Commits run under the instance's commit lock; the
-    first batch also grows the extents by the voxel box ``grow`` (read and written under
-    that lock, so concurrent writers never lose each other's growth). Encoded values are
-    not kept once committed, so a write holds at most two batches of them.
+    commit in order and none commits after one failed. :meth:`flush` commits the rest and
+    returns only once everything queued is committed; :meth:`wait` (for error paths) waits
+    for the batch in flight without committing more. Encoded values are not kept once
+    committed, so a write holds at most two batches of them.
+
+    Commits run under the instance's commit lock; the first batch also grows the extents
+    by the voxel box ``grow`` (read and written under that lock, so concurrent writers
+    never lose each other's growth). ``held``: the writer already holds that lock (on a
+    shared store, the cross-server instance lock, for the whole write) and waits for every
+    commit before releasing it, so the commit thread commits under the writer's hold
+    instead of taking the lock, which it could not (it is the writer thread's). On a
+    shared store without ``held``, batches commit in the writer's thread.
     """
 
     def __init__(self, inst: ImageBlk, ctx: VersionedCtx,
-                 grow: tuple[Sequence[int], Sequence[int]] | None, mark_dirty: bool) -> None:
+                 grow: tuple[Sequence[int], Sequence[int]] | None, mark_dirty: bool,
+                 held: bool = False) -> None:
         self.inst = inst
         self.ctx = ctx
         self.grow = grow
         self.mark_dirty = mark_dirty
+        self.held = held
         self.limit = inst.manager.settings.write_batch_bytes
         self.batch: VersionedBatch | None = None
         self.nbytes = 0
@@ -1871,16 +1878,16 @@ class _BlockBatches:
             return
         self.batch, self.nbytes = None, 0
         self.wait()
-        if self.inst.shared_store:
-            # the writer holds the cross-server instance lock (lock_blocks), which a
-            # commit thread could not take: commit here
+        if self.inst.shared_store and not self.held:
+            # a commit thread could not take the cross-server instance lock the writer's
+            # thread may hold: commit here
             self._commit(b)
             return
         self.pending = _commit_pool().submit(self._commit, b)
 
     def _commit(self, b: VersionedBatch) -> None:
         inst = self.inst
-        with inst._commit_lock:
+        with contextlib.nullcontext() if self.held else inst._commit_lock:
             if self.grow is not None:
                 ext = inst._grow(inst.extents_at(self.ctx), self.grow[0], self.grow[1])
                 b.put(tkey(1, _EXTENTS.encode() + b"\x00"),

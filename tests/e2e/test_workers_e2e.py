@@ -320,3 +320,58 @@ def test_branch_head_and_lock_made_in_one_worker_hold_at_once_in_another(
     finally:
         a.close()
         b.close()
+
+
+def test_big_writes_sharing_blocks_through_two_workers_lose_nothing(tmp_path: Path) -> None:
+    """Two workers write at the same time, slab after slab, boxes that share every edge
+    block with the other's (x 0..39 and 40..79 with 32³ blocks: block x=1 holds both),
+    each write committed in several batches (``writeBatchBytes`` = 64 KiB, so a commit
+    thread commits while the writer encodes, under the instance lock the writer holds
+    across both workers). Every slab of both is then read whole through both workers: a
+    lost read-modify-write of a shared block would show zeros where the other wrote."""
+    import threading
+
+    toml = tmp_path / "dvid.toml"
+    toml.write_text(f'[server]\nwriteBatchBytes = 65536\n[store.main]\nengine = "lmdb"\n'
+                    f'path = "{tmp_path / "db"}"\nshared = true\n')
+    srv = ServerProcess(["--config", str(toml), "--quiet"], tmp_path / "w.log", workers=2)
+    a, pid = _client_on(srv.url, None, False)
+    b, _ = _client_on(srv.url, pid, True)
+    slabs, nz = 24, 32
+    try:
+        root = _ok(a.post("/api/repos", json={})).json()["root"]
+        _ok(a.post(f"/api/repo/{root}/instance",
+                   json={"typename": "uint8blk", "dataname": "g", "BlockSize": "32,32,32"}))
+        _ok(b.get(f"/api/node/{root}/g/info"))
+        want = np.zeros((slabs * nz, 96, 80), np.uint8)
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def writer(c: httpx.Client, x0: int, seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            try:
+                start.wait()
+                for k in range(slabs):  # 40 x 96 x 32 voxels: 6 blocks, 3 batches
+                    vol = rng.integers(1, 256, (nz, 96, 40), dtype=np.uint8)
+                    want[k * nz:(k + 1) * nz, :, x0:x0 + 40] = vol
+                    _ok(c.post(f"/api/node/{root}/g/raw/0_1_2/40_96_{nz}/{x0}_0_{k * nz}",
+                               content=vol.tobytes()))
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        ts = [threading.Thread(target=writer, args=(a, 0, 1)),
+              threading.Thread(target=writer, args=(b, 40, 2))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors
+        for c in (a, b):
+            got = np.frombuffer(_ok(c.get(f"/api/node/{root}/g/raw/0_1_2/80_96_{slabs * nz}/"
+                                          "0_0_0")).content, np.uint8).reshape(want.shape)
+            lost = np.argwhere((got != want).any(axis=(1, 2)))
+            assert not len(lost), f"voxels lost in z planes {lost.ravel().tolist()[:10]}"
+    finally:
+        a.close()
+        b.close()
+        srv.stop()
