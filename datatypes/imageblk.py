@@ -113,7 +113,7 @@ import starlette.responses
 from PIL import Image
 from starlette.responses import Response
 
-from datatypes.common import arbslice, blockread, blockscan, imagecodec
+from datatypes.common import arbslice, blockencode, blockread, blockscan, imagecodec
 from datatypes.common.blockscan import BoxRegion, scan_region
 from datatypes.common.blockstream import encode_header
 from datatypes.common.downsample import downsample_mean, downsample_mode
@@ -1189,6 +1189,15 @@ class ImageBlk(Datatype):
             m_run = mask((offset[0] + x0, offset[1] + y0, offset[2] + z0),
                          (xe - x0, ys.stop - ys.start, zs.stop - zs.start))
         need_old = [i for i, p in enumerate(run) if not p.full or mask is not None]
+        if not need_old and not self.is_jpeg and self.meta.checksum != "crc32" \
+                and vol.dtype == self.voxel.dtype:
+            # whole blocks: gathered and framed by the compiled encoder when it is built
+            origins = np.array([[s.start for s in p.volume_slices] for p in run],
+                               dtype=np.int64)
+            made = blockencode.encode_blocks(vol, origins, self.bshape,
+                                             self.meta.compression)
+            if made is not None:
+                return made
         old: dict[int, bytes | None] = {}
         if need_old:
             got = self.store.get_many(ctx, block_tkeys(

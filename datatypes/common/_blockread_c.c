@@ -32,7 +32,7 @@
  * copied from the value itself; any other LZ4 value is decoded into a per-thread scratch
  * block first. The pieces of one group that share their rows (a row of blocks along x)
  * are copied output row by output row, so the cache lines two pieces share are completed
- * at once. benchmarks/blockread.py (2 threads, 64³ noise blocks into a 256³ answer): best
+ * at once. benchmarks/imageblk_kernels.py (2 threads, 64³ noise blocks into a 256³ answer): best
  * 0.71 ms aligned and 1.21 ms offset by 32 voxels, against 1.51 and 3.33 ms when every
  * block went through the scratch block; blocks with matches take as long as before.
  *
