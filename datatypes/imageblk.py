@@ -717,16 +717,19 @@ class ImageBlk(Datatype):
         lo, hi = block_range(o, s, self.block_size)
         coords = blocks_between(lo, hi)
         nx = hi[0] - lo[0] + 1
-        values: list[Any] = [None] * len(coords)
         x_at = int(lo[0]) - INT32_MIN  # x of the row's first block as its TKey stores it
         with self.store.read_views() as views:
+            # blocks written at this version: point reads; rows with any other block (an
+            # ancestor's, deleted or never written) are scanned, which resolves them
+            values: list[Any] = views.get_own(ctx, block_tkeys(coords, t=t))
             i = 0
             for cz in range(lo[2], hi[2] + 1):
                 for cy in range(lo[1], hi[1] + 1):
-                    start = block_tkey(lo[0], cy, cz, t=t)
-                    end = prefix_successor(block_tkey(hi[0], cy, cz, t=t))
-                    for tk, v in views.scan(ctx, start, end):
-                        values[i + int.from_bytes(tk[-4:], "big") - x_at] = v
+                    if None in values[i:i + nx]:
+                        start = block_tkey(lo[0], cy, cz, t=t)
+                        end = prefix_successor(block_tkey(hi[0], cy, cz, t=t))
+                        for tk, v in views.scan(ctx, start, end):
+                            values[i + int.from_bytes(tk[-4:], "big") - x_at] = v
                     i += nx
             blockread.decode_into(out, values, blockread.block_places(o, s, self.block_size,
                                                                       coords),

@@ -244,16 +244,29 @@ class _InstanceVersions:
 
 class VersionedViews:
     """What :meth:`VersionedStore.read_views` yields: :meth:`scan` as
-    :meth:`VersionedStore.scan`, whose values may be buffers."""
+    :meth:`VersionedStore.scan` and :meth:`get_own`, whose values may be buffers."""
 
     def __init__(self, scan: Callable[[VersionedCtx, bytes, bytes | None],
-                                      Iterator[tuple[bytes, Any]]]) -> None:
+                                      Iterator[tuple[bytes, Any]]],
+                 get_many: Callable[[Sequence[bytes]], list[Any]] | None = None) -> None:
         self._scan = scan
+        self._get_many = get_many
 
     def scan(self, ctx: VersionedCtx, start: bytes, end: bytes | None,
              ) -> Iterator[tuple[bytes, Any]]:
         """Visible ``(tkey, value)`` pairs with ``start <= tkey < end`` in TKey order."""
         return self._scan(ctx, start, end)
+
+    def get_own(self, ctx: VersionedCtx, tks: Sequence[bytes]) -> list[Any]:
+        """Values of ``tks`` written at ``ctx``'s own version (what it reads, as point
+        reads find first), in order; ``None`` for a TKey not written there, which an
+        ancestor may still hold or a tombstone hide (:meth:`scan` resolves those). All
+        ``None`` where the reader offers no point reads (a cached store)."""
+        if self._get_many is None:
+            return [None] * len(tks)
+        suffix = ctx.vbytes + b"\x03"
+        pre = ctx.prefix
+        return self._get_many([pre + t + suffix for t in tks])
 
 
 class VersionedStore:
@@ -523,7 +536,7 @@ class VersionedStore:
         one read transaction, no copy). Decode or copy every value inside the block."""
         with self.engine.read_views() as r:
             yield VersionedViews(lambda ctx, start, end: self._scan(ctx, start, end, False,
-                                                                    r.scan))
+                                                                    r.scan), r.get_many)
 
     def scan_prefix(
         self, ctx: VersionedCtx, tkey_prefix: bytes, *, keys_only: bool = False

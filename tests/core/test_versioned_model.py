@@ -3,8 +3,8 @@
 The model keeps ``{(version, tkey): value | TOMB}`` and answers reads from the networkx
 graph directly (ancestor sets, maximal revisions), independently of the DAG's cached
 ancestry and the store's reverse-scan shortcut. Random programs branch, commit, make new
-versions, merge, put and delete; after every step every key is read at every node, and a
-full scan is compared too. It runs on the memory, LevelDB and LMDB engines.
+versions, merge, put and delete; after every step every key is read at every node, a full
+scan is compared too, and the point reads of a version's own writes through read views. It runs on the memory, LevelDB and LMDB engines.
 """
 
 from __future__ import annotations
@@ -192,6 +192,15 @@ def make_machine(engine_factory, store_factory=VersionedStore):
                             == sorted(expect_scan)
                     keys = [k for k, _ in self.store.scan(ctx, b"", None, keys_only=True)]
                     assert keys == [k for k, _ in sorted(expect_scan)]
+                # point reads of what this version itself wrote (box reads take those
+                # first): exactly its own live writes, or nothing where the reader
+                # offers no point reads (a cached store)
+                with self.store.read_views() as views:
+                    own = [None if o is None else bytes(o)
+                           for o in views.get_own(ctx, TKEYS)]
+                mine = [self.writes.get((v, tk)) for tk in TKEYS]
+                mine = [None if w is TOMB else w for w in mine]
+                assert own == mine or (views._get_many is None and own == [None] * len(own))
 
     return VersionedMachine
 
