@@ -12,7 +12,7 @@ the answer's bytes (``np.copyto`` of 16 MiB, the least any reader must do) and t
 reference path, all measured in this run.
 
 Writes: the 512 blocks of a 512³ volume (noise, and data with long runs) framed by
-:func:`datatypes.common.blockencode.encode_blocks` over 2 threads, against the numpy
+:func:`datatypes.common.blockencode.encode_blocks` over a pool of 2 threads, against the numpy
 reference (a gather and :func:`dvidpy.codec.serialize` per block, what the server did
 before, one thread) and against python-lz4 compressing the same 128 MiB as 64 contiguous
 2 MiB pieces on one thread (LZ4 alone, no gather and no framing).
@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +113,9 @@ def encode(rng: np.random.Generator, repeat: int) -> None:
                         for x in range(0, n, B)], dtype=np.int64)
     for kind in ("noise", "runs"):
         vol = volume(kind, rng, n)
-        k = times(lambda v=vol: be.encode_blocks(v, origins, (B,) * 3, "lz4", threads=2),
-                  max(3, repeat // 8))
+        with ThreadPoolExecutor(2) as pool:
+            k = times(lambda v=vol, p=pool: be.encode_blocks(v, origins, (B,) * 3, "lz4", p),
+                      max(3, repeat // 8))
         r = times(lambda v=vol: be.encode_blocks_numpy(v, origins, (B,) * 3, "lz4"), 3)
         flat = vol.reshape(64, -1)
         z = times(lambda f=flat: [lz4_compress(row) for row in f], 3)

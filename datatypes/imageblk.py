@@ -1198,7 +1198,8 @@ class ImageBlk(Datatype):
             origins = np.array([[s.start for s in p.volume_slices] for p in run],
                                dtype=np.int64)
             made = blockencode.encode_blocks(vol, origins, self.bshape,
-                                             self.meta.compression)
+                                             self.meta.compression, _encode_pool(),
+                                             os.cpu_count() or 2)
             if made is not None:
                 return made
         old: dict[int, bytes | None] = {}

@@ -4,13 +4,13 @@
 whole blocks inside it and returns each block's stored value: DVID's one-byte frame
 (dvid-api.md §3.1), then an LZ4 block with its uint32 length, or the raw voxels. Two
 implementations make values that decode to the same voxels: the compiled kernel
-``datatypes/common/_blockencode_c.c`` (built by ``pip install`` when Debian's
-``liblz4-dev`` is present), used whenever it is importable, over several threads with the
-GIL released, each block's rows gathered into a scratch block that stays in cache and LZ4
-writing straight into the value; and the numpy reference (:func:`encode_blocks_numpy`:
-:func:`dvidpy.codec.serialize` of each block). Checksummed, gzip and JPEG values are not
-made here (:func:`encode_blocks` returns None: the caller encodes them). Setting
-``DVIDPY_NO_EXTENSION=1`` before the import selects the reference.
+``datatypes/common/_blockencode_c.c`` (built by ``pip install`` when Debian's ``liblz4-dev``
+is present), used whenever it is importable, with the GIL released (the caller's thread pool
+spreads the blocks over its threads), each block's rows gathered into a scratch block that
+stays in cache and LZ4 writing straight into the value; and the numpy reference
+(:func:`encode_blocks_numpy`: :func:`dvidpy.codec.serialize` of each block). Checksummed,
+gzip and JPEG values are not made here (:func:`encode_blocks` returns None: the caller
+encodes them). Setting ``DVIDPY_NO_EXTENSION=1`` before the import selects the reference.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -33,16 +34,15 @@ except ImportError:  # not built (no compiler or liblz4-dev at install time) or 
 HAVE_EXTENSION = _ext is not None
 """True when the compiled kernel is in use (see the module docstring)."""
 
-#: threads the kernel may use (the calling one included)
-THREADS = os.cpu_count() or 1
-
-
 def encode_blocks(vol: np.ndarray, origins: np.ndarray, block_shape: Sequence[int],
-                  compression: str, threads: int | None = None) -> list[bytes] | None:
+                  compression: str, pool: Executor | None = None,
+                  parts: int = 2) -> list[bytes] | None:
     """Stored values of the ``block_shape`` (z, y, x) blocks of ``vol`` whose first voxels
     are the rows (z, y, x) of ``origins``, by the kernel; None when it cannot make them
     (not built, ``vol`` not C-contiguous, a codec other than lz4 / snappy (stored as
-    LZ4) / none). Raises ``ValueError`` when a block reaches outside ``vol``."""
+    LZ4) / none). With ``pool``, 8 blocks or more are split into ``parts`` consecutive
+    parts encoded in its threads (the kernel releases the GIL). Raises ``ValueError`` when
+    a block reaches outside ``vol``."""
     if _ext is None or not vol.flags.c_contiguous or vol.ndim != 3:
         return None
     try:
@@ -52,9 +52,19 @@ def encode_blocks(vol: np.ndarray, origins: np.ndarray, block_shape: Sequence[in
     if code not in (COMP_LZ4, COMP_NONE):
         return None
     o = np.ascontiguousarray(origins, dtype=np.int64).reshape(-1, 3)
-    return _ext.encode_blocks(vol, vol.shape, o, tuple(int(b) for b in block_shape),
-                              vol.itemsize, code == COMP_LZ4,
-                              THREADS if threads is None else threads)
+    bs = tuple(int(b) for b in block_shape)
+    lz4 = code == COMP_LZ4
+
+    def run(part: np.ndarray) -> list[bytes]:
+        return _ext.encode_blocks(vol, vol.shape, part, bs, vol.itemsize, lz4)
+
+    if pool is None or parts < 2 or len(o) < 8:
+        return run(o)
+    step = -(-len(o) // parts)
+    out: list[bytes] = []
+    for values in pool.map(run, [o[i:i + step] for i in range(0, len(o), step)]):
+        out += values
+    return out
 
 
 def encode_blocks_numpy(vol: np.ndarray, origins: np.ndarray, block_shape: Sequence[int],

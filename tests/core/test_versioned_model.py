@@ -4,7 +4,8 @@ The model keeps ``{(version, tkey): value | TOMB}`` and answers reads from the n
 graph directly (ancestor sets, maximal revisions), independently of the DAG's cached
 ancestry and the store's reverse-scan shortcut. Random programs branch, commit, make new
 versions, merge, put and delete; after every step every key is read at every node, a full
-scan is compared too, and the point reads of a version's own writes through read views. It runs on the memory, LevelDB and LMDB engines.
+scan is compared too, and the point reads of a version's own writes through read views. It
+runs on the memory, LevelDB and LMDB engines.
 """
 
 from __future__ import annotations

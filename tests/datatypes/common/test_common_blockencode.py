@@ -13,6 +13,7 @@ origins of the wrong shape, an empty block.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def cases(draw: st.DrawFn) -> dict:
     vol = rng.integers(0, 2**63, shape, dtype=np.uint64).astype(dtype)
     if draw(st.booleans()):
         vol[rng.random(shape) < draw(st.floats(0.3, 1.0))] = 7
-    n = draw(st.integers(0, 12))
+    n = draw(st.integers(0, 20))
     origins = [[draw(st.integers(0, shape[a] - bshape[a])) for a in range(3)]
                for _ in range(n)]
     return {"vol": vol, "bshape": bshape, "origins": np.array(origins, np.int64).reshape(-1, 3),
@@ -54,7 +55,8 @@ def cases(draw: st.DrawFn) -> dict:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_kernel_values_decode_to_their_blocks(c: dict, threads: int) -> None:
     vol, (bz, by, bx), origins = c["vol"], c["bshape"], c["origins"]
-    got = be.encode_blocks(vol, origins, (bz, by, bx), c["codec"], threads)
+    with ThreadPoolExecutor(threads) as pool:
+        got = be.encode_blocks(vol, origins, (bz, by, bx), c["codec"], pool, threads)
     ref = be.encode_blocks_numpy(vol, origins, (bz, by, bx), c["codec"])
     assert got is not None and len(got) == len(ref) == len(origins)
     nbytes = bz * by * bx * vol.itemsize
@@ -83,9 +85,9 @@ def test_refusals() -> None:
     for codec in ("gzip", "jpeg", "zstd"):
         assert be.encode_blocks(vol, np.zeros((1, 3), np.int64), (2, 2, 2), codec) is None
     with pytest.raises(ValueError, match="3 int64"):
-        be._ext.encode_blocks(vol, vol.shape, np.zeros(4, np.int64), (2, 2, 2), 2, True, 1)
+        be._ext.encode_blocks(vol, vol.shape, np.zeros(4, np.int64), (2, 2, 2), 2, True)
     with pytest.raises(ValueError, match="empty block"):
-        be._ext.encode_blocks(vol, vol.shape, np.zeros(3, np.int64), (0, 2, 2), 2, True, 1)
+        be._ext.encode_blocks(vol, vol.shape, np.zeros(3, np.int64), (0, 2, 2), 2, True)
     with pytest.raises(ValueError, match="does not match"):
-        be._ext.encode_blocks(vol, (4, 5, 7), np.zeros(3, np.int64), (2, 2, 2), 2, True, 1)
+        be._ext.encode_blocks(vol, (4, 5, 7), np.zeros(3, np.int64), (2, 2, 2), 2, True)
     assert be.encode_blocks(vol, np.zeros((0, 3), np.int64), (2, 2, 2), "lz4") == []
