@@ -142,6 +142,7 @@ class MutationHub:
         self.settings = settings or MutationSettings()
         self.meta: KVEngine = mgr.meta_engine
         self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._counter = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -203,7 +204,14 @@ class MutationHub:
         return list(seen.values())
 
     def drain_once(self) -> int:
-        """Move every committed outbox entry into the stream log; returns how many."""
+        """Move every committed outbox entry into the stream log; returns how many.
+
+        One drain at a time in this process (the drainer thread's and :meth:`close`'s
+        last one may overlap): two would read the same entries and log them twice."""
+        with self._drain_lock:
+            return self._drain()
+
+    def _drain(self) -> int:
         moved = 0
         for eng in self._engines():
             while True:
