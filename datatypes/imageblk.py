@@ -720,8 +720,14 @@ class ImageBlk(Datatype):
         x_at = int(lo[0]) - INT32_MIN  # x of the row's first block as its TKey stores it
         with self.store.read_views() as views:
             # blocks written at this version: point reads; rows with any other block (an
-            # ancestor's, deleted or never written) are scanned, which resolves them
-            values: list[Any] = views.get_own(ctx, block_tkeys(coords, t=t))
+            # ancestor's, deleted or never written) are scanned, which resolves them. When
+            # the first block is not this version's (a read at a child of the version
+            # that wrote the data), every row is scanned: point reads that all miss cost
+            # 0.05-0.4 ms more per 256³ in process
+            tks = block_tkeys(coords, t=t)
+            values: list[Any] = [None] * len(tks)
+            if views.get_own(ctx, tks[:1])[0] is not None:
+                values = views.get_own(ctx, tks)
             i = 0
             for cz in range(lo[2], hi[2] + 1):
                 for cy in range(lo[1], hi[1] + 1):
